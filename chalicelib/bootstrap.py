@@ -1,0 +1,111 @@
+"""The composition root: the one place where settings, database, queues and services meet.
+
+The API, the webhook Lambda, the runner and the tests all build their collaborators
+here. Everything is created lazily (a cold Lambda that serves `/health` does not open
+what it does not need) and `reset_container()` lets tests start from a clean slate.
+"""
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import Any
+
+from chalicelib.aws_clients import make_client
+from chalicelib.config import Settings, load_settings
+from chalicelib.db import Database
+from chalicelib.db import migrator
+from chalicelib.errors import DependencyUnavailable
+from chalicelib.observability import make_logger
+from chalicelib.queues import QueueDirectory
+from chalicelib.services.health import HealthService
+
+
+class Container:
+    def __init__(self, settings: Settings | None = None, *, service: str = "zemeow-api"):
+        self._settings = settings
+        self.service = service
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        self._embedded: Any = None
+
+    @cached_property
+    def settings(self) -> Settings:
+        return self._settings or load_settings()
+
+    @cached_property
+    def logger(self):
+        return make_logger(self.service, level=self.settings.log_level, pretty=self.settings.log_pretty)
+
+    @cached_property
+    def database_url(self) -> str:
+        if self.settings.database_url:
+            return self.settings.database_url
+        from chalicelib.db.embedded import start_embedded  # noqa: PLC0415 - dev only
+
+        self._embedded = start_embedded(self.settings.data_dir / "pgdata")
+        return self._embedded.get_uri()
+
+    @cached_property
+    def db(self) -> Database:
+        return Database(
+            self.database_url,
+            max_size=self.settings.db_pool_max_size,
+            connect_timeout=self.settings.db_connect_timeout,
+            statement_timeout=self.settings.db_statement_timeout,
+            application_name=self.service,
+        )
+
+    def ensure_schema(self) -> None:
+        """Apply pending migrations once per process (cheap no-op afterwards)."""
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            try:
+                with self.db.connection() as conn:
+                    applied = migrator.migrate(conn)
+            except DependencyUnavailable:
+                raise
+            if applied:
+                self.logger.info("migrations applied", extra={"versions": applied})
+            self._schema_ready = True
+
+    @cached_property
+    def sqs(self) -> Any:
+        return make_client("sqs", self.settings)
+
+    @cached_property
+    def queues(self) -> QueueDirectory:
+        return QueueDirectory(self.sqs, self.settings)
+
+    @cached_property
+    def health(self) -> HealthService:
+        # Health checks use their own fail-fast client: one try, short timeouts.
+        fast_sqs = make_client("sqs", self.settings, connect_timeout=2, read_timeout=3, max_attempts=1)
+        return HealthService(self.settings, self.db, QueueDirectory(fast_sqs, self.settings))
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.close()
+
+
+_container: Container | None = None
+_container_lock = threading.Lock()
+
+
+def get_container() -> Container:
+    global _container
+    with _container_lock:
+        if _container is None:
+            _container = Container()
+        return _container
+
+
+def reset_container(container: Container | None = None) -> None:
+    """Replace the process-wide container (tests); closes the old one's pool."""
+    global _container
+    with _container_lock:
+        old, _container = _container, container
+    if old is not None and old is not container:
+        old.close()

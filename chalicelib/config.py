@@ -1,0 +1,278 @@
+"""Configuration: every environment variable zemeow reads, parsed and validated once.
+
+`load_settings()` turns the environment into a frozen `Settings`. A bad value raises
+`ConfigError` naming the variable, the value's problem and the accepted form, so the
+API, the runner and the local launcher all stop at start-up with the same message.
+
+Precedence for the database: `DATABASE_URL` wins over `POSTGRES_HOST/PORT/DB/USER/
+PASSWORD`, which win over the embedded server (`database_url` is then None and the
+composition root starts `pgserver` under `DATA_DIR`).
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, TypeVar
+from urllib.parse import quote
+
+from chalicelib.errors import ConfigError
+
+T = TypeVar("T")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DRIVERS = ("neonize", "emulator")
+ENVIRONMENTS = ("development", "test", "staging", "production")
+SHARD_COUNTS = (1, 2, 4, 8)  # what infra/messaging.yaml can declare
+QUEUE_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+# Svix's schedule, in seconds: 5s, 5m, 30m, 2h, 5h, 10h, 10h.
+DEFAULT_WEBHOOK_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+
+
+def parse_duration(text: str) -> float:
+    """`10s`, `2m`, `1h`, `250ms` or a bare number of seconds -> seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError("expected a duration such as 10s, 2m, 1h or 250ms")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def parse_port(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise ValueError("expected a port number from 1 to 65535")
+    return port
+
+
+def _parse_int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _parse_choice(choices: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().upper() if upper else text.strip().lower()
+        if value not in choices:
+            raise ValueError("expected one of " + ", ".join(choices))
+        return value
+
+    return parse
+
+
+def _parse_schedule(text: str) -> tuple[float, ...]:
+    parts = [p for p in text.split(",") if p.strip()]
+    if not parts:
+        raise ValueError("expected a comma-separated list of durations such as 1s,5s,30s")
+    return tuple(parse_duration(p) for p in parts)
+
+
+def _parse_shards(text: str) -> int:
+    value = int(text)
+    if value not in SHARD_COUNTS:
+        raise ValueError("expected one of " + ", ".join(map(str, SHARD_COUNTS)))
+    return value
+
+
+def _parse_queue_prefix(text: str) -> str:
+    if not QUEUE_PREFIX_PATTERN.match(text):
+        raise ValueError("expected 1-40 letters, digits, '-' or '_'")
+    return text
+
+
+def _parse_url(text: str) -> str:
+    if not re.match(r"^[a-z][a-z0-9+.-]*://", text.strip()):
+        raise ValueError("expected a URL such as http://127.0.0.1:4566")
+    return text.strip()
+
+
+def _parse_database_url(text: str) -> str:
+    if not re.match(r"^postgres(ql)?://", text.strip()):
+        raise ValueError("expected a postgresql:// or postgres:// URL")
+    return text.strip()
+
+
+class _Reader:
+    """Reads variables from a mapping, collecting every problem before failing."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.problems: list[str] = []
+
+    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = self.env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            shown = raw if len(raw) <= 40 else raw[:37] + "..."
+            if _is_secret(name):
+                shown = "<hidden>"
+            self.problems.append(f"{name}={shown!s}: {exc}")
+            return default
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        raw = self.env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        return raw.strip()
+
+
+def _is_secret(name: str) -> bool:
+    return name == "DATABASE_URL" or any(word in name for word in ("KEY", "PASSWORD", "SECRET", "TOKEN"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str = "development"
+    server_port: int = 8080
+    database_url: str | None = None  # None: the embedded server under data_dir
+    data_dir: Path = Path(".zemeow")
+    admin_api_key: str | None = None
+    admin_api_key_secret_arn: str | None = None
+    encryption_key: str | None = None
+    qr_code_timeout: float = 60.0
+    log_level: str = "INFO"
+    log_pretty: bool = False
+    webhook_timeout: float = 10.0
+    webhook_retry_count: int = 7
+    webhook_retry_schedule: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_SCHEDULE
+    webhook_allow_private: bool = False
+    whatsapp_driver: str = "neonize"
+    emulator_port: int = 8081
+    metrics_port: int = 9100
+    aws_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    queue_prefix: str = "zemeow"
+    command_shards: int = 4
+    db_pool_max_size: int = 10
+    db_connect_timeout: float = 5.0
+    db_statement_timeout: float = 15.0
+    runner_id: str | None = None
+    runner_heartbeat_interval: float = 5.0
+    runner_lease_ttl: float = 30.0
+    max_body_bytes: int = 1024 * 1024
+    version: str = field(default="0.1.0")
+
+    @property
+    def events_queue_name(self) -> str:
+        return events_queue_name(self.queue_prefix)
+
+    @property
+    def events_dlq_name(self) -> str:
+        return f"{self.queue_prefix}-events-dlq"
+
+    def command_queue_name(self, shard: int) -> str:
+        return f"{self.queue_prefix}-commands-{shard}.fifo"
+
+    @property
+    def command_dlq_name(self) -> str:
+        return f"{self.queue_prefix}-commands-dlq.fifo"
+
+    @property
+    def messaging_stack_name(self) -> str:
+        return f"{self.queue_prefix}-messaging"
+
+    def __repr__(self) -> str:  # never print secrets, even in a traceback
+        hidden = {"admin_api_key", "encryption_key", "database_url"}
+        shown = ", ".join(
+            f"{name}={'<set>' if name in hidden and getattr(self, name) else getattr(self, name)!r}"
+            for name in self.__dataclass_fields__
+        )
+        return f"Settings({shown})"
+
+
+def events_queue_name(prefix: str) -> str:
+    return f"{prefix}-events"
+
+
+def queue_prefix_from_env(env: Mapping[str, str] | None = None) -> str:
+    """The queue prefix alone, for decorators evaluated when `app.py` is imported."""
+    env = os.environ if env is None else env
+    return _Reader(env).get("QUEUE_PREFIX", _parse_queue_prefix, "zemeow")
+
+
+def _database_url(reader: _Reader) -> str | None:
+    url = reader.get("DATABASE_URL", _parse_database_url, None)
+    if url:
+        return url
+    host = reader.text("POSTGRES_HOST")
+    if not host:
+        return None
+    port = reader.get("POSTGRES_PORT", parse_port, 5432)
+    db = reader.text("POSTGRES_DB", "zemeow")
+    user = reader.text("POSTGRES_USER", "zemeow")
+    password = reader.text("POSTGRES_PASSWORD", "")
+    credentials = quote(user or "", safe="")
+    if password:
+        credentials += ":" + quote(password, safe="")
+    return f"postgresql://{credentials}@{host}:{port}/{quote(db or '', safe='')}"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Parse the environment; raise ConfigError listing every bad variable."""
+    env = os.environ if env is None else env
+    r = _Reader(env)
+    in_lambda = bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
+    settings = Settings(
+        environment=r.get("ENVIRONMENT", _parse_choice(ENVIRONMENTS), "development"),
+        server_port=r.get("SERVER_PORT", parse_port, 8080),
+        database_url=_database_url(r),
+        data_dir=Path(r.text("DATA_DIR", ".zemeow") or ".zemeow"),
+        admin_api_key=r.text("ADMIN_API_KEY"),
+        admin_api_key_secret_arn=r.text("ADMIN_API_KEY_SECRET_ARN"),
+        encryption_key=r.text("ENCRYPTION_KEY"),
+        qr_code_timeout=r.get("QR_CODE_TIMEOUT", parse_duration, 60.0),
+        log_level=r.get("LOG_LEVEL", _parse_choice(LOG_LEVELS, upper=True), "INFO"),
+        log_pretty=r.get("LOG_PRETTY", parse_bool, False),
+        webhook_timeout=r.get("WEBHOOK_TIMEOUT", parse_duration, 10.0),
+        webhook_retry_count=r.get("WEBHOOK_RETRY_COUNT", _parse_int_range(0, 50), 7),
+        webhook_retry_schedule=r.get(
+            "WEBHOOK_RETRY_SCHEDULE", _parse_schedule, DEFAULT_WEBHOOK_RETRY_SCHEDULE
+        ),
+        webhook_allow_private=r.get("WEBHOOK_ALLOW_PRIVATE", parse_bool, False),
+        whatsapp_driver=r.get("WHATSAPP_DRIVER", _parse_choice(DRIVERS), "neonize"),
+        emulator_port=r.get("EMULATOR_PORT", parse_port, 8081),
+        metrics_port=r.get("METRICS_PORT", parse_port, 9100),
+        aws_endpoint_url=r.get("AWS_ENDPOINT_URL", _parse_url, None),
+        aws_region=r.text("AWS_REGION") or r.text("AWS_DEFAULT_REGION") or "us-east-1",
+        queue_prefix=r.get("QUEUE_PREFIX", _parse_queue_prefix, "zemeow"),
+        command_shards=r.get("COMMAND_SHARDS", _parse_shards, 4),
+        db_pool_max_size=r.get("DB_POOL_MAX_SIZE", _parse_int_range(1, 100), 1 if in_lambda else 10),
+        db_connect_timeout=r.get("DB_CONNECT_TIMEOUT", parse_duration, 5.0),
+        db_statement_timeout=r.get("DB_STATEMENT_TIMEOUT", parse_duration, 15.0),
+        runner_id=r.text("RUNNER_ID"),
+        runner_heartbeat_interval=r.get("RUNNER_HEARTBEAT_INTERVAL", parse_duration, 5.0),
+        runner_lease_ttl=r.get("RUNNER_LEASE_TTL", parse_duration, 30.0),
+        max_body_bytes=r.get("MAX_BODY_BYTES", _parse_int_range(1024, 6 * 1024 * 1024), 1024 * 1024),
+    )
+    if settings.runner_lease_ttl <= settings.runner_heartbeat_interval:
+        r.problems.append(
+            "RUNNER_LEASE_TTL must be longer than RUNNER_HEARTBEAT_INTERVAL "
+            f"(got {settings.runner_lease_ttl:g}s <= {settings.runner_heartbeat_interval:g}s)"
+        )
+    if settings.environment == "production" and settings.webhook_allow_private:
+        r.problems.append("WEBHOOK_ALLOW_PRIVATE=true is refused when ENVIRONMENT=production")
+    if r.problems:
+        raise ConfigError(r.problems)
+    return settings

@@ -1,0 +1,3 @@
+from chalicelib.db.database import Database
+
+__all__ = ["Database"]

@@ -1,0 +1,77 @@
+"""The one error hierarchy of zemeow.
+
+Services raise these; `chalicelib.http_errors` maps them to HTTP responses in one place.
+Each class carries the HTTP status and the contract's snake_case `code`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class ZemeowError(Exception):
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details
+
+
+class BadRequest(ZemeowError):
+    status = 400
+    code = "bad_request"
+
+
+class ValidationFailed(ZemeowError):
+    """Well-formed JSON whose fields are wrong; `details` names each bad field."""
+
+    status = 422
+    code = "validation_failed"
+
+
+class Unauthorized(ZemeowError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ZemeowError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ZemeowError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ZemeowError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(ZemeowError):
+    status = 413
+    code = "payload_too_large"
+
+
+class DependencyUnavailable(ZemeowError):
+    """A part we rely on (database, queue, runner) did not answer in time."""
+
+    status = 503
+    code = "dependency_unavailable"
+
+
+class UpstreamTimeout(ZemeowError):
+    status = 504
+    code = "timeout"
+
+
+class ConfigError(Exception):
+    """Start-up configuration is wrong; the message names every bad variable."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))

@@ -1,0 +1,1 @@
+"""SQL lives here, as SQL. Each repository takes a `Database` and returns plain dicts."""

@@ -1,0 +1,1 @@
+"""Business logic. Services take their collaborators as arguments and know nothing of HTTP."""

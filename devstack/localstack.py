@@ -1,0 +1,123 @@
+"""LocalStack without Docker: reuse one that answers, else start it from its own venv.
+
+Started as `python -m localstack.runtime.main` on 127.0.0.1:4566 (or the port in
+AWS_ENDPOINT_URL), waited for until its health endpoint reports SQS and CloudFormation
+available, and stopped with its whole process group.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from devstack import PROJECT_ROOT
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
+SERVICES = "sqs,cloudformation,secretsmanager,s3,sts,iam,cloudwatch"
+REQUIRED = ("sqs", "cloudformation", "secretsmanager", "s3")
+LOCALSTACK_PYTHON = PROJECT_ROOT / ".venv-localstack" / "bin" / "python"
+
+
+class LocalStackError(RuntimeError):
+    pass
+
+
+def health(endpoint: str, timeout: float = 2.0) -> dict | None:
+    """LocalStack's health document, or None when nothing (or not LocalStack) answers."""
+    try:
+        with urllib.request.urlopen(f"{endpoint.rstrip('/')}/_localstack/health", timeout=timeout) as r:
+            return json.loads(r.read().decode())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def is_ready(endpoint: str) -> bool:
+    doc = health(endpoint)
+    if not doc:
+        return False
+    services = doc.get("services", {})
+    return all(services.get(name) in ("available", "running") for name in REQUIRED)
+
+
+@dataclass
+class LocalStackHandle:
+    endpoint: str
+    process: subprocess.Popen | None  # None: someone else's LocalStack, left running
+    log_path: Path | None = None
+
+    @property
+    def started_here(self) -> bool:
+        return self.process is not None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+
+
+def ensure_localstack(endpoint: str | None, state_dir: Path, *, timeout: float = 120.0,
+                      log=print) -> LocalStackHandle:
+    endpoint = endpoint or DEFAULT_ENDPOINT
+    if is_ready(endpoint):
+        log(f"LocalStack already answers on {endpoint}; using it")
+        return LocalStackHandle(endpoint, None)
+    parsed = urlparse(endpoint)
+    if parsed.hostname not in ("127.0.0.1", "localhost"):
+        raise LocalStackError(f"AWS_ENDPOINT_URL={endpoint} does not answer and is not local; "
+                              "start LocalStack there or unset AWS_ENDPOINT_URL")
+    if health(endpoint) is not None:
+        raise LocalStackError(f"something on {endpoint} answers but lacks {', '.join(REQUIRED)}")
+    if not LOCALSTACK_PYTHON.exists():
+        raise LocalStackError(f"{LOCALSTACK_PYTHON} is missing; run `make venvs` first")
+    port = parsed.port or 4566
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = state_dir / "localstack.log"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")},
+        "GATEWAY_LISTEN": f"127.0.0.1:{port}",
+        "SERVICES": SERVICES,
+        "LOCALSTACK_VOLUME_DIR": str(state_dir / "volume"),
+        "FILESYSTEM_ROOT": str(state_dir / "filesystem"),
+        "DNS_ADDRESS": "0",  # no DNS server on port 53
+        "SKIP_SSL_CERT_DOWNLOAD": "1",
+        "DISABLE_EVENTS": "1",  # no analytics calls home
+        "SQS_ENDPOINT_STRATEGY": "path",
+    }
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(
+            [str(LOCALSTACK_PYTHON), "-m", "localstack.runtime.main"],
+            stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=str(state_dir),
+            start_new_session=True,
+        )
+    handle = LocalStackHandle(endpoint, process, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LocalStackError(f"LocalStack exited with code {process.returncode}; "
+                                  f"last lines of {log_path}:\n{_tail(log_path)}")
+        if is_ready(endpoint):
+            return handle
+        time.sleep(0.25)
+    handle.stop()
+    raise LocalStackError(f"LocalStack did not become ready within {timeout:g}s; see {log_path}")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

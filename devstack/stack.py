@@ -1,0 +1,173 @@
+"""The local stack, piece by piece: database, LocalStack, messaging stack, API, runner,
+SQS bridge. `make run` starts all of it; the test suite starts what it needs through
+the same code, with its own database and queue prefix so it can run beside `make run`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from chalicelib.aws_clients import make_client
+from chalicelib.config import Settings, load_settings
+from chalicelib.db import migrator
+from chalicelib.db.embedded import start_embedded
+from devstack import PROJECT_ROOT
+from devstack.localstack import LocalStackHandle, ensure_localstack
+from devstack.messaging_stack import delete_stack, deploy_messaging_stack
+from devstack.processes import Child, start_child, wait_http
+
+VENV_BIN = Path(sys.executable).parent
+
+
+class LocalStackEnvironment:
+    """Owns every resource it starts and stops exactly those in `stop()`."""
+
+    def __init__(self, env: dict[str, str], *, database_name: str = "zemeow",
+                 log: Callable[[str], None] = print, fresh_database: bool = False):
+        self.env = dict(env)
+        self.database_name = database_name
+        self.fresh_database = fresh_database
+        self.log = log
+        self.settings: Settings = load_settings(self.env)
+        self.data_dir = (PROJECT_ROOT / self.settings.data_dir).resolve() \
+            if not self.settings.data_dir.is_absolute() else self.settings.data_dir
+        self.env["DATA_DIR"] = str(self.data_dir)
+        self.localstack: LocalStackHandle | None = None
+        self.embedded = None
+        self.children: list[Child] = []
+        self.stack_outputs: dict[str, str] = {}
+        self._deployed_stack: str | None = None
+
+    # -- database -----------------------------------------------------------------------
+    def start_database(self) -> str:
+        if self.settings.database_url:
+            url = self.settings.database_url
+            if self.fresh_database:
+                url = _recreate_database(url, self.database_name)
+        else:
+            self.embedded = start_embedded(self.data_dir / "pgdata")
+            admin_url = self.embedded.get_uri()
+            if self.fresh_database:
+                _recreate_database(admin_url, self.database_name)
+            else:
+                _create_database_if_missing(admin_url, self.database_name)
+            url = with_database(admin_url, self.database_name)
+        self.env["DATABASE_URL"] = url
+        self.settings = load_settings(self.env)
+        return url
+
+    def migrate(self) -> list[int]:
+        with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
+            return migrator.migrate(conn)
+
+    # -- AWS side -----------------------------------------------------------------------
+    def start_localstack(self) -> str:
+        self.localstack = ensure_localstack(self.settings.aws_endpoint_url, self.data_dir / "localstack",
+                                            log=self.log)
+        self.env["AWS_ENDPOINT_URL"] = self.localstack.endpoint
+        self.env.setdefault("AWS_ACCESS_KEY_ID", "test")
+        self.env.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+        self.env.setdefault("AWS_DEFAULT_REGION", self.settings.aws_region)
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+        self.settings = load_settings(self.env)
+        return self.localstack.endpoint
+
+    def deploy_messaging(self, **overrides: int) -> dict[str, str]:
+        cfn = make_client("cloudformation", self.settings)
+        parameters = {"QueuePrefix": self.settings.queue_prefix,
+                      "CommandShards": self.settings.command_shards, **overrides}
+        self.stack_outputs = deploy_messaging_stack(cfn, self.settings.messaging_stack_name, parameters)
+        self._deployed_stack = self.settings.messaging_stack_name
+        return self.stack_outputs
+
+    def delete_messaging(self) -> None:
+        if self._deployed_stack:
+            delete_stack(make_client("cloudformation", self.settings), self._deployed_stack)
+            self._deployed_stack = None
+
+    # -- processes ----------------------------------------------------------------------
+    def start_api(self, port: int, *, wait: float = 60.0, stdout=None) -> Child:
+        env = {**self.env, "SERVER_PORT": str(port)}
+        child = start_child("api", [str(VENV_BIN / "chalice"), "local", "--stage", "local",
+                                    "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"],
+                            env, str(PROJECT_ROOT), stdout=stdout, stderr=stdout)
+        self.children.append(child)
+        wait_http(f"http://127.0.0.1:{port}/health", timeout=wait, child=child)
+        return child
+
+    def start_runner(self, *, extra_env: dict[str, str] | None = None, stdout=None) -> Child:
+        env = {**self.env, **(extra_env or {})}
+        child = start_child("runner", [sys.executable, "-m", "runner_container"], env,
+                            str(PROJECT_ROOT), stdout=stdout, stderr=stdout)
+        self.children.append(child)
+        return child
+
+    def start_bridge(self, *, stdout=None) -> Child:
+        child = start_child("sqs-bridge", [sys.executable, "-m", "devstack", "bridge"], self.env,
+                            str(PROJECT_ROOT), stdout=stdout, stderr=stdout)
+        self.children.append(child)
+        return child
+
+    def stop(self, *, delete_queues: bool = False) -> None:
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+        if delete_queues:
+            try:
+                self.delete_messaging()
+            except Exception as exc:  # noqa: BLE001 - best effort on the way out
+                self.log(f"could not delete the messaging stack: {exc}")
+        if self.localstack is not None:
+            self.localstack.stop()
+            self.localstack = None
+        if self.embedded is not None:
+            self.embedded.cleanup()  # stops the server when no other process uses it
+            self.embedded = None
+
+
+def _create_database_if_missing(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _recreate_database(url: str, name: str) -> str:
+    """Drop and create `name` on the server of `url`; return a URL for it."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return with_database(url, name)
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL, naming database `name` (keeps the query, e.g. a socket dir)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def timed(log: Callable[[str], None]):
+    """Context helper printing `==> step ... done in 1.2s`."""
+
+    class _Step:
+        def __init__(self, title: str):
+            self.title = title
+
+        def __enter__(self):
+            self.started = time.monotonic()
+            log(f"==> {self.title}")
+            return self
+
+        def __exit__(self, exc_type, exc, tb):
+            if exc is None:
+                log(f"    done in {time.monotonic() - self.started:.1f}s")
+            return False
+
+    return _Step

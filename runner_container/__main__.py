@@ -1,0 +1,5 @@
+import sys
+
+from runner_container.main import main
+
+sys.exit(main())
