@@ -17,7 +17,13 @@ from chalicelib.db import migrator
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.observability import make_logger
 from chalicelib.queues import QueueDirectory
+from chalicelib.crypto import SecretBox
+from chalicelib.events import EventPublisher
+from chalicelib.repositories.audit import AuditRepository
+from chalicelib.repositories.sessions import SessionRepository
+from chalicelib.services.auth import AuthService, SecretSource
 from chalicelib.services.health import HealthService
+from chalicelib.services.sessions import SessionService
 
 
 class Container:
@@ -84,6 +90,52 @@ class Container:
         # Health checks use their own fail-fast client: one try, short timeouts.
         fast_sqs = make_client("sqs", self.settings, connect_timeout=2, read_timeout=3, max_attempts=1)
         return HealthService(self.settings, self.db, QueueDirectory(fast_sqs, self.settings))
+
+    @cached_property
+    def secretsmanager(self) -> Any:
+        return make_client("secretsmanager", self.settings, read_timeout=5)
+
+    @cached_property
+    def admin_key(self) -> SecretSource:
+        return SecretSource("admin key", self.settings.admin_api_key,
+                            self.settings.admin_api_key_secret_arn, lambda: self.secretsmanager)
+
+    @cached_property
+    def encryption_key(self) -> SecretSource:
+        return SecretSource("encryption key", self.settings.encryption_key,
+                            self.settings.encryption_key_secret_arn, lambda: self.secretsmanager)
+
+    def secret_box(self) -> SecretBox:
+        """AES-GCM box for secrets at rest; rebuilt only when the key material changes."""
+        key = self.encryption_key.get()
+        if not key:
+            raise DependencyUnavailable("ENCRYPTION_KEY (or ENCRYPTION_KEY_SECRET_ARN) is not configured",
+                                        code="encryption_unavailable")
+        cached = self.__dict__.get("_secret_box")
+        if cached is None or cached[0] != key:
+            cached = (key, SecretBox(key))
+            self.__dict__["_secret_box"] = cached
+        return cached[1]
+
+    @cached_property
+    def session_repo(self) -> SessionRepository:
+        return SessionRepository(self.db)
+
+    @cached_property
+    def audit_repo(self) -> AuditRepository:
+        return AuditRepository(self.db)
+
+    @cached_property
+    def events(self) -> EventPublisher:
+        return EventPublisher(self.db, self.sqs, lambda: self.queues.events_url)
+
+    @cached_property
+    def auth(self) -> AuthService:
+        return AuthService(self.admin_key, self.session_repo.find_by_key_digest)
+
+    @cached_property
+    def sessions(self) -> SessionService:
+        return SessionService(self.db, self.session_repo, self.events, self.secret_box)
 
     def close(self) -> None:
         if "db" in self.__dict__:

@@ -151,6 +151,7 @@ class Settings:
     admin_api_key: str | None = None
     admin_api_key_secret_arn: str | None = None
     encryption_key: str | None = None
+    encryption_key_secret_arn: str | None = None
     qr_code_timeout: float = 60.0
     log_level: str = "INFO"
     log_pretty: bool = False
@@ -242,6 +243,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         admin_api_key=r.text("ADMIN_API_KEY"),
         admin_api_key_secret_arn=r.text("ADMIN_API_KEY_SECRET_ARN"),
         encryption_key=r.text("ENCRYPTION_KEY"),
+        encryption_key_secret_arn=r.text("ENCRYPTION_KEY_SECRET_ARN"),
         qr_code_timeout=r.get("QR_CODE_TIMEOUT", parse_duration, 60.0),
         log_level=r.get("LOG_LEVEL", _parse_choice(LOG_LEVELS, upper=True), "INFO"),
         log_pretty=r.get("LOG_PRETTY", parse_bool, False),

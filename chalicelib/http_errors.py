@@ -1,14 +1,13 @@
 """The one place where errors become HTTP answers.
 
 Every non-2xx body is `{"code", "message", "request_id"}` (+ `details` for validation).
-Views are wrapped by `json_errors`; the request middleware in `app.py` also rewrites the
+Views are wrapped by `chalicelib.routing.Router`; the request middleware in `app.py` also rewrites the
 few answers Chalice produces itself (405, 415) into the same shape.
 """
 from __future__ import annotations
 
-import functools
 import json
-from typing import Any, Callable
+from typing import Any
 
 from chalice import Response
 from chalice.app import ChaliceViewError
@@ -66,18 +65,3 @@ def normalise_chalice_error(response: Response, request_id: str | None) -> Respo
         response.body = error_body(code, str(body.get("Message", "")), request_id)
         response.headers["Content-Type"] = "application/json"
     return response
-
-
-def json_errors(view: Callable[..., Any], request_id: Callable[[], str | None],
-                on_unexpected: Callable[[BaseException], None]) -> Callable[..., Any]:
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return view(*args, **kwargs)
-        except (ZemeowError, ChaliceViewError) as exc:
-            return error_response(exc, request_id())
-        except Exception as exc:  # noqa: BLE001 - the last line of defence, logged
-            on_unexpected(exc)
-            return error_response(exc, request_id())
-
-    return wrapper

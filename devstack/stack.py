@@ -43,16 +43,17 @@ class LocalStackEnvironment:
         self.children: list[Child] = []
         self.stack_outputs: dict[str, str] = {}
         self._deployed_stack: str | None = None
+        self._admin_url: str | None = None
 
     # -- database -----------------------------------------------------------------------
     def start_database(self) -> str:
         if self.settings.database_url:
-            url = self.settings.database_url
+            url = self._admin_url = self.settings.database_url
             if self.fresh_database:
                 url = _recreate_database(url, self.database_name)
         else:
             self.embedded = start_embedded(self.data_dir / "pgdata")
-            admin_url = self.embedded.get_uri()
+            admin_url = self._admin_url = self.embedded.get_uri()
             if self.fresh_database:
                 _recreate_database(admin_url, self.database_name)
             else:
@@ -115,10 +116,15 @@ class LocalStackEnvironment:
         self.children.append(child)
         return child
 
-    def stop(self, *, delete_queues: bool = False) -> None:
+    def stop(self, *, delete_queues: bool = False, drop_database: bool = False) -> None:
         for child in reversed(self.children):
             child.stop()
         self.children.clear()
+        if drop_database and self._admin_url:
+            try:
+                _drop_database(self._admin_url, self.database_name)
+            except Exception as exc:  # noqa: BLE001 - best effort on the way out
+                self.log(f"could not drop database {self.database_name}: {exc}")
         if delete_queues:
             try:
                 self.delete_messaging()
@@ -137,6 +143,11 @@ def _create_database_if_missing(admin_url: str, name: str) -> None:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _drop_database(url: str, name: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _recreate_database(url: str, name: str) -> str:

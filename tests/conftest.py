@@ -45,7 +45,8 @@ def _test_env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def stack():
     """Database migrated, LocalStack up, messaging stack deployed (deleted afterwards)."""
-    environment = LocalStackEnvironment(_test_env(), database_name="zemeow_test",
+    # a database per run, so parallel runs (two developers, CI) never share one
+    environment = LocalStackEnvironment(_test_env(), database_name=f"zemeow_test_{os.getpid()}",
                                         fresh_database=True, log=lambda m: print(m, file=sys.stderr))
     try:
         environment.start_database()
@@ -56,7 +57,7 @@ def stack():
             "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")})
         yield environment
     finally:
-        environment.stop(delete_queues=True)
+        environment.stop(delete_queues=True, drop_database=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,28 @@
 from __future__ import annotations
 
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
 from chalicelib.db import Database
+
+# What reads need: the session row, its endpoint's breaker state, its last good delivery.
+_SELECT = """
+    SELECT s.*, e.state AS webhook_endpoint_state,
+           (SELECT max(d.updated_at) FROM webhook_deliveries d
+             WHERE d.session_id = s.session_id AND d.status = 'succeeded') AS webhook_last_sent
+    FROM sessions s
+    LEFT JOIN webhook_endpoints e ON e.url = s.webhook_url
+"""
+
+UPDATABLE = {"name", "webhook_url", "webhook_events", "webhook_secret_enc", "proxy_enabled",
+             "proxy_type", "proxy_host", "proxy_port", "proxy_username", "proxy_password_enc",
+             "auto_reconnect", "metadata"}
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class SessionRepository:
@@ -11,3 +33,58 @@ class SessionRepository:
         with self.db.connection() as conn:
             rows = conn.execute("SELECT status, count(*) AS n FROM sessions GROUP BY status").fetchall()
         return {row["status"]: row["n"] for row in rows}
+
+    @staticmethod
+    def insert(conn: psycopg.Connection, values: dict[str, Any]) -> dict[str, Any]:
+        values = {**values, "metadata": Jsonb(values.get("metadata") or {})}
+        columns = list(values)
+        return conn.execute(
+            f"INSERT INTO sessions ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+            "RETURNING id, session_id, name, status, created_at",
+            [values[c] for c in columns],
+        ).fetchone()
+
+    def get(self, session_id: str) -> dict[str, Any] | None:
+        with self.db.connection() as conn:
+            return conn.execute(_SELECT + " WHERE s.session_id = %s", (session_id,)).fetchone()
+
+    def find_by_key_digest(self, digest: str) -> dict[str, Any] | None:
+        with self.db.connection() as conn:
+            return conn.execute("SELECT session_id, api_key_hash FROM sessions WHERE api_key_hash = %s",
+                                (digest,)).fetchone()
+
+    def list(self, *, status: str | None, name: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
+        where, params = [], []
+        if status:
+            where.append("s.status = %s")
+            params.append(status)
+        if name:
+            where.append("s.name ILIKE %s")
+            params.append(f"%{escape_like(name)}%")
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        with self.db.connection() as conn:
+            total = conn.execute(f"SELECT count(*) AS n FROM sessions s{clause}", params).fetchone()["n"]
+            rows = conn.execute(_SELECT + clause + " ORDER BY s.created_at, s.session_id LIMIT %s OFFSET %s",
+                                [*params, limit, offset]).fetchall()
+        return rows, total
+
+    @staticmethod
+    def update(conn: psycopg.Connection, session_id: str, values: dict[str, Any]) -> bool:
+        unknown = set(values) - UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        if "metadata" in values:
+            values = {**values, "metadata": Jsonb(values["metadata"])}
+        sets = ", ".join(f"{column} = %s" for column in values)
+        cur = conn.execute(f"UPDATE sessions SET {sets}, updated_at = now() WHERE session_id = %s",
+                           [*values.values(), session_id])
+        return cur.rowcount == 1
+
+    @staticmethod
+    def lock(conn: psycopg.Connection, session_id: str) -> dict[str, Any] | None:
+        return conn.execute("SELECT * FROM sessions WHERE session_id = %s FOR UPDATE", (session_id,)).fetchone()
+
+    @staticmethod
+    def delete(conn: psycopg.Connection, session_id: str) -> dict[str, Any] | None:
+        return conn.execute("DELETE FROM sessions WHERE session_id = %s RETURNING session_id, jid",
+                            (session_id,)).fetchone()

@@ -1,0 +1,103 @@
+"""Publishing events (session lifecycle, WhatsApp events) to the events queue.
+
+Every event is first written to `event_outbox`, in the caller's transaction when it has
+one, with the session's next sequence number; then sent to SQS and marked sent. If SQS
+is down the row stays unsent and `flush_pending()` (run periodically by the runner)
+sends it later: an accepted change never loses its event. Delivery is at-least-once;
+receivers dedupe on the event id (the webhook-id).
+
+The envelope on the queue is the webhook body: `{"id", "session_id", "event",
+"timestamp", "data", "metadata"}`, with `metadata.sequence` for ordering per session.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import psycopg
+
+from chalicelib.db import Database
+from chalicelib.repositories.events import EventOutboxRepository
+
+SQS_BATCH = 10
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def make_envelope(session_id: str, event: str, data: dict[str, Any] | None = None, *,
+                  metadata: dict[str, Any] | None = None, sequence: int | None = None) -> dict[str, Any]:
+    meta = dict(metadata or {})
+    if sequence is not None:
+        meta["sequence"] = sequence
+    return {
+        "id": str(uuid.uuid4()),
+        "session_id": session_id,
+        "event": event,
+        "timestamp": now_iso(),
+        "data": data or {},
+        "metadata": meta,
+    }
+
+
+class EventPublisher:
+    def __init__(self, db: Database, sqs: Any, events_queue_url: Any):
+        """`events_queue_url` is a string or a zero-argument callable (resolved lazily)."""
+        self.db = db
+        self.sqs = sqs
+        self._queue_url = events_queue_url
+        self.outbox = EventOutboxRepository()
+
+    @property
+    def queue_url(self) -> str:
+        return self._queue_url() if callable(self._queue_url) else self._queue_url
+
+    def record(self, conn: psycopg.Connection, session_id: str, event: str,
+               data: dict[str, Any] | None = None, *, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write the event into the outbox inside the caller's transaction; send after commit."""
+        sequence = self.outbox.next_sequence(conn, session_id)
+        envelope = make_envelope(session_id, event, data, metadata=metadata, sequence=sequence)
+        self.outbox.insert(conn, envelope)
+        return envelope
+
+    def publish(self, session_id: str, event: str, data: dict[str, Any] | None = None, *,
+                metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record and send one event now (its own transaction)."""
+        with self.db.connection() as conn:
+            with conn.transaction():
+                envelope = self.record(conn, session_id, event, data, metadata=metadata)
+        self.send([envelope])
+        return envelope
+
+    def send(self, envelopes: Iterable[dict[str, Any]]) -> int:
+        """Send recorded envelopes; mark those SQS took. Never raises on a queue outage."""
+        envelopes = list(envelopes)
+        sent: list[str] = []
+        for start in range(0, len(envelopes), SQS_BATCH):
+            chunk = envelopes[start:start + SQS_BATCH]
+            try:
+                answer = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=[
+                    {"Id": str(i), "MessageBody": json.dumps(e, separators=(",", ":")),
+                     "MessageAttributes": {
+                         "event": {"DataType": "String", "StringValue": e["event"]},
+                         "session_id": {"DataType": "String", "StringValue": e["session_id"]}}}
+                    for i, e in enumerate(chunk)])
+            except Exception:  # noqa: BLE001 - the outbox keeps them; the sweeper resends
+                continue
+            sent.extend(chunk[int(ok["Id"])]["id"] for ok in answer.get("Successful", []))
+        if sent:
+            try:
+                with self.db.connection() as conn:
+                    self.outbox.mark_sent(conn, sent)
+            except Exception:  # noqa: BLE001 - worst case a duplicate later; receivers dedupe
+                pass
+        return len(sent)
+
+    def flush_pending(self, older_than_seconds: float = 5.0, limit: int = 500) -> int:
+        """Send outbox rows that were not sent (SQS was down); returns how many went out."""
+        with self.db.connection() as conn:
+            pending = self.outbox.unsent(conn, older_than_seconds, limit)
+        return self.send(pending) if pending else 0

@@ -1,0 +1,147 @@
+"""The OpenAPI 3.1 document, built from the router's `RouteSpec`s and the pydantic models.
+
+Nothing is listed by hand: a route registered through `Router.route` is in the document,
+with its request body, query parameters, responses and security; tests check both ways.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+from chalicelib.routing import ADMIN, PUBLIC, RouteSpec
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["code", "message", "request_id"],
+    "properties": {
+        "code": {"type": "string", "description": "snake_case reason"},
+        "message": {"type": "string"},
+        "request_id": {"type": ["string", "null"]},
+        "details": {"description": "for validation errors: one entry per bad field",
+                    "type": "array",
+                    "items": {"type": "object", "properties": {
+                        "field": {"type": "string"}, "message": {"type": "string"},
+                        "type": {"type": "string"}}}},
+    },
+}
+ERROR_DESCRIPTIONS = {
+    400: "Malformed request (e.g. invalid JSON)",
+    401: "Missing or unknown API key",
+    403: "The key may not use this route",
+    404: "Not found",
+    409: "Conflict with the current state",
+    413: "Request body too large",
+    422: "Invalid fields (details name each one)",
+    503: "A dependency (database, queue, runner) is unavailable",
+    504: "The runner did not answer in time",
+}
+_PATH_PARAM = re.compile(r"{([^}]+)}")
+
+
+class OpenApiBuilder:
+    def __init__(self, title: str, version: str):
+        self.title = title
+        self.version = version
+        self.schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
+
+    def _ref(self, model: Any) -> dict[str, Any]:
+        if isinstance(model, dict):
+            return model
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
+            for name, definition in schema.pop("$defs", {}).items():
+                self.schemas.setdefault(name, definition)
+            self.schemas.setdefault(model.__name__, schema)
+            return {"$ref": f"#/components/schemas/{model.__name__}"}
+        raise TypeError(f"cannot describe {model!r}")
+
+    def _input_schema(self, model: type[BaseModel]) -> dict[str, Any]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="validation")
+        for name, definition in schema.pop("$defs", {}).items():
+            self.schemas.setdefault(name, definition)
+        self.schemas.setdefault(model.__name__, schema)
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    def operation(self, spec: RouteSpec) -> dict[str, Any]:
+        op: dict[str, Any] = {
+            "operationId": spec.name,
+            "summary": spec.summary,
+            "tags": spec.tags,
+            "parameters": [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in _PATH_PARAM.findall(spec.path)
+            ],
+            "responses": {},
+        }
+        if spec.query is not None:
+            query_schema = spec.query.model_json_schema()
+            required = set(query_schema.get("required", []))
+            for name, prop in query_schema.get("properties", {}).items():
+                op["parameters"].append({"name": name, "in": "query", "required": name in required,
+                                         "schema": prop})
+        if spec.body is not None:
+            op["requestBody"] = {"required": True, "content": {
+                "application/json": {"schema": self._input_schema(spec.body)}}}
+        for status in sorted({spec.status, *spec.responses}):
+            model = spec.responses.get(status)
+            description = "OK" if status < 400 else ERROR_DESCRIPTIONS.get(status, "Error")
+            response: dict[str, Any] = {"description": description}
+            if status >= 400:
+                response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+            elif model is not None:
+                media = spec.produces[0] if spec.produces else "application/json"
+                response["content"] = {media: {"schema": self._ref(model)}}
+            op["responses"][str(status)] = response
+        errors = {400, 503} if spec.body is not None else {503}
+        if spec.body is not None or spec.query is not None:
+            errors.add(422)
+        if spec.body is not None:
+            errors.add(413)
+        if spec.access != PUBLIC:
+            errors |= {401, 403}
+            op["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+        else:
+            op["security"] = []
+        for status in sorted(errors):
+            op["responses"].setdefault(str(status), {
+                "description": ERROR_DESCRIPTIONS[status],
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+        op["x-zemeow-access"] = spec.access
+        if spec.access == ADMIN:
+            op["description"] = "Admin key only."
+        elif spec.access != PUBLIC:
+            op["description"] = "Admin key, or the key of the session in the path."
+        return op
+
+    def build(self, specs: list[RouteSpec]) -> dict[str, Any]:
+        paths: dict[str, Any] = {}
+        for spec in specs:
+            paths.setdefault(spec.path, {})[spec.method.lower()] = self.operation(spec)
+        return {
+            "openapi": "3.1.0",
+            "info": {"title": self.title, "version": self.version,
+                     "description": "Many WhatsApp sessions behind one REST API. Errors are "
+                                    "`{code, message, request_id}`; keys go in "
+                                    "`Authorization: Bearer <key>` or `X-API-Key`."},
+            "paths": dict(sorted(paths.items())),
+            "components": {
+                "schemas": dict(sorted(self.schemas.items())),
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer"},
+                    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                },
+            },
+        }
+
+
+SWAGGER_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>zemeow API</title>
+<link rel="stylesheet" href="{base}/docs/assets/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="{base}/docs/assets/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({{url: "{base}/openapi.json", dom_id: "#swagger-ui"}});</script>
+</body></html>
+"""
+DOC_ASSETS = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "application/javascript"}

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+
+class EventOutboxRepository:
+    """The event outbox. Methods take a connection so callers can share a transaction."""
+
+    @staticmethod
+    def next_sequence(conn: psycopg.Connection, session_id: str) -> int | None:
+        row = conn.execute(
+            "UPDATE sessions SET event_seq = event_seq + 1 WHERE session_id = %s RETURNING event_seq",
+            (session_id,),
+        ).fetchone()
+        return None if row is None else row["event_seq"]
+
+    @staticmethod
+    def insert(conn: psycopg.Connection, envelope: dict[str, Any]) -> None:
+        conn.execute(
+            "INSERT INTO event_outbox (id, session_id, event, envelope) VALUES (%s, %s, %s, %s)",
+            (envelope["id"], envelope["session_id"], envelope["event"], Jsonb(envelope)),
+        )
+
+    @staticmethod
+    def mark_sent(conn: psycopg.Connection, ids: list[str]) -> None:
+        if ids:
+            conn.execute("UPDATE event_outbox SET sent_at = now() WHERE id = ANY(%s::uuid[])", (ids,))
+
+    @staticmethod
+    def unsent(conn: psycopg.Connection, older_than_seconds: float, limit: int = 500) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            """
+            SELECT envelope FROM event_outbox
+            WHERE sent_at IS NULL AND created_at < now() - make_interval(secs => %s)
+            ORDER BY created_at LIMIT %s
+            """,
+            (older_than_seconds, limit),
+        ).fetchall()
+        return [row["envelope"] for row in rows]
+
+    @staticmethod
+    def purge_sent(conn: psycopg.Connection, older_than_seconds: float) -> int:
+        cur = conn.execute(
+            "DELETE FROM event_outbox WHERE sent_at < now() - make_interval(secs => %s)",
+            (older_than_seconds,),
+        )
+        return cur.rowcount

@@ -1,0 +1,173 @@
+"""Route registration with authentication, validation, audit and OpenAPI in one place.
+
+`Router.route(...)` wraps a view so that, before it runs, the caller is authenticated
+and authorised for the route's access level ('public', 'admin', or 'session' = admin or
+the session named in the path), the JSON body and the query are parsed into pydantic
+models (400 for bad JSON, 413 for oversized bodies, 422 naming each bad field), and,
+after it runs, every mutating request is written to the audit log. Each registration is
+kept as a `RouteSpec`, from which `chalicelib.openapi` builds the OpenAPI document and
+the tests enumerate every route.
+
+Views look like `def view(ctx: RequestContext, session_id: str) -> dict | Response`.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from chalice import Chalice, Response
+from pydantic import BaseModel, ValidationError
+
+from chalicelib import http_errors
+from chalicelib.errors import BadRequest, PayloadTooLarge, ValidationFailed, ZemeowError
+from chalicelib.services.auth import Principal
+
+PUBLIC = "public"
+ADMIN = "admin"
+SESSION = "session"
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@dataclass
+class RouteSpec:
+    path: str
+    method: str
+    access: str
+    name: str
+    summary: str
+    tags: list[str]
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    responses: dict[int, Any] = field(default_factory=dict)
+    status: int = 200
+    produces: list[str] = field(default_factory=lambda: ["application/json"])
+
+
+@dataclass
+class RequestContext:
+    principal: Principal | None
+    request_id: str | None
+    body: Any
+    query: Any
+    raw_request: Any
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    details = []
+    for error in exc.errors(include_url=False):
+        location = ".".join(str(part) for part in error["loc"]) or "body"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        details.append({"field": location, "message": message, "type": error["type"]})
+    return details
+
+
+def parse_model(model: type[BaseModel], data: Any, *, where: str) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = validation_details(exc)
+        fields = ", ".join(sorted({d["field"] for d in details}))
+        raise ValidationFailed(f"invalid {where}: {fields}", details=details) from exc
+
+
+class Router:
+    def __init__(self, app: Chalice, *, authenticate: Callable[[Any], Principal],
+                 authorize: Callable[[Principal, str, str | None], None],
+                 audit: Callable[[Principal | None, RouteSpec, dict[str, str], int, str | None], None],
+                 request_id: Callable[[], str | None], max_body_bytes: Callable[[], int],
+                 on_unexpected: Callable[[BaseException], None]):
+        self.app = app
+        self.specs: list[RouteSpec] = []
+        self._authenticate = authenticate
+        self._authorize = authorize
+        self._audit = audit
+        self._request_id = request_id
+        self._max_body_bytes = max_body_bytes
+        self._on_unexpected = on_unexpected
+
+    def route(self, path: str, method: str, *, access: str, summary: str, tags: list[str] | None = None,
+              body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+              responses: dict[int, Any] | None = None, status: int = 200,
+              produces: list[str] | None = None) -> Callable[[Callable[..., Any]], Any]:
+        def register(view: Callable[..., Any]) -> Any:
+            spec = RouteSpec(path=path, method=method, access=access, name=view.__name__,
+                             summary=summary, tags=tags or [], body=body, query=query,
+                             responses=responses or {}, status=status,
+                             produces=produces or ["application/json"])
+            self.specs.append(spec)
+            handler = self._wrap(spec, view)
+            self.app.route(path, methods=[method], name=f"{view.__name__}_{method.lower()}")(handler)
+            return view
+
+        return register
+
+    def _wrap(self, spec: RouteSpec, view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def handler(**path_params: str) -> Response:
+            request = self.app.current_request
+            request_id = self._request_id()
+            principal: Principal | None = None
+            status = 500
+            try:
+                if spec.access != PUBLIC:
+                    principal = self._authenticate(request)
+                    self._authorize(principal, spec.access, path_params.get("session_id"))
+                ctx = RequestContext(principal, request_id, self._parse_body(spec, request),
+                                     self._parse_query(spec, request), request)
+                result = view(ctx, **path_params)
+                response = self._to_response(result, spec.status)
+            except Exception as exc:  # noqa: BLE001 - every error becomes the contract's JSON
+                if not isinstance(exc, ZemeowError) and not _is_chalice_view_error(exc):
+                    self._on_unexpected(exc)
+                response = http_errors.error_response(exc, request_id)
+            status = response.status_code
+            if spec.method in MUTATING and principal is not None:
+                self._audit(principal, spec, path_params, status, request_id)
+            return response
+
+        return handler
+
+    def _parse_body(self, spec: RouteSpec, request: Any) -> Any:
+        raw = request.raw_body or b""
+        if len(raw) > self._max_body_bytes():
+            raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {self._max_body_bytes()}")
+        if spec.body is None:
+            return None
+        if not raw.strip():
+            data: Any = {}
+        else:
+            try:
+                data = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from exc
+        if not isinstance(data, dict):
+            raise ValidationFailed("request body must be a JSON object",
+                                   details=[{"field": "body", "message": "expected an object", "type": "type"}])
+        return parse_model(spec.body, data, where="body")
+
+    @staticmethod
+    def _parse_query(spec: RouteSpec, request: Any) -> Any:
+        if spec.query is None:
+            return None
+        params = dict(request.query_params or {})
+        return parse_model(spec.query, params, where="query")
+
+    @staticmethod
+    def _to_response(result: Any, status: int) -> Response:
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, BaseModel):
+            result = result.model_dump(mode="json")
+        if result is None:
+            return Response(body="", status_code=status if status != 200 else 204)
+        return Response(body=result, status_code=status, headers={"Content-Type": "application/json"})
+
+
+def _is_chalice_view_error(exc: BaseException) -> bool:
+    from chalice.app import ChaliceViewError
+
+    return isinstance(exc, ChaliceViewError)

@@ -1,0 +1,205 @@
+"""Request and response models of the sessions API (pydantic v2; also the OpenAPI schemas)."""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any, Literal, Optional
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SESSION_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{2,63}$"
+EVENT_PATTERN = re.compile(r"^(\*|[a-z][a-z_]*\.(\*|[a-z][a-z_]*))$")
+METADATA_MAX_BYTES = 16 * 1024
+STATUSES = ("disconnected", "connecting", "connected", "authenticated", "error")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if len(value) > 2048:
+        raise ValueError("must be at most 2048 characters")
+    return value
+
+
+class WebhookIn(Strict):
+    url: str = Field(description="http(s) URL that receives the events")
+    events: list[str] = Field(default_factory=list, max_length=64,
+                              description="patterns such as 'message.*' or 'session.connected'; empty = all")
+    secret: Optional[str] = Field(default=None, min_length=24, max_length=256,
+                                  description="signing secret; generated (whsec_...) when omitted")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_http_url(value)
+
+    @field_validator("events")
+    @classmethod
+    def _patterns(cls, events: list[str]) -> list[str]:
+        for pattern in events:
+            if not EVENT_PATTERN.match(pattern):
+                raise ValueError(f"'{pattern}' is not an event pattern such as 'message.*' or 'session.connected'")
+        return sorted(set(events))
+
+
+class ProxyIn(Strict):
+    enabled: bool = True
+    type: Literal["http", "https", "socks5"] = "http"
+    host: Optional[str] = Field(default=None, min_length=1, max_length=255)
+    port: Optional[int] = Field(default=None, ge=1, le=65535)
+    username: Optional[str] = Field(default=None, max_length=255)
+    password: Optional[str] = Field(default=None, max_length=255)
+
+    @model_validator(mode="after")
+    def _host_when_enabled(self) -> "ProxyIn":
+        if self.enabled and (not self.host or not self.port):
+            missing = [name for name in ("host", "port") if not getattr(self, name)]
+            raise ValueError(f"{' and '.join(missing)} required when the proxy is enabled")
+        return self
+
+
+def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value, separators=(",", ":"))) > METADATA_MAX_BYTES:
+        raise ValueError(f"must be at most {METADATA_MAX_BYTES} bytes as JSON")
+    return value
+
+
+class CreateSessionRequest(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    session_id: Optional[str] = Field(default=None, pattern=SESSION_ID_PATTERN,
+                                      description="slug; generated when omitted")
+    api_key: Optional[str] = Field(default=None, min_length=24, max_length=256,
+                                   description="the session's key; generated (256 bits) when omitted")
+    webhook: Optional[WebhookIn] = None
+    webhook_url: Optional[str] = Field(default=None, description="seed alias of webhook.url")
+    proxy: Optional[ProxyIn] = None
+    auto_reconnect: bool = True
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_metadata(value)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else check_http_url(value)
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_printable(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not re.fullmatch(r"[\x21-\x7e]+", value):
+            raise ValueError("must be printable ASCII without spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _one_webhook(self) -> "CreateSessionRequest":
+        if self.webhook and self.webhook_url:
+            raise ValueError("give either webhook or webhook_url, not both")
+        if self.webhook_url:
+            self.webhook = WebhookIn(url=self.webhook_url)
+            self.webhook_url = None
+        return self
+
+
+class UpdateSessionRequest(Strict):
+    name: Optional[str] = Field(default=None, min_length=1, max_length=100)
+    webhook: Optional[WebhookIn] = Field(default=None, description="null removes the webhook")
+    proxy: Optional[ProxyIn] = Field(default=None, description="null removes the proxy")
+    auto_reconnect: Optional[bool] = None
+    metadata: Optional[dict[str, Any]] = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+        return None if value is None else check_metadata(value)
+
+
+class ListSessionsQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    status: Optional[Literal["disconnected", "connecting", "connected", "authenticated", "error"]] = None
+    name: Optional[str] = Field(default=None, max_length=100, description="substring, case-insensitive")
+    limit: int = Field(default=50, ge=1, le=500)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+
+
+class ProxyOut(BaseModel):
+    enabled: bool
+    type: Optional[str] = None
+    host: Optional[str] = None
+    port: Optional[int] = None
+    username: Optional[str] = None
+    has_password: bool = False
+    status: Literal["active", "inactive"]
+
+
+class WebhookOut(BaseModel):
+    url: Optional[str] = None
+    events: list[str] = Field(default_factory=list)
+    last_sent: Optional[datetime] = None
+    status: Literal["active", "failing", "disabled", "inactive"]
+
+
+class SessionOut(BaseModel):
+    id: str
+    session_id: str
+    name: str
+    status: Literal["disconnected", "connecting", "connected", "authenticated", "error"]
+    jid: Optional[str] = None
+    connected_at: Optional[datetime] = None
+    last_activity: Optional[datetime] = None
+    auto_reconnect: bool
+    proxy: ProxyOut
+    webhook: WebhookOut
+    created_at: datetime
+    updated_at: datetime
+    metadata: dict[str, Any]
+
+
+class SessionCreated(BaseModel):
+    session_id: str
+    id: str
+    name: str
+    api_key: str = Field(description="shown once; only its digest is stored")
+    status: str
+    created_at: datetime
+    webhook_secret: Optional[str] = Field(default=None, description="shown once when a webhook is set")
+
+
+class SessionUpdated(SessionOut):
+    webhook_secret: Optional[str] = Field(default=None, description="shown once when the webhook changed")
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class AuditQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    session_id: Optional[str] = Field(default=None, max_length=64)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    session_id: Optional[str] = None
+    request_id: Optional[str] = None
+    details: dict[str, Any]
+
+
+class AuditList(BaseModel):
+    entries: list[AuditEntry]

@@ -1,0 +1,234 @@
+"""Sessions: create, read, list, update, delete; secrets encrypted, keys hashed, events emitted.
+
+Each mutation and its lifecycle event (`session.created`, `session.updated`,
+`session.deleted`) are written in one transaction (the event into the outbox), and the
+event is sent to the events queue after commit.
+"""
+from __future__ import annotations
+
+import base64
+import secrets
+from typing import Any, Callable
+
+import psycopg
+
+from chalicelib.crypto import SecretBox
+from chalicelib.db import Database
+from chalicelib.errors import Conflict, NotFound
+from chalicelib.events import EventPublisher
+from chalicelib.repositories.sessions import SessionRepository
+from chalicelib.schemas.sessions import (CreateSessionRequest, ListSessionsQuery, ProxyIn,
+                                         UpdateSessionRequest, WebhookIn)
+from chalicelib.services.auth import generate_session_key, key_digest
+
+WEBHOOK_CONTEXT = "webhook:{}"
+PROXY_CONTEXT = "proxy:{}"
+
+
+def generate_webhook_secret() -> str:
+    """Standard Webhooks form: `whsec_` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def generate_session_id() -> str:
+    return "ses_" + secrets.token_hex(6)
+
+
+def session_view(row: dict[str, Any]) -> dict[str, Any]:
+    """The public JSON of a session: never the key digest, the proxy password or the secret."""
+    endpoint_state = row.get("webhook_endpoint_state")
+    if not row.get("webhook_url"):
+        webhook_status = "inactive"
+    elif endpoint_state == "disabled":
+        webhook_status = "disabled"
+    elif endpoint_state in ("open", "half_open"):
+        webhook_status = "failing"
+    else:
+        webhook_status = "active"
+    return {
+        "id": str(row["id"]),
+        "session_id": row["session_id"],
+        "name": row["name"],
+        "status": row["status"],
+        "jid": row.get("jid"),
+        "connected_at": row.get("connected_at"),
+        "last_activity": row.get("last_activity"),
+        "auto_reconnect": row["auto_reconnect"],
+        "proxy": {
+            "enabled": row["proxy_enabled"],
+            "type": row.get("proxy_type"),
+            "host": row.get("proxy_host"),
+            "port": row.get("proxy_port"),
+            "username": row.get("proxy_username"),
+            "has_password": row.get("proxy_password_enc") is not None,
+            "status": "active" if row["proxy_enabled"] else "inactive",
+        },
+        "webhook": {
+            "url": row.get("webhook_url"),
+            "events": list(row.get("webhook_events") or []),
+            "last_sent": row.get("webhook_last_sent"),
+            "status": webhook_status,
+        },
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "metadata": row.get("metadata") or {},
+    }
+
+
+class SessionService:
+    def __init__(self, db: Database, repo: SessionRepository, events: EventPublisher,
+                 secret_box: Callable[[], SecretBox],
+                 check_webhook_url: Callable[[str], None] = lambda url: None):
+        self.db = db
+        self.repo = repo
+        self.events = events
+        self._secret_box = secret_box
+        self.check_webhook_url = check_webhook_url
+
+    # -- create -------------------------------------------------------------------------
+    def create(self, request: CreateSessionRequest) -> dict[str, Any]:
+        session_id = request.session_id or generate_session_id()
+        api_key = request.api_key or generate_session_key()
+        values: dict[str, Any] = {
+            "session_id": session_id,
+            "name": request.name,
+            "api_key_hash": key_digest(api_key),
+            "auto_reconnect": request.auto_reconnect,
+            "metadata": request.metadata,
+        }
+        webhook_secret = None
+        if request.webhook:
+            webhook_values, webhook_secret = self._webhook_columns(session_id, request.webhook, existing=None)
+            values.update(webhook_values)
+        if request.proxy:
+            values.update(self._proxy_columns(session_id, request.proxy, existing=None))
+        try:
+            with self.db.connection() as conn, conn.transaction():
+                row = self.repo.insert(conn, values)
+                envelope = self.events.record(conn, session_id, "session.created",
+                                              {"session_id": session_id, "name": request.name,
+                                               "status": row["status"]})
+        except psycopg.errors.UniqueViolation as exc:
+            constraint = getattr(exc.diag, "constraint_name", "") or ""
+            if "api_key" in constraint:
+                raise Conflict("a session already uses this api_key", code="api_key_taken") from None
+            raise Conflict(f"session_id '{session_id}' already exists", code="session_exists") from None
+        self.events.send([envelope])
+        created = {
+            "session_id": row["session_id"],
+            "id": str(row["id"]),
+            "name": row["name"],
+            "api_key": api_key,
+            "status": row["status"],
+            "created_at": row["created_at"],
+        }
+        if webhook_secret:
+            created["webhook_secret"] = webhook_secret
+        return created
+
+    # -- read ---------------------------------------------------------------------------
+    def get(self, session_id: str) -> dict[str, Any]:
+        row = self.repo.get(session_id)
+        if row is None:
+            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+        return session_view(row)
+
+    def list(self, query: ListSessionsQuery) -> dict[str, Any]:
+        rows, total = self.repo.list(status=query.status, name=query.name, limit=query.limit,
+                                     offset=query.offset)
+        return {"sessions": [session_view(r) for r in rows], "total": total,
+                "limit": query.limit, "offset": query.offset}
+
+    # -- update -------------------------------------------------------------------------
+    def update(self, session_id: str, request: UpdateSessionRequest) -> dict[str, Any]:
+        given = request.model_fields_set
+        new_secret = None
+        with self.db.connection() as conn, conn.transaction():
+            existing = self.repo.lock(conn, session_id)
+            if existing is None:
+                raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+            values: dict[str, Any] = {}
+            if "name" in given and request.name is not None:
+                values["name"] = request.name
+            if "auto_reconnect" in given and request.auto_reconnect is not None:
+                values["auto_reconnect"] = request.auto_reconnect
+            if "metadata" in given and request.metadata is not None:
+                values["metadata"] = request.metadata
+            if "webhook" in given:
+                if request.webhook is None:
+                    values.update(webhook_url=None, webhook_events=[], webhook_secret_enc=None)
+                else:
+                    webhook_values, new_secret = self._webhook_columns(session_id, request.webhook, existing)
+                    values.update(webhook_values)
+            if "proxy" in given:
+                if request.proxy is None:
+                    values.update(proxy_enabled=False, proxy_type=None, proxy_host=None, proxy_port=None,
+                                  proxy_username=None, proxy_password_enc=None)
+                else:
+                    values.update(self._proxy_columns(session_id, request.proxy, existing))
+            envelope = None
+            if values:
+                self.repo.update(conn, session_id, values)
+                changed = sorted({_public_field(column) for column in values})
+                envelope = self.events.record(conn, session_id, "session.updated", {"changed": changed})
+        if envelope:
+            self.events.send([envelope])
+        view = self.get(session_id)
+        if new_secret:
+            view["webhook_secret"] = new_secret
+        return view
+
+    # -- delete -------------------------------------------------------------------------
+    def delete(self, session_id: str) -> None:
+        with self.db.connection() as conn, conn.transaction():
+            existing = self.repo.lock(conn, session_id)
+            if existing is None:
+                raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+            envelope = self.events.record(conn, session_id, "session.deleted",
+                                          {"session_id": session_id, "jid": existing.get("jid")})
+            conn.execute("DELETE FROM commands WHERE session_id = %s AND status = 'queued'", (session_id,))
+            self.repo.delete(conn, session_id)
+            if existing.get("jid"):
+                _delete_device_rows(conn, existing["jid"])
+        self.events.send([envelope])
+
+    # -- helpers ------------------------------------------------------------------------
+    def _webhook_columns(self, session_id: str, webhook: WebhookIn,
+                         existing: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
+        self.check_webhook_url(webhook.url)
+        values: dict[str, Any] = {"webhook_url": webhook.url, "webhook_events": webhook.events}
+        shown = None
+        if webhook.secret:
+            secret = webhook.secret
+        elif existing is not None and existing.get("webhook_secret_enc") is not None:
+            return values, None  # keep the current secret
+        else:
+            secret = shown = generate_webhook_secret()
+        values["webhook_secret_enc"] = self._secret_box().encrypt(secret, context=WEBHOOK_CONTEXT.format(session_id))
+        return values, shown
+
+    def _proxy_columns(self, session_id: str, proxy: ProxyIn, existing: dict[str, Any] | None) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "proxy_enabled": proxy.enabled, "proxy_type": proxy.type, "proxy_host": proxy.host,
+            "proxy_port": proxy.port, "proxy_username": proxy.username,
+        }
+        if proxy.password:
+            values["proxy_password_enc"] = self._secret_box().encrypt(
+                proxy.password, context=PROXY_CONTEXT.format(session_id))
+        elif "password" in proxy.model_fields_set or existing is None:
+            values["proxy_password_enc"] = None
+        return values
+
+
+def _public_field(column: str) -> str:
+    for prefix in ("webhook", "proxy"):
+        if column.startswith(prefix):
+            return prefix
+    return column
+
+
+def _delete_device_rows(conn: psycopg.Connection, jid: str) -> None:
+    """whatsmeow's device row (its other tables cascade from it), if neonize created them."""
+    exists = conn.execute("SELECT to_regclass('whatsmeow_device') IS NOT NULL AS ok").fetchone()
+    if exists and exists["ok"]:
+        conn.execute("DELETE FROM whatsmeow_device WHERE jid = %s", (jid,))
