@@ -97,3 +97,27 @@ def clean_runners(db):
     yield
     with db.connection() as conn:
         conn.execute("DELETE FROM runners")
+
+
+@pytest.fixture
+def admin_headers():
+    return {"Authorization": f"Bearer {TEST_ADMIN_KEY}", "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def make_session(api, admin_headers):
+    """Create a session through the API; returns the 201 body (with its one-time api_key)."""
+    import json
+    import uuid
+
+    def make(**fields):
+        body = {"name": "test session", "session_id": f"t-{uuid.uuid4().hex[:10]}", **fields}
+        response = api.post("/sessions", headers=admin_headers, body=json.dumps(body))
+        assert response.status_code == 201, response.body
+        return response.json_body
+
+    return make
+
+
+def session_headers(created: dict) -> dict:
+    return {"Authorization": f"Bearer {created['api_key']}", "Content-Type": "application/json"}
