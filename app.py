@@ -16,6 +16,8 @@ from chalicelib import http_errors
 from chalicelib.bootstrap import get_container
 from chalicelib.openapi import DOC_ASSETS, SWAGGER_HTML, OpenApiBuilder
 from chalicelib.routing import ADMIN, PUBLIC, SESSION, RequestContext, RouteSpec, Router
+from chalicelib.schemas.messages import MessageAccepted, MessageSent, SendMessageRequest, SendQuery
+from chalicelib.schemas.operations import HealthOut, ReadyOut
 from chalicelib.schemas.sessions import (AuditList, AuditQuery, CreateSessionRequest, ListSessionsQuery,
                                          SessionCreated, SessionList, SessionOut, SessionUpdated,
                                          UpdateSessionRequest)
@@ -33,14 +35,16 @@ def _request_id() -> str | None:
     return None if request is None else request.context.get("zemeow_request_id")
 
 
-def _audit(principal: Principal | None, spec: RouteSpec, path_params: dict[str, str], status: int,
+def _audit(principal: Principal | None, spec: RouteSpec, path_params: dict[str, str], response: Response,
            request_id: str | None) -> None:
+    body = response.body if isinstance(response.body, dict) else {}
+    session_id = (path_params.get("session_id") or body.get("session_id")
+                  or (principal.session_id if principal else None))
     try:
         get_container().audit_repo.add(
             actor=principal.actor if principal else "anonymous", action=spec.name,
-            session_id=path_params.get("session_id") or (principal.session_id if principal else None),
-            request_id=request_id,
-            details={"method": spec.method, "route": spec.path, "status": status})
+            session_id=session_id, request_id=request_id,
+            details={"method": spec.method, "route": spec.path, "status": response.status_code})
     except Exception as exc:  # noqa: BLE001 - an audit failure is logged, the answer stands
         get_container().logger.error("audit write failed", extra={"error": str(exc)})
 
@@ -86,13 +90,13 @@ def _health_response(answer: Any) -> Response:
 
 # -- operations -------------------------------------------------------------------------
 @route("/health", "GET", access=PUBLIC, summary="Liveness: database, runner, events queue", tags=["operations"],
-       responses={503: None})
+       responses={200: HealthOut, 503: HealthOut})
 def health(ctx: RequestContext) -> Response:
     return _health_response(get_container().health.health())
 
 
 @route("/ready", "GET", access=PUBLIC, summary="Readiness: migrations, queues, DLQ, runner", tags=["operations"],
-       responses={503: None})
+       responses={200: ReadyOut, 503: ReadyOut})
 def ready(ctx: RequestContext) -> Response:
     return _health_response(get_container().health.ready())
 
@@ -174,3 +178,176 @@ def update_session(ctx: RequestContext, session_id: str) -> dict[str, Any]:
 def delete_session(ctx: RequestContext, session_id: str) -> Response:
     get_container().sessions.delete(session_id)
     return Response(body="", status_code=204)
+
+
+# -- proxy (chalicelib/services/proxy.py) -----------------------------------------------
+from chalicelib.schemas.proxy import ProxyIn, ProxyOut, ProxyTestRequest, ProxyTestResult  # noqa: E402
+
+
+@route("/sessions/{session_id}/proxy", "GET", access=SESSION, summary="The session's proxy (password masked)",
+       tags=["proxy"], responses={200: ProxyOut, 404: None})
+def get_proxy(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    return ProxyOut(**get_container().proxies.get(session_id)).model_dump(mode="json")
+
+
+@route("/sessions/{session_id}/proxy", "POST", access=SESSION,
+       summary="Set the session's proxy (emits session.updated; the runner applies it)", tags=["proxy"],
+       body=ProxyIn, responses={200: ProxyOut, 404: None})
+def set_proxy(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    return ProxyOut(**get_container().proxies.set(session_id, ctx.body)).model_dump(mode="json")
+
+
+@route("/sessions/{session_id}/proxy/test", "POST", access=SESSION,
+       summary="Open a tunnel through the proxy to a target and report the outcome", tags=["proxy"],
+       body=ProxyTestRequest, responses={200: ProxyTestResult, 404: None, 409: None})
+def probe_proxy(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    return ProxyTestResult(**get_container().proxies.test(session_id, ctx.body)).model_dump(mode="json")
+
+
+# -- connections and commands (the runner's side: chalicelib/services/connections.py) -----
+from chalicelib import qr as qr_render  # noqa: E402
+from chalicelib.schemas.connections import (CommandOut, ConnectAnswer, PairPhoneOut, PairPhoneRequest,  # noqa: E402
+                                            QrOut, QrQuery, StatsOut, StatusOut)
+
+
+def _answer(result: tuple[int, dict[str, Any]]) -> Response:
+    status, body = result
+    return Response(body=ConnectAnswer(**body).model_dump(mode="json", exclude_none=True), status_code=status,
+                    headers={"Content-Type": "application/json"})
+
+
+@route("/sessions/{session_id}/connect", "POST", access=SESSION, summary="Connect the session to WhatsApp",
+       tags=["connection"], status=202, responses={200: ConnectAnswer, 202: ConnectAnswer, 404: None})
+def connect_session(ctx: RequestContext, session_id: str) -> Response:
+    return _answer(get_container().connections.connect(session_id))
+
+
+@route("/sessions/{session_id}/disconnect", "POST", access=SESSION,
+       summary="Close the socket (the device stays paired)", tags=["connection"], status=202,
+       responses={200: ConnectAnswer, 202: ConnectAnswer, 404: None})
+def disconnect_session(ctx: RequestContext, session_id: str) -> Response:
+    return _answer(get_container().connections.disconnect(session_id))
+
+
+@route("/sessions/{session_id}/logout", "POST", access=SESSION,
+       summary="Unlink the device (the next connect needs a new QR)", tags=["connection"],
+       responses={200: ConnectAnswer, 202: ConnectAnswer, 404: None, 409: None, 502: None})
+def logout_session(ctx: RequestContext, session_id: str) -> Response:
+    return _answer(get_container().connections.logout(session_id))
+
+
+@route("/sessions/{session_id}/status", "GET", access=SESSION, summary="Connection status", tags=["connection"],
+       responses={200: StatusOut, 404: None})
+def session_status(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    return StatusOut(**get_container().connections.status(session_id)).model_dump(mode="json")
+
+
+@route("/sessions/{session_id}/stats", "GET", access=SESSION, summary="Session counters", tags=["connection"],
+       responses={200: StatsOut, 404: None})
+def session_stats(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    return StatsOut(**get_container().connections.stats(session_id)).model_dump(mode="json")
+
+
+@route("/sessions/{session_id}/qr", "GET", access=SESSION, summary="The QR code to scan (json, png or terminal)",
+       tags=["connection"], query=QrQuery, responses={200: QrOut, 404: None, 409: None},
+       produces=["application/json", "image/png", "text/plain"])
+def session_qr(ctx: RequestContext, session_id: str) -> Any:
+    code = get_container().connections.qr(session_id, ctx.query.wait)
+    if ctx.query.format == "png":
+        return Response(body=qr_render.png_bytes(code["qr_code"]), status_code=200,
+                        headers={"Content-Type": "image/png", "Cache-Control": "no-store"})
+    if ctx.query.format == "terminal":
+        return Response(body=qr_render.terminal_text(code["qr_code"]), status_code=200,
+                        headers={"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"})
+    return QrOut(**code, image=qr_render.data_uri(code["qr_code"])).model_dump(mode="json")
+
+
+@route("/sessions/{session_id}/pairphone", "POST", access=SESSION, summary="Pair by phone number (pairing code)",
+       tags=["connection"], body=PairPhoneRequest, responses={200: PairPhoneOut, 404: None, 409: None,
+                                                              502: None, 504: None})
+def pair_phone(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    answer = get_container().connections.pair_phone(session_id, ctx.body.phone, ctx.body.show_push_notification)
+    return PairPhoneOut(**answer).model_dump(mode="json")
+
+
+@route("/sessions/{session_id}/commands/{command_id}", "GET", access=SESSION, summary="A command's state",
+       tags=["commands"], responses={200: CommandOut, 404: None})
+def get_command(ctx: RequestContext, session_id: str, command_id: str) -> dict[str, Any]:
+    return CommandOut(**get_container().connections.command(session_id, command_id)).model_dump(mode="json")
+
+
+# -- webhooks (issue 5) -----------------------------------------------------------------
+from chalicelib.config import queue_prefix_from_env  # noqa: E402
+from chalicelib.schemas.webhooks import (BulkRedeliverAccepted, BulkRedeliverRequest, DeliveriesQuery,  # noqa: E402
+                                         DeliveryList, DeliveryOut, RedeliverAccepted, RotateSecretOut,
+                                         SendWebhookAccepted, SendWebhookRequest, WebhookStats)
+
+
+@app.on_sqs_message(queue=f"{queue_prefix_from_env()}-events", batch_size=10)
+def dispatch_webhooks(event: Any) -> dict[str, Any]:
+    """Deliver a batch of events (and webhook retries) to the sessions' webhook URLs."""
+    container = get_container()
+    container.ensure_schema()
+    return container.webhook_dispatcher.handle(event.to_dict()["Records"])
+
+
+@route("/sessions/{session_id}/webhook/deliveries", "GET", access=SESSION, summary="Webhook deliveries (newest first)",
+       tags=["webhooks"], query=DeliveriesQuery, responses={200: DeliveryList, 404: None})
+def list_webhook_deliveries(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    return DeliveryList(**get_container().webhooks.list_deliveries(session_id, ctx.query)).model_dump(mode="json")
+
+
+@route("/sessions/{session_id}/webhook/deliveries/{delivery_id}", "GET", access=SESSION,
+       summary="One webhook delivery with its attempts", tags=["webhooks"], responses={200: DeliveryOut, 404: None})
+def get_webhook_delivery(ctx: RequestContext, session_id: str, delivery_id: str) -> dict[str, Any]:
+    return DeliveryOut(**get_container().webhooks.get_delivery(session_id, delivery_id)).model_dump(mode="json")
+
+
+@route("/sessions/{session_id}/webhook/deliveries/{delivery_id}/redeliver", "POST", access=SESSION,
+       summary="Deliver a finished (failed, skipped or succeeded) delivery again", tags=["webhooks"], status=202,
+       responses={202: RedeliverAccepted, 404: None, 409: None})
+def redeliver_webhook(ctx: RequestContext, session_id: str, delivery_id: str) -> dict[str, Any]:
+    return RedeliverAccepted(**get_container().webhooks.redeliver(session_id, delivery_id)).model_dump(mode="json")
+
+
+@route("/sessions/{session_id}/webhook/redeliver", "POST", access=SESSION,
+       summary="Redeliver every failed delivery (since a time)", tags=["webhooks"], body=BulkRedeliverRequest,
+       status=202, responses={202: BulkRedeliverAccepted, 404: None})
+def redeliver_webhooks_bulk(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    answer = get_container().webhooks.redeliver_bulk(session_id, ctx.body)
+    return BulkRedeliverAccepted(**answer).model_dump(mode="json")
+
+
+@route("/sessions/{session_id}/webhook/rotate-secret", "POST", access=SESSION,
+       summary="New webhook secret (shown once); the old one also signs for 24 h", tags=["webhooks"],
+       responses={200: RotateSecretOut, 404: None, 409: None})
+def rotate_webhook_secret(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    return RotateSecretOut(**get_container().webhooks.rotate_secret(session_id)).model_dump(mode="json")
+
+
+@route("/webhooks/send", "POST", access=ADMIN, summary="Send an event to a session's webhook (or a given URL)",
+       tags=["webhooks"], body=SendWebhookRequest, status=202, responses={202: SendWebhookAccepted, 404: None,
+                                                                         409: None})
+def send_webhook(ctx: RequestContext) -> dict[str, Any]:
+    return SendWebhookAccepted(**get_container().webhooks.send(ctx.body)).model_dump(mode="json")
+
+
+@route("/webhooks/stats", "GET", access=ADMIN, summary="Webhook delivery totals, latency, queues, breakers",
+       tags=["webhooks"], responses={200: WebhookStats})
+def webhook_stats(ctx: RequestContext) -> dict[str, Any]:
+    return WebhookStats(**get_container().webhooks.stats()).model_dump(mode="json")
+
+
+@route("/webhooks/sessions/{session_id}/stats", "GET", access=SESSION, summary="One session's webhook stats",
+       tags=["webhooks"], responses={200: WebhookStats, 404: None})
+def session_webhook_stats(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    return WebhookStats(**get_container().webhooks.stats(session_id)).model_dump(mode="json")
+
+
+# -- messages ---------------------------------------------------------------------------
+@route("/sessions/{session_id}/messages", "POST", access=SESSION, summary="Send a message", tags=["messages"],
+       body=SendMessageRequest, query=SendQuery, status=202,
+       responses={202: MessageAccepted, 200: MessageSent, 404: None, 409: None, 502: None, 504: None})
+def send_message(ctx: RequestContext, session_id: str) -> Response:
+    status, body = get_container().messages.send(session_id, ctx.body.root, wait=ctx.query.wait)
+    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})

@@ -36,7 +36,12 @@ class Container:
 
     @cached_property
     def settings(self) -> Settings:
-        return self._settings or load_settings()
+        settings = self._settings or load_settings()
+        if settings.environment == "test":
+            from chalicelib.netguard import install_offline_resolver  # noqa: PLC0415
+
+            install_offline_resolver()
+        return settings
 
     @cached_property
     def logger(self):
@@ -44,6 +49,8 @@ class Container:
 
     @cached_property
     def database_url(self) -> str:
+        if self.settings.database_secret_arn:  # AWS: credentials from Secrets Manager
+            return self._database_url_from_secret()
         if self.settings.database_url:
             return self.settings.database_url
         from chalicelib.db.embedded import start_embedded  # noqa: PLC0415 - dev only
@@ -60,6 +67,19 @@ class Container:
             statement_timeout=self.settings.db_statement_timeout,
             application_name=self.service,
         )
+
+    def _database_url_from_secret(self) -> str:
+        import json  # noqa: PLC0415
+
+        from chalicelib.config import database_url_with_secret  # noqa: PLC0415
+
+        try:
+            answer = self.secretsmanager.get_secret_value(SecretId=self.settings.database_secret_arn)
+            secret = json.loads(answer["SecretString"])
+        except Exception as exc:  # noqa: BLE001 - one readable 503, never the secret
+            raise DependencyUnavailable(f"cannot read DATABASE_SECRET_ARN: {exc.__class__.__name__}",
+                                        code="database_unavailable") from None
+        return database_url_with_secret(self.settings.database_url, secret)
 
     def ensure_schema(self) -> None:
         """Apply pending migrations once per process (cheap no-op afterwards)."""
@@ -135,7 +155,82 @@ class Container:
 
     @cached_property
     def sessions(self) -> SessionService:
-        return SessionService(self.db, self.session_repo, self.events, self.secret_box)
+        return SessionService(self.db, self.session_repo, self.events, self.secret_box,
+                              before_delete=self.connections.logout_before_delete,
+                              check_webhook_url=self.webhook_url_check)
+
+    @cached_property
+    def commands(self) -> "CommandBus":
+        from chalicelib.commands import CommandBus  # noqa: PLC0415
+
+        return CommandBus(self.db, self.sqs, self.queues.command_url_for_session, logger=self.logger)
+
+    @cached_property
+    def runtime_repo(self) -> "RuntimeRepository":
+        from chalicelib.repositories.runtime import RuntimeRepository  # noqa: PLC0415
+
+        return RuntimeRepository(self.db)
+
+    @cached_property
+    def connections(self) -> "ConnectionService":
+        from chalicelib.repositories.runners import RunnerRepository  # noqa: PLC0415
+        from chalicelib.services.connections import ConnectionService  # noqa: PLC0415
+
+        return ConnectionService(self.db, self.session_repo, self.runtime_repo, self.commands,
+                                 RunnerRepository(self.db), lease_ttl=self.settings.runner_lease_ttl)
+
+    @cached_property
+    def proxies(self) -> "ProxyService":
+        from chalicelib.services.proxy import ProxyProber, ProxyService  # noqa: PLC0415
+
+        # production: a proxy on a private/loopback/metadata address is refused (SSRF);
+        # test: only loopback proxies are dialled (tests and fuzzers never reach out)
+        environment = self.settings.environment
+        prober = ProxyProber(allow_private=environment != "production", loopback_only=environment == "test")
+        return ProxyService(self.sessions, self.session_repo.get, self.secret_box, prober)
+
+    # -- webhooks (issue 5) -------------------------------------------------------------
+    @cached_property
+    def webhook_url_check(self):
+        from chalicelib.webhooks.ssrf import config_checker  # noqa: PLC0415
+
+        return config_checker(lambda: self.settings.webhook_allow_private)
+
+    @cached_property
+    def webhook_repo(self):
+        from chalicelib.repositories.webhooks import WebhookRepository  # noqa: PLC0415
+
+        return WebhookRepository(self.db)
+
+    @cached_property
+    def webhooks(self):
+        from chalicelib.webhooks.service import WebhookService  # noqa: PLC0415
+
+        return WebhookService(self.webhook_repo, self.queues, self.secret_box, self.webhook_url_check,
+                              self.session_repo.get)
+
+    @cached_property
+    def webhook_dispatcher(self):
+        from chalicelib.webhooks.breaker import BreakerConfig  # noqa: PLC0415
+        from chalicelib.webhooks.dispatcher import WebhookDispatcher  # noqa: PLC0415
+        from chalicelib.webhooks.retry import RetryPolicy  # noqa: PLC0415
+
+        s = self.settings
+        return WebhookDispatcher(
+            repo=self.webhook_repo, sqs=self.sqs, events_queue_url=lambda: self.queues.events_url,
+            dlq_url=lambda: self.queues.events_dlq_url, secret_box=self.secret_box,
+            policy=RetryPolicy.from_settings(s.webhook_retry_schedule, s.webhook_retry_count),
+            breaker_config=BreakerConfig.from_env(s.webhook_timeout), timeout=s.webhook_timeout,
+            allow_private=s.webhook_allow_private, logger=self.logger)
+
+    @cached_property
+    def messages(self) -> "MessageService":
+        from chalicelib.services.messages import MessageService  # noqa: PLC0415
+        from chalicelib.webhooks.ssrf import check_url  # noqa: PLC0415
+
+        return MessageService(self.session_repo, self.commands,
+                              lambda url: check_url(url, allow_private=self.settings.webhook_allow_private,
+                                                    unresolvable_ok=True))
 
     def close(self) -> None:
         if "db" in self.__dict__:

@@ -147,6 +147,7 @@ class Settings:
     environment: str = "development"
     server_port: int = 8080
     database_url: str | None = None  # None: the embedded server under data_dir
+    database_secret_arn: str | None = None  # RDS-shaped JSON secret: username/password (+host/port/dbname)
     data_dir: Path = Path(".zemeow")
     admin_api_key: str | None = None
     admin_api_key_secret_arn: str | None = None
@@ -230,6 +231,29 @@ def _database_url(reader: _Reader) -> str | None:
     return f"postgresql://{credentials}@{host}:{port}/{quote(db or '', safe='')}"
 
 
+def database_url_with_secret(url: str | None, secret: Mapping[str, object]) -> str:
+    """Complete a database URL with a `DATABASE_SECRET_ARN` secret (the JSON RDS and
+    Secrets Manager write: username, password, host, port, dbname). The secret's
+    username and password always win; host, port and database come from the URL
+    (DATABASE_URL or POSTGRES_HOST/PORT/DB, e.g. the RDS Proxy endpoint) when one is
+    configured, else from the secret."""
+    from urllib.parse import urlsplit, urlunsplit  # noqa: PLC0415
+
+    user = quote(str(secret.get("username") or ""), safe="")
+    password = quote(str(secret.get("password") or ""), safe="")
+    credentials = user + (":" + password if password else "")
+    if url:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rsplit("@", 1)[-1]
+        return urlunsplit((parts.scheme, f"{credentials}@{netloc}", parts.path, parts.query, parts.fragment))
+    host = secret.get("host")
+    if not host:
+        raise ConfigError(["DATABASE_SECRET_ARN: the secret has no host; set POSTGRES_HOST or DATABASE_URL"])
+    port = secret.get("port") or 5432
+    dbname = quote(str(secret.get("dbname") or "zemeow"), safe="")
+    return f"postgresql://{credentials}@{host}:{port}/{dbname}"
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse the environment; raise ConfigError listing every bad variable."""
     env = os.environ if env is None else env
@@ -239,6 +263,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         environment=r.get("ENVIRONMENT", _parse_choice(ENVIRONMENTS), "development"),
         server_port=r.get("SERVER_PORT", parse_port, 8080),
         database_url=_database_url(r),
+        database_secret_arn=r.text("DATABASE_SECRET_ARN"),
         data_dir=Path(r.text("DATA_DIR", ".zemeow") or ".zemeow"),
         admin_api_key=r.text("ADMIN_API_KEY"),
         admin_api_key_secret_arn=r.text("ADMIN_API_KEY_SECRET_ARN"),

@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import os
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 _VERSION = b"\x01"
 
 
@@ -23,6 +18,11 @@ class DecryptionError(Exception):
 
 class SecretBox:
     def __init__(self, key_material: str):
+        # imported here: most requests never touch a secret, and cryptography is slow to import
+        from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: PLC0415
+
         if not key_material:
             raise ValueError("ENCRYPTION_KEY is empty")
         key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"zemeow-secrets-v1",
@@ -37,6 +37,8 @@ class SecretBox:
         blob = bytes(blob)
         if not blob or blob[:1] != _VERSION:
             raise DecryptionError("unknown ciphertext version")
+        from cryptography.exceptions import InvalidTag  # noqa: PLC0415
+
         try:
             return self._aead.decrypt(blob[1:13], blob[13:], context.encode()).decode()
         except InvalidTag as exc:

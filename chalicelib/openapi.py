@@ -19,11 +19,13 @@ ERROR_SCHEMA = {
         "code": {"type": "string", "description": "snake_case reason"},
         "message": {"type": "string"},
         "request_id": {"type": ["string", "null"]},
-        "details": {"description": "for validation errors: one entry per bad field",
-                    "type": "array",
-                    "items": {"type": "object", "properties": {
-                        "field": {"type": "string"}, "message": {"type": "string"},
-                        "type": {"type": "string"}}}},
+        "details": {"description": "validation errors: one entry per bad field; other errors: an "
+                                   "object with what helps (e.g. the command_id of a command that timed out)",
+                    "anyOf": [
+                        {"type": "array", "items": {"type": "object", "properties": {
+                            "field": {"type": "string"}, "message": {"type": "string"},
+                            "type": {"type": "string"}}}},
+                        {"type": "object"}]},
     },
 }
 ERROR_DESCRIPTIONS = {
@@ -34,6 +36,7 @@ ERROR_DESCRIPTIONS = {
     409: "Conflict with the current state",
     413: "Request body too large",
     422: "Invalid fields (details name each one)",
+    502: "The runner could not do it (the error names why)",
     503: "A dependency (database, queue, runner) is unavailable",
     504: "The runner did not answer in time",
 }
@@ -88,7 +91,7 @@ class OpenApiBuilder:
             model = spec.responses.get(status)
             description = "OK" if status < 400 else ERROR_DESCRIPTIONS.get(status, "Error")
             response: dict[str, Any] = {"description": description}
-            if status >= 400:
+            if status >= 400 and model is None:
                 response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
             elif model is not None:
                 media = spec.produces[0] if spec.produces else "application/json"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from chalice import Chalice, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 
 from chalicelib import http_errors
 from chalicelib.errors import BadRequest, PayloadTooLarge, ValidationFailed, ZemeowError
@@ -54,10 +54,13 @@ class RequestContext:
     raw_request: Any
 
 
-def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+def validation_details(exc: ValidationError, *, tagged_union: bool = False) -> list[dict[str, Any]]:
     details = []
     for error in exc.errors(include_url=False):
-        location = ".".join(str(part) for part in error["loc"]) or "body"
+        loc = list(error["loc"])
+        if tagged_union and loc:
+            loc = loc[1:]  # drop the union's tag ("text", "image", ...): name the field itself
+        location = ".".join(str(part) for part in loc) or "body"
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown field"
@@ -69,7 +72,7 @@ def parse_model(model: type[BaseModel], data: Any, *, where: str) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        details = validation_details(exc)
+        details = validation_details(exc, tagged_union=issubclass(model, RootModel))
         fields = ", ".join(sorted({d["field"] for d in details}))
         raise ValidationFailed(f"invalid {where}: {fields}", details=details) from exc
 
@@ -77,7 +80,7 @@ def parse_model(model: type[BaseModel], data: Any, *, where: str) -> BaseModel:
 class Router:
     def __init__(self, app: Chalice, *, authenticate: Callable[[Any], Principal],
                  authorize: Callable[[Principal, str, str | None], None],
-                 audit: Callable[[Principal | None, RouteSpec, dict[str, str], int, str | None], None],
+                 audit: Callable[[Principal | None, RouteSpec, dict[str, str], Response, str | None], None],
                  request_id: Callable[[], str | None], max_body_bytes: Callable[[], int],
                  on_unexpected: Callable[[BaseException], None]):
         self.app = app
@@ -111,7 +114,6 @@ class Router:
             request = self.app.current_request
             request_id = self._request_id()
             principal: Principal | None = None
-            status = 500
             try:
                 if spec.access != PUBLIC:
                     principal = self._authenticate(request)
@@ -124,9 +126,8 @@ class Router:
                 if not isinstance(exc, ZemeowError) and not _is_chalice_view_error(exc):
                     self._on_unexpected(exc)
                 response = http_errors.error_response(exc, request_id)
-            status = response.status_code
             if spec.method in MUTATING and principal is not None:
-                self._audit(principal, spec, path_params, status, request_id)
+                self._audit(principal, spec, path_params, response, request_id)
             return response
 
         return handler

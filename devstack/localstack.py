@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from devstack import PROJECT_ROOT
+from devstack.processes import die_with_parent
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
 SERVICES = "sqs,cloudformation,secretsmanager,s3,sts,iam,cloudwatch"
@@ -101,7 +102,7 @@ def ensure_localstack(endpoint: str | None, state_dir: Path, *, timeout: float =
         process = subprocess.Popen(
             [str(LOCALSTACK_PYTHON), "-m", "localstack.runtime.main"],
             stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=str(state_dir),
-            start_new_session=True,
+            start_new_session=True, preexec_fn=die_with_parent,
         )
     handle = LocalStackHandle(endpoint, process, log_path)
     deadline = time.monotonic() + timeout

@@ -53,8 +53,22 @@ class Child:
         self.process.wait(timeout=5)
 
 
+def die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the launcher dies, even by SIGKILL.
+
+    Children run in their own sessions (so a terminal's Ctrl-C reaches only the launcher,
+    which stops them in order); this makes sure none outlives a launcher that could not."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the launcher's own cleanup still runs
+        pass
+
+
 def start_child(name: str, argv: list[str], env: dict[str, str], cwd: str, **kwargs) -> Child:
-    process = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True, **kwargs)
+    process = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True, preexec_fn=die_with_parent,
+                               **kwargs)
     return Child(name, process)
 
 

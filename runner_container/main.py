@@ -32,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     except DependencyUnavailable as exc:
         container.logger.error("runner cannot start", extra={"reason": exc.message})
         return 1
+    except ConfigError as exc:
+        print(f"zemeow runner: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a taken METRICS_PORT / EMULATOR_PORT
+        container.logger.error("runner cannot start", extra={"reason": str(exc)})
+        return 1
     finally:
         container.close()
     container.logger.info("runner stopped", extra={"driver": settings.whatsapp_driver})

@@ -18,9 +18,18 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from chalicelib.bootstrap import Container, reset_container  # noqa: E402
 from chalicelib.config import load_settings  # noqa: E402
+from chalicelib.netguard import install_offline_resolver  # noqa: E402
 from devstack.stack import LocalStackEnvironment  # noqa: E402
 
+install_offline_resolver()  # no test sends a DNS query off this machine (see chalicelib/netguard.py)
+
 TEST_ADMIN_KEY = "zadm_test_" + secrets.token_urlsafe(24)
+
+
+def _free_port() -> int:
+    from devstack.processes import free_port
+
+    return free_port()
 
 
 def _test_env() -> dict[str, str]:
@@ -38,6 +47,9 @@ def _test_env() -> dict[str, str]:
         "RUNNER_LEASE_TTL": "3s",
         "DB_CONNECT_TIMEOUT": "3s",
         "LOG_LEVEL": "INFO",
+        # runner processes started by tests must never collide with `make run`'s ports
+        "METRICS_PORT": str(_free_port()),
+        "EMULATOR_PORT": str(_free_port()),
     })
     return env
 
@@ -81,8 +93,10 @@ def api(container):
 
     import app as app_module
 
+    from tests.openapi_validation import OpenApiResponseChecker, ValidatingHttp
+
     with Client(app_module.app, stage_name="local") as client:
-        yield client.http
+        yield ValidatingHttp(client.http, OpenApiResponseChecker(app_module._openapi()))
 
 
 @pytest.fixture

@@ -46,23 +46,34 @@ def test_admin_key_secret_is_generated(stack, settings):
     assert len(value) == 48 and value.isalnum()
 
 
-def test_fifo_shard_orders_and_deduplicates_per_session(settings):
+def test_fifo_shard_settings_order_and_deduplicate_per_session(settings):
+    """A queue created with a stack shard's own attributes orders and dedupes per group.
+
+    (A clone, because runners in other tests consume the stack's shards.)"""
+    import uuid
+
     sqs = make_client("sqs", settings)
     queues = QueueDirectory(sqs, settings)
-    url = queues.command_url_for_session("order-test")
-    for i in range(3):
-        sqs.send_message(QueueUrl=url, MessageBody=str(i), MessageGroupId="order-test",
-                         MessageDeduplicationId=f"cmd-{i}")
-    sqs.send_message(QueueUrl=url, MessageBody="0-again", MessageGroupId="order-test",
-                     MessageDeduplicationId="cmd-0")  # same command id: dropped by SQS
-    got = []
-    for _ in range(10):
-        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
-            got.append(m["Body"])
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        if len(got) >= 3:
-            break
-    assert got == ["0", "1", "2"]
+    shard = sqs.get_queue_attributes(QueueUrl=queues.command_url(0), AttributeNames=["All"])["Attributes"]
+    copied = {k: shard[k] for k in ("FifoQueue", "ContentBasedDeduplication", "DeduplicationScope",
+                                    "FifoThroughputLimit", "VisibilityTimeout")}
+    url = sqs.create_queue(QueueName=f"clone-{uuid.uuid4().hex[:8]}.fifo", Attributes=copied)["QueueUrl"]
+    try:
+        for i in range(3):
+            sqs.send_message(QueueUrl=url, MessageBody=str(i), MessageGroupId="order-test",
+                             MessageDeduplicationId=f"cmd-{i}")
+        sqs.send_message(QueueUrl=url, MessageBody="0-again", MessageGroupId="order-test",
+                         MessageDeduplicationId="cmd-0")  # same command id: dropped by SQS
+        got = []
+        for _ in range(10):
+            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+                got.append(m["Body"])
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            if len(got) >= 3:
+                break
+        assert got == ["0", "1", "2"]
+    finally:
+        sqs.delete_queue(QueueUrl=url)
 
 
 def test_shard_choice_is_stable_and_spread():

@@ -85,6 +85,28 @@ class SessionRepository:
         return conn.execute("SELECT * FROM sessions WHERE session_id = %s FOR UPDATE", (session_id,)).fetchone()
 
     @staticmethod
+    def bury(conn: psycopg.Connection, session_id: str, keep_days: int = 7) -> None:
+        """Keep the webhook routing of a session being deleted (see migration 0012)."""
+        conn.execute("DELETE FROM session_tombstones WHERE deleted_at < now() - make_interval(days => %s)",
+                     (keep_days,))
+        conn.execute(
+            """
+            INSERT INTO session_tombstones (session_id, webhook_url, webhook_events, webhook_secret_enc,
+                                            webhook_secret_prev_enc, webhook_secret_prev_expires_at)
+            SELECT session_id, webhook_url, webhook_events, webhook_secret_enc,
+                   webhook_secret_prev_enc, webhook_secret_prev_expires_at
+            FROM sessions WHERE session_id = %s AND webhook_url IS NOT NULL
+            ON CONFLICT (session_id) DO UPDATE SET
+                webhook_url = EXCLUDED.webhook_url, webhook_events = EXCLUDED.webhook_events,
+                webhook_secret_enc = EXCLUDED.webhook_secret_enc,
+                webhook_secret_prev_enc = EXCLUDED.webhook_secret_prev_enc,
+                webhook_secret_prev_expires_at = EXCLUDED.webhook_secret_prev_expires_at,
+                deleted_at = now()
+            """,
+            (session_id,),
+        )
+
+    @staticmethod
     def delete(conn: psycopg.Connection, session_id: str) -> dict[str, Any] | None:
         return conn.execute("DELETE FROM sessions WHERE session_id = %s RETURNING session_id, jid",
                             (session_id,)).fetchone()

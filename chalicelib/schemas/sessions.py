@@ -1,13 +1,16 @@
 """Request and response models of the sessions API (pydantic v2; also the OpenAPI schemas)."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from datetime import datetime
 from typing import Any, Literal, Optional
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from chalicelib.schemas.base import Model, Strict
 
 SESSION_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{2,63}$"
 EVENT_PATTERN = re.compile(r"^(\*|[a-z][a-z_]*\.(\*|[a-z][a-z_]*))$")
@@ -15,8 +18,6 @@ METADATA_MAX_BYTES = 16 * 1024
 STATUSES = ("disconnected", "connecting", "connected", "authenticated", "error")
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 def check_http_url(value: str) -> str:
@@ -49,20 +50,48 @@ class WebhookIn(Strict):
         return sorted(set(events))
 
 
+PROXY_HOST_PATTERN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$")
+
+
 class ProxyIn(Strict):
     enabled: bool = True
     type: Literal["http", "https", "socks5"] = "http"
-    host: Optional[str] = Field(default=None, min_length=1, max_length=255)
-    port: Optional[int] = Field(default=None, ge=1, le=65535)
+    # validate_default: a missing host/port is reported on the field itself ("proxy.host")
+    host: Optional[str] = Field(default=None, min_length=1, max_length=255, validate_default=True,
+                                description="host name or IP address, without scheme or port")
+    port: Optional[int] = Field(default=None, ge=1, le=65535, validate_default=True)
     username: Optional[str] = Field(default=None, max_length=255)
-    password: Optional[str] = Field(default=None, max_length=255)
+    password: Optional[str] = Field(default=None, max_length=255,
+                                    description="write-only; omitted keeps the stored one, null clears it")
 
-    @model_validator(mode="after")
-    def _host_when_enabled(self) -> "ProxyIn":
-        if self.enabled and (not self.host or not self.port):
-            missing = [name for name in ("host", "port") if not getattr(self, name)]
-            raise ValueError(f"{' and '.join(missing)} required when the proxy is enabled")
-        return self
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        if not value:
+            if info.data.get("enabled", True):
+                raise ValueError("required when the proxy is enabled")
+            return None
+        try:
+            return str(ipaddress.ip_address(value.strip("[]")))
+        except ValueError:
+            pass
+        if not PROXY_HOST_PATTERN.match(value):
+            raise ValueError("must be a host name or an IP address, without scheme, port or path")
+        return value.lower()
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: Optional[int], info: ValidationInfo) -> Optional[int]:
+        if value is None and info.data.get("enabled", True):
+            raise ValueError("required when the proxy is enabled")
+        return value
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        if value and ":" in value and info.data.get("type") in ("http", "https"):
+            raise ValueError("must not contain ':' for an HTTP proxy (Basic authentication)")
+        return value or None
 
 
 def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +152,7 @@ class UpdateSessionRequest(Strict):
         return None if value is None else check_metadata(value)
 
 
-class ListSessionsQuery(BaseModel):
+class ListSessionsQuery(Model):
     model_config = ConfigDict(extra="ignore")
     status: Optional[Literal["disconnected", "connecting", "connected", "authenticated", "error"]] = None
     name: Optional[str] = Field(default=None, max_length=100, description="substring, case-insensitive")
@@ -131,7 +160,7 @@ class ListSessionsQuery(BaseModel):
     offset: int = Field(default=0, ge=0, le=1_000_000)
 
 
-class ProxyOut(BaseModel):
+class ProxyOut(Model):
     enabled: bool
     type: Optional[str] = None
     host: Optional[str] = None
@@ -141,14 +170,14 @@ class ProxyOut(BaseModel):
     status: Literal["active", "inactive"]
 
 
-class WebhookOut(BaseModel):
+class WebhookOut(Model):
     url: Optional[str] = None
     events: list[str] = Field(default_factory=list)
     last_sent: Optional[datetime] = None
     status: Literal["active", "failing", "disabled", "inactive"]
 
 
-class SessionOut(BaseModel):
+class SessionOut(Model):
     id: str
     session_id: str
     name: str
@@ -164,7 +193,7 @@ class SessionOut(BaseModel):
     metadata: dict[str, Any]
 
 
-class SessionCreated(BaseModel):
+class SessionCreated(Model):
     session_id: str
     id: str
     name: str
@@ -178,20 +207,20 @@ class SessionUpdated(SessionOut):
     webhook_secret: Optional[str] = Field(default=None, description="shown once when the webhook changed")
 
 
-class SessionList(BaseModel):
+class SessionList(Model):
     sessions: list[SessionOut]
     total: int
     limit: int
     offset: int
 
 
-class AuditQuery(BaseModel):
+class AuditQuery(Model):
     model_config = ConfigDict(extra="ignore")
     session_id: Optional[str] = Field(default=None, max_length=64)
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-class AuditEntry(BaseModel):
+class AuditEntry(Model):
     id: int
     at: datetime
     actor: str
@@ -201,5 +230,5 @@ class AuditEntry(BaseModel):
     details: dict[str, Any]
 
 
-class AuditList(BaseModel):
+class AuditList(Model):
     entries: list[AuditEntry]

@@ -78,8 +78,10 @@ def session_view(row: dict[str, Any]) -> dict[str, Any]:
 class SessionService:
     def __init__(self, db: Database, repo: SessionRepository, events: EventPublisher,
                  secret_box: Callable[[], SecretBox],
-                 check_webhook_url: Callable[[str], None] = lambda url: None):
+                 check_webhook_url: Callable[[str], None] = lambda url: None,
+                 before_delete: Callable[[str, dict[str, Any]], None] | None = None):
         self.db = db
+        self.before_delete = before_delete
         self.repo = repo
         self.events = events
         self._secret_box = secret_box
@@ -180,6 +182,13 @@ class SessionService:
 
     # -- delete -------------------------------------------------------------------------
     def delete(self, session_id: str) -> None:
+        if self.before_delete is not None:
+            # a paired session is logged out by its runner first (bounded), so the phone
+            # shows the device as unlinked rather than silently dead
+            current = self.repo.get(session_id)
+            if current is None:
+                raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+            self.before_delete(session_id, current)
         with self.db.connection() as conn, conn.transaction():
             existing = self.repo.lock(conn, session_id)
             if existing is None:
@@ -187,6 +196,7 @@ class SessionService:
             envelope = self.events.record(conn, session_id, "session.deleted",
                                           {"session_id": session_id, "jid": existing.get("jid")})
             conn.execute("DELETE FROM commands WHERE session_id = %s AND status = 'queued'", (session_id,))
+            self.repo.bury(conn, session_id)
             self.repo.delete(conn, session_id)
             if existing.get("jid"):
                 _delete_device_rows(conn, existing["jid"])
@@ -215,9 +225,16 @@ class SessionService:
         if proxy.password:
             values["proxy_password_enc"] = self._secret_box().encrypt(
                 proxy.password, context=PROXY_CONTEXT.format(session_id))
-        elif "password" in proxy.model_fields_set or existing is None:
+        elif "password" in proxy.model_fields_set or not _same_proxy_account(existing, proxy):
+            # a stored password is kept only for the same proxy account: it must never be
+            # sent to a host (or as a user) it was not given for
             values["proxy_password_enc"] = None
         return values
+
+
+def _same_proxy_account(existing: dict[str, Any] | None, proxy: ProxyIn) -> bool:
+    return existing is not None and all(existing.get(f"proxy_{name}") == getattr(proxy, name)
+                                        for name in ("type", "host", "username"))
 
 
 def _public_field(column: str) -> str:

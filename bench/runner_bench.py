@@ -1,0 +1,341 @@
+"""Runner benchmarks: command round trip, failover time, memory per session.
+
+    .venv/bin/python bench/runner_bench.py roundtrip [--commands 1000] [--sessions 10]
+    .venv/bin/python bench/runner_bench.py failover  [--sessions 20] [--heartbeat 2s --ttl 10s]
+    .venv/bin/python bench/runner_bench.py memory    [--driver emulator|neonize] [--counts 0,100,500]
+
+roundtrip: commands go the API's way (CommandBus.enqueue: row + SQS FIFO shard) to one
+  emulator runner, which executes them (send_message: the emulator's outbox, a message.sent
+  event, a receipt) and writes the result; the caller awaits the row (LISTEN/NOTIFY). One
+  session per client thread, so each session's commands are sequential as FIFO requires.
+failover: two runners, N paired sessions; kill -9 the runner owning shard 0; time until
+  every session of that shard is authenticated again on the survivor (no QR).
+memory: a runner's RSS with 0/100/500 sessions held: emulator sessions paired and
+  authenticated; neonize clients dialing WhatsApp through a local proxy that accepts the
+  tunnel and holds it without answering (nothing leaves the machine).
+
+Each run uses its own database and queue prefix (like the test suite), reuses a LocalStack
+on 127.0.0.1:4566 (or starts one), and removes its queues and database at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chalicelib.bootstrap import Container  # noqa: E402
+from chalicelib.config import load_settings  # noqa: E402
+from chalicelib.queues import shard_for  # noqa: E402
+from chalicelib.schemas.sessions import CreateSessionRequest  # noqa: E402
+from devstack.processes import Child, free_port, start_child  # noqa: E402
+from devstack.stack import LocalStackEnvironment  # noqa: E402
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SERVER_PORT", "QUEUE_PREFIX")}
+    env.update({
+        "ENVIRONMENT": "test", "DATA_DIR": str(ROOT / ".zemeow" / "bench"), "QUEUE_PREFIX": f"zr{os.getpid()}",
+        "COMMAND_SHARDS": "2", "ADMIN_API_KEY": "zadm_bench_" + secrets.token_urlsafe(16),
+        "ENCRYPTION_KEY": secrets.token_urlsafe(32), "LOG_LEVEL": "WARNING", "WHATSAPP_DRIVER": "emulator",
+        "DB_POOL_MAX_SIZE": "30", **extra,
+    })
+    return env
+
+
+def wait_for(condition, timeout: float, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+class Bench:
+    def __init__(self, **env: str):
+        self.stack = LocalStackEnvironment(bench_env(**env), database_name=f"zemeow_bench_{os.getpid()}",
+                                           fresh_database=True, log=lambda m: None)
+        self.runners: dict[str, tuple[Child, int, int]] = {}
+        self.logs: list[str] = []
+
+    def __enter__(self) -> "Bench":
+        self.stack.start_database()
+        self.stack.migrate()
+        self.stack.start_localstack()
+        self.stack.deploy_messaging()
+        os.environ.update({k: self.stack.env[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+                                                          "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+                           if k in self.stack.env})
+        self.container = Container(load_settings(self.stack.env))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for child, _, _ in self.runners.values():
+            child.stop()
+        for path in self.logs:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        self.container.close()
+        self.stack.stop(delete_queues=True, drop_database=True)
+
+    def start_runner(self, runner_id: str, **extra: str) -> Child:
+        emulator_port, metrics_port = free_port(), free_port()
+        env = {**self.stack.env, "RUNNER_ID": runner_id, "EMULATOR_PORT": str(emulator_port),
+               "METRICS_PORT": str(metrics_port), **extra}
+        log = tempfile.NamedTemporaryFile("w", prefix=f"{runner_id}-", suffix=".log", delete=False)
+        self.logs.append(log.name)
+        child = start_child(runner_id, [sys.executable, "-m", "runner_container"], env, str(ROOT),
+                            stdout=log, stderr=subprocess.STDOUT)
+        self.runners[runner_id] = (child, emulator_port, metrics_port)
+        import urllib.request
+
+        def healthy():
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/healthz", timeout=2).status == 200
+            except OSError:
+                return False
+
+        wait_for(healthy, 60, 0.1, f"runner {runner_id} healthy")
+        return child
+
+    def emulator(self, runner_id: str, path: str, body: dict | None = None) -> int:
+        import json
+        import urllib.error
+        import urllib.request
+
+        port = self.runners[runner_id][1]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST",
+                                         data=json.dumps(body or {}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            return urllib.request.urlopen(request, timeout=10).status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    def create_sessions(self, count: int, **fields) -> list[str]:
+        ids = []
+        for i in range(count):
+            sid = f"b{i:04d}-{uuid.uuid4().hex[:6]}"
+            self.container.sessions.create(CreateSessionRequest(name=f"bench {i}", session_id=sid, **fields))
+            ids.append(sid)
+        return ids
+
+    def statuses(self, ids: list[str]) -> dict[str, tuple[str, str | None]]:
+        with self.container.db.connection() as conn:
+            rows = conn.execute("SELECT s.session_id, s.status, r.runner_id FROM sessions s LEFT JOIN "
+                                "session_runtime r USING (session_id) WHERE s.session_id = ANY(%s)",
+                                (ids,)).fetchall()
+        return {r["session_id"]: (r["status"], r["runner_id"]) for r in rows}
+
+    def pair_directly(self, ids: list[str]) -> None:
+        """Emulated devices already paired: the runner restores them (no QR), as after a restart."""
+        with self.container.db.connection() as conn:
+            for sid in ids:
+                jid = f"5511{secrets.randbelow(10**9):09d}:1@s.whatsapp.net"
+                conn.execute("INSERT INTO emulator_devices (session_id, jid) VALUES (%s, %s)", (sid, jid))
+                conn.execute("UPDATE sessions SET jid = %s, desired_state = 'connected' WHERE session_id = %s",
+                             (jid, sid))
+
+
+def rss_mb(pid: int) -> float:
+    total = 0
+    for child_pid in [pid]:
+        with open(f"/proc/{child_pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+# -- roundtrip --------------------------------------------------------------------------
+def roundtrip(args) -> None:
+    with Bench() as bench:
+        bench.start_runner("bench-rt")
+        ids = bench.create_sessions(args.sessions)
+        bench.pair_directly(ids)
+        wait_for(lambda: all(s == "authenticated" for s, _ in bench.statuses(ids).values()), 60, 0.1,
+                 "sessions restored")
+        bus = bench.container.commands
+
+        def one(sid: str, n: int) -> float:
+            started = time.perf_counter()
+            row = bus.enqueue(sid, "send_message", {"to": "5511777770000", "type": "text", "text": f"m{n}"})
+            done = bus.await_result(str(row["id"]), 30)
+            if done is None or done["status"] != "succeeded":
+                raise SystemExit(f"command failed: {done}")
+            return (time.perf_counter() - started) * 1000
+
+        for sid in ids:  # warm-up: connections, queue URL caches
+            for n in range(5):
+                one(sid, n)
+
+        def run(concurrency: int, total: int) -> tuple[list[float], float]:
+            per = total // concurrency
+            started = time.perf_counter()
+            with ThreadPoolExecutor(concurrency) as pool:
+                chunks = list(pool.map(lambda sid: [one(sid, n) for n in range(per)], ids[:concurrency]))
+            elapsed = time.perf_counter() - started
+            return [v for chunk in chunks for v in chunk], elapsed
+
+        for concurrency, total in ((1, args.commands), (4, args.commands), (args.sessions, args.commands)):
+            latencies, elapsed = run(concurrency, total)
+            say(f"roundtrip emulator: {len(latencies)} send_message commands, {concurrency} session(s) in parallel:"
+                f" p50 {statistics.median(latencies):.1f} ms, p90 {percentile(latencies, 90):.1f} ms,"
+                f" p99 {percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms,"
+                f" {len(latencies) / elapsed:.0f} commands/s")
+
+
+# -- failover ---------------------------------------------------------------------------
+def failover(args) -> None:
+    timing = {"RUNNER_HEARTBEAT_INTERVAL": args.heartbeat, "RUNNER_LEASE_TTL": args.ttl}
+    with Bench(**timing) as bench:
+        bench.start_runner("bench-a")
+        wait_for(lambda: bench_owners(bench) == {0: "bench-a", 1: "bench-a"}, 30, 0.1, "A owns both")
+        bench.start_runner("bench-b")
+        wait_for(lambda: sorted(map(str, bench_owners(bench).values())) == ["bench-a", "bench-b"], 60, 0.1,
+                 "balanced")
+        ids = bench.create_sessions(args.sessions)
+        bench.pair_directly(ids)
+        wait_for(lambda: all(s == "authenticated" for s, _ in bench.statuses(ids).values()), 60, 0.1,
+                 "sessions restored")
+        owners = bench_owners(bench)
+        victim = owners[0]
+        survivor = next(r for r in ("bench-a", "bench-b") if r != victim)
+        moved = [sid for sid in ids if shard_for(sid, 2) == 0]
+        bench.runners[victim][0].kill()
+        killed = time.monotonic()
+        wait_for(lambda: all(v == ("authenticated", survivor) for v in
+                             [bench.statuses(moved)[s] for s in moved]), 120, 0.05, "sessions moved")
+        took = time.monotonic() - killed
+        say(f"failover (heartbeat {args.heartbeat}, lease TTL {args.ttl}): kill -9 -> {len(moved)} sessions "
+            f"authenticated on the survivor in {took:.1f} s")
+
+
+def bench_owners(bench: Bench) -> dict[int, str | None]:
+    with bench.container.db.connection() as conn:
+        rows = conn.execute("SELECT shard, runner_id, expires_at > now() AS live FROM shard_leases").fetchall()
+    return {r["shard"]: (r["runner_id"] if r["live"] else None) for r in rows}
+
+
+# -- memory -----------------------------------------------------------------------------
+class HoldingProxy:
+    """Accepts HTTP CONNECT tunnels and holds them without answering: a dial that never ends."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.open = 0
+        self._ready = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+        self._ready.wait(10)
+
+    def _serve(self) -> None:
+        async def handle(reader, writer):
+            self.open += 1
+            try:
+                await reader.read(65536)  # the CONNECT request; never answered
+                await reader.read()  # hold until the client gives up
+            finally:
+                self.open -= 1
+                writer.close()
+
+        async def main():
+            server = await asyncio.start_server(handle, "127.0.0.1", self.port, backlog=2048)
+            self._ready.set()
+            async with server:
+                await server.serve_forever()
+
+        asyncio.run(main())
+
+
+def allow_connections(count: int) -> None:
+    """whatsmeow opens a database/sql pool per client (at least one connection each), so 500
+    neonize sessions need ~600 server connections; raise the bench server's limit."""
+    pgdata = ROOT / ".zemeow" / "bench" / "pgdata"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    auto = pgdata / "postgresql.auto.conf"
+    lines = [l for l in (auto.read_text().splitlines() if auto.exists() else []) if "max_connections" not in l]
+    auto.write_text("\n".join(lines + [f"max_connections = {count}"]) + "\n")
+
+
+def memory(args) -> None:
+    counts = [int(c) for c in args.counts.split(",")]
+    if args.driver == "neonize":
+        allow_connections(max(counts) * 2 + 200)
+    proxy = HoldingProxy() if args.driver == "neonize" else None
+    with Bench(WHATSAPP_DRIVER=args.driver, RUNNER_RECONCILE_INTERVAL="2s") as bench:
+        child = bench.start_runner(f"bench-mem-{args.driver}")
+        pid = child.process.pid
+        time.sleep(2)  # settle (nothing to await: idle runner)
+        results = []
+        held: list[str] = []
+        for count in counts:
+            extra = count - len(held)
+            if extra > 0:
+                if args.driver == "neonize":
+                    ids = bench.create_sessions(extra, proxy={"enabled": True, "type": "http", "host": "127.0.0.1",
+                                                              "port": proxy.port})
+                    with bench.container.db.connection() as conn:
+                        conn.execute("UPDATE sessions SET desired_state = 'connected' WHERE session_id = ANY(%s)",
+                                     (ids,))
+                    held += ids
+                    wait_for(lambda: proxy.open >= len(held), 180, 0.2, f"{len(held)} tunnels held (open: {proxy.open})")
+                else:
+                    ids = bench.create_sessions(extra)
+                    bench.pair_directly(ids)
+                    held += ids
+                    wait_for(lambda: sum(s == "authenticated" for s, _ in bench.statuses(held).values())
+                             == len(held), 180, 0.2, f"{len(held)} sessions authenticated")
+            time.sleep(3)  # let allocations settle before reading RSS
+            results.append((len(held), rss_mb(pid)))
+            say(f"memory {args.driver}: {len(held)} sessions -> runner RSS {results[-1][1]:.1f} MB")
+        base = results[0][1]
+        for n, rss in results[1:]:
+            say(f"memory {args.driver}: {(rss - base) / n:.2f} MB per session at {n} sessions")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    rt = sub.add_parser("roundtrip")
+    rt.add_argument("--commands", type=int, default=1000)
+    rt.add_argument("--sessions", type=int, default=10)
+    fo = sub.add_parser("failover")
+    fo.add_argument("--sessions", type=int, default=20)
+    fo.add_argument("--heartbeat", default="2s")
+    fo.add_argument("--ttl", default="10s")
+    mem = sub.add_parser("memory")
+    mem.add_argument("--driver", choices=["emulator", "neonize"], default="emulator")
+    mem.add_argument("--counts", default="0,100,500")
+    args = parser.parse_args()
+    {"roundtrip": roundtrip, "failover": failover, "memory": memory}[args.what](args)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
+    main()

@@ -1,0 +1,220 @@
+"""The command bus.
+
+A command is first a row in `commands` (status `queued`), written in the caller's
+transaction when it has one, then a message on the session's SQS FIFO shard
+(`MessageGroupId` = session id, so a session's commands run in order;
+`MessageDeduplicationId` = command id, so a resend within five minutes is dropped by
+SQS and a later one by the runner's claim on the row). If SQS does not take the message,
+the row stays `queued` with no `enqueued_at`, and `sweep()` (run by every runner) sends
+it again: nothing the API accepted is lost.
+
+Routes that must answer with a result (pair-phone, send with `wait`) `await_result()` the
+row: LISTEN on `zemeow_command_done` (a trigger NOTIFYs when a command finishes), with a
+re-read of the row as the source of truth, bounded by a timeout.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import psycopg
+
+from chalicelib.db import Database
+from chalicelib.errors import NotFound
+from chalicelib.repositories.commands import TERMINAL, CommandRepository
+
+COMMAND_TYPES = ("connect", "disconnect", "logout", "pair_phone", "send_message", "ping")
+NOTIFY_CHANNEL = "zemeow_command_done"
+
+
+def command_view(row: dict[str, Any]) -> dict[str, Any]:
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "command_id": str(row["id"]),
+        "session_id": row["session_id"],
+        "type": row["type"],
+        "status": row["status"],
+        "result": row.get("result"),
+        "error": row.get("error"),
+        "attempts": row.get("attempts", 0),
+        "idempotency_key": row.get("idempotency_key"),
+        "created_at": iso(row.get("created_at")),
+        "started_at": iso(row.get("started_at")),
+        "finished_at": iso(row.get("finished_at")),
+    }
+
+
+class CommandBus:
+    def __init__(self, db: Database, sqs: Any, queue_url_for_session: Callable[[str], str],
+                 repo: CommandRepository | None = None, logger: Any = None):
+        self.db = db
+        self.sqs = sqs
+        self.queue_url_for_session = queue_url_for_session
+        self.repo = repo or CommandRepository(db)
+        self.log = logger
+        self.listener = CompletionListener(db, logger)
+
+    # -- enqueue ----------------------------------------------------------------------
+    def record(self, conn: psycopg.Connection, session_id: str, type: str, payload: dict[str, Any] | None = None,
+               *, idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
+        """Insert the row inside the caller's transaction; call `send()` after commit."""
+        if type not in COMMAND_TYPES:
+            raise ValueError(f"unknown command type {type!r}")
+        return self.repo.insert(conn, session_id=session_id, type=type, payload=payload or {},
+                                idempotency_key=idempotency_key)
+
+    def enqueue(self, session_id: str, type: str, payload: dict[str, Any] | None = None, *,
+                idempotency_key: str | None = None) -> dict[str, Any]:
+        """Record and send one command (its own transaction). Returns the row."""
+        with self.db.connection() as conn, conn.transaction():
+            row, created = self.record(conn, session_id, type, payload, idempotency_key=idempotency_key)
+        if created:
+            self.send([row])
+        return row
+
+    def send(self, rows: list[dict[str, Any]]) -> int:
+        """Hand rows to their SQS shards; never raises (the sweeper resends what failed)."""
+        sent: list[str] = []
+        for row in rows:
+            command_id, session_id = str(row["id"]), row["session_id"]
+            try:
+                self.sqs.send_message(
+                    QueueUrl=self.queue_url_for_session(session_id),
+                    MessageBody=json.dumps({"command_id": command_id, "session_id": session_id,
+                                            "type": row["type"]}, separators=(",", ":")),
+                    MessageGroupId=session_id,
+                    MessageDeduplicationId=command_id,
+                )
+            except Exception as exc:  # noqa: BLE001 - the row stays queued; sweep() resends it
+                if self.log:
+                    self.log.warning("command not handed to SQS; the sweeper will resend it",
+                                     extra={"command_id": command_id, "reason": str(exc)[:200]})
+                continue
+            sent.append(command_id)
+        try:
+            self.repo.mark_enqueued(sent)
+        except Exception:  # noqa: BLE001 - worst case a resend, which the runner's claim dedupes
+            pass
+        return len(sent)
+
+    def sweep(self, older_than_seconds: float = 10.0, limit: int = 500) -> int:
+        """Resend commands still `queued` after `older_than_seconds` (SQS was down, or lost)."""
+        rows = self.repo.unsent(older_than_seconds, limit)
+        return self.send(rows) if rows else 0
+
+    # -- read / await -----------------------------------------------------------------
+    def get(self, session_id: str, command_id: str) -> dict[str, Any]:
+        try:
+            row = self.repo.get(session_id, command_id)
+        except psycopg.errors.InvalidTextRepresentation:
+            row = None
+        if row is None:
+            raise NotFound(f"command '{command_id}' does not exist for session '{session_id}'",
+                           code="command_not_found")
+        return row
+
+    def await_result(self, command_id: str, timeout: float) -> dict[str, Any]:
+        """The command's row once finished, or its current row when `timeout` passes."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        row = self.repo.get_by_id(command_id)
+        if row is None or row["status"] in TERMINAL or timeout <= 0:
+            return row
+        with self.listener.watch(command_id) as done:
+            while True:
+                row = self.repo.get_by_id(command_id)  # after registering: no finish slips between
+                if row is None or row["status"] in TERMINAL:
+                    return row
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return row
+                # woken by the NOTIFY; without a live listener, re-read at a short interval
+                done.wait(min(remaining, 1.0 if self.listener.alive else 0.05))
+                done.clear()
+
+    def _poll(self, command_id: str, deadline: float) -> dict[str, Any]:
+        interval = 0.01
+        while True:
+            row = self.repo.get_by_id(command_id)
+            if row is None or row["status"] in TERMINAL or time.monotonic() >= deadline:
+                return row
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+            interval = min(interval * 2, 0.2)
+
+
+class CompletionListener:
+    """One LISTEN connection per process, shared by every await: a finished command's
+    NOTIFY wakes exactly its waiters. Started on first use; if the connection breaks,
+    waiters fall back to short re-reads while it reconnects."""
+
+    def __init__(self, db: Database, logger: Any = None):
+        self.db = db
+        self.log = logger
+        self._waiters: dict[str, list[threading.Event]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.alive = False
+        self._ready = threading.Event()
+
+    @contextmanager
+    def watch(self, command_id: str) -> Iterator[threading.Event]:
+        event = threading.Event()
+        with self._lock:
+            self._waiters.setdefault(command_id, []).append(event)
+            if self._thread is None or not self._thread.is_alive():
+                self._ready.clear()
+                self._thread = threading.Thread(target=self._run, name="command-listener", daemon=True)
+                self._thread.start()
+        self._ready.wait(2.0)  # LISTEN is active (or failed) before the caller re-reads the row
+        try:
+            yield event
+        finally:
+            with self._lock:
+                waiters = self._waiters.get(command_id, [])
+                if event in waiters:
+                    waiters.remove(event)
+                if not waiters:
+                    self._waiters.pop(command_id, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._waiters:
+                    self._thread = None
+                    return
+            try:
+                conn = self.db.connect_direct()
+            except psycopg.Error:
+                self.alive = False
+                self._ready.set()
+                time.sleep(1.0)
+                continue
+            try:
+                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                self.alive = True
+                self._ready.set()
+                idle_since = time.monotonic()
+                while True:
+                    for notify in conn.notifies(timeout=1.0):
+                        with self._lock:
+                            for event in self._waiters.get(notify.payload, []):
+                                event.set()
+                    with self._lock:
+                        if self._waiters:
+                            idle_since = time.monotonic()
+                        elif time.monotonic() - idle_since > 30:
+                            self._thread = None
+                            return  # nobody waited for 30 s: free the connection
+            except psycopg.Error as exc:
+                if self.log:
+                    self.log.warning("command listener lost its connection", extra={"reason": str(exc)[:200]})
+            finally:
+                self.alive = False
+                try:
+                    conn.close()
+                except Exception:  # noqa: BLE001
+                    pass

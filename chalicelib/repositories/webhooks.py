@@ -1,0 +1,345 @@
+"""SQL of webhook delivery: session webhook configs, deliveries, attempts, endpoints (breaker)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from chalicelib.db import Database
+
+FINAL_STATUSES = ("succeeded", "failed", "skipped")
+REDELIVERABLE = ("succeeded", "failed", "skipped")
+
+
+class WebhookRepository:
+    def __init__(self, db: Database):
+        self.db = db
+
+    # -- configuration ------------------------------------------------------------------
+    def session_configs(self, session_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = sorted(set(session_ids))
+        if not ids:
+            return {}
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                """
+                SELECT session_id, webhook_url, webhook_events, webhook_secret_enc,
+                       webhook_secret_prev_enc, webhook_secret_prev_expires_at,
+                       webhook_secret_prev_expires_at > now() AS prev_valid
+                FROM sessions WHERE session_id = ANY(%s)
+                UNION ALL  -- deleted sessions: their last webhook routing (migration 0012)
+                SELECT t.session_id, t.webhook_url, t.webhook_events, t.webhook_secret_enc,
+                       t.webhook_secret_prev_enc, t.webhook_secret_prev_expires_at,
+                       t.webhook_secret_prev_expires_at > now() AS prev_valid
+                FROM session_tombstones t
+                WHERE t.session_id = ANY(%s)
+                  AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = t.session_id)
+                """, (ids, ids)).fetchall()
+        return {row["session_id"]: row for row in rows}
+
+    def rotate_secret(self, session_id: str, encrypt_new: Any, grace_seconds: float) -> dict[str, Any] | None:
+        """Current secret -> previous (valid `grace_seconds` more), new secret -> current."""
+        with self.db.connection() as conn, conn.transaction():
+            row = conn.execute("SELECT session_id, webhook_url, webhook_secret_enc FROM sessions "
+                               "WHERE session_id = %s FOR UPDATE", (session_id,)).fetchone()
+            if row is None or not row["webhook_url"]:
+                return row
+            return conn.execute(
+                """
+                UPDATE sessions SET webhook_secret_prev_enc = webhook_secret_enc,
+                       webhook_secret_prev_expires_at = CASE WHEN webhook_secret_enc IS NULL THEN NULL
+                           ELSE now() + make_interval(secs => %s) END,
+                       webhook_secret_enc = %s, updated_at = now()
+                WHERE session_id = %s
+                RETURNING session_id, webhook_url, webhook_secret_prev_expires_at
+                """, (grace_seconds, encrypt_new, session_id)).fetchone()
+
+    # -- endpoints (circuit breaker) ------------------------------------------------------
+    def endpoints(self, urls: Iterable[str]) -> dict[str, dict[str, Any]]:
+        urls = sorted(set(urls))
+        if not urls:
+            return {}
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                """
+                SELECT url, state, consecutive_failures, opened_at, probe_started_at, disabled_reason,
+                       extract(epoch FROM now() - opened_at) AS open_for,
+                       extract(epoch FROM now() - probe_started_at) AS probing_for
+                FROM webhook_endpoints WHERE url = ANY(%s)
+                """, (urls,)).fetchall()
+        return {row["url"]: row for row in rows}
+
+    def claim_probe(self, url: str, cooldown: float, probe_timeout: float) -> bool:
+        """Open (cooled down) or stale half-open -> half-open, for exactly one caller."""
+        with self.db.connection() as conn:
+            row = conn.execute(
+                """
+                UPDATE webhook_endpoints SET state = 'half_open', probe_started_at = now(), updated_at = now()
+                WHERE url = %s AND (
+                    (state = 'open' AND opened_at <= now() - make_interval(secs => %s))
+                 OR (state = 'half_open' AND probe_started_at <= now() - make_interval(secs => %s)))
+                RETURNING url
+                """, (url, cooldown, probe_timeout)).fetchone()
+        return row is not None
+
+    @staticmethod
+    def record_failures(conn: psycopg.Connection, url: str, failures: int, threshold: int) -> str:
+        row = conn.execute(
+            """
+            INSERT INTO webhook_endpoints AS e (url, state, consecutive_failures, last_failure_at, opened_at)
+            VALUES (%(url)s, CASE WHEN %(n)s >= %(t)s THEN 'open' ELSE 'closed' END, %(n)s, now(),
+                    CASE WHEN %(n)s >= %(t)s THEN now() END)
+            ON CONFLICT (url) DO UPDATE SET
+                consecutive_failures = e.consecutive_failures + %(n)s,
+                last_failure_at = now(),
+                state = CASE WHEN e.state = 'disabled' THEN 'disabled'
+                             WHEN e.state = 'half_open' THEN 'open'
+                             WHEN e.consecutive_failures + %(n)s >= %(t)s THEN 'open'
+                             ELSE e.state END,
+                opened_at = CASE WHEN e.state = 'half_open'
+                                   OR (e.state = 'closed' AND e.consecutive_failures + %(n)s >= %(t)s)
+                                 THEN now() ELSE e.opened_at END,
+                probe_started_at = NULL,
+                updated_at = now()
+            RETURNING state
+            """, {"url": url, "n": failures, "t": threshold}).fetchone()
+        return row["state"]
+
+    @staticmethod
+    def record_success(conn: psycopg.Connection, url: str) -> None:
+        conn.execute(
+            """
+            UPDATE webhook_endpoints SET state = CASE WHEN state = 'disabled' THEN 'disabled' ELSE 'closed' END,
+                   consecutive_failures = 0, last_success_at = now(), probe_started_at = NULL,
+                   opened_at = CASE WHEN state = 'disabled' THEN opened_at END, updated_at = now()
+            WHERE url = %s
+            """, (url,))
+
+    @staticmethod
+    def disable(conn: psycopg.Connection, url: str, reason: str) -> None:
+        conn.execute(
+            """
+            INSERT INTO webhook_endpoints AS e (url, state, disabled_at, disabled_reason, last_failure_at)
+            VALUES (%s, 'disabled', now(), %s, now())
+            ON CONFLICT (url) DO UPDATE SET state = 'disabled', disabled_at = now(),
+                disabled_reason = excluded.disabled_reason, last_failure_at = now(), updated_at = now()
+            """, (url, reason))
+
+    def enable(self, url: str) -> bool:
+        with self.db.connection() as conn:
+            cur = conn.execute(
+                """
+                UPDATE webhook_endpoints SET state = 'closed', consecutive_failures = 0, opened_at = NULL,
+                       probe_started_at = NULL, disabled_at = NULL, disabled_reason = NULL, updated_at = now()
+                WHERE url = %s AND state <> 'closed'
+                """, (url,))
+        return cur.rowcount == 1
+
+    # -- parked deliveries (breaker open) -------------------------------------------------
+    def oldest_parked(self, url: str) -> dict[str, Any] | None:
+        with self.db.connection() as conn:
+            return conn.execute(
+                "SELECT *, extract(epoch FROM now() - created_at) AS age FROM webhook_deliveries "
+                "WHERE url = %s AND status = 'retrying' AND next_attempt_at IS NULL ORDER BY created_at LIMIT 1",
+                (url,)).fetchone()
+
+    def release_parked(self, url: str, limit: int = 5000) -> list[dict[str, Any]]:
+        """Parked deliveries of `url` -> pending (their delivery messages are sent by the caller)."""
+        with self.db.connection() as conn:
+            return conn.execute(
+                """
+                UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(), updated_at = now()
+                WHERE id IN (SELECT id FROM webhook_deliveries WHERE url = %s AND status = 'retrying'
+                             AND next_attempt_at IS NULL ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED)
+                RETURNING id, attempt
+                """, (url, limit)).fetchall()
+
+    def fail_parked(self, url: str, reason: str) -> int:
+        with self.db.connection() as conn:
+            cur = conn.execute(
+                "UPDATE webhook_deliveries SET status = 'failed', error = %s, updated_at = now() "
+                "WHERE url = %s AND status = 'retrying' AND next_attempt_at IS NULL", (reason, url))
+        return cur.rowcount
+
+    def expire_parked(self, url: str, max_age: float) -> int:
+        with self.db.connection() as conn:
+            cur = conn.execute(
+                """
+                UPDATE webhook_deliveries SET status = 'failed', updated_at = now(),
+                       error = 'endpoint unavailable (circuit breaker open) for the whole retry schedule'
+                WHERE url = %s AND status = 'retrying' AND next_attempt_at IS NULL
+                  AND created_at < now() - make_interval(secs => %s)
+                """, (url, max_age))
+        return cur.rowcount
+
+    # -- deliveries ---------------------------------------------------------------------
+    def deliveries_by_key(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        if not keys:
+            return {}
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                """
+                SELECT d.id, d.event_id, d.url, d.status, d.attempt, d.round_attempt
+                FROM webhook_deliveries d
+                JOIN unnest(%s::uuid[], %s::text[]) AS k(event_id, url) USING (event_id, url)
+                """, ([k[0] for k in keys], [k[1] for k in keys])).fetchall()
+        return {(str(r["event_id"]), r["url"]): r for r in rows}
+
+    def deliveries_by_id(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT *, extract(epoch FROM now() - created_at) AS age FROM webhook_deliveries "
+                "WHERE id = ANY(%s::uuid[])", (ids,)).fetchall()
+        return {str(r["id"]): r for r in rows}
+
+    @staticmethod
+    def write_outcomes(conn: psycopg.Connection, deliveries: list[dict[str, Any]],
+                       attempts: list[dict[str, Any]]) -> None:
+        """Upsert delivery rows and append attempt rows (one pipeline round trip)."""
+        with conn.cursor() as cur:
+            if deliveries:
+                cur.executemany(
+                    """
+                    INSERT INTO webhook_deliveries AS d
+                        (id, event_id, session_id, event, url, status, attempt, round_attempt, http_status,
+                         latency_ms, response_excerpt, error, payload, next_attempt_at, last_attempt_at,
+                         succeeded_at, enqueued_at, target)
+                    VALUES (%(id)s, %(event_id)s, %(session_id)s, %(event)s, %(url)s, %(status)s, %(attempt)s,
+                            %(round_attempt)s, %(http_status)s, %(latency_ms)s, %(response_excerpt)s, %(error)s,
+                            %(payload)s, %(next_attempt_at)s, %(last_attempt_at)s,
+                            CASE WHEN %(status)s = 'succeeded' THEN now() END, %(enqueued_at)s, %(target)s)
+                    ON CONFLICT (event_id, url) DO UPDATE SET
+                        status = excluded.status, attempt = GREATEST(d.attempt, excluded.attempt),
+                        round_attempt = excluded.round_attempt,
+                        http_status = COALESCE(excluded.http_status, d.http_status),
+                        latency_ms = COALESCE(excluded.latency_ms, d.latency_ms),
+                        response_excerpt = COALESCE(excluded.response_excerpt, d.response_excerpt),
+                        error = excluded.error, next_attempt_at = excluded.next_attempt_at,
+                        last_attempt_at = COALESCE(excluded.last_attempt_at, d.last_attempt_at),
+                        succeeded_at = COALESCE(excluded.succeeded_at, d.succeeded_at),
+                        updated_at = now()
+                    """,
+                    [{**d, "payload": Jsonb(d["payload"])} for d in deliveries])
+            if attempts:
+                cur.executemany(
+                    """
+                    INSERT INTO webhook_attempts (delivery_id, attempt, at, outcome, http_status, latency_ms,
+                                                  response_excerpt, error)
+                    VALUES (%(delivery_id)s, %(attempt)s, COALESCE(%(at)s, now()), %(outcome)s, %(http_status)s, %(latency_ms)s,
+                            %(response_excerpt)s, %(error)s)
+                    """, attempts)
+
+    def create_pending(self, row: dict[str, Any]) -> dict[str, Any]:
+        with self.db.connection() as conn:
+            return conn.execute(
+                """
+                INSERT INTO webhook_deliveries (id, event_id, session_id, event, url, status, attempt,
+                                                payload, next_attempt_at, enqueued_at, target)
+                VALUES (%(id)s, %(event_id)s, %(session_id)s, %(event)s, %(url)s, 'pending', 0, %(payload)s,
+                        now(), %(enqueued_at)s, %(target)s)
+                RETURNING id, event_id, status, attempt
+                """, {**row, "payload": Jsonb(row["payload"])}).fetchone()
+
+    def mark_pending(self, session_id: str, delivery_id: str) -> dict[str, Any] | None:
+        """A redeliver: a final delivery starts a new round. None when it is not redeliverable."""
+        with self.db.connection() as conn:
+            return conn.execute(
+                """
+                UPDATE webhook_deliveries SET status = 'pending', round_attempt = 0, next_attempt_at = now(),
+                       error = NULL, updated_at = now()
+                WHERE id = %s AND session_id = %s AND status = ANY(%s)
+                RETURNING id, url, attempt, status
+                """, (delivery_id, session_id, list(REDELIVERABLE))).fetchone()
+
+    def mark_pending_bulk(self, session_id: str, *, statuses: list[str], since: datetime | None,
+                          event: str | None, limit: int) -> list[dict[str, Any]]:
+        where, params = ["session_id = %s", "status = ANY(%s)"], [session_id, statuses]
+        if since is not None:
+            where.append("created_at >= %s")
+            params.append(since)
+        if event:
+            where.append("event = %s")
+            params.append(event)
+        with self.db.connection() as conn:
+            return conn.execute(
+                f"""
+                UPDATE webhook_deliveries SET status = 'pending', round_attempt = 0, next_attempt_at = now(),
+                       error = NULL, updated_at = now()
+                WHERE id IN (SELECT id FROM webhook_deliveries WHERE {' AND '.join(where)}
+                             ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED)
+                RETURNING id, url, attempt, status
+                """, [*params, limit]).fetchall()
+
+    def get_delivery(self, session_id: str, delivery_id: str) -> dict[str, Any] | None:
+        with self.db.connection() as conn:
+            row = conn.execute("SELECT * FROM webhook_deliveries WHERE id = %s AND session_id = %s",
+                               (delivery_id, session_id)).fetchone()
+            if row is None:
+                return None
+            row["attempts"] = conn.execute(
+                "SELECT attempt, at, outcome, http_status, latency_ms, response_excerpt, error "
+                "FROM webhook_attempts WHERE delivery_id = %s ORDER BY attempt, id", (delivery_id,)).fetchall()
+        return row
+
+    def list_deliveries(self, session_id: str, *, status: str | None, event: str | None,
+                        since: datetime | None, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        where, params = ["session_id = %s"], [session_id]
+        if status:
+            where.append("status = %s")
+            params.append(status)
+        if event:
+            if event.endswith(".*"):
+                where.append("event LIKE %s")
+                params.append(event[:-1].replace("_", "\\_") + "%")
+            else:
+                where.append("event = %s")
+                params.append(event)
+        if since is not None:
+            where.append("created_at >= %s")
+            params.append(since)
+        clause = " AND ".join(where)
+        with self.db.connection() as conn:
+            total = conn.execute(f"SELECT count(*) AS n FROM webhook_deliveries WHERE {clause}",
+                                 params).fetchone()["n"]
+            rows = conn.execute(
+                f"SELECT * FROM webhook_deliveries WHERE {clause} ORDER BY created_at DESC, id "
+                "LIMIT %s OFFSET %s", [*params, limit, offset]).fetchall()
+        return rows, total
+
+    # -- stats --------------------------------------------------------------------------
+    def stats(self, session_id: str | None, window_seconds: float) -> dict[str, Any]:
+        scope, params = ("WHERE d.session_id = %s", [session_id]) if session_id else ("", [])
+        with self.db.connection() as conn:
+            by_status = conn.execute(
+                f"SELECT d.status, count(*) AS n FROM webhook_deliveries d {scope} GROUP BY d.status",
+                params).fetchall()
+            window = conn.execute(
+                f"""
+                SELECT count(*) FILTER (WHERE a.outcome = 'succeeded') AS ok,
+                       count(*) AS attempts,
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY a.latency_ms)
+                           FILTER (WHERE a.latency_ms IS NOT NULL) AS p50,
+                       percentile_cont(0.95) WITHIN GROUP (ORDER BY a.latency_ms)
+                           FILTER (WHERE a.latency_ms IS NOT NULL) AS p95
+                FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id
+                WHERE a.at >= now() - make_interval(secs => %s) {scope.replace('WHERE', 'AND')}
+                """, [window_seconds, *params]).fetchone()
+            if session_id:
+                breakers = conn.execute(
+                    """
+                    SELECT e.url, e.state, e.consecutive_failures, e.opened_at, e.disabled_reason
+                    FROM webhook_endpoints e
+                    WHERE e.state <> 'closed' AND (e.url IN (SELECT webhook_url FROM sessions WHERE session_id = %s)
+                          OR e.url IN (SELECT DISTINCT url FROM webhook_deliveries WHERE session_id = %s
+                                       AND status IN ('pending', 'retrying')))
+                    ORDER BY e.url
+                    """, (session_id, session_id)).fetchall()
+            else:
+                breakers = conn.execute(
+                    "SELECT url, state, consecutive_failures, opened_at, disabled_reason FROM webhook_endpoints "
+                    "WHERE state <> 'closed' ORDER BY url").fetchall()
+        return {"by_status": {r["status"]: r["n"] for r in by_status}, "window": window, "breakers": breakers}

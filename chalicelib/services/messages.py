@@ -1,0 +1,76 @@
+"""Sending messages: validate, refuse what cannot be sent, hand a `send_message` command
+to the session's runner, and (with `wait`) answer with WhatsApp's message id.
+
+A repeated `idempotency_key` returns the first command: the bus's unique
+(session_id, idempotency_key) makes the second insert a read, so nothing is sent twice.
+"""
+from __future__ import annotations
+
+import base64
+from typing import Any, Callable
+
+from chalicelib.commands import CommandBus, command_view
+from chalicelib.errors import Conflict, NotFound, PayloadTooLarge, UpstreamTimeout, ValidationFailed, ZemeowError
+from chalicelib.repositories.sessions import SessionRepository
+from chalicelib.schemas.messages import MEDIA_TYPES
+from chalicelib.webhooks.ssrf import UrlRefused
+
+SENDABLE_STATUSES = ("authenticated",)
+MAX_INLINE_MEDIA_BYTES = 700 * 1024  # base64 of it stays under the 1 MiB API body limit
+
+
+class SendFailed(ZemeowError):
+    status = 502
+    code = "send_failed"
+
+
+class MessageService:
+    def __init__(self, sessions: SessionRepository, bus: CommandBus,
+                 check_media_url: Callable[[str], None] = lambda url: None, wait_timeout: float = 30.0):
+        self.sessions = sessions
+        self.bus = bus
+        self.check_media_url = check_media_url
+        self.wait_timeout = wait_timeout
+
+    def send(self, session_id: str, message: Any, *, wait: bool) -> tuple[int, dict[str, Any]]:
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+        if session["status"] not in SENDABLE_STATUSES:
+            raise Conflict(f"session '{session_id}' is {session['status']}; connect and pair it before sending",
+                           code="not_connected")
+        payload = message.model_dump(mode="json", exclude_none=True)
+        idempotency_key = payload.pop("idempotency_key", None)
+        if payload["type"] in MEDIA_TYPES:
+            self._check_media(payload)
+        row = self.bus.enqueue(session_id, "send_message", payload, idempotency_key=idempotency_key)
+        if not wait:
+            view = command_view(row)
+            return 202, {"command_id": view["command_id"], "status": view["status"]}
+        done = self.bus.await_result(str(row["id"]), self.wait_timeout)
+        view = command_view(done)
+        if view["status"] == "succeeded":
+            result = view.get("result") or {}
+            return 200, {"command_id": view["command_id"], "status": "succeeded",
+                         "message_id": result.get("message_id"), "timestamp": result.get("timestamp")}
+        if view["status"] == "failed":
+            error = view.get("error") or {}
+            raise SendFailed(error.get("message") or "the runner could not send the message",
+                             code=error.get("code") or "send_failed",
+                             details={"command_id": view["command_id"]})
+        raise UpstreamTimeout(f"the runner did not finish within {self.wait_timeout:g}s; "
+                              f"the command stays {view['status']}: GET .../commands/{view['command_id']}",
+                              code="runner_timeout", details={"command_id": view["command_id"]})
+
+    def _check_media(self, payload: dict[str, Any]) -> None:
+        if payload.get("media_base64"):
+            size = len(base64.b64decode(payload["media_base64"]))
+            if size > MAX_INLINE_MEDIA_BYTES:
+                raise PayloadTooLarge(f"inline media is {size} bytes; the limit is {MAX_INLINE_MEDIA_BYTES} "
+                                      "(use media_url for larger files)", code="media_too_large")
+        if payload.get("media_url"):
+            try:
+                self.check_media_url(payload["media_url"])
+            except UrlRefused as exc:
+                raise ValidationFailed(f"media_url refused: {exc}",
+                                       details=[{"field": "media_url", "message": str(exc), "type": "url_refused"}]) from None

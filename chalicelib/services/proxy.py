@@ -1,0 +1,452 @@
+"""Per-session proxies: read, change (encrypted password, `session.updated`), and probe.
+
+Changing a proxy goes through `SessionService.update`, the one path that encrypts the
+password (`proxy:<session_id>` context), writes the row and records `session.updated`
+(`data.changed == ["proxy"]`) in the same transaction.
+
+`ProxyProber` opens a real tunnel through a proxy with `python-socks` (HTTP CONNECT,
+HTTPS = HTTP CONNECT over TLS to the proxy, SOCKS5 with remote DNS) and turns every way
+it can fail into a stable code (see `chalicelib.schemas.proxy.PROBE_ERROR_CODES`).
+python-socks does the protocols; this module only supplies the TCP/TLS transport
+(through python-socks' `forward` hook), so that the whole probe runs under one deadline
+and the failure can be attributed to the step it happened in (e.g. a SOCKS5 proxy that
+hangs up after the username/password were sent refused them).
+
+Network policy: the API connects to the *proxy* only; the target is resolved and dialled
+by the proxy, in the proxy's network (SOCKS5 uses remote DNS, HTTP CONNECT sends the
+name). So the target is not restricted. The proxy address is: with
+`allow_private=False` (ENVIRONMENT=production), a proxy whose address is loopback,
+private, link-local (cloud metadata), or otherwise not globally routable is refused
+before any packet is sent, and the probe connects to the address it checked (no second
+lookup that DNS rebinding could change).
+
+With `loopback_only=True` (ENVIRONMENT=test) only loopback proxies are dialled and no
+name but `localhost` is looked up: the test suite and the API fuzzer post arbitrary
+proxies to the probe, and nothing may leave the machine.
+
+The deadline (`timeout`) covers connecting, TLS, authentication and the CONNECT answer;
+the lookup of the proxy's own host name is left to the system resolver's timeouts.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import quote
+
+from python_socks import ProxyError, ProxyTimeoutError, ProxyType
+from python_socks.sync.v2 import Proxy as SyncProxy
+
+from chalicelib.crypto import DecryptionError, SecretBox
+from chalicelib.errors import Conflict, ValidationFailed
+from chalicelib.schemas.proxy import ProxyTestRequest
+from chalicelib.schemas.sessions import ProxyIn, UpdateSessionRequest
+from chalicelib.services.sessions import PROXY_CONTEXT, SessionService
+
+_TYPES = {"http": ProxyType.HTTP, "https": ProxyType.HTTP, "socks5": ProxyType.SOCKS5}
+_SOCKS5_REPLIES = {
+    0x01: "general SOCKS server failure",
+    0x02: "connection not allowed by ruleset",
+    0x03: "network unreachable",
+    0x04: "host unreachable",
+    0x05: "connection refused",
+    0x06: "TTL expired",
+    0x07: "command not supported",
+    0x08: "address type not supported",
+}
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """A usable proxy: what the prober and the runner (neonize) need, password in clear."""
+
+    type: str
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def from_input(cls, proxy: ProxyIn) -> "ProxyConfig":
+        return cls(type=proxy.type, host=proxy.host or "", port=proxy.port or 0,
+                   username=proxy.username or None, password=proxy.password or None)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], secret_box: SecretBox) -> "ProxyConfig | None":
+        """The session row's proxy, password decrypted; None when disabled or incomplete."""
+        if not row.get("proxy_enabled") or not row.get("proxy_host") or not row.get("proxy_port"):
+            return None
+        password = None
+        if row.get("proxy_password_enc") is not None:
+            password = secret_box.decrypt(row["proxy_password_enc"],
+                                          context=PROXY_CONTEXT.format(row["session_id"]))
+        return cls(type=row.get("proxy_type") or "http", host=row["proxy_host"], port=int(row["proxy_port"]),
+                   username=row.get("proxy_username") or None, password=password)
+
+    @property
+    def host_for_url(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    def address(self) -> str:
+        """The proxy URL neonize/whatsmeow take (`ProxySettings(proxy_address=...)`,
+        `client.set_proxy_address(...)`): `socks5://user:pass@host:port`. Contains the
+        password: never log it."""
+        auth = ""
+        if self.username or self.password:
+            auth = quote(self.username or "", safe="")
+            if self.password:
+                auth += ":" + quote(self.password, safe="")
+            auth += "@"
+        return f"{self.type}://{auth}{self.host_for_url}:{self.port}"
+
+    def __repr__(self) -> str:  # never show the password
+        return (f"ProxyConfig(type={self.type!r}, host={self.host!r}, port={self.port}, "
+                f"username={self.username!r}, password={'***' if self.password else None})")
+
+
+class ProbeFailure(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class _ConnectionClosed(Exception):
+    """The proxy hung up in the middle of the handshake."""
+
+
+class _Trace:
+    """What the proxy sent so far, so that a failure can be attributed to its step."""
+
+    def __init__(self) -> None:
+        self.reads: list[bytes] = []
+        self.tls_done = False
+
+
+class _Stream:
+    """The transport python-socks drives (its `SyncSocketStream` interface), with one
+    deadline for the whole probe and a record of what was received."""
+
+    def __init__(self, sock: Any, deadline: float, trace: _Trace):
+        self._socket = sock
+        self._deadline = deadline
+        self.trace = trace
+
+    def _arm(self) -> None:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("probe deadline reached")
+        self._socket.settimeout(remaining)
+
+    def write(self, data: bytes) -> None:
+        self._arm()
+        self._socket.sendall(data)
+
+    def read(self, max_bytes: int = 65536) -> bytes:
+        self._arm()
+        data = self._socket.recv(max_bytes)
+        self.trace.reads.append(data)
+        return data
+
+    def read_exactly(self, n: int) -> bytes:
+        data = bytearray()
+        while len(data) < n:
+            self._arm()
+            packet = self._socket.recv(n - len(data))
+            if not packet:
+                self.trace.reads.append(bytes(data))
+                raise _ConnectionClosed("the proxy closed the connection")
+            data.extend(packet)
+        self.trace.reads.append(bytes(data))
+        return bytes(data)
+
+    def start_tls(self, hostname: str, ssl_context: ssl.SSLContext) -> "_Stream":
+        self._arm()
+        wrapped = ssl_context.wrap_socket(self._socket, server_hostname=hostname)
+        self.trace.tls_done = True
+        return _Stream(wrapped, self._deadline, self.trace)
+
+    def close(self) -> None:
+        try:
+            self._socket.close()
+        except OSError:
+            pass
+
+    @property
+    def socket(self) -> Any:
+        return self._socket
+
+
+class _Dialer:
+    """python-socks' `forward` hook: opens the TCP connection to the proxy itself."""
+
+    def __init__(self, prober: "ProxyProber", deadline: float, trace: _Trace):
+        self.prober = prober
+        self.deadline = deadline
+        self.trace = trace
+
+    def connect(self, dest_host: str, dest_port: int, timeout: float | None = None, **_: Any) -> _Stream:
+        failure: ProbeFailure | None = None
+        for family, sockaddr in self.prober.resolve_proxy(dest_host, dest_port):  # like create_connection
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.settimeout(remaining)
+            try:
+                sock.connect(sockaddr)
+                return _Stream(sock, self.deadline, self.trace)
+            except ConnectionRefusedError:
+                failure = ProbeFailure("proxy_refused", f"connection refused by the proxy at {dest_host}:{dest_port}: "
+                                                        "nothing is listening there")
+            except socket.timeout:
+                failure = ProbeFailure("timeout", f"could not connect to the proxy at {dest_host}:{dest_port} "
+                                                  "before the timeout")
+            except OSError as exc:
+                failure = ProbeFailure("proxy_unreachable", f"could not connect to the proxy at "
+                                                            f"{dest_host}:{dest_port}: {exc.strerror or exc}")
+            sock.close()
+        raise failure or ProbeFailure("timeout", f"could not connect to the proxy at {dest_host}:{dest_port} "
+                                                 "before the timeout")
+
+
+def is_public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+class ProxyProber:
+    def __init__(self, *, allow_private: bool, loopback_only: bool = False, settle_seconds: float = 1.0,
+                 tls_context: Callable[[], ssl.SSLContext] = ssl.create_default_context):
+        """`allow_private=False` (production): only public proxy addresses are dialled.
+        `loopback_only=True` (ENVIRONMENT=test): only loopback proxies are dialled and no
+        name but `localhost` is even looked up, so a test or a fuzzer never reaches out.
+        `tls_context` builds the context for https proxies (system CAs, hostname checked)."""
+        self.allow_private = allow_private
+        self.loopback_only = loopback_only
+        self.settle_seconds = settle_seconds
+        self._tls_context = tls_context
+
+    # -- policy -------------------------------------------------------------------------
+    def check_literal(self, host: str | None) -> None:
+        """At save time: refuse an IP literal (or localhost) that is not public, when private
+        proxies are not allowed. Names are checked when dialled (probe, runner)."""
+        if self.allow_private or not host:
+            return
+        if host.rstrip(".").lower() == "localhost" or host.lower().endswith(".localhost"):
+            raise _not_allowed_error(host)
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return
+        if not is_public_address(ip):
+            raise _not_allowed_error(host)
+
+    def resolve_proxy(self, host: str, port: int) -> list[tuple[int, tuple]]:
+        """One lookup; the addresses we connect to are the addresses we checked."""
+        if self.loopback_only:
+            host = _loopback_literal(host)
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise ProbeFailure("proxy_dns_failed", f"the proxy host '{host}' does not resolve: {exc.strerror}") from None
+        if not infos:
+            raise ProbeFailure("proxy_dns_failed", f"the proxy host '{host}' has no address")
+        if not self.allow_private:
+            for family, _type, _proto, _name, sockaddr in infos:
+                if not is_public_address(ipaddress.ip_address(sockaddr[0].split("%")[0])):
+                    raise ProbeFailure("proxy_address_not_allowed",
+                                       f"the proxy host '{host}' resolves to {sockaddr[0]}, a private or reserved "
+                                       "address; proxies must be on public addresses")
+        return [(family, sockaddr) for family, _type, _proto, _name, sockaddr in infos]
+
+    # -- probe --------------------------------------------------------------------------
+    def probe(self, proxy: ProxyConfig, target_host: str, target_port: int, timeout: float) -> dict[str, Any]:
+        started = time.monotonic()
+        deadline = started + timeout
+        trace = _Trace()
+        result: dict[str, Any] = {
+            "ok": False, "latency_ms": None, "error": None, "proxy_type": proxy.type,
+            "proxy": {"host": proxy.host, "port": proxy.port},
+            "target": {"host": target_host, "port": target_port},
+        }
+        client = SyncProxy(_TYPES[proxy.type], proxy.host, proxy.port, username=proxy.username,
+                           password=proxy.password, rdns=True,
+                           proxy_ssl=self._tls_context() if proxy.type == "https" else None,
+                           forward=_Dialer(self, deadline, trace))  # type: ignore[arg-type]
+        stream = None
+        try:
+            stream = client.connect(target_host, target_port, timeout=timeout)
+            latency = (time.monotonic() - started) * 1000
+            self._settle(stream, deadline, target_host, target_port)
+        except ProbeFailure as failure:
+            result["error"] = {"code": failure.code, "message": failure.message}
+            return result
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a coded answer
+            failure = self._classify(exc, proxy, trace, target_host, target_port, timeout)
+            result["error"] = {"code": failure.code, "message": failure.message}
+            return result
+        finally:
+            if stream is not None:
+                stream.close()
+        result.update(ok=True, latency_ms=round(latency, 1))
+        return result
+
+    def _settle(self, stream: _Stream, deadline: float, host: str, port: int) -> None:
+        """Some proxies (pproxy's SOCKS5, a few others) answer "succeeded" before they dial
+        the target and hang up when the dial fails: a tunnel that is closed at once was
+        never open. Wait a moment for that; data or silence both mean the tunnel holds."""
+        window = min(self.settle_seconds, deadline - time.monotonic())
+        if window <= 0:
+            return
+        sock = stream.socket
+        sock.settimeout(window)
+        try:
+            data = sock.recv(1)
+        except (socket.timeout, ssl.SSLWantReadError):
+            return
+        except OSError:
+            data = b""
+        if data == b"":
+            raise ProbeFailure("target_unreachable",
+                               f"the proxy accepted the tunnel to {host}:{port} but closed it at once: "
+                               "it could not resolve or reach the target")
+
+    @staticmethod
+    def _classify(exc: BaseException, proxy: ProxyConfig, trace: _Trace, host: str, port: int,
+                  timeout: float) -> ProbeFailure:
+        where = f"{proxy.host}:{proxy.port}"
+        target = f"{host}:{port}"
+        cause = exc.__cause__ if isinstance(exc, ProxyError) and exc.__cause__ is not None else exc
+        if isinstance(exc, (ProxyTimeoutError, socket.timeout)) or isinstance(cause, socket.timeout):
+            step = "the TLS handshake" if proxy.type == "https" and not trace.tls_done else "the proxy handshake"
+            return ProbeFailure("timeout", f"no answer from the proxy at {where} within {timeout:g}s "
+                                           f"(during {step})")
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return ProbeFailure("proxy_tls_failed", f"TLS handshake with the https proxy at {where} failed: "
+                                                    f"certificate verify failed ({cause.verify_message})")
+        if isinstance(cause, ssl.SSLError):
+            return ProbeFailure("proxy_tls_failed",
+                                f"TLS handshake with the https proxy at {where} failed: {cause.reason or cause}")
+        if proxy.type == "socks5":
+            return _classify_socks5(exc, cause, proxy, trace, where, target)
+        return _classify_http(exc, cause, proxy, trace, where, target)
+
+
+def _classify_http(exc: BaseException, cause: BaseException, proxy: ProxyConfig, trace: _Trace,
+                   where: str, target: str) -> ProbeFailure:
+    status = getattr(exc, "error_code", None)
+    if status == 407:
+        detail = "the username/password were refused" if proxy.username else "it requires a username and password"
+        return ProbeFailure("proxy_auth_failed", f"proxy authentication failed at {where}: {detail} (HTTP 407)")
+    if status == 403:
+        return ProbeFailure("proxy_forbidden", f"the proxy at {where} refuses tunnels to {target} (HTTP 403)")
+    if status in (502, 503, 504):
+        return ProbeFailure("target_unreachable", f"the proxy at {where} could not resolve or reach {target} "
+                                                  f"(HTTP {exc})")
+    if status is not None:
+        return ProbeFailure("proxy_protocol_error", f"the proxy at {where} answered CONNECT {target} with "
+                                                    f"HTTP {exc}")
+    if trace.reads and trace.reads[-1] == b"" or isinstance(cause, (_ConnectionClosed, ConnectionResetError)):
+        return ProbeFailure("target_unreachable", f"the proxy at {where} closed the connection instead of answering "
+                                                  f"CONNECT {target}: it could not resolve or reach the target")
+    if isinstance(cause, OSError):
+        return ProbeFailure("proxy_unreachable", f"connection to the proxy at {where} failed: {cause}")
+    return ProbeFailure("proxy_protocol_error", f"the proxy at {where} does not speak HTTP CONNECT: {exc}")
+
+
+def _classify_socks5(exc: BaseException, cause: BaseException, proxy: ProxyConfig, trace: _Trace,
+                     where: str, target: str) -> ProbeFailure:
+    reads = trace.reads
+    method_reply = reads[0] if reads else b""
+    method = method_reply[1] if len(method_reply) == 2 and method_reply[0] == 5 else None
+    code = getattr(exc, "error_code", None)
+    if code is not None:
+        reason = _SOCKS5_REPLIES.get(code, f"reply {code:#04x}")
+        if code == 0x02:
+            return ProbeFailure("proxy_forbidden", f"the SOCKS5 proxy at {where} refuses {target}: {reason}")
+        if code in (0x01, 0x03, 0x04, 0x05, 0x06):
+            return ProbeFailure("target_unreachable", f"the SOCKS5 proxy at {where} could not resolve or reach "
+                                                      f"{target}: {reason}")
+        return ProbeFailure("proxy_protocol_error", f"the SOCKS5 proxy at {where} answered: {reason}")
+    closed = isinstance(cause, (_ConnectionClosed, ConnectionResetError, BrokenPipeError))
+    if method == 0xFF or method is None and closed and not proxy.username:
+        detail = ("it accepts none of the offered authentication methods" if proxy.username
+                  else "it requires a username and password")
+        return ProbeFailure("proxy_auth_failed", f"SOCKS5 authentication failed at {where}: {detail}")
+    if method is None:
+        if closed:
+            return ProbeFailure("proxy_protocol_error", f"the SOCKS5 proxy at {where} closed the connection "
+                                                        "during the greeting")
+        return ProbeFailure("proxy_protocol_error", f"the server at {where} does not speak SOCKS5: {exc}")
+    if method == 0x02 and (len(reads) < 2 or len(reads[1]) < 2 or reads[1][1] != 0):
+        return ProbeFailure("proxy_auth_failed", f"SOCKS5 authentication failed at {where}: "
+                                                 "the username/password were refused")
+    if closed:
+        return ProbeFailure("target_unreachable", f"the SOCKS5 proxy at {where} closed the connection instead of "
+                                                  f"answering CONNECT {target}: it could not resolve or reach it")
+    if isinstance(cause, OSError):
+        return ProbeFailure("proxy_unreachable", f"connection to the proxy at {where} failed: {cause}")
+    return ProbeFailure("proxy_protocol_error", f"unexpected SOCKS5 answer from {where}: {exc}")
+
+
+def _loopback_literal(host: str) -> str:
+    if host.rstrip(".").lower() == "localhost":
+        return "127.0.0.1"
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        ip = None
+    if ip is None or not ip.is_loopback:
+        raise ProbeFailure("proxy_address_not_allowed", f"the proxy host '{host}' is not a loopback address; "
+                                                        "with ENVIRONMENT=test only loopback proxies are dialled")
+    return host
+
+
+def _not_allowed_error(host: str) -> ValidationFailed:
+    message = f"'{host}' is a private or reserved address; proxies must be on public addresses"
+    return ValidationFailed(message, code="proxy_address_not_allowed",
+                            details=[{"field": "host", "message": message, "type": "proxy_address_not_allowed"}])
+
+
+class ProxyService:
+    def __init__(self, sessions: SessionService, get_row: Callable[[str], dict[str, Any] | None],
+                 secret_box: Callable[[], SecretBox], prober: ProxyProber):
+        self.sessions = sessions
+        self._get_row = get_row
+        self._secret_box = secret_box
+        self.prober = prober
+
+    def get(self, session_id: str) -> dict[str, Any]:
+        return self.sessions.get(session_id)["proxy"]
+
+    def set(self, session_id: str, proxy: ProxyIn) -> dict[str, Any]:
+        """Replace the session's proxy; an omitted password keeps the stored one (null clears
+        it). Emits `session.updated` with `changed: ["proxy"]` (SessionService.update)."""
+        self.prober.check_literal(proxy.host if proxy.enabled else None)
+        return self.sessions.update(session_id, UpdateSessionRequest(proxy=proxy))["proxy"]
+
+    def configured(self, session_id: str) -> ProxyConfig | None:
+        row = self._get_row(session_id)
+        if row is None:
+            self.sessions.get(session_id)  # raises the contract's 404
+        try:
+            return ProxyConfig.from_row(row, self._secret_box())
+        except DecryptionError:
+            raise Conflict("the stored proxy password cannot be decrypted (was ENCRYPTION_KEY changed?); "
+                           "set the proxy again", code="proxy_password_unreadable") from None
+
+    def test(self, session_id: str, request: ProxyTestRequest) -> dict[str, Any]:
+        if request.proxy is not None:
+            proxy = ProxyConfig.from_input(request.proxy)
+        else:
+            proxy = self.configured(session_id)
+            if proxy is None:
+                raise Conflict(f"session '{session_id}' has no enabled proxy; configure one with "
+                               "POST /sessions/{session_id}/proxy or give one in the body as 'proxy'",
+                               code="proxy_not_configured")
+        return self.prober.probe(proxy, request.target_host, request.target_port, request.timeout)

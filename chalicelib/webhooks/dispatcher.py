@@ -1,0 +1,664 @@
+"""The webhook dispatcher: the `@app.on_sqs_message` handler of the events queue.
+
+The events queue carries two kinds of message:
+- event envelopes (`{"id", "session_id", "event", "timestamp", "data", "metadata"}`),
+  written by `chalicelib.events`: each becomes one delivery to the session's webhook URL
+  when the event matches the session's patterns;
+- delivery messages (`{"type": "webhook.delivery", "delivery_id", "attempt", "not_before"}`),
+  written by the dispatcher itself (retries, breaker deferrals, chained long delays) and
+  by the API (redeliver, `POST /webhooks/send`).
+
+A batch is handled like this: parse every record (a record that is not JSON or not one
+of the two shapes is moved to the events DLQ at once); load the sessions' webhook
+configs (cached a few seconds) and the endpoints' breaker states; POST every delivery
+concurrently (one thread each, `WEBHOOK_TIMEOUT` each, redirects not followed, through
+the SSRF-guarded adapter); put the retries and deferrals back on the queue with their
+delay; then write deliveries and attempts in one transaction. No per-record outcome
+ever raises: a failed delivery is a retry message, never an SQS redelivery of the batch.
+The handler raises only when the database or the queue itself is down (then the whole
+batch comes back, as it should); a record that breaks the code unexpectedly is reported
+in `batchItemFailures` (honoured when ReportBatchItemFailures is on, see README).
+
+Delivery is at-least-once: a crash between a POST and the write of its outcome means the
+event is POSTed again with the same `webhook-id`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import requests
+
+from chalicelib.crypto import DecryptionError, SecretBox
+from chalicelib.repositories.webhooks import FINAL_STATUSES, WebhookRepository
+from chalicelib.webhooks import breaker, retry
+from chalicelib.webhooks.signing import encode_body, signature_headers
+from chalicelib.webhooks.ssrf import GuardedAdapter
+
+DELIVERY_MESSAGE = "webhook.delivery"
+PROBE_MESSAGE = "webhook.probe"
+SQS_MAX_DELAY = 900
+CONFIG_TTL = 5.0
+ENDPOINT_TTL = 1.0
+EXCERPT_BYTES = 1024
+WATCHDOG_MARGIN = 10.0
+USER_AGENT = "zemeow-webhooks/1"
+_DELIVERY_NS = uuid.UUID("6f1c1f4e-8d3a-4b8e-9f61-3b7f0d2a9c55")
+
+
+def delivery_id_for(event_id: str, url: str) -> str:
+    """Deterministic: the same event to the same URL is always the same delivery."""
+    return str(uuid.uuid5(_DELIVERY_NS, f"{event_id}|{url}"))
+
+
+def pattern_matches(patterns: list[str] | None, event: str) -> bool:
+    if not patterns:
+        return True
+    for pattern in patterns:
+        if pattern == "*" or pattern == event:
+            return True
+        if pattern.endswith(".*") and event.startswith(pattern[:-1]):
+            return True
+    return False
+
+
+def delivery_message(delivery_id: str, attempt: int, delay: float) -> dict[str, Any]:
+    return {"type": DELIVERY_MESSAGE, "delivery_id": delivery_id, "attempt": attempt,
+            "not_before": time.time() + max(0.0, delay)}
+
+
+def probe_message(url: str, delay: float) -> dict[str, Any]:
+    """The timer of an open breaker: after the cooldown, one parked delivery probes the endpoint."""
+    return {"type": PROBE_MESSAGE, "url": url, "not_before": time.time() + max(0.0, delay)}
+
+
+def send_delivery_messages(sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> None:
+    """Each message gets DelaySeconds = its remaining delay (at most 15 min; longer ones chain)."""
+    now = time.time()
+    for start in range(0, len(messages), 10):
+        chunk = messages[start:start + 10]
+        answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(i), "MessageBody": json.dumps(m, separators=(",", ":")),
+             "DelaySeconds": min(SQS_MAX_DELAY, max(0, math.ceil(m["not_before"] - now))),
+             "MessageAttributes": {"kind": {"DataType": "String", "StringValue": m.get("type", DELIVERY_MESSAGE)}}}
+            for i, m in enumerate(chunk)])
+        if answer.get("Failed"):
+            raise RuntimeError(f"SQS refused {len(answer['Failed'])} delivery message(s)")
+
+
+@dataclass(eq=False)
+class Job:
+    record_id: str
+    delivery_id: str
+    event_id: str
+    session_id: str
+    event: str
+    url: str
+    payload: dict[str, Any]
+    attempt: int                 # the attempt this job makes (1-based, all rounds)
+    round_attempt: int           # ... within the current round
+    target: str = "session"
+    enqueued_at: datetime | None = None
+    age: float = 0.0
+    secrets: list[str] = field(default_factory=list)
+    # results
+    status: str = "pending"      # row status to write
+    outcome: str | None = None   # attempt outcome (None: no HTTP attempt)
+    http_status: int | None = None
+    latency_ms: int | None = None
+    excerpt: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    delay: float | None = None   # follow-up message delay (retry or deferral)
+    next_attempt: int | None = None
+    attempted_at: datetime | None = None
+    handed_off: bool = False     # still running when its batch returned
+    parked: bool = False         # waits in the database until its endpoint's breaker closes
+    probe: bool = False          # the half-open probe of its endpoint
+
+
+class WebhookDispatcher:
+    def __init__(self, *, repo: WebhookRepository, sqs: Any, events_queue_url: Callable[[], str],
+                 dlq_url: Callable[[], str], secret_box: Callable[[], SecretBox], policy: retry.RetryPolicy,
+                 breaker_config: breaker.BreakerConfig, timeout: float, allow_private: bool,
+                 logger: Any = None, max_workers: int = 64, db: Any = None, batch_wait: float | None = None):
+        self.repo = repo
+        self.db = db or repo.db
+        self.sqs = sqs
+        self._events_url = events_queue_url
+        self._dlq_url = dlq_url
+        self._secret_box = secret_box
+        self.policy = policy
+        self.breaker = breaker_config
+        self.timeout = timeout
+        self.allow_private = allow_private
+        self.logger = logger
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="webhook-post")
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._configs: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._endpoints: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._in_flight_slow: dict[str, int] = {}  # url -> attempts that outlived their batch
+        self.batch_wait = min(timeout, 1.0) if batch_wait is None else batch_wait
+
+    # -- entry point ----------------------------------------------------------------------
+    def handle(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        failures: list[str] = []
+        jobs: list[Job] = []
+        followups: list[dict[str, Any]] = []
+        poison: list[dict[str, Any]] = []
+        events: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        deliveries: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        probes: list[dict[str, Any]] = []
+        now = time.time()
+        for record in records:
+            kind, body = _parse(record)
+            if kind == "event":
+                events.append((record, body))
+            elif kind in ("delivery", "probe") and float(body.get("not_before") or 0) > now + 0.5:
+                followups.append(body)  # a delay longer than SQS's 15 minutes: chained
+            elif kind == "delivery":
+                deliveries.append((record, body))
+            elif kind == "probe":
+                probes.append(body)
+            else:
+                poison.append(record)
+        if poison:
+            self._to_dlq(poison)
+        try:
+            jobs += self._jobs_for_events(events, failures)
+            jobs += self._jobs_for_deliveries(deliveries, failures)
+            jobs += self._jobs_for_probes(probes, followups)
+        except Exception:
+            if self.logger:
+                self.logger.exception("webhook batch preparation failed")
+            raise  # database down: the whole batch comes back
+        live = [j for j in jobs if j.status == "pending"]
+        self._apply_breaker([j for j in live if not j.probe])
+        handed = self._post_all([j for j in live if j.status == "pending"])
+        try:
+            for job in jobs:
+                if not job.handed_off:
+                    self._settle(job)
+            followups += [delivery_message(j.delivery_id, j.next_attempt, j.delay)
+                          for j in jobs if j.delay is not None and j.next_attempt is not None]
+            # an attempt still running after the batch wait: a watchdog retries it if its outcome never comes
+            followups += [{**delivery_message(j.delivery_id, j.attempt, self.timeout + WATCHDOG_MARGIN),
+                           "watchdog": True} for j in handed]
+            if followups:
+                send_delivery_messages(self.sqs, self._events_url(), followups)
+            self._write(jobs)
+        finally:  # after the 'delivering' rows are written (or the batch failed): late outcomes may land
+            for job, future in handed.items():
+                future.add_done_callback(lambda f, job=job: self._finish_handed_off(job, f))
+        return {"batchItemFailures": [{"itemIdentifier": rid} for rid in failures]}
+
+    def _finish_handed_off(self, job: Job, future: Future) -> None:
+        """The outcome of an attempt that outlived its batch (runs on the POST's thread)."""
+        try:
+            self._apply(job, future.result())
+            job.handed_off = False
+            self._settle(job)
+            if job.delay is not None and job.next_attempt is not None:
+                send_delivery_messages(self.sqs, self._events_url(),
+                                       [delivery_message(job.delivery_id, job.next_attempt, job.delay)])
+            self._write([job])
+        except Exception:  # noqa: BLE001 - the watchdog message retries it
+            if self.logger:
+                self.logger.exception("writing a late webhook outcome failed", extra={"delivery_id": job.delivery_id})
+        finally:
+            with self._lock:
+                left = self._in_flight_slow.get(job.url, 1) - 1
+                if left > 0:
+                    self._in_flight_slow[job.url] = left
+                else:
+                    self._in_flight_slow.pop(job.url, None)
+
+    # -- building jobs ------------------------------------------------------------------
+    def _jobs_for_events(self, events: list[tuple[dict, dict]], failures: list[str]) -> list[Job]:
+        if not events:
+            return []
+        configs = self._session_configs({body["session_id"] for _, body in events})
+        jobs: list[Job] = []
+        redelivered: list[Job] = []
+        for record, envelope in events:
+            try:
+                config = configs.get(envelope["session_id"])
+                if not config or not config["webhook_url"] or not config["secrets"]:
+                    continue
+                if not pattern_matches(config["webhook_events"], envelope["event"]):
+                    continue
+                url = config["webhook_url"]
+                job = Job(record_id=record["messageId"], delivery_id=delivery_id_for(envelope["id"], url),
+                          event_id=envelope["id"], session_id=envelope["session_id"], event=envelope["event"],
+                          url=url, payload=envelope, attempt=1, round_attempt=1,
+                          enqueued_at=_parse_time(envelope.get("timestamp")), secrets=config["secrets"])
+                jobs.append(job)
+                if int(record.get("attributes", {}).get("ApproximateReceiveCount", "1")) > 1:
+                    redelivered.append(job)
+            except Exception:  # noqa: BLE001 - one odd record must not hold the others back
+                failures.append(record["messageId"])
+        if redelivered:  # an SQS redelivery after a crash: do not redo what is done or scheduled
+            existing = self.repo.deliveries_by_key([(j.event_id, j.url) for j in redelivered])
+            for job in redelivered:
+                row = existing.get((job.event_id, job.url))
+                if row is None:
+                    continue
+                if row["status"] in FINAL_STATUSES or row["status"] in ("retrying", "delivering"):
+                    job.status = "done"
+                else:
+                    job.attempt, job.round_attempt = row["attempt"] + 1, row["round_attempt"] + 1
+        return [j for j in jobs if j.status != "done"]
+
+    def _jobs_for_deliveries(self, deliveries: list[tuple[dict, dict]], failures: list[str]) -> list[Job]:
+        if not deliveries:
+            return []
+        rows = self.repo.deliveries_by_id([body["delivery_id"] for _, body in deliveries])
+        configs = self._session_configs({row["session_id"] for row in rows.values()})
+        jobs: list[Job] = []
+        for record, body in deliveries:
+            try:
+                row = rows.get(body["delivery_id"])
+                if body.get("watchdog"):
+                    if row is not None and row["status"] == "delivering" and row["attempt"] == int(body["attempt"]):
+                        jobs.append(self._lost_attempt(record, row))
+                    continue
+                if row is None or row["status"] in FINAL_STATUSES or row["attempt"] >= int(body["attempt"]):
+                    continue  # gone, done, or a duplicate of a message already handled
+                job = self._job_from_row(record, row)
+                self._check_session(job, row, configs.get(row["session_id"]))
+                jobs.append(job)
+            except Exception:  # noqa: BLE001
+                failures.append(record["messageId"])
+        return jobs
+
+    def _jobs_for_probes(self, probes: list[dict[str, Any]], followups: list[dict[str, Any]]) -> list[Job]:
+        jobs: list[Job] = []
+        for url in sorted({p["url"] for p in probes}):
+            expired = self.repo.expire_parked(url, self.policy.max_age)
+            if expired and self.logger:
+                self.logger.warning("parked webhook deliveries expired", extra={"url": url, "count": expired})
+            if not self.repo.claim_probe(url, self.breaker.cooldown, self.breaker.probe_timeout):
+                continue  # closed meanwhile, disabled, or another dispatcher is probing
+            self._invalidate(url)
+            row = self.repo.oldest_parked(url)
+            if row is None:
+                self.repo.enable(url)  # nothing waits for it: give it a fresh start
+                continue
+            job = self._job_from_row({"messageId": "probe"}, row)
+            configs = self._session_configs({row["session_id"]})
+            self._check_session(job, row, configs.get(row["session_id"]))
+            if job.status != "pending":  # not sendable: the next parked one probes after probe_timeout
+                followups.append(probe_message(url, self.breaker.probe_timeout))
+            job.probe = True
+            jobs.append(job)
+        return jobs
+
+    @staticmethod
+    def _job_from_row(record: dict[str, Any], row: dict[str, Any]) -> Job:
+        return Job(record_id=record["messageId"], delivery_id=str(row["id"]), event_id=str(row["event_id"]),
+                   session_id=row["session_id"], event=row["event"], url=row["url"], payload=row["payload"],
+                   attempt=row["attempt"] + 1, round_attempt=row["round_attempt"] + 1,
+                   target=row["target"], enqueued_at=row["enqueued_at"], age=float(row["age"] or 0))
+
+    @staticmethod
+    def _check_session(job: Job, row: dict[str, Any], config: dict[str, Any] | None) -> None:
+        if config is None:
+            job.status, job.error = "skipped", "the session was deleted"
+        elif not config["secrets"]:
+            job.status, job.error = "skipped", "the session has no webhook secret"
+        elif job.target == "session" and config["webhook_url"] != row["url"]:
+            job.status, job.error = "skipped", "the session's webhook URL changed"
+        else:
+            job.secrets = config["secrets"]
+
+    @staticmethod
+    def _lost_attempt(record: dict[str, Any], row: dict[str, Any]) -> Job:
+        """An attempt whose outcome never came back (its dispatcher stopped): counted as a failure."""
+        return Job(record_id=record["messageId"], delivery_id=str(row["id"]), event_id=str(row["event_id"]),
+                   session_id=row["session_id"], event=row["event"], url=row["url"], payload=row["payload"],
+                   attempt=row["attempt"], round_attempt=row["round_attempt"], target=row["target"],
+                   enqueued_at=row["enqueued_at"], age=float(row["age"] or 0), status="lost",
+                   outcome=retry.RETRY, attempted_at=row["last_attempt_at"],
+                   error="the attempt's outcome was lost (its dispatcher stopped)")
+
+    def _session_configs(self, session_ids: set[str]) -> dict[str, dict[str, Any]]:
+        now = time.monotonic()
+        found: dict[str, dict[str, Any]] = {}
+        missing = []
+        with self._lock:
+            for sid in session_ids:
+                cached = self._configs.get(sid)
+                if cached and cached[0] > now:
+                    if cached[1] is not None:
+                        found[sid] = cached[1]
+                else:
+                    missing.append(sid)
+        if missing:
+            rows = self.repo.session_configs(missing)
+            box = None
+            loaded: dict[str, dict[str, Any] | None] = {}
+            for sid in missing:
+                row = rows.get(sid)
+                if row is None:
+                    loaded[sid] = None
+                    continue
+                secrets = []
+                context = f"webhook:{sid}"
+                if row["webhook_secret_enc"] is not None or row["webhook_secret_prev_enc"] is not None:
+                    box = box or self._secret_box()
+                try:
+                    if row["webhook_secret_enc"] is not None:
+                        secrets.append(box.decrypt(row["webhook_secret_enc"], context=context))
+                    if row["webhook_secret_prev_enc"] is not None and row["prev_valid"]:
+                        secrets.append(box.decrypt(row["webhook_secret_prev_enc"], context=context))
+                except DecryptionError:  # ENCRYPTION_KEY changed: never send unsigned; say so loudly
+                    secrets = []
+                    if self.logger:
+                        self.logger.error("webhook secret does not decrypt; deliveries skipped",
+                                          extra={"session_id": sid})
+                loaded[sid] = {"webhook_url": row["webhook_url"], "webhook_events": list(row["webhook_events"] or []),
+                               "secrets": secrets}
+            with self._lock:
+                for sid, config in loaded.items():
+                    self._configs[sid] = (now + CONFIG_TTL, config)
+                    if config is not None:
+                        found[sid] = config
+        return found
+
+    def forget_session(self, session_id: str) -> None:
+        with self._lock:
+            self._configs.pop(session_id, None)
+
+    # -- circuit breaker ----------------------------------------------------------------
+    def _endpoint_states(self, urls: set[str]) -> dict[str, dict[str, Any] | None]:
+        now = time.monotonic()
+        states: dict[str, dict[str, Any] | None] = {}
+        missing = []
+        with self._lock:
+            for url in urls:
+                cached = self._endpoints.get(url)
+                if cached and cached[0] > now:
+                    states[url] = cached[1]
+                else:
+                    missing.append(url)
+        if missing:
+            rows = self.repo.endpoints(missing)
+            with self._lock:
+                for url in missing:
+                    row = rows.get(url)
+                    states[url] = row
+                    healthy = row is None or (row["state"] == "closed" and not row["consecutive_failures"])
+                    if healthy:
+                        self._endpoints[url] = (now + ENDPOINT_TTL, row)
+        return states
+
+    def _apply_breaker(self, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        states = self._endpoint_states({j.url for j in jobs})
+        probing: dict[str, bool] = {}
+        with self._lock:
+            slow = {url for url, n in self._in_flight_slow.items() if n > 0}
+        for job in jobs:
+            if job.url in slow:  # an attempt to it is still hanging here: do not pile on
+                self._defer(job, self.timeout + 1.0, "deferred: an earlier attempt to this endpoint is still running")
+                continue
+            decision, wait = breaker.decide(states.get(job.url), self.breaker)
+            if decision == breaker.GO:
+                continue
+            if decision == breaker.DISABLED:
+                reason = (states[job.url] or {}).get("disabled_reason") or "disabled"
+                job.status, job.error = "failed", f"endpoint disabled ({reason})"
+                continue
+            if decision == breaker.PROBE and job.url not in probing:
+                probing[job.url] = self.repo.claim_probe(job.url, self.breaker.cooldown, self.breaker.probe_timeout)
+                if probing[job.url]:
+                    self._invalidate(job.url)
+                    job.probe = True
+                    continue  # this job is the probe
+            # open, or a probe is in flight: wait in the database, released when the breaker closes
+            job.status, job.parked, job.error = "retrying", True, "waiting: circuit breaker open"
+
+    def _defer(self, job: Job, wait: float, why: str = "deferred: circuit breaker open") -> None:
+        if job.age + wait > self.policy.max_age:
+            job.status, job.error = "failed", "endpoint unavailable (circuit breaker open) for the whole retry schedule"
+            return
+        job.status, job.error = "retrying", why
+        job.delay, job.next_attempt = wait * random.uniform(1.0, 1.2), job.attempt  # no attempt made
+
+    def _invalidate(self, url: str) -> None:
+        with self._lock:
+            self._endpoints.pop(url, None)
+
+    # -- HTTP ---------------------------------------------------------------------------
+    def _http(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # never an environment proxy: the guard checks the real peer
+            adapter = GuardedAdapter(allow_private=self.allow_private, pool_connections=16, pool_maxsize=16,
+                                     max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self._local.session = session
+        return session
+
+    def _post_all(self, jobs: list[Job]) -> dict[Job, Future]:
+        """POST concurrently; wait at most `batch_wait` for them. Returns those still running.
+
+        A hanging endpoint thus holds its batch (and the poller behind it) for `batch_wait`,
+        not `WEBHOOK_TIMEOUT`; while it has an attempt in flight here, its next deliveries are
+        deferred instead of sent, so other sessions' events keep flowing.
+        """
+        if not jobs:
+            return {}
+        futures = {self._pool.submit(self._post, job): job for job in jobs}
+        done, running = wait(futures, timeout=self.batch_wait)
+        for future in done:
+            self._apply(futures[future], future.result())
+        handed: dict[Job, Future] = {}
+        for future in running:
+            job = futures[future]
+            job.handed_off, job.status = True, "delivering"
+            job.attempted_at = datetime.now(timezone.utc)
+            handed[job] = future
+            with self._lock:
+                self._in_flight_slow[job.url] = self._in_flight_slow.get(job.url, 0) + 1
+        return handed
+
+    def _post(self, job: Job) -> dict[str, Any]:
+        """One HTTP attempt. Returns its result; never touches `job` (it may outlive its batch)."""
+        body = encode_body(job.payload)
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
+                   **signature_headers(job.secrets, job.event_id, body)}
+        result: dict[str, Any] = {"attempted_at": datetime.now(timezone.utc)}
+        started = time.perf_counter()
+        try:
+            response = self._http().post(job.url, data=body, headers=headers, timeout=self.timeout,
+                                         allow_redirects=False, stream=True)
+            try:
+                raw = response.raw.read(EXCERPT_BYTES + 1, decode_content=True) or b""
+                if len(raw) > EXCERPT_BYTES:
+                    response.raw.read(64 * 1024)  # let a modest body finish so the connection is reused
+            finally:
+                response.close()
+            result["http_status"] = response.status_code
+            result["excerpt"] = raw[:EXCERPT_BYTES].decode("utf-8", "replace")
+            result["outcome"] = retry.classify(response.status_code)
+            if result["outcome"] == retry.RETRY:
+                result["retry_after"] = retry.parse_retry_after(response.headers.get("Retry-After"), time.time())
+            if result["outcome"] != retry.SUCCEEDED:
+                result["error"] = f"HTTP {response.status_code}"
+        except requests.exceptions.ConnectionError as exc:
+            if "refused by the SSRF guard" in str(exc):
+                result["outcome"], result["error"] = retry.REFUSED, "refused by the SSRF guard: " + _guard_reason(exc)
+            else:
+                result["outcome"], result["error"] = retry.RETRY, f"connection failed: {_short(exc)}"
+        except requests.exceptions.Timeout:
+            result["outcome"], result["error"] = retry.RETRY, f"timed out after {self.timeout:g}s"
+        except Exception as exc:  # noqa: BLE001 - any transport problem is a retry
+            result["outcome"], result["error"] = retry.RETRY, f"{exc.__class__.__name__}: {_short(exc)}"
+        result["latency_ms"] = int((time.perf_counter() - started) * 1000)
+        return result
+
+    @staticmethod
+    def _apply(job: Job, result: dict[str, Any]) -> None:
+        for name, value in result.items():
+            setattr(job, name, value)
+
+    # -- outcomes -----------------------------------------------------------------------
+    def _settle(self, job: Job) -> None:
+        if job.outcome is None:
+            return  # no attempt: skipped / disabled / deferred, already decided
+        if job.outcome == retry.SUCCEEDED:
+            job.status, job.error = "succeeded", None
+        elif job.outcome == retry.RETRY:
+            delay = self.policy.next_delay(job.round_attempt, job.retry_after)
+            if delay is None:
+                job.status = "failed"
+                job.error = f"{job.error}; gave up after {job.round_attempt} attempt(s)"
+            else:
+                job.status, job.delay, job.next_attempt = "retrying", delay, job.attempt + 1
+        else:  # failed (4xx), disabled (410), refused (SSRF)
+            job.status = "failed"
+
+    def _write(self, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        now = datetime.now(timezone.utc)
+        rows, attempts = [], []
+        successes: set[str] = set()
+        failures: dict[str, int] = {}
+        disabled: set[str] = set()
+        for job in jobs:
+            rows.append({
+                "id": job.delivery_id, "event_id": job.event_id, "session_id": job.session_id, "event": job.event,
+                "url": job.url, "status": job.status,
+                # an attempt that was not made (deferred, skipped, endpoint disabled) is not counted
+                "attempt": job.attempt if (job.outcome or job.handed_off) else job.attempt - 1,
+                "round_attempt": job.round_attempt if (job.outcome or job.handed_off) else job.round_attempt - 1,
+                "http_status": job.http_status, "latency_ms": job.latency_ms,
+                "response_excerpt": job.excerpt, "error": (job.error or None) and job.error[:1000],
+                "payload": job.payload,
+                "next_attempt_at": (now + timedelta(seconds=job.delay) if job.delay is not None else
+                                    now + timedelta(seconds=self.timeout) if job.handed_off else None),
+                "last_attempt_at": job.attempted_at, "enqueued_at": job.enqueued_at, "target": job.target,
+            })
+            if job.outcome:
+                attempts.append({
+                    "delivery_id": job.delivery_id, "attempt": job.attempt, "at": job.attempted_at,
+                    "outcome": job.outcome if job.outcome != retry.RETRY or job.status == "retrying" else retry.FAILED,
+                    "http_status": job.http_status, "latency_ms": job.latency_ms,
+                    "response_excerpt": job.excerpt, "error": (job.error or None) and job.error[:1000]})
+                if job.outcome == retry.SUCCEEDED:
+                    successes.add(job.url)
+                elif job.outcome == retry.RETRY or job.probe and job.outcome in (retry.FAILED, retry.REFUSED):
+                    failures[job.url] = failures.get(job.url, 0) + 1  # a failed probe always reopens
+                elif job.outcome == retry.DISABLED:
+                    disabled.add(job.url)
+        opened: set[str] = set()
+        recovered: set[str] = set()
+        with self.db.connection() as conn, conn.transaction():
+            self.repo.write_outcomes(conn, rows, attempts)
+            for url in disabled:
+                self.repo.disable(conn, url, f"HTTP 410 Gone at {now.isoformat(timespec='seconds')}")
+            for url, count in failures.items():
+                if url in disabled:
+                    continue
+                if url in successes:
+                    self.repo.record_success(conn, url)
+                    recovered.add(url)
+                elif self.repo.record_failures(conn, url, count, self.breaker.threshold) == "open":
+                    opened.add(url)
+            for url in successes - set(failures) - disabled:
+                cached = self._endpoints.get(url)
+                if cached is None or cached[0] <= time.monotonic():  # not known healthy: reset it
+                    self.repo.record_success(conn, url)
+                    recovered.add(url)
+        for url in set(failures) | disabled:
+            self._invalidate(url)
+        self._after_breaker_changes(opened, recovered, disabled)
+
+    def _after_breaker_changes(self, opened: set[str], recovered: set[str], disabled: set[str] = frozenset()) -> None:
+        """An opened breaker gets its probe timer; a recovered endpoint gets its parked deliveries back."""
+        for url in disabled:
+            self.repo.fail_parked(url, "endpoint disabled (HTTP 410 Gone)")
+        messages = [probe_message(url, self.breaker.cooldown) for url in sorted(opened)]
+        for url in sorted(recovered):
+            messages += [delivery_message(str(r["id"]), r["attempt"] + 1, 0) for r in self.repo.release_parked(url)]
+        if messages:
+            send_delivery_messages(self.sqs, self._events_url(), messages)
+
+    # -- poison -------------------------------------------------------------------------
+    def _to_dlq(self, records: list[dict[str, Any]]) -> None:
+        url = self._dlq_url()
+        for start in range(0, len(records), 10):
+            chunk = records[start:start + 10]
+            self.sqs.send_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "MessageBody": r.get("body") or "(empty)",
+                 "MessageAttributes": {"reason": {"DataType": "String",
+                                                  "StringValue": "not an event envelope or delivery message"},
+                                       "source_message_id": {"DataType": "String",
+                                                             "StringValue": r.get("messageId", "?")}}}
+                for i, r in enumerate(chunk)])
+        if self.logger:
+            self.logger.warning("moved unreadable event message(s) to the events DLQ",
+                                extra={"count": len(records)})
+
+
+def _parse(record: dict[str, Any]) -> tuple[str, Any]:
+    try:
+        body = json.loads(record.get("body") or "")
+    except (TypeError, ValueError):
+        return "poison", None
+    if not isinstance(body, dict):
+        return "poison", None
+    if body.get("type") == PROBE_MESSAGE:
+        return ("probe", body) if isinstance(body.get("url"), str) and body["url"] else ("poison", None)
+    if body.get("type") == DELIVERY_MESSAGE:
+        if isinstance(body.get("delivery_id"), str) and isinstance(body.get("attempt"), int):
+            try:
+                uuid.UUID(body["delivery_id"])
+                return "delivery", body
+            except ValueError:
+                return "poison", None
+        return "poison", None
+    if all(isinstance(body.get(k), str) for k in ("id", "session_id", "event")):
+        try:
+            uuid.UUID(body["id"])
+        except ValueError:
+            return "poison", None
+        return "event", body
+    return "poison", None
+
+
+def _parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or exc.__class__.__name__
+    return text.splitlines()[0][:300]
+
+
+def _guard_reason(exc: BaseException) -> str:
+    text = str(exc)
+    marker = "refused by the SSRF guard: "
+    reason = text.split(marker, 1)[-1]
+    for end in ("'))", "\")", "))"):
+        reason = reason.split(end, 1)[0]
+    return reason[:300]

@@ -1,0 +1,169 @@
+"""The API side of webhooks: deliveries (list, read, redeliver), test sends, secret rotation, stats."""
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable
+
+from chalicelib.crypto import SecretBox
+from chalicelib.errors import Conflict, DependencyUnavailable, NotFound
+from chalicelib.events import make_envelope
+from chalicelib.queues import QueueDirectory
+from chalicelib.repositories.webhooks import WebhookRepository
+from chalicelib.schemas.webhooks import BulkRedeliverRequest, DeliveriesQuery, SendWebhookRequest
+from chalicelib.services.sessions import generate_webhook_secret
+from chalicelib.webhooks.dispatcher import delivery_id_for, delivery_message, send_delivery_messages
+
+ROTATION_GRACE_SECONDS = 24 * 3600.0
+STATS_WINDOW_SECONDS = 24 * 3600
+
+
+class WebhookService:
+    def __init__(self, repo: WebhookRepository, queues: QueueDirectory, secret_box: Callable[[], SecretBox],
+                 check_url: Callable[[str], None], session_exists: Callable[[str], dict | None]):
+        self.repo = repo
+        self.queues = queues
+        self._secret_box = secret_box
+        self.check_url = check_url
+        self._session = session_exists
+
+    def _require_session(self, session_id: str) -> dict[str, Any]:
+        row = self._session(session_id)
+        if row is None:
+            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+        return row
+
+    def _enqueue(self, messages: list[dict[str, Any]]) -> None:
+        try:
+            send_delivery_messages(self.queues.sqs, self.queues.events_url, messages)
+        except Exception as exc:  # noqa: BLE001
+            raise DependencyUnavailable("the events queue did not take the delivery",
+                                        code="queue_unavailable") from exc
+
+    # -- deliveries ---------------------------------------------------------------------
+    def list_deliveries(self, session_id: str, query: DeliveriesQuery) -> dict[str, Any]:
+        self._require_session(session_id)
+        rows, total = self.repo.list_deliveries(session_id, status=query.status, event=query.event,
+                                                since=query.since, limit=query.limit, offset=query.offset)
+        return {"deliveries": [delivery_view(r) for r in rows], "total": total,
+                "limit": query.limit, "offset": query.offset}
+
+    def get_delivery(self, session_id: str, delivery_id: str) -> dict[str, Any]:
+        row = self.repo.get_delivery(session_id, _uuid(delivery_id))
+        if row is None:
+            raise NotFound(f"delivery '{delivery_id}' does not exist", code="delivery_not_found")
+        view = delivery_view(row, payload=True)
+        view["attempts"] = row["attempts"]
+        return view
+
+    def redeliver(self, session_id: str, delivery_id: str) -> dict[str, Any]:
+        self._require_session(session_id)
+        row = self.repo.mark_pending(session_id, _uuid(delivery_id))
+        if row is None:
+            if self.repo.get_delivery(session_id, _uuid(delivery_id)) is None:
+                raise NotFound(f"delivery '{delivery_id}' does not exist", code="delivery_not_found")
+            raise Conflict("the delivery is still in progress; redeliver it once it has succeeded or failed",
+                           code="delivery_in_progress")
+        self._enqueue([delivery_message(str(row["id"]), row["attempt"] + 1, 0)] + self._reenable(row["url"]))
+        return {"delivery_id": str(row["id"]), "status": "pending"}
+
+    def redeliver_bulk(self, session_id: str, request: BulkRedeliverRequest) -> dict[str, Any]:
+        self._require_session(session_id)
+        rows = self.repo.mark_pending_bulk(session_id, statuses=[request.status], since=request.since,
+                                           event=request.event, limit=request.limit)
+        released: list[dict[str, Any]] = []
+        for url in {r["url"] for r in rows}:
+            released += self._reenable(url)
+        if rows or released:
+            self._enqueue([delivery_message(str(r["id"]), r["attempt"] + 1, 0) for r in rows] + released)
+        return {"count": len(rows), "delivery_ids": [str(r["id"]) for r in rows]}
+
+    def _reenable(self, url: str) -> list[dict[str, Any]]:
+        """An explicit redeliver re-enables a disabled or open endpoint and releases what waits for it."""
+        if not self.repo.enable(url):
+            return []
+        return [delivery_message(str(r["id"]), r["attempt"] + 1, 0) for r in self.repo.release_parked(url)]
+
+    # -- sends --------------------------------------------------------------------------
+    def send(self, request: SendWebhookRequest) -> dict[str, Any]:
+        session = self._require_session(request.session_id)
+        if not session.get("webhook_secret_enc"):
+            raise Conflict(f"session '{request.session_id}' has no webhook secret; configure its webhook first",
+                           code="webhook_not_configured")
+        if request.url:
+            self.check_url(request.url)
+            url, target = request.url, "custom"
+        elif session.get("webhook_url"):
+            url, target = session["webhook_url"], "session"
+        else:
+            raise Conflict(f"session '{request.session_id}' has no webhook URL; give 'url'",
+                           code="webhook_not_configured")
+        envelope = make_envelope(request.session_id, request.event, request.data, metadata={"manual": True})
+        row = self.repo.create_pending({
+            "id": delivery_id_for(envelope["id"], url), "event_id": envelope["id"],
+            "session_id": request.session_id, "event": request.event, "url": url, "payload": envelope,
+            "enqueued_at": envelope["timestamp"], "target": target})
+        self._enqueue([delivery_message(str(row["id"]), 1, 0)])
+        return {"delivery_id": str(row["id"]), "event_id": envelope["id"], "url": url, "status": "pending"}
+
+    # -- secrets ------------------------------------------------------------------------
+    def rotate_secret(self, session_id: str) -> dict[str, Any]:
+        secret = generate_webhook_secret()
+        blob = self._secret_box().encrypt(secret, context=f"webhook:{session_id}")
+        row = self.repo.rotate_secret(session_id, blob, ROTATION_GRACE_SECONDS)
+        if row is None:
+            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+        if not row.get("webhook_url"):
+            raise Conflict(f"session '{session_id}' has no webhook", code="webhook_not_configured")
+        return {"webhook_secret": secret, "previous_secret_expires_at": row["webhook_secret_prev_expires_at"]}
+
+    # -- stats --------------------------------------------------------------------------
+    def stats(self, session_id: str | None = None) -> dict[str, Any]:
+        session = self._require_session(session_id) if session_id else None
+        raw = self.repo.stats(session_id, STATS_WINDOW_SECONDS)
+        window = raw["window"]
+        attempts = int(window["attempts"] or 0)
+        answer: dict[str, Any] = {
+            "deliveries": raw["by_status"], "total": sum(raw["by_status"].values()),
+            "window_seconds": STATS_WINDOW_SECONDS, "attempts_in_window": attempts,
+            "success_rate": round(int(window["ok"] or 0) / attempts, 4) if attempts else None,
+            "latency_p50_ms": window["p50"], "latency_p95_ms": window["p95"],
+            "breakers": raw["breakers"],
+        }
+        if session is not None:
+            from chalicelib.services.sessions import session_view  # noqa: PLC0415
+
+            answer["session_id"] = session_id
+            answer["webhook_status"] = session_view(session)["webhook"]["status"]
+        else:
+            answer["queue_depth"] = self._depth(lambda: self.queues.events_url,
+                                                ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                                                 "ApproximateNumberOfMessagesDelayed"))
+            answer["dlq_depth"] = self._depth(lambda: self.queues.events_dlq_url, ("ApproximateNumberOfMessages",))
+        return answer
+
+    def _depth(self, url: Callable[[], str], names: tuple[str, ...]) -> int | None:
+        try:
+            attrs = self.queues.sqs.get_queue_attributes(QueueUrl=url(), AttributeNames=list(names))["Attributes"]
+        except Exception:  # noqa: BLE001 - stats report what they can
+            return None
+        return sum(int(attrs.get(n, 0)) for n in names)
+
+
+def delivery_view(row: dict[str, Any], *, payload: bool = False) -> dict[str, Any]:
+    view = {k: row.get(k) for k in ("event", "url", "status", "attempt", "http_status", "latency_ms",
+                                    "response_excerpt", "error", "next_attempt_at", "last_attempt_at",
+                                    "created_at", "updated_at", "session_id")}
+    view["id"] = str(row["id"])
+    view["event_id"] = str(row["event_id"])
+    if payload:
+        view["payload"] = row.get("payload")
+    return view
+
+
+def _uuid(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise NotFound(f"delivery '{text}' does not exist", code="delivery_not_found") from None
+
+

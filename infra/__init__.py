@@ -1,0 +1,1 @@
+"""CloudFormation templates and the deploy script (python -m infra.deploy)."""

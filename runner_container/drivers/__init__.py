@@ -1,0 +1,20 @@
+"""WhatsApp drivers behind one small interface (`base.Driver` / `base.SessionClient`)."""
+from __future__ import annotations
+
+from typing import Any
+
+from runner_container.drivers.base import Driver, DriverError, SessionClient, SessionConfig
+
+
+def make_driver(name: str, container: Any, **options: Any) -> Driver:
+    if name == "emulator":
+        from runner_container.drivers.emulator import EmulatorDriver
+
+        return EmulatorDriver(container.db, **options)
+    from runner_container.drivers.neonize_driver import NeonizeDriver  # imports neonize (only here)
+
+    return NeonizeDriver(container.database_url, container.db,
+                         allow_private_media=container.settings.webhook_allow_private)
+
+
+__all__ = ["Driver", "DriverError", "SessionClient", "SessionConfig", "make_driver"]

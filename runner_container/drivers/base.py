@@ -1,0 +1,76 @@
+"""The driver interface: what the session actor needs from a WhatsApp implementation.
+
+A driver makes one `SessionClient` per session. The client reports what happens through
+`sink(kind, data)` (kinds listed in `runner_container.translate`), from any thread; the
+actor serialises everything. Methods may block (dialing, pairing) and raise
+`DriverError(code, message)` with a snake_case code that becomes `last_error`.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+Sink = Callable[[str, dict[str, Any]], None]
+
+
+class DriverError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    session_id: str
+    jid: Optional[str]  # the stored device (None: pair a new one)
+    proxy_url: Optional[str]  # http://user:pass@host:port or socks5://...
+
+
+class SessionClient(ABC):
+    @abstractmethod
+    def connect(self) -> None:
+        """Start connecting; returns quickly. Progress arrives through the sink (qr,
+        paired, connected) and a failed dial as `retryable` {code: dial_failed}."""
+
+    @abstractmethod
+    def disconnect(self) -> None:
+        """Close the socket and stop; the stored device stays."""
+
+    @abstractmethod
+    def logout(self) -> None:
+        """Unlink the device from the phone (when connected) and forget it locally."""
+
+    @abstractmethod
+    def pair_phone(self, phone: str, show_push_notification: bool, timeout: float) -> str:
+        """A pairing code for `phone`; the client must be connecting (socket up, not paired)."""
+
+    @abstractmethod
+    def send(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send one message (a `send_message` command payload: `to`, `type`, fields of the
+        type); returns {message_id, timestamp}."""
+
+
+class Driver(ABC):
+    name = "driver"
+
+    @abstractmethod
+    def client(self, config: SessionConfig, sink: Sink) -> SessionClient: ...
+
+    def has_device(self, session_id: str, jid: str) -> bool:
+        """Whether the device store still holds the session's device (it can vanish: a
+        database restore, a manual cleanup, another driver)."""
+        return True
+
+    def forget_device(self, session_id: str, jid: str | None) -> None:
+        """Drop the stored device without talking to WhatsApp (logout while offline)."""
+
+    def start(self) -> None:
+        """Start what the driver serves (the emulator's control API)."""
+
+    def stop(self) -> None:
+        pass
+
+    def info(self) -> dict[str, Any]:
+        return {}

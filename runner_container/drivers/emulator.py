@@ -1,0 +1,322 @@
+"""The emulator driver: a stand-in for WhatsApp, for demos, tests and benchmarks.
+
+It behaves like whatsmeow seen from the session actor: `connect()` either restores the
+stored device (connected at once, no QR) or emits QR codes of whatsmeow's shape
+(`ref,noiseKey,identityKey,advSecret`), rotating every `qr_rotate` seconds until a scan.
+Its device store is the `emulator_devices` table, so a paired session survives a
+runner restart and failover exactly as whatsmeow's device rows do.
+
+The control API (loopback only, `EMULATOR_PORT`) plays the phone and the network:
+
+    POST /emulator/sessions/{id}/scan      {"phone": "5511..."}   complete the pending login
+    POST /emulator/sessions/{id}/inbound   {"from": "...", "text": "..."} -> message.received
+    POST /emulator/sessions/{id}/drop      drop the socket, as a network fault would
+    POST /emulator/sessions/{id}/fail      {"code": ...} what WhatsApp says when it refuses the
+                                           session: logged_out, client_outdated, temporary_ban,
+                                           stream_replaced, service_unavailable
+    GET  /emulator/sessions/{id}/outbox    messages the session sent (for tests)
+    GET  /emulator/sessions/{id}           what the emulator holds for the session
+    GET  /emulator/sessions                every session held by this runner
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from chalicelib.db import Database
+from runner_container.drivers.base import Driver, DriverError, SessionClient, SessionConfig, Sink
+
+PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
+
+
+def fake_qr() -> str:
+    b64 = lambda n: base64.b64encode(secrets.token_bytes(n)).decode()  # noqa: E731
+    return f"2@{b64(48)},{b64(32)},{b64(32)},{b64(32)}"
+
+
+def fake_message_id() -> str:
+    return "3EB0" + secrets.token_hex(8).upper()
+
+
+class EmulatorClient(SessionClient):
+    def __init__(self, driver: "EmulatorDriver", config: SessionConfig, sink: Sink):
+        self.driver = driver
+        self.config = config
+        self.sink = sink
+        self.state = "idle"  # idle | waiting_scan | connected
+        self.qr_code: str | None = None
+        self.pairing: dict[str, Any] | None = None
+        self.outbox: list[dict[str, Any]] = []
+        self._lock = threading.RLock()
+        self._qr_timer: threading.Timer | None = None
+        self._generation = 0
+
+    # -- SessionClient ------------------------------------------------------------------
+    def connect(self) -> None:
+        device = self.driver.load_device(self.config.session_id)
+        with self._lock:
+            self._generation += 1
+            if device is not None:
+                self.state = "connected"
+                jid = device["jid"]
+            else:
+                self.state = "waiting_scan"
+                jid = None
+        if jid:
+            self.sink("connected", {"jid": jid})
+        else:
+            self._emit_qr(self._generation)
+
+    def _emit_qr(self, generation: int) -> None:
+        with self._lock:
+            if self.state != "waiting_scan" or generation != self._generation:
+                return
+            self.qr_code = fake_qr()
+            code = self.qr_code
+            self._qr_timer = threading.Timer(self.driver.qr_rotate, self._emit_qr, args=(generation,))
+            self._qr_timer.daemon = True
+            self._qr_timer.start()
+        self.sink("qr", {"code": code, "timeout": self.driver.qr_rotate})
+
+    def _stop_timers(self) -> None:
+        if self._qr_timer is not None:
+            self._qr_timer.cancel()
+            self._qr_timer = None
+
+    def disconnect(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self.state = "idle"
+            self.qr_code = None
+            self.pairing = None
+            self._stop_timers()
+
+    def logout(self) -> None:
+        self.disconnect()
+        self.driver.forget_device(self.config.session_id, None)
+
+    def pair_phone(self, phone: str, show_push_notification: bool, timeout: float) -> str:
+        with self._lock:
+            if self.state == "connected":
+                raise DriverError("already_paired", "the session is already paired")
+            if self.state != "waiting_scan":
+                raise DriverError("not_connecting", "the session is not connecting")
+            raw = "".join(secrets.choice(PAIR_ALPHABET) for _ in range(8))
+            self.pairing = {"phone": phone, "code": raw}
+        return f"{raw[:4]}-{raw[4:]}"
+
+    def send(self, payload: dict[str, Any]) -> dict[str, Any]:
+        to = str(payload.get("to", ""))
+        with self._lock:
+            if self.state != "connected":
+                raise DriverError("not_connected", "the session is not connected")
+            message = {"message_id": fake_message_id(), "to": to, "type": payload.get("type", "text"),
+                       "text": payload.get("text"), "timestamp": int(time.time()), "payload": payload}
+            self.outbox.append(message)
+            if len(self.outbox) > 1000:
+                del self.outbox[:-1000]
+        # the phone on the other side "receives" it at once
+        self.sink("event", {"event": "message.receipt", "data": {
+            "message_ids": [message["message_id"]], "type": "delivered",
+            "chat": _render(to), "sender": _render(to), "is_group": False, "timestamp": None}})
+        return {"message_id": message["message_id"], "timestamp": message["timestamp"]}
+
+    # -- the phone and the network (control API) ----------------------------------------
+    def scan(self, phone: str | None, push_name: str | None) -> str:
+        with self._lock:
+            if self.state != "waiting_scan":
+                raise DriverError("not_waiting_for_scan", f"the session is {self.state}, not waiting for a scan")
+            if self.pairing and not phone:
+                phone = self.pairing["phone"]
+            phone = phone or "5511" + "".join(secrets.choice("0123456789") for _ in range(9))
+            jid = f"{phone}:{secrets.randbelow(90) + 10}@s.whatsapp.net"
+            self.state = "connected"
+            self.qr_code = None
+            self.pairing = None
+            self._stop_timers()
+        self.driver.store_device(self.config.session_id, jid, push_name)
+        self.sink("paired", {"jid": jid, "business_name": None, "platform": "android"})
+        self.sink("connected", {"jid": jid})
+        return jid
+
+    def inbound(self, sender: str, text: str) -> str:
+        with self._lock:
+            if self.state != "connected":
+                raise DriverError("not_connected", f"the session is {self.state}, not connected")
+        message_id = fake_message_id()
+        self.sink("event", {"event": "message.received", "data": {
+            "message_id": message_id, "chat": _render(sender), "from": _render(sender), "is_group": False,
+            "from_me": False, "push_name": None,
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "type": "text", "text": text}})
+        return message_id
+
+    def drop(self) -> None:
+        with self._lock:
+            was = self.state
+            self._generation += 1
+            self.state = "idle"
+            self._stop_timers()
+        if was != "idle":
+            self.sink("disconnected", {"reason": "network"})
+
+    def fail(self, code: str) -> None:
+        """Play WhatsApp refusing the session, through the same translation as real events."""
+        from runner_container.translate import translate_failure
+
+        kind, data = translate_failure(code)
+        with self._lock:
+            if self.state == "idle":
+                raise DriverError("not_connected", "the session is not connected")
+            self._generation += 1
+            self.state = "idle"
+            self._stop_timers()
+        if kind == "logged_out":
+            self.driver.forget_device(self.config.session_id, None)
+        self.sink(kind, data)
+
+    def view(self) -> dict[str, Any]:
+        with self._lock:
+            return {"session_id": self.config.session_id, "state": self.state, "qr_code": self.qr_code,
+                    "pairing_pending": self.pairing is not None, "sent": len(self.outbox)}
+
+
+def _render(address: str) -> dict[str, Any]:
+    digits = re.sub(r"\D", "", address.split("@")[0])
+    jid = address if "@" in address else f"{digits}@s.whatsapp.net"
+    return {"jid": jid, "phone": digits if jid.endswith("@s.whatsapp.net") else None}
+
+
+class EmulatorDriver(Driver):
+    name = "emulator"
+
+    def __init__(self, db: Database, *, port: int = 8081, qr_rotate: float = 20.0):
+        self.db = db
+        self.port = port
+        self.qr_rotate = qr_rotate
+        self.clients: dict[str, EmulatorClient] = {}
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    def client(self, config: SessionConfig, sink: Sink) -> SessionClient:
+        client = EmulatorClient(self, config, sink)
+        with self._lock:
+            self.clients[config.session_id] = client
+        return client
+
+    def release(self, session_id: str, client: SessionClient) -> None:
+        with self._lock:
+            if self.clients.get(session_id) is client:
+                del self.clients[session_id]
+
+    def find(self, session_id: str) -> EmulatorClient | None:
+        with self._lock:
+            return self.clients.get(session_id)
+
+    # -- device store -------------------------------------------------------------------
+    def load_device(self, session_id: str) -> dict[str, Any] | None:
+        with self.db.connection() as conn:
+            return conn.execute("SELECT jid, push_name FROM emulator_devices WHERE session_id = %s",
+                                (session_id,)).fetchone()
+
+    def store_device(self, session_id: str, jid: str, push_name: str | None) -> None:
+        with self.db.connection() as conn:
+            conn.execute(
+                """
+                INSERT INTO emulator_devices (session_id, jid, push_name)
+                SELECT %s, %s, %s WHERE EXISTS (SELECT 1 FROM sessions WHERE session_id = %s)
+                ON CONFLICT (session_id) DO UPDATE SET jid = EXCLUDED.jid, push_name = EXCLUDED.push_name,
+                    paired_at = now()
+                """, (session_id, jid, push_name, session_id))
+
+    def has_device(self, session_id: str, jid: str) -> bool:
+        return self.load_device(session_id) is not None
+
+    def forget_device(self, session_id: str, jid: str | None) -> None:
+        with self.db.connection() as conn:
+            conn.execute("DELETE FROM emulator_devices WHERE session_id = %s", (session_id,))
+
+    # -- control API --------------------------------------------------------------------
+    def start(self) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="emulator-api", daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def info(self) -> dict[str, Any]:
+        return {"emulator_port": self.port}
+
+
+_ROUTE = re.compile(r"^/emulator/sessions(?:/(?P<sid>[a-z0-9][a-z0-9_-]{2,63})(?:/(?P<action>[a-z]+))?)?/?$")
+
+
+def _handler(driver: EmulatorDriver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # quiet: the runner logs what matters
+            pass
+
+        def _send(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _route(self, method: str) -> None:
+            match = _ROUTE.match(self.path.split("?")[0])
+            if not match:
+                return self._send(404, {"code": "not_found", "message": f"no emulator route {self.path}"})
+            sid, action = match.group("sid"), match.group("action")
+            if sid is None:
+                with driver._lock:
+                    held = [c.view() for c in driver.clients.values()]
+                return self._send(200, {"sessions": held})
+            client = driver.find(sid)
+            if client is None:
+                return self._send(404, {"code": "session_not_held",
+                                        "message": f"this runner does not hold session '{sid}'"})
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+            except ValueError:
+                return self._send(400, {"code": "invalid_json", "message": "body is not JSON"})
+            try:
+                if method == "GET" and action is None:
+                    return self._send(200, client.view())
+                if method == "GET" and action == "outbox":
+                    with client._lock:
+                        return self._send(200, {"messages": list(client.outbox)})
+                if method == "POST" and action == "scan":
+                    jid = client.scan(body.get("phone"), body.get("push_name"))
+                    return self._send(200, {"jid": jid})
+                if method == "POST" and action == "inbound":
+                    if not body.get("from") or not isinstance(body.get("text"), str):
+                        return self._send(422, {"code": "validation_failed", "message": "give from and text"})
+                    return self._send(200, {"message_id": client.inbound(str(body["from"]), body["text"])})
+                if method == "POST" and action == "fail":
+                    client.fail(str(body.get("code", "")))
+                    return self._send(200, {"failed": body.get("code")})
+                if method == "POST" and action == "drop":
+                    client.drop()
+                    return self._send(200, {"dropped": True})
+            except DriverError as exc:
+                return self._send(409, {"code": exc.code, "message": exc.message})
+            return self._send(404, {"code": "not_found", "message": f"no emulator route {method} {self.path}"})
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._route("GET")
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._route("POST")
+
+    return Handler

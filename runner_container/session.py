@@ -1,0 +1,552 @@
+"""One session on this runner: an actor with its own thread and inbox.
+
+Everything that touches a session (commands from its SQS group, driver callbacks from
+whatsmeow's threads, reconciliation, timers for backoff and the QR timeout) goes through
+the inbox and is handled one at a time, so the state machine never races itself:
+
+    disconnected --connect--> connecting --QR scan / pair code--> authenticated
+    connecting --stored device logs in--> authenticated
+    connecting --dial failure--> error --backoff--> connecting
+    authenticated --network drop--> disconnected --backoff--> connecting
+    any --disconnect--> disconnected      any --logout / LoggedOut--> disconnected (device gone)
+    connecting --QR_CODE_TIMEOUT without a scan--> disconnected (reason qr_timeout)
+
+Every transition is one transaction: the `sessions` row, `session_runtime`, and the
+event in the outbox (sent after commit).
+"""
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Callable
+
+from chalicelib.repositories.runtime import RuntimeRepository
+from runner_container.drivers.base import DriverError, SessionClient, SessionConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from runner_container.supervisor import RunnerSupervisor
+
+KEEP = object()
+CONNECTED = ("connected", "authenticated")
+FATAL_STOP = {"client_outdated", "stream_replaced", "temporary_ban", "bad_user_agent", "proxy_invalid"}
+SEND_WAITS_FOR_LOGIN = 30.0  # a send that arrives while (re)connecting waits this long for the login
+FIRST_QR_SECONDS = 60.0  # whatsmeow: the first code lives 60 s, the next ones 20 s
+NEXT_QR_SECONDS = 20.0
+
+
+@dataclass
+class Backoff:
+    base: float = 1.0
+    cap: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        """Exponential with 'equal jitter': half fixed, half random, so retries spread out."""
+        ceiling = min(self.cap, self.base * (2 ** max(0, attempt - 1)))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class SessionGone(Exception):
+    pass
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SessionActor:
+    def __init__(self, runner: "RunnerSupervisor", session_id: str):
+        self.runner = runner
+        self.session_id = session_id
+        self.log = runner.log
+        self.inbox: queue.Queue = queue.Queue()
+        self.client: SessionClient | None = None
+        self.generation = 0
+        self.status: str | None = None
+        self.jid: str | None = None
+        self.logged_in = False
+        self.active = False  # a client is connecting or connected
+        self.attempt = 0
+        self.retry_at: float | None = None
+        self.qr_deadline: float | None = None
+        self.qr_seen = False
+        self.pending_ids: set[str] = set()  # commands posted and not finished (no duplicates in the inbox)
+        self.deferred: list[tuple[str, Callable[[], None], float]] = []  # waiting for the login, in order
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"session-{session_id}", daemon=True)
+
+    # -- the inbox ----------------------------------------------------------------------
+    def start(self) -> "SessionActor":
+        self.thread.start()
+        return self
+
+    def post(self, *item: Any) -> None:
+        self.inbox.put(item)
+
+    def post_command(self, command_id: str, on_done: Callable[[], None]) -> None:
+        """Queue a command unless it is already waiting here (SQS and the backlog scan may both bring it)."""
+        with self.runner._lock:
+            if command_id in self.pending_ids:
+                on_done_later = on_done
+                duplicate = True
+            else:
+                self.pending_ids.add(command_id)
+                duplicate = False
+        if duplicate:
+            self.inbox.put(("ack", on_done_later))
+        else:
+            self.inbox.put(("command", command_id, on_done))
+
+    def stop(self, *, graceful: bool, wait: float = 15.0) -> None:
+        self.post("stop", graceful)
+        self.done.wait(wait)
+
+    def _sink(self, generation: int) -> Callable[[str, dict[str, Any]], None]:
+        return lambda kind, data: self.inbox.put(("driver", generation, kind, data))
+
+    def _next_timer(self) -> float | None:
+        timers = [t for t in (self.retry_at, self.qr_deadline) if t is not None]
+        if self.deferred:
+            timers.append(self.deferred[0][2])
+        return min(timers) if timers else None
+
+    def _run(self) -> None:
+        try:
+            while True:
+                deadline = self._next_timer()
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    item = self.inbox.get(timeout=timeout)
+                except queue.Empty:
+                    item = ("timer",)
+                try:
+                    if item[0] == "stop":
+                        self._shutdown(graceful=item[1])
+                        return
+                    self._handle(item)
+                except SessionGone:
+                    self.log.info("session row is gone; dropping its client", extra={"session_id": self.session_id})
+                    self._drop_client()
+                    self._drain_commands("session_not_found", "the session was deleted")
+                    return
+                except Exception as exc:  # noqa: BLE001 - one bad item never kills the actor
+                    self.log.exception("session actor error", extra={"session_id": self.session_id,
+                                                                     "error": str(exc)[:300]})
+        finally:
+            self.done.set()
+            self.runner.actor_finished(self)
+
+    def _handle(self, item: tuple) -> None:
+        kind = item[0]
+        if kind == "command":
+            self._command(item[1], item[2])
+        elif kind == "ack":
+            item[1]()
+        elif kind == "driver":
+            if item[1] == self.generation:
+                self._driver_event(item[2], item[3])
+        elif kind == "reconcile":
+            self._reconcile(item[1])
+        elif kind == "timer":
+            self._timers()
+
+    def _drain_commands(self, code: str, message: str) -> None:
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if item[0] == "command":
+                self._fail_command(item[1], item[2], code, message)
+            elif item[0] == "ack":
+                item[1]()
+        self._fail_deferred(code, message)
+
+    def _fail_command(self, command_id: str, on_done: Callable[[], None], code: str, message: str) -> None:
+        try:
+            row = self.runner.claim(command_id)
+            if row is not None:
+                self.runner.finish(row, ok=False, error={"code": code, "message": message})
+        finally:
+            self._forget(command_id)
+            on_done()
+
+    def _forget(self, command_id: str) -> None:
+        with self.runner._lock:
+            self.pending_ids.discard(command_id)
+
+    def _fail_deferred(self, code: str, message: str) -> None:
+        deferred, self.deferred = self.deferred, []
+        for command_id, on_done, _ in deferred:
+            self._fail_command(command_id, on_done, code, message)
+
+    def _flush_deferred(self) -> None:
+        deferred, self.deferred = self.deferred, []
+        for index, (command_id, on_done, deadline) in enumerate(deferred):
+            if not self.logged_in:  # lost the login again while flushing: wait again, in order
+                self.deferred = deferred[index:] + self.deferred
+                return
+            self._command(command_id, on_done, from_deferred=True)
+
+    # -- state writes -------------------------------------------------------------------
+    def _write(self, *, status: str | None = None, event: str | None = None, data: dict[str, Any] | None = None,
+               reason: Any = KEEP, last_error: Any = KEEP, jid: Any = KEEP, desired: str | None = None,
+               runtime: dict[str, Any] | None = None, counter: str | None = None, activity: bool = False) -> None:
+        sets, params = ["updated_at = now()"], []
+        if status is not None:
+            sets.append("status_changed_at = CASE WHEN status = %s THEN status_changed_at ELSE now() END")
+            params.append(status)
+            sets.append("status = %s")
+            params.append(status)
+            if status in CONNECTED:
+                sets.append("connected_at = coalesce(connected_at, now()), last_connected_at = now()")
+        if reason is not KEEP:
+            sets.append("status_reason = %s")
+            params.append(reason)
+        if last_error is not KEEP:
+            sets.append("last_error = %s")
+            params.append(last_error)
+        if jid is not KEEP:
+            sets.append("jid = %s")
+            params.append(jid)
+        if desired is not None:
+            sets.append("desired_state = %s")
+            params.append(desired)
+        if activity:
+            sets.append("last_activity = now()")
+        events = self.runner.container.events
+        envelope = None
+        with self.runner.db.connection() as conn, conn.transaction():
+            row = conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE session_id = %s RETURNING session_id",
+                               [*params, self.session_id]).fetchone()
+            if row is None:
+                raise SessionGone(self.session_id)
+            values = {"runner_id": self.runner.runner_id, **(runtime or {})}
+            RuntimeRepository.upsert(conn, self.session_id, values)
+            if counter:
+                RuntimeRepository.bump(conn, self.session_id, counter)
+            if event:
+                envelope = events.record(conn, self.session_id, event, data or {},
+                                         metadata={"runner_id": self.runner.runner_id})
+        if status is not None:
+            self.status = status
+        if envelope is not None:
+            self.runner.event_sender.send([envelope])
+            self.runner.metrics.events.labels(event=event).inc()
+
+    def _load(self) -> dict[str, Any]:
+        with self.runner.db.connection() as conn:
+            row = conn.execute(
+                "SELECT session_id, jid, status, desired_state, auto_reconnect, proxy_enabled, proxy_type, "
+                "proxy_host, proxy_port, proxy_username, proxy_password_enc FROM sessions WHERE session_id = %s",
+                (self.session_id,)).fetchone()
+        if row is None:
+            raise SessionGone(self.session_id)
+        return row
+
+    def _proxy_url(self, row: dict[str, Any]) -> str | None:
+        if not row["proxy_enabled"] or not row["proxy_host"] or not row["proxy_port"]:
+            return None
+        from urllib.parse import quote
+
+        scheme = row["proxy_type"] or "http"
+        credentials = ""
+        if row["proxy_username"]:
+            credentials = quote(row["proxy_username"], safe="")
+            if row["proxy_password_enc"] is not None:
+                password = self.runner.container.secret_box().decrypt(
+                    row["proxy_password_enc"], context=f"proxy:{self.session_id}")
+                credentials += ":" + quote(password, safe="")
+            credentials += "@"
+        host = row["proxy_host"]
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{scheme}://{credentials}{host}:{row['proxy_port']}"
+
+    # -- connecting ---------------------------------------------------------------------
+    def _start_connect(self, reason: str) -> None:
+        row = self._load()
+        self._drop_client()
+        self.retry_at = None
+        if row["jid"] and not self.runner.driver.has_device(self.session_id, row["jid"]):
+            # the device store lost the device: the session is logged out in effect
+            user_asked = reason in ("requested", "pair_phone")
+            self._write(status="disconnected", event="session.logged_out",
+                        data={"reason": "device_missing", "jid": row["jid"]}, reason="device_missing",
+                        last_error="device_missing", jid=None,
+                        desired=None if user_asked else "disconnected",
+                        runtime={"logged_in": False, "connected_since": None, "qr_code": None})
+            self._fail_deferred("device_missing", "the stored WhatsApp device is gone; pair again")
+            if not user_asked:
+                return
+            row = {**row, "jid": None}  # a fresh pairing, as the user asked to connect
+        self.jid = row["jid"]
+        try:
+            proxy = self._proxy_url(row)
+        except Exception as exc:  # noqa: BLE001 - undecryptable password (key rotated?)
+            self._error("proxy_invalid", f"the proxy password cannot be decrypted: {exc}", retry=False)
+            return
+        self.generation += 1
+        self.client = self.runner.driver.client(SessionConfig(self.session_id, row["jid"], proxy),
+                                                self._sink(self.generation))
+        self.active = True
+        self.logged_in = False
+        self.qr_seen = False
+        self._write(status="connecting", event="session.connecting",
+                    data={"reason": reason, "attempt": self.attempt, "restoring": bool(row["jid"]),
+                          "proxy": bool(proxy)},
+                    reason=reason, runtime={"qr_code": None, "qr_expires_at": None, "logged_in": False})
+        try:
+            self.client.connect()
+        except DriverError as exc:
+            self._failed({"code": exc.code, "message": exc.message})
+
+    def _drop_client(self) -> None:
+        client, self.client = self.client, None
+        self.generation += 1  # late callbacks of the old client are ignored
+        self.active = False
+        self.logged_in = False
+        self.qr_deadline = None
+        if client is not None:
+            try:
+                client.disconnect()
+            except Exception as exc:  # noqa: BLE001
+                self.log.warning("client disconnect failed", extra={"session_id": self.session_id,
+                                                                    "error": str(exc)[:200]})
+            release = getattr(self.runner.driver, "release", None)
+            if release:
+                release(self.session_id, client)
+
+    def _schedule_retry(self) -> bool:
+        row = self._load()
+        if row["desired_state"] != "connected" or not row["auto_reconnect"]:
+            return False
+        self.attempt += 1
+        delay = self.runner.backoff.delay(self.attempt)
+        self.retry_at = time.monotonic() + delay
+        return True
+
+    def _failed(self, data: dict[str, Any]) -> None:
+        self._error(data.get("code", "connect_failure"), data.get("message", "connection failed"), retry=True)
+
+    def _error(self, code: str, message: str, *, retry: bool) -> None:
+        self._drop_client()
+        retrying = retry and self._schedule_retry()
+        delay = round(self.retry_at - time.monotonic(), 3) if retrying and self.retry_at else None
+        self._write(status="error", event="session.error",
+                    data={"code": code, "message": message, "retry_in_seconds": delay, "attempt": self.attempt},
+                    reason=message, last_error=code, runtime={"qr_code": None, "qr_expires_at": None},
+                    desired=None if retry else "disconnected")
+        self.runner.metrics.errors.labels(code=code).inc()
+        if not retrying:
+            self._fail_deferred(code, message)
+
+    def _timers(self) -> None:
+        now = time.monotonic()
+        if self.deferred and now >= self.deferred[0][2]:
+            self._fail_deferred("not_connected", f"the session did not log in within {SEND_WAITS_FOR_LOGIN:g}s")
+        if self.qr_deadline is not None and now >= self.qr_deadline and not self.logged_in:
+            self.qr_deadline = None
+            self._drop_client()
+            self._write(status="disconnected", event="session.disconnected",
+                        data={"reason": "qr_timeout",
+                              "message": f"no scan within {self.runner.settings.qr_code_timeout:g}s"},
+                        reason="qr_timeout", last_error="qr_timeout", desired="disconnected",
+                        runtime={"qr_code": None, "qr_expires_at": None})
+            self._fail_deferred("qr_timeout", "nobody scanned the QR code")
+        if self.retry_at is not None and now >= self.retry_at:
+            self.retry_at = None
+            row = self._load()
+            if row["desired_state"] == "connected" and not self.active:
+                self.runner.metrics.reconnects.inc()
+                self._write(counter="reconnects")
+                self._start_connect("reconnect")
+
+    # -- driver events ------------------------------------------------------------------
+    def _driver_event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "qr":
+            if self.qr_deadline is None:
+                self.qr_deadline = time.monotonic() + self.runner.settings.qr_code_timeout
+            lifetime = data.get("timeout") or (NEXT_QR_SECONDS if self.qr_seen else FIRST_QR_SECONDS)
+            self.qr_seen = True
+            expires = utcnow() + timedelta(seconds=min(lifetime, self.runner.settings.qr_code_timeout))
+            self._write(event="session.qr", data={"qr_code": data["code"], "expires_at": expires.isoformat()},
+                        runtime={"qr_code": data["code"], "qr_expires_at": expires})
+            with self.runner.db.connection() as conn:
+                conn.execute("UPDATE session_runtime SET qr_count = qr_count + 1 WHERE session_id = %s",
+                             (self.session_id,))
+        elif kind == "paired":
+            self.jid = data.get("jid") or self.jid
+            self.qr_deadline = None
+            self._write(event="session.paired", data=data, jid=self.jid,
+                        runtime={"qr_code": None, "qr_expires_at": None})
+        elif kind == "pair_failed":
+            self._write(event="session.error", data={**data, "retry_in_seconds": None})
+        elif kind == "connected":
+            self.jid = data.get("jid") or self.jid
+            self.logged_in = True
+            self.active = True
+            self.attempt = 0
+            self.qr_deadline = None
+            self._write(status="authenticated", event="session.connected",
+                        data={"jid": self.jid, "status": "authenticated"}, reason="logged_in", last_error=None,
+                        jid=self.jid, runtime={"qr_code": None, "qr_expires_at": None, "logged_in": True,
+                                               "connected_since": utcnow()})
+            self._flush_deferred()
+        elif kind == "disconnected":
+            self._drop_client()
+            retrying = self._schedule_retry()
+            self._write(status="disconnected", event="session.disconnected",
+                        data={"reason": data.get("reason", "network"), "will_reconnect": retrying},
+                        reason=data.get("reason", "network"), runtime={"logged_in": False, "connected_since": None})
+            if not retrying:
+                self._fail_deferred("not_connected", "the connection dropped and auto_reconnect is off")
+        elif kind == "retryable":
+            self._failed(data)
+        elif kind == "fatal":
+            self._error(data.get("code", "error"), data.get("message", "WhatsApp refused the session"),
+                        retry=False)
+        elif kind == "logged_out":
+            jid = self.jid
+            self._drop_client()
+            self.runner.driver.forget_device(self.session_id, jid)
+            self._write(status="disconnected", event="session.logged_out",
+                        data={"reason": data.get("reason", "logged_out"), "jid": jid},
+                        reason=data.get("reason", "logged_out"), last_error=data.get("reason", "logged_out"),
+                        jid=None, desired="disconnected",
+                        runtime={"logged_in": False, "connected_since": None, "qr_code": None})
+            self._fail_deferred("logged_out", "WhatsApp logged the device out")
+        elif kind == "event":
+            name = data["event"]
+            counter = "messages_received" if name == "message.received" else None
+            self._write(event=name, data=data["data"], counter=counter, activity=name.startswith("message."))
+
+    # -- reconciliation -----------------------------------------------------------------
+    def _reconcile(self, row: dict[str, Any] | None) -> None:
+        row = row or self._load()
+        if row["desired_state"] == "connected":
+            if not self.active and self.retry_at is None:
+                self._start_connect("restore")
+        elif self.active or row["status"] not in ("disconnected", "error"):
+            # (an `error` left by a fatal failure stays visible; only live or stale
+            # connected/connecting states are corrected)
+            self._drop_client()
+            self.retry_at = None
+            self._write(status="disconnected", event="session.disconnected",
+                        data={"reason": "desired_state"}, reason="desired_state",
+                        runtime={"logged_in": False, "connected_since": None, "qr_code": None})
+
+    # -- commands -----------------------------------------------------------------------
+    def _command(self, command_id: str, on_done: Callable[[], None], from_deferred: bool = False) -> None:
+        if not from_deferred and (self.deferred or self._must_wait_for_login(command_id)):
+            self.deferred.append((command_id, on_done, time.monotonic() + SEND_WAITS_FOR_LOGIN))
+            return
+        try:
+            row = self.runner.claim(command_id)
+            if row is None:
+                return  # finished already (a resend) or running on a live runner
+            started = time.monotonic()
+            try:
+                result = self._execute(row["type"], row["payload"] or {})
+            except SessionGone:
+                self.runner.finish(row, ok=False, error={"code": "session_not_found",
+                                                         "message": "the session was deleted"})
+                raise
+            except DriverError as exc:
+                self.runner.finish(row, ok=False, error={"code": exc.code, "message": exc.message})
+            except Exception as exc:  # noqa: BLE001
+                self.log.exception("command failed", extra={"command_id": command_id})
+                self.runner.finish(row, ok=False, error={"code": "internal_error", "message": str(exc)[:300]})
+            else:
+                self.runner.finish(row, ok=True, result=result)
+            self.log.debug("command done", extra={"command_id": command_id, "type": row["type"],
+                                                  "ms": round((time.monotonic() - started) * 1000, 1)})
+        finally:
+            self._forget(command_id)
+            on_done()
+
+    def _must_wait_for_login(self, command_id: str) -> bool:
+        """A send that arrives while the session is (re)connecting waits for the login."""
+        if self.logged_in:
+            return False
+        reconnecting = self.active or self.retry_at is not None
+        if not reconnecting:
+            return False
+        row = self.runner.commands.get_by_id(command_id)
+        return row is not None and row["type"] == "send_message" and row["status"] == "queued"
+
+    def _execute(self, type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if type == "ping":
+            return {"pong": True, "runner_id": self.runner.runner_id}
+        if type == "connect":
+            if self.logged_in:
+                return {"status": self.status}
+            if not self.active:
+                self.attempt = 0
+                self._start_connect("requested")
+            return {"status": self.status or "connecting"}
+        if type == "disconnect":
+            self._drop_client()
+            self.retry_at = None
+            self._write(status="disconnected", event="session.disconnected", data={"reason": "requested"},
+                        reason="requested", runtime={"logged_in": False, "connected_since": None, "qr_code": None})
+            return {"status": "disconnected"}
+        if type == "logout":
+            return self._logout()
+        if type == "pair_phone":
+            if self.logged_in:
+                raise DriverError("already_paired", "the session is already paired")
+            if not self.active:
+                self.attempt = 0
+                self._start_connect("pair_phone")
+            if self.client is None:
+                raise DriverError("not_connecting", "the session could not start connecting")
+            code = self.client.pair_phone(payload["phone"], bool(payload.get("show_push_notification", True)),
+                                          timeout=15.0)
+            return {"pairing_code": code}
+        if type == "send_message":
+            if not self.logged_in or self.client is None:
+                raise DriverError("not_connected", "the session is not connected to WhatsApp")
+            sent = self.client.send(payload)
+            shown = {k: v for k, v in payload.items() if k not in ("media_base64",)}  # no blobs in events
+            self._write(event="message.sent", data={**shown, "message_id": sent["message_id"],
+                                                    "timestamp": sent.get("timestamp")},
+                        counter="messages_sent", activity=True)
+            return sent
+        raise DriverError("unknown_command", f"unknown command type {type!r}")
+
+    def _logout(self) -> dict[str, Any]:
+        row = self._load()
+        jid = self.jid or row["jid"]
+        warning = None
+        if self.client is not None and self.logged_in:
+            try:
+                self.client.logout()
+            except DriverError as exc:
+                warning = exc.message
+        self._drop_client()
+        self.runner.driver.forget_device(self.session_id, jid)
+        self.retry_at = None
+        self._write(status="disconnected", event="session.logged_out", data={"reason": "requested", "jid": jid},
+                    reason="logged_out", last_error=None, jid=None, desired="disconnected",
+                    runtime={"logged_in": False, "connected_since": None, "qr_code": None, "qr_expires_at": None})
+        return {"logged_out": True, "jid": jid, **({"warning": warning} if warning else {})}
+
+    # -- shutdown -----------------------------------------------------------------------
+    def _shutdown(self, *, graceful: bool) -> None:
+        was_active = self.active or self.retry_at is not None
+        self._drop_client()
+        if graceful and was_active:
+            try:
+                self._write(status="disconnected", event="session.disconnected",
+                            data={"reason": "runner_handover"}, reason="runner_handover",
+                            runtime={"logged_in": False, "connected_since": None, "qr_code": None})
+            except SessionGone:
+                pass
+            except Exception as exc:  # noqa: BLE001 - the next owner reconciles anyway
+                self.log.warning("could not record handover", extra={"session_id": self.session_id,
+                                                                     "error": str(exc)[:200]})
+        # commands still in the inbox stay `queued`/unacknowledged: the next owner runs them

@@ -1,0 +1,163 @@
+"""Helpers for the runner tests: start runner processes on free ports, wait for
+conditions, talk to the emulator's control API, read the events queue."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from devstack import PROJECT_ROOT
+from devstack.processes import Child, free_port, start_child
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
+             message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{message} not met within {timeout:g}s (last: {last!r})")
+
+
+@dataclass
+class RunnerProcess:
+    runner_id: str
+    child: Child
+    emulator_port: int
+    metrics_port: int
+    log_path: str
+
+    def emulator(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        return http_json(method, f"http://127.0.0.1:{self.emulator_port}{path}", body)
+
+    def log(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+
+    def stop(self) -> None:
+        self.child.stop(timeout=20)
+        try:
+            os.unlink(self.log_path)
+        except OSError:
+            pass
+
+    def kill(self) -> None:
+        self.child.kill()
+
+
+def start_runner(env: dict[str, str], runner_id: str, **extra: str) -> RunnerProcess:
+    emulator_port, metrics_port = free_port(), free_port()
+    log = tempfile.NamedTemporaryFile(prefix=f"{runner_id}-", suffix=".log", delete=False)
+    full_env = {**env, "RUNNER_ID": runner_id, "EMULATOR_PORT": str(emulator_port),
+                "METRICS_PORT": str(metrics_port), "RUNNER_RECONCILE_INTERVAL": "1s",
+                "COMMAND_STALE_AFTER": "1s", "RECONNECT_BACKOFF_BASE": "200ms", "RECONNECT_BACKOFF_MAX": "2s",
+                **extra}
+    child = start_child(runner_id, [sys.executable, "-m", "runner_container"], full_env, str(PROJECT_ROOT),
+                        stdout=log, stderr=subprocess.STDOUT)
+    runner = RunnerProcess(runner_id, child, emulator_port, metrics_port, log.name)
+    try:
+        wait_for(lambda: _healthy(metrics_port) or not child.alive(), timeout=60, message="runner /healthz")
+    except AssertionError:
+        child.kill()
+        raise AssertionError("runner did not become healthy:\n" + runner.log()[-3000:]) from None
+    if not child.alive():
+        raise AssertionError("runner exited:\n" + runner.log()[-3000:])
+    return runner
+
+
+def _healthy(port: int) -> bool:
+    status, _ = http_json("GET", f"http://127.0.0.1:{port}/healthz")
+    return status == 200
+
+
+def http_json(method: str, url: str, body: dict | None = None, timeout: float = 10) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        raw, status = exc.read(), exc.code
+    except (urllib.error.URLError, OSError):
+        return 0, {}
+    try:
+        return status, json.loads(raw or b"{}")
+    except ValueError:
+        return status, {"raw": raw.decode(errors="replace")}
+
+
+def shard_owners(db) -> dict[int, str | None]:
+    with db.connection() as conn:
+        rows = conn.execute("SELECT shard, runner_id, expires_at > now() AS live FROM shard_leases").fetchall()
+    return {r["shard"]: (r["runner_id"] if r["live"] else None) for r in rows}
+
+
+def session_row(db, session_id: str) -> dict | None:
+    with db.connection() as conn:
+        return conn.execute("SELECT s.*, r.runner_id, r.qr_code, r.logged_in FROM sessions s LEFT JOIN "
+                            "session_runtime r USING (session_id) WHERE s.session_id = %s",
+                            (session_id,)).fetchone()
+
+
+class EventsReader:
+    """Reads one session's envelopes from the events queue (others are left for their owners)."""
+
+    def __init__(self, container, session_id: str):
+        self.sqs = container.sqs
+        self.url = container.queues.events_url
+        self.session_id = session_id
+        self.seen: list[dict] = []
+
+    def poll(self) -> list[dict]:
+        while True:
+            answer = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                              VisibilityTimeout=30)
+            messages = answer.get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                if envelope.get("session_id") == self.session_id:
+                    self.seen.append(envelope)
+                    self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+                else:
+                    self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"],
+                                                       VisibilityTimeout=0)
+            if len(messages) < 10:
+                break
+        unique = {e["id"]: e for e in self.seen}
+        self.seen = sorted(unique.values(), key=lambda e: e["metadata"]["sequence"])
+        return self.seen
+
+    def names(self) -> list[str]:
+        return [e["event"] for e in self.poll()]
+
+    def wait_for(self, name: str, count: int = 1, timeout: float = 20.0) -> list[dict]:
+        return wait_for(lambda: [e for e in self.poll() if e["event"] == name][count - 1:] and
+                        [e for e in self.seen if e["event"] == name], timeout=timeout, interval=0.1,
+                        message=f"{count} x {name} event")
+
+
+def outbox_events(db, session_id: str) -> list[dict]:
+    with db.connection() as conn:
+        rows = conn.execute("SELECT envelope FROM event_outbox WHERE session_id = %s "
+                            "ORDER BY (envelope->'metadata'->>'sequence')::bigint", (session_id,)).fetchall()
+    return [r["envelope"] for r in rows]
+
+
+def env_without(env: dict[str, str], *names: str) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k not in names}
+
+
+os.environ.setdefault("PYTHONUNBUFFERED", "1")

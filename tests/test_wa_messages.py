@@ -1,0 +1,133 @@
+"""Outgoing message building with neonize's own builders, offline.
+
+A real neonize client (device store in the test PostgreSQL, never connected) builds every
+message type; only the media upload to WhatsApp's servers is replaced, by a fake answer,
+since those servers cannot be reached from here. The protobufs are then checked field by
+field.
+"""
+from __future__ import annotations
+
+import base64
+import shutil
+import struct
+import uuid
+import zlib
+
+import pytest
+
+from runner_container import wa_messages
+from runner_container.drivers.neonize_driver import neonize_database_url
+
+TO = "5511912345678@s.whatsapp.net"
+ME = "5511000000000@s.whatsapp.net"
+
+
+def tiny_png() -> bytes:
+    raw = b"\x00" + b"\xff\x00\x00" * 4
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 1, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="module")
+def client(stack):
+    from neonize.client import NewClient
+    from neonize.proto.Neonize_pb2 import UploadResponse
+
+    instance = NewClient(neonize_database_url(stack.env["DATABASE_URL"]), uuid=f"build-{uuid.uuid4().hex[:8]}")
+    uploads = []
+
+    def fake_upload(data, media_type=None):
+        uploads.append(data)
+        return UploadResponse(url="https://mmg.whatsapp.net/d/f/x.enc", DirectPath="/v/t62/x.enc",
+                              MediaKey=b"k" * 32, FileEncSHA256=b"e" * 32, FileSHA256=b"s" * 32,
+                              FileLength=len(data))
+
+    instance.upload = fake_upload
+    instance.uploads = uploads
+    return instance
+
+
+def build(client, **payload):
+    payload.setdefault("to", TO)
+    return wa_messages.build(client, payload, own_jid=ME, fetch_url=lambda url, limit: b"fetched:" + url.encode())
+
+
+def test_plain_text_goes_as_a_string_with_the_preview_flag(client):
+    out = build(client, type="text", text="see https://example.com", link_preview=True)
+    assert out.message == "see https://example.com" and out.link_preview is True
+    assert (out.chat.User, out.chat.Server) == ("5511912345678", "s.whatsapp.net")
+
+
+def test_a_quoted_text_carries_the_quoted_id(client):
+    out = build(client, type="text", text="yes", quoted_message_id="3EB0ABC")
+    info = out.message.extendedTextMessage.contextInfo
+    assert out.message.extendedTextMessage.text == "yes"
+    assert info.stanzaID == "3EB0ABC" and info.participant == TO
+
+
+def test_image_is_uploaded_and_described(client):
+    png = tiny_png()
+    out = build(client, type="image", media_base64=base64.b64encode(png).decode(), caption="look",
+                view_once=True, quoted_message_id="Q1")
+    image = out.message.imageMessage
+    assert client.uploads[-1] == png
+    assert image.caption == "look" and image.viewOnce is True and image.mimetype == "image/png"
+    assert image.fileLength == len(png) and image.mediaKey == b"k" * 32 and image.JPEGThumbnail
+    assert image.contextInfo.stanzaID == "Q1"
+
+
+def test_document_keeps_name_and_type(client):
+    out = build(client, type="document", media_url="https://files.example/report.pdf",
+                filename="report.pdf", mime_type="application/pdf", caption="Q3")
+    document = out.message.documentMessage
+    assert client.uploads[-1] == b"fetched:https://files.example/report.pdf"
+    assert (document.fileName, document.mimetype, document.caption) == ("report.pdf", "application/pdf", "Q3")
+
+
+def test_location_contact_reaction_edit_revoke_poll(client):
+    location = build(client, type="location", latitude=-23.5, longitude=-46.6, name="Office", address="Av. X").message
+    assert (location.locationMessage.degreesLatitude, location.locationMessage.name) == (-23.5, "Office")
+
+    vcard = "BEGIN:VCARD\nVERSION:3.0\nFN:Ann Lee\nTEL;waid=5511987654321:+55 11 98765-4321\nEND:VCARD"
+    contact = build(client, type="contact", vcard=vcard).message.contactMessage
+    assert contact.displayName == "Ann Lee" and contact.vcard == vcard
+
+    reaction = build(client, type="reaction", message_id="M1", emoji="👍", from_me=True).message.reactionMessage
+    assert (reaction.key.ID, reaction.text, reaction.key.fromMe) == ("M1", "👍", True)
+    removed = build(client, type="reaction", message_id="M1", emoji="").message.reactionMessage
+    assert removed.text == ""
+
+    edit = build(client, type="edit", message_id="M2", text="fixed").message
+    inner = edit.editedMessage.message.protocolMessage
+    assert inner.key.ID == "M2" and inner.editedMessage.conversation == "fixed"
+
+    revoke = build(client, type="revoke", message_id="M3").message.protocolMessage
+    assert revoke.key.ID == "M3" and revoke.key.fromMe is True
+    assert revoke.type == revoke.REVOKE
+
+    poll = build(client, type="poll", question="Lunch?", options=["pizza", "sushi", "tacos"],
+                 selectable_count=2).message.pollCreationMessage
+    assert poll.name == "Lunch?" and [o.optionName for o in poll.options] == ["pizza", "sushi", "tacos"]
+    assert poll.selectableOptionsCount == 2
+
+
+def test_group_recipients_and_unknown_types(client):
+    out = build(client, to="120363041234567890@g.us", type="text", text="hello group")
+    assert out.chat.Server == "g.us"
+    with pytest.raises(wa_messages.MessageBuildError) as info:
+        build(client, type="fax", text="x")
+    assert info.value.code == "unsupported_type"
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (the runner image has it)")
+def test_audio_voice_note_needs_ffmpeg_for_its_duration(client, tmp_path):
+    import subprocess
+
+    wav = tmp_path / "a.ogg"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=1", "-c:a", "libopus", str(wav)],
+                   check=True)
+    audio = build(client, type="audio", media_base64=base64.b64encode(wav.read_bytes()).decode(),
+                  voice_note=True).message.audioMessage
+    assert audio.PTT is True and audio.seconds >= 0
