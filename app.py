@@ -120,7 +120,7 @@ def docs(ctx: RequestContext) -> Response:
 
 
 @route("/docs/assets/{asset}", "GET", access=PUBLIC, summary="Swagger UI assets", tags=["operations"],
-       responses={404: None}, produces=["text/plain"])
+       responses={404: None}, produces=["text/css", "application/javascript"])
 def docs_asset(ctx: RequestContext, asset: str) -> Response:
     import swagger_ui_bundle  # noqa: PLC0415 - only the docs need it
 

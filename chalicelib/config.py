@@ -172,7 +172,7 @@ class Settings:
     db_statement_timeout: float = 15.0
     runner_id: str | None = None
     runner_heartbeat_interval: float = 5.0
-    runner_lease_ttl: float = 30.0
+    runner_lease_ttl: float = 15.0  # failover in about TTL + a heartbeat: ~20 s (issue target 30 s)
     max_body_bytes: int = 1024 * 1024
     version: str = field(default="0.1.0")
 
@@ -290,7 +290,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_statement_timeout=r.get("DB_STATEMENT_TIMEOUT", parse_duration, 15.0),
         runner_id=r.text("RUNNER_ID"),
         runner_heartbeat_interval=r.get("RUNNER_HEARTBEAT_INTERVAL", parse_duration, 5.0),
-        runner_lease_ttl=r.get("RUNNER_LEASE_TTL", parse_duration, 30.0),
+        runner_lease_ttl=r.get("RUNNER_LEASE_TTL", parse_duration, 15.0),
         max_body_bytes=r.get("MAX_BODY_BYTES", _parse_int_range(1024, 6 * 1024 * 1024), 1024 * 1024),
     )
     if settings.runner_lease_ttl <= settings.runner_heartbeat_interval:

@@ -93,9 +93,11 @@ class OpenApiBuilder:
             response: dict[str, Any] = {"description": description}
             if status >= 400 and model is None:
                 response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-            elif model is not None:
-                media = spec.produces[0] if spec.produces else "application/json"
-                response["content"] = {media: {"schema": self._ref(model)}}
+            elif model is not None or (status == spec.status and spec.produces != ["application/json"]):
+                response["content"] = {
+                    media: {"schema": self._ref(model) if "json" in media and model is not None
+                            else {"type": "string", **({} if media.startswith("text/") else {"format": "binary"})}}
+                    for media in spec.produces or ["application/json"]}
             op["responses"][str(status)] = response
         errors = {400, 503} if spec.body is not None else {503}
         if spec.body is not None or spec.query is not None:

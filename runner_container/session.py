@@ -69,6 +69,7 @@ class SessionActor:
         self.jid: str | None = None
         self.logged_in = False
         self.active = False  # a client is connecting or connected
+        self.proxy_url: str | None = None  # the proxy the current client dials through
         self.attempt = 0
         self.retry_at: float | None = None
         self.qr_deadline: float | None = None
@@ -290,6 +291,7 @@ class SessionActor:
             self._error("proxy_invalid", f"the proxy password cannot be decrypted: {exc}", retry=False)
             return
         self.generation += 1
+        self.proxy_url = proxy
         self.client = self.runner.driver.client(SessionConfig(self.session_id, row["jid"], proxy),
                                                 self._sink(self.generation))
         self.active = True
@@ -425,11 +427,23 @@ class SessionActor:
             self._write(event=name, data=data["data"], counter=counter, activity=name.startswith("message."))
 
     # -- reconciliation -----------------------------------------------------------------
+    def _proxy_changed(self, row: dict[str, Any]) -> bool:
+        try:
+            return self._proxy_url(row) != self.proxy_url
+        except Exception:  # noqa: BLE001 - an unreadable password is reported when connecting
+            return True
+
     def _reconcile(self, row: dict[str, Any] | None) -> None:
         row = row or self._load()
         if row["desired_state"] == "connected":
             if not self.active and self.retry_at is None:
                 self._start_connect("restore")
+            elif self.active and self._proxy_changed(row):
+                # whatsmeow applies a proxy to new connections only: reconnect through the new one
+                # (the stored device resumes the login, no QR)
+                self._drop_client()
+                self.attempt = 0
+                self._start_connect("proxy_changed")
         elif self.active or row["status"] not in ("disconnected", "error"):
             # (an `error` left by a fatal failure stays visible; only live or stale
             # connected/connecting states are corrected)

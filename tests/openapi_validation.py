@@ -52,8 +52,14 @@ class OpenApiResponseChecker:
             return [f"{method} {path}: status {status} is not documented "
                     f"(documented: {sorted(operation['responses'])})"]
         content = documented.get("content") or {}
-        media = next(iter(content), None)
-        if media is None or "json" not in media:
+        if not content:
+            return []
+        answered = (headers.get("Content-Type") or headers.get("content-type") or "application/json")
+        answered = answered.split(";", 1)[0].strip()
+        if answered not in content:
+            return [f"{method} {path} -> {status}: Content-Type {answered} is not documented ({sorted(content)})"]
+        media = answered
+        if "json" not in media:
             return []
         schema = content[media].get("schema")
         if not schema:

@@ -23,6 +23,7 @@ def test_defaults_match_the_contract():
     assert s.emulator_port == 8081
     assert s.queue_prefix == "zemeow"
     assert s.db_pool_max_size == 10
+    assert (s.runner_heartbeat_interval, s.runner_lease_ttl) == (5.0, 15.0)
 
 
 def test_lambda_containers_get_one_connection():

@@ -10,7 +10,7 @@ def make_driver(name: str, container: Any, **options: Any) -> Driver:
     if name == "emulator":
         from runner_container.drivers.emulator import EmulatorDriver
 
-        return EmulatorDriver(container.db, **options)
+        return EmulatorDriver(container.db, allow_private_media=container.settings.webhook_allow_private, **options)
     from runner_container.drivers.neonize_driver import NeonizeDriver  # imports neonize (only here)
 
     return NeonizeDriver(container.database_url, container.db,

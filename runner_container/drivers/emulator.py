@@ -21,6 +21,7 @@ The control API (loopback only, `EMULATOR_PORT`) plays the phone and the network
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import secrets
@@ -116,8 +117,11 @@ class EmulatorClient(SessionClient):
         with self._lock:
             if self.state != "connected":
                 raise DriverError("not_connected", "the session is not connected")
+        media = self._media(payload)  # fetched as the neonize driver does: capped, SSRF-guarded
+        with self._lock:
+            shown = {k: v for k, v in payload.items() if k != "media_base64"}
             message = {"message_id": fake_message_id(), "to": to, "type": payload.get("type", "text"),
-                       "text": payload.get("text"), "timestamp": int(time.time()), "payload": payload}
+                       "text": payload.get("text"), "timestamp": int(time.time()), "payload": shown, **media}
             self.outbox.append(message)
             if len(self.outbox) > 1000:
                 del self.outbox[:-1000]
@@ -126,6 +130,19 @@ class EmulatorClient(SessionClient):
             "message_ids": [message["message_id"]], "type": "delivered",
             "chat": _render(to), "sender": _render(to), "is_group": False, "timestamp": None}})
         return {"message_id": message["message_id"], "timestamp": message["timestamp"]}
+
+    def _media(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if payload.get("type") not in ("image", "video", "audio", "document", "sticker"):
+            return {}
+        from runner_container.media_fetch import fetch_media  # noqa: PLC0415
+        from runner_container.wa_messages import MessageBuildError, media_bytes  # noqa: PLC0415
+
+        try:
+            data = media_bytes(payload, lambda url, limit: fetch_media(
+                url, limit, allow_private=self.driver.allow_private_media))
+        except MessageBuildError as exc:
+            raise DriverError(exc.code, exc.message) from exc
+        return {"media_size": len(data), "media_sha256": hashlib.sha256(data).hexdigest()}
 
     # -- the phone and the network (control API) ----------------------------------------
     def scan(self, phone: str | None, push_name: str | None) -> str:
@@ -183,7 +200,16 @@ class EmulatorClient(SessionClient):
     def view(self) -> dict[str, Any]:
         with self._lock:
             return {"session_id": self.config.session_id, "state": self.state, "qr_code": self.qr_code,
-                    "pairing_pending": self.pairing is not None, "sent": len(self.outbox)}
+                    "pairing_pending": self.pairing is not None, "sent": len(self.outbox),
+                    "proxy": _without_credentials(self.config.proxy_url)}
+
+
+def _without_credentials(url: str | None) -> str | None:
+    """The proxy this client would dial through, as `scheme://host:port` (never the password)."""
+    if not url:
+        return None
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
 
 
 def _render(address: str) -> dict[str, Any]:
@@ -195,8 +221,10 @@ def _render(address: str) -> dict[str, Any]:
 class EmulatorDriver(Driver):
     name = "emulator"
 
-    def __init__(self, db: Database, *, port: int = 8081, qr_rotate: float = 20.0):
+    def __init__(self, db: Database, *, port: int = 8081, qr_rotate: float = 20.0,
+                 allow_private_media: bool = False):
         self.db = db
+        self.allow_private_media = allow_private_media
         self.port = port
         self.qr_rotate = qr_rotate
         self.clients: dict[str, EmulatorClient] = {}

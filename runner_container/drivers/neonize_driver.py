@@ -193,21 +193,11 @@ class NeonizeClient(SessionClient):
     def send(self, payload: dict[str, Any]) -> dict[str, Any]:
         if self.client is None or not self.socket_up.is_set():
             raise DriverError("not_connected", "the session is not connected")
+        from runner_container import wa_messages  # noqa: PLC0415
+
         try:
-            from runner_container import wa_messages  # every message type (media, polls, edits...)
-        except ImportError:  # pragma: no cover - text only without it
-            wa_messages = None
-        try:
-            if wa_messages is not None:
-                out = wa_messages.build(self.client, payload, own_jid=self.config.jid,
-                                        fetch_url=self.driver.fetch_url)
-                response = self.client.send_message(out.chat, out.message, link_preview=out.link_preview)
-            else:
-                if payload.get("type", "text") != "text":
-                    raise DriverError("unsupported_type", f"message type {payload.get('type')!r} is not supported")
-                to = payload["to"]
-                response = self.client.send_message(parse_jid(to) if "@" in to else parse_jid(f"{to}@s.whatsapp.net"),
-                                                    payload.get("text", ""))
+            out = wa_messages.build(self.client, payload, own_jid=self.config.jid, fetch_url=self.driver.fetch_url)
+            response = self.client.send_message(out.chat, out.message, link_preview=out.link_preview)
         except DriverError:
             raise
         except Exception as exc:  # noqa: BLE001 - MessageBuildError, NeonizeError...
