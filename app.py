@@ -13,14 +13,22 @@ from typing import Any, Callable
 from chalice import Chalice, Response
 
 from chalicelib import http_errors
+from chalicelib import qr as qr_render
 from chalicelib.bootstrap import get_container
+from chalicelib.config import queue_prefix_from_env
 from chalicelib.openapi import DOC_ASSETS, SWAGGER_HTML, OpenApiBuilder
 from chalicelib.routing import ADMIN, PUBLIC, SESSION, RequestContext, RouteSpec, Router
+from chalicelib.schemas.connections import (CommandOut, ConnectAnswer, PairPhoneOut, PairPhoneRequest,
+                                            QrOut, QrQuery, StatsOut, StatusOut)
 from chalicelib.schemas.messages import MessageAccepted, MessageSent, SendMessageRequest, SendQuery
 from chalicelib.schemas.operations import HealthOut, ReadyOut
+from chalicelib.schemas.proxy import ProxyIn, ProxyOut, ProxyTestRequest, ProxyTestResult
 from chalicelib.schemas.sessions import (AuditList, AuditQuery, CreateSessionRequest, ListSessionsQuery,
                                          SessionCreated, SessionList, SessionOut, SessionUpdated,
                                          UpdateSessionRequest)
+from chalicelib.schemas.webhooks import (BulkRedeliverAccepted, BulkRedeliverRequest, DeliveriesQuery,
+                                         DeliveryList, DeliveryOut, RedeliverAccepted, RotateSecretOut,
+                                         SendWebhookAccepted, SendWebhookRequest, WebhookStats)
 from chalicelib.services.auth import Principal
 
 app = Chalice(app_name="zemeow")
@@ -181,7 +189,6 @@ def delete_session(ctx: RequestContext, session_id: str) -> Response:
 
 
 # -- proxy (chalicelib/services/proxy.py) -----------------------------------------------
-from chalicelib.schemas.proxy import ProxyIn, ProxyOut, ProxyTestRequest, ProxyTestResult  # noqa: E402
 
 
 @route("/sessions/{session_id}/proxy", "GET", access=SESSION, summary="The session's proxy (password masked)",
@@ -205,9 +212,6 @@ def probe_proxy(ctx: RequestContext, session_id: str) -> dict[str, Any]:
 
 
 # -- connections and commands (the runner's side: chalicelib/services/connections.py) -----
-from chalicelib import qr as qr_render  # noqa: E402
-from chalicelib.schemas.connections import (CommandOut, ConnectAnswer, PairPhoneOut, PairPhoneRequest,  # noqa: E402
-                                            QrOut, QrQuery, StatsOut, StatusOut)
 
 
 def _answer(result: tuple[int, dict[str, Any]]) -> Response:
@@ -276,11 +280,7 @@ def get_command(ctx: RequestContext, session_id: str, command_id: str) -> dict[s
     return CommandOut(**get_container().connections.command(session_id, command_id)).model_dump(mode="json")
 
 
-# -- webhooks (issue 5) -----------------------------------------------------------------
-from chalicelib.config import queue_prefix_from_env  # noqa: E402
-from chalicelib.schemas.webhooks import (BulkRedeliverAccepted, BulkRedeliverRequest, DeliveriesQuery,  # noqa: E402
-                                         DeliveryList, DeliveryOut, RedeliverAccepted, RotateSecretOut,
-                                         SendWebhookAccepted, SendWebhookRequest, WebhookStats)
+# -- webhooks (chalicelib/webhooks) ----------------------------------------------------------
 
 
 @app.on_sqs_message(queue=f"{queue_prefix_from_env()}-events", batch_size=10)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.error
@@ -18,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from devstack import PROJECT_ROOT
-from devstack.processes import die_with_parent
+from devstack.processes import Child, die_with_parent
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
 SERVICES = "sqs,cloudformation,secretsmanager,s3,sts,iam,cloudwatch"
@@ -58,16 +57,8 @@ class LocalStackHandle:
         return self.process is not None
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
-        except ProcessLookupError:
-            pass
+        if self.process is not None:
+            Child("localstack", self.process).stop(timeout=timeout)
 
 
 def ensure_localstack(endpoint: str | None, state_dir: Path, *, timeout: float = 120.0,

@@ -2,6 +2,7 @@
 conditions, talk to the emulator's control API, read the events queue."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -161,3 +162,18 @@ def env_without(env: dict[str, str], *names: str) -> dict[str, str]:
 
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
+
+
+@contextlib.contextmanager
+def sole_runner(env: dict[str, str], db: Any, runner_id: str, shards: int = 2, **extra: str):
+    """One runner that owns every shard (leases and runner rows of earlier tests cleared)."""
+    with db.connection() as conn:
+        conn.execute("DELETE FROM shard_leases")
+        conn.execute("DELETE FROM runners")
+    process = start_runner(env, runner_id, **extra)
+    try:
+        wait_for(lambda: set(shard_owners(db).values()) == {runner_id} and len(shard_owners(db)) == shards,
+                 message="runner owns every shard")
+        yield process
+    finally:
+        process.stop()

@@ -14,18 +14,13 @@ import pytest
 
 from chalicelib import qr as qr_render
 from tests.conftest import session_headers
-from tests.runner_harness import outbox_events, session_row, shard_owners, start_runner, wait_for
+from tests.runner_harness import outbox_events, session_row, sole_runner, start_runner, wait_for
 
 
 @pytest.fixture
 def runner(stack, db, clean_runners):
-    with db.connection() as conn:
-        conn.execute("DELETE FROM shard_leases")
-    process = start_runner(stack.env, "emu-e2e")
-    wait_for(lambda: set(shard_owners(db).values()) == {"emu-e2e"} and len(shard_owners(db)) == 2,
-             message="runner owns every shard")
-    yield process
-    process.stop()
+    with sole_runner(stack.env, db, "emu-e2e") as process:
+        yield process
 
 
 def _status(api, sid, headers):

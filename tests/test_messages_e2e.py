@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.conftest import session_headers
-from tests.runner_harness import outbox_events, shard_owners, start_runner, wait_for
+from tests.runner_harness import outbox_events, sole_runner, wait_for
 
 PICTURE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 DOCUMENT = b"%PDF-1.4\n" + b"report " * 500
@@ -22,15 +22,11 @@ def runner(stack):
     from chalicelib.db import Database
 
     db = Database(stack.env["DATABASE_URL"])
-    with db.connection() as conn:
-        conn.execute("DELETE FROM shard_leases")
-        conn.execute("DELETE FROM runners")
-    process = start_runner(stack.env, "messages-e2e")
-    wait_for(lambda: set(shard_owners(db).values()) == {"messages-e2e"} and len(shard_owners(db)) == 2,
-             message="runner owns every shard")
-    yield process
-    process.stop()
-    db.close()
+    try:
+        with sole_runner(stack.env, db, "messages-e2e") as process:
+            yield process
+    finally:
+        db.close()
 
 
 @pytest.fixture(scope="module")

@@ -6,18 +6,13 @@ import json
 import pytest
 
 from tests.conftest import session_headers
-from tests.runner_harness import outbox_events, shard_owners, start_runner, wait_for
+from tests.runner_harness import outbox_events, sole_runner, wait_for
 
 
 @pytest.fixture
 def runner(stack, db, clean_runners):
-    with db.connection() as conn:
-        conn.execute("DELETE FROM shard_leases")
-    process = start_runner(stack.env, "proxy-apply")
-    wait_for(lambda: set(shard_owners(db).values()) == {"proxy-apply"} and len(shard_owners(db)) == 2,
-             message="runner owns every shard")
-    yield process
-    process.stop()
+    with sole_runner(stack.env, db, "proxy-apply") as process:
+        yield process
 
 
 def test_a_new_proxy_reconnects_the_session_through_it_without_a_qr(api, db, runner, make_session):
