@@ -8,22 +8,28 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.aws_clients import make_client
 from chalicelib.config import Settings, load_settings
-from chalicelib.db import Database
-from chalicelib.db import migrator
+from chalicelib.crypto import SecretBox
+from chalicelib.db import Database, migrator
 from chalicelib.errors import DependencyUnavailable
+from chalicelib.events import EventPublisher
 from chalicelib.observability import make_logger
 from chalicelib.queues import QueueDirectory
-from chalicelib.crypto import SecretBox
-from chalicelib.events import EventPublisher
 from chalicelib.repositories.audit import AuditRepository
 from chalicelib.repositories.sessions import SessionRepository
 from chalicelib.services.auth import AuthService, SecretSource
 from chalicelib.services.health import HealthService
 from chalicelib.services.sessions import SessionService
+
+if TYPE_CHECKING:  # imported lazily below: only the processes that use them pay for them
+    from chalicelib.commands import CommandBus
+    from chalicelib.repositories.runtime import RuntimeRepository
+    from chalicelib.services.connections import ConnectionService
+    from chalicelib.services.messages import MessageService
+    from chalicelib.services.proxy import ProxyService
 
 
 class Container:

@@ -10,10 +10,9 @@ import pytest
 
 from chalicelib.aws_clients import make_client
 from chalicelib.commands import CommandBus
-from chalicelib.queues import shard_for
 from devstack.processes import free_port
 from tests.conftest import session_headers
-from tests.runner_harness import shard_owners, start_runner, wait_for
+from tests.runner_harness import start_runner, wait_for
 
 
 @pytest.fixture

@@ -21,21 +21,33 @@ from devstack.processes import free_port, port_in_use
 
 
 def _read_until(process, pattern, timeout):
-    """Collect stdout until `pattern` appears; fail with the output if it does not."""
+    """Collect stdout until `pattern` appears; fail with the output if it does not.
+
+    Reads the pipe's file descriptor directly: a buffered readline() can swallow several
+    lines into Python's buffer, where select() no longer sees them."""
     selector = selectors.DefaultSelector()
     selector.register(process.stdout, selectors.EVENT_READ)
+    fd = process.stdout.fileno()
     output = ""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output += process.stdout.read()
-            break
         if selector.select(timeout=0.2):
-            line = process.stdout.readline()
-            output += line
+            chunk = os.read(fd, 65536)
+            if not chunk:  # the launcher closed its stdout (exited)
+                break
+            output += chunk.decode(errors="replace")
             if re.search(pattern, output):
                 return output
+        elif process.poll() is not None:
+            break
     raise AssertionError(f"{pattern!r} not printed within {timeout}s:\n{output}")
+
+
+def _rest(process) -> str:
+    chunks = []
+    while chunk := os.read(process.stdout.fileno(), 65536):
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
 
 
 @pytest.mark.slow
@@ -46,7 +58,7 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(stack, settings,
     for name in ("DATABASE_URL", "ADMIN_API_KEY", "ENCRYPTION_KEY"):
         env.pop(name)  # the embedded server and generated keys, as on a fresh machine
     process = subprocess.Popen([sys.executable, "-m", "devstack", "run"], cwd=str(PROJECT_ROOT),
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:
         output = _read_until(process, r"Ctrl-C stops everything", timeout=120)
@@ -58,8 +70,7 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(stack, settings,
             assert response.status == 200
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=60) == 0
-        rest = process.stdout.read()
-        assert "stopped" in rest
+        assert "stopped" in _rest(process)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

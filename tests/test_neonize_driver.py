@@ -5,7 +5,6 @@ nothing leaves the machine), the failed dial becomes `status=error` with a reada
 the test database."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile

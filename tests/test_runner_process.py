@@ -1,7 +1,6 @@
 """The runner process: registers, heartbeats, and stops cleanly on SIGTERM."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -3,7 +3,6 @@ is delivered (duplicates allowed, always with the same webhook-id)."""
 from __future__ import annotations
 
 import sys
-import time
 
 from devstack import PROJECT_ROOT
 from devstack.processes import start_child

@@ -12,7 +12,6 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from chalicelib import qr as qr_render
 from chalicelib.commands.bus import CommandBus, command_view
 from chalicelib.db import Database
 from chalicelib.errors import Conflict, NotFound, UpstreamTimeout, ZemeowError
