@@ -94,11 +94,8 @@ class Container:
         with self._schema_lock:
             if self._schema_ready:
                 return
-            try:
-                with self.db.connection() as conn:
-                    applied = migrator.migrate(conn)
-            except DependencyUnavailable:
-                raise
+            with self.db.connection() as conn:
+                applied = migrator.migrate(conn)
             if applied:
                 self.logger.info("migrations applied", extra={"versions": applied})
             self._schema_ready = True

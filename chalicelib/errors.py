@@ -57,6 +57,13 @@ class PayloadTooLarge(ZemeowError):
     code = "payload_too_large"
 
 
+class RunnerFailed(ZemeowError):
+    """The runner executed the command and it failed (WhatsApp said no, bad state...)."""
+
+    status = 502
+    code = "runner_failed"
+
+
 class DependencyUnavailable(ZemeowError):
     """A part we rely on (database, queue, runner) did not answer in time."""
 

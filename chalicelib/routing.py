@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from chalice import Chalice, Response
+from chalice.app import ChaliceViewError
 from pydantic import BaseModel, RootModel, ValidationError
 
 from chalicelib import http_errors
@@ -123,7 +124,7 @@ class Router:
                 result = view(ctx, **path_params)
                 response = self._to_response(result, spec.status)
             except Exception as exc:  # noqa: BLE001 - every error becomes the contract's JSON
-                if not isinstance(exc, ZemeowError) and not _is_chalice_view_error(exc):
+                if not isinstance(exc, (ZemeowError, ChaliceViewError)):
                     self._on_unexpected(exc)
                 response = http_errors.error_response(exc, request_id)
             if spec.method in MUTATING and principal is not None:
@@ -167,8 +168,3 @@ class Router:
             return Response(body="", status_code=status if status != 200 else 204)
         return Response(body=result, status_code=status, headers={"Content-Type": "application/json"})
 
-
-def _is_chalice_view_error(exc: BaseException) -> bool:
-    from chalice.app import ChaliceViewError
-
-    return isinstance(exc, ChaliceViewError)

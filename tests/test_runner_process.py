@@ -4,20 +4,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 from chalicelib.repositories.runners import RunnerRepository
 from devstack import PROJECT_ROOT
-
-
-def _wait_for(condition, timeout=20.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met within the timeout")
+from tests.runner_harness import wait_for
 
 
 def _start_runner(env, runner_id):
@@ -30,10 +20,10 @@ def test_runner_registers_beats_and_stops_on_sigterm(stack, db, clean_runners):
     runners = RunnerRepository(db)
     process = _start_runner(stack.env, "runner-under-test")
     try:
-        first = _wait_for(lambda: runners.get("runner-under-test"))
+        first = wait_for(lambda: runners.get("runner-under-test"))
         assert first["driver"] == "emulator" and first["stopped_at"] is None
         # heartbeat_at moves forward (interval is 0.5s in tests)
-        _wait_for(lambda: runners.get("runner-under-test")["heartbeat_at"] > first["heartbeat_at"])
+        wait_for(lambda: runners.get("runner-under-test")["heartbeat_at"] > first["heartbeat_at"])
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:

@@ -48,6 +48,12 @@ class SessionRepository:
         with self.db.connection() as conn:
             return conn.execute(_SELECT + " WHERE s.session_id = %s", (session_id,)).fetchone()
 
+    def status_of(self, session_id: str) -> dict[str, Any] | None:
+        """Only the status (hot paths such as sending need no more than this)."""
+        with self.db.connection() as conn:
+            return conn.execute("SELECT session_id, status FROM sessions WHERE session_id = %s",
+                                (session_id,)).fetchone()
+
     def find_by_key_digest(self, digest: str) -> dict[str, Any] | None:
         with self.db.connection() as conn:
             return conn.execute("SELECT session_id, api_key_hash FROM sessions WHERE api_key_hash = %s",

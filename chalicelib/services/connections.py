@@ -14,19 +14,12 @@ from typing import Any, Callable
 
 from chalicelib.commands.bus import CommandBus, command_view
 from chalicelib.db import Database
-from chalicelib.errors import Conflict, NotFound, UpstreamTimeout, ZemeowError
+from chalicelib.errors import Conflict, NotFound, RunnerFailed, UpstreamTimeout
 from chalicelib.repositories.runners import RunnerRepository
 from chalicelib.repositories.runtime import RuntimeRepository
 from chalicelib.repositories.sessions import SessionRepository
 
 CONNECTED = ("connected", "authenticated")
-
-
-class RunnerFailed(ZemeowError):
-    """The runner executed the command and it failed (WhatsApp said no, bad state...)."""
-
-    status = 502
-    code = "runner_failed"
 
 
 class ConnectionService:

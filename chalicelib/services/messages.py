@@ -10,18 +10,13 @@ import base64
 from typing import Any, Callable
 
 from chalicelib.commands import CommandBus, command_view
-from chalicelib.errors import Conflict, NotFound, PayloadTooLarge, UpstreamTimeout, ValidationFailed, ZemeowError
+from chalicelib.errors import Conflict, NotFound, PayloadTooLarge, RunnerFailed, UpstreamTimeout, ValidationFailed
 from chalicelib.repositories.sessions import SessionRepository
 from chalicelib.schemas.messages import MEDIA_TYPES
 from chalicelib.webhooks.ssrf import UrlRefused
 
 SENDABLE_STATUSES = ("authenticated",)
 MAX_INLINE_MEDIA_BYTES = 700 * 1024  # base64 of it stays under the 1 MiB API body limit
-
-
-class SendFailed(ZemeowError):
-    status = 502
-    code = "send_failed"
 
 
 class MessageService:
@@ -33,7 +28,7 @@ class MessageService:
         self.wait_timeout = wait_timeout
 
     def send(self, session_id: str, message: Any, *, wait: bool) -> tuple[int, dict[str, Any]]:
-        session = self.sessions.get(session_id)
+        session = self.sessions.status_of(session_id)
         if session is None:
             raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
         if session["status"] not in SENDABLE_STATUSES:
@@ -55,7 +50,7 @@ class MessageService:
                          "message_id": result.get("message_id"), "timestamp": result.get("timestamp")}
         if view["status"] == "failed":
             error = view.get("error") or {}
-            raise SendFailed(error.get("message") or "the runner could not send the message",
+            raise RunnerFailed(error.get("message") or "the runner could not send the message",
                              code=error.get("code") or "send_failed",
                              details={"command_id": view["command_id"]})
         raise UpstreamTimeout(f"the runner did not finish within {self.wait_timeout:g}s; "
