@@ -21,8 +21,8 @@ from chalicelib.errors import ConfigError
 
 T = TypeVar("T")
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -36,10 +36,10 @@ DEFAULT_WEBHOOK_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 
 
 
 def parse_duration(text: str) -> float:
-    """`10s`, `2m`, `1h`, `250ms` or a bare number of seconds -> seconds."""
+    """`10s`, `2m`, `1h`, `7d`, `250ms` or a bare number of seconds -> seconds."""
     match = _DURATION.match(text)
     if not match:
-        raise ValueError("expected a duration such as 10s, 2m, 1h or 250ms")
+        raise ValueError("expected a duration such as 10s, 2m, 1h, 7d or 250ms")
     return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
 
 

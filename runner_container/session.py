@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
+from chalicelib.repositories.message_log import MessageLogRepository, preview_of
 from chalicelib.repositories.runtime import RuntimeRepository
 from runner_container.drivers.base import DriverError, SessionClient, SessionConfig
 
@@ -51,6 +52,30 @@ class Backoff:
 
 class SessionGone(Exception):
     pass
+
+
+def _person_jid(rendered: dict[str, Any] | None) -> str | None:
+    """The JID a quote names as the author: the phone-number JID when known (WhatsApp
+    clients match quotes by it; a LID only when the number is unknown), without a device."""
+    if not rendered:
+        return None
+    if rendered.get("phone"):
+        return f"{rendered['phone']}@s.whatsapp.net"
+    jid = rendered.get("jid")
+    if not jid:
+        return None
+    user, _, server = jid.partition("@")
+    return f"{user.split(':')[0]}@{server}"
+
+
+def _log_entry(data: dict[str, Any]) -> dict[str, Any] | None:
+    """A `message_log` row for a message event (None when it lacks an id or a chat)."""
+    chat = (data.get("chat") or {}).get("jid")
+    if not data.get("message_id") or not chat:
+        return None
+    return {"message_id": data["message_id"], "chat_jid": chat, "sender_jid": _person_jid(data.get("from")),
+            "from_me": bool(data.get("from_me")), "type": data.get("type") or "unknown",
+            "preview": preview_of(data), "sent_at": data.get("timestamp")}
 
 
 def utcnow() -> datetime:
@@ -195,7 +220,8 @@ class SessionActor:
     # -- state writes -------------------------------------------------------------------
     def _write(self, *, status: str | None = None, event: str | None = None, data: dict[str, Any] | None = None,
                reason: Any = KEEP, last_error: Any = KEEP, jid: Any = KEEP, desired: str | None = None,
-               runtime: dict[str, Any] | None = None, counter: str | None = None, activity: bool = False) -> None:
+               runtime: dict[str, Any] | None = None, counter: str | None = None, activity: bool = False,
+               message: dict[str, Any] | None = None) -> None:
         sets, params = ["updated_at = now()"], []
         if status is not None:
             sets.append("status_changed_at = CASE WHEN status = %s THEN status_changed_at ELSE now() END")
@@ -229,6 +255,8 @@ class SessionActor:
             RuntimeRepository.upsert(conn, self.session_id, values)
             if counter:
                 RuntimeRepository.bump(conn, self.session_id, counter)
+            if message:
+                MessageLogRepository.record(conn, self.session_id, **message)
             if event:
                 envelope = events.record(conn, self.session_id, event, data or {},
                                          metadata={"runner_id": self.runner.runner_id})
@@ -424,7 +452,9 @@ class SessionActor:
         elif kind == "event":
             name = data["event"]
             counter = "messages_received" if name == "message.received" else None
-            self._write(event=name, data=data["data"], counter=counter, activity=name.startswith("message."))
+            logged = _log_entry(data["data"]) if name in ("message.received", "message.sent") else None
+            self._write(event=name, data=data["data"], counter=counter, activity=name.startswith("message."),
+                        message=logged)
 
     # -- reconciliation -----------------------------------------------------------------
     def _proxy_changed(self, row: dict[str, Any]) -> bool:
@@ -524,13 +554,37 @@ class SessionActor:
         if type == "send_message":
             if not self.logged_in or self.client is None:
                 raise DriverError("not_connected", "the session is not connected to WhatsApp")
+            payload = self._with_references(payload)
             sent = self.client.send(payload)
             shown = {k: v for k, v in payload.items() if k not in ("media_base64",)}  # no blobs in events
             self._write(event="message.sent", data={**shown, "message_id": sent["message_id"],
                                                     "timestamp": sent.get("timestamp")},
-                        counter="messages_sent", activity=True)
+                        counter="messages_sent", activity=True,
+                        message={"message_id": sent["message_id"], "chat_jid": payload["to"],
+                                 "sender_jid": _person_jid({"jid": self.jid}), "from_me": True,
+                                 "type": payload["type"], "preview": preview_of(payload),
+                                 "sent_at": sent.get("timestamp")})
             return sent
         raise DriverError("unknown_command", f"unknown command type {type!r}")
+
+    def _with_references(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Add what WhatsApp needs about the messages a send refers to, from the message log:
+        `quoted` (a reply: the quoted message's sender and preview) and `target` (a reaction,
+        edit or revoke: whose message it is). Unknown ids (older than the log) are sent as
+        given, with the API's `from_me` as the only hint."""
+        out = dict(payload)
+        lookups = {"quoted": payload.get("quoted_message_id")}
+        if payload.get("type") in ("reaction", "edit", "revoke"):
+            lookups["target"] = payload.get("message_id")
+        for field, message_id in lookups.items():
+            if not message_id:
+                continue
+            found = self.runner.message_log.find(self.session_id, message_id)
+            if found is not None:
+                out[field] = {"message_id": message_id, "chat": found["chat_jid"], "from_me": found["from_me"],
+                              "sender": found["sender_jid"] or (self.jid if found["from_me"] else None),
+                              "type": found["type"], "preview": found["preview"]}
+        return out
 
     def _logout(self) -> dict[str, Any]:
         row = self._load()

@@ -31,6 +31,7 @@ from chalicelib.config import parse_duration
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.queues import shard_for
 from chalicelib.repositories.commands import CommandRepository
+from chalicelib.repositories.message_log import MessageLogRepository
 from chalicelib.repositories.runners import RunnerRepository
 from runner_container.drivers import make_driver
 from runner_container.event_sender import EventSender
@@ -61,6 +62,7 @@ class RunnerOptions:
     stale_command_after: float = 5.0
     emulator_qr_rotate: float = 20.0
     poll_wait_seconds: int = 2
+    message_log_retention: float = 7 * 86400.0  # replies/reactions to older messages lose their preview
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "RunnerOptions":
@@ -81,7 +83,8 @@ class RunnerOptions:
                    backoff_base=duration("RECONNECT_BACKOFF_BASE", 1.0),
                    backoff_max=duration("RECONNECT_BACKOFF_MAX", 60.0),
                    stale_command_after=duration("COMMAND_STALE_AFTER", 5.0),
-                   emulator_qr_rotate=duration("EMULATOR_QR_ROTATE", 20.0))
+                   emulator_qr_rotate=duration("EMULATOR_QR_ROTATE", 20.0),
+                   message_log_retention=duration("MESSAGE_LOG_RETENTION", 7 * 86400.0))
 
 
 class RunnerSupervisor:
@@ -94,6 +97,7 @@ class RunnerSupervisor:
         self.runner_id = self.settings.runner_id or new_runner_id()
         self.runners = RunnerRepository(container.db)
         self.commands = CommandRepository(container.db)
+        self.message_log = MessageLogRepository(container.db)
         self.metrics = RunnerMetrics()
         self.backoff = Backoff(self.options.backoff_base, self.options.backoff_max)
         self.leases = LeaseManager(container.db, self.runner_id, self.settings.command_shards,
@@ -106,6 +110,7 @@ class RunnerSupervisor:
         self.pollers: dict[int, tuple[threading.Thread, threading.Event]] = {}
         self._lock = threading.RLock()
         self._last_tick_ok = 0.0
+        self._last_prune = 0.0
         self._stopping = False
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -152,12 +157,21 @@ class RunnerSupervisor:
                     self._run_backlog(owned, stale_after=self.options.stale_command_after)
                 self.container.commands.sweep(older_than_seconds=self.options.stale_command_after)
                 self.container.events.flush_pending()
+                self._prune_message_log()
             self._update_session_gauge()
             self._last_tick_ok = time.monotonic()
         except DependencyUnavailable as exc:
             self.log.warning("runner tick failed", extra={"reason": exc.message})
         except Exception as exc:  # noqa: BLE001 - the loop must survive anything
             self.log.exception("runner tick failed", extra={"error": str(exc)[:300]})
+
+    def _prune_message_log(self, every: float = 600.0) -> None:
+        if time.monotonic() - self._last_prune < every:
+            return
+        self._last_prune = time.monotonic()
+        pruned = self.message_log.prune(self.options.message_log_retention)
+        if pruned:
+            self.log.info("message log pruned", extra={"rows": pruned})
 
     def _beat(self) -> None:
         if not self.runners.heartbeat(self.runner_id):

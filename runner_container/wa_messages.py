@@ -48,12 +48,28 @@ def media_bytes(payload: dict[str, Any], fetch_url: Callable[[str, int], bytes])
     return data
 
 
-def _quote_context(quoted_id: Optional[str], chat_jid: str) -> Any:
+def _non_ad(jid: Optional[str]) -> Optional[str]:
+    """`5511...:12@s.whatsapp.net` -> `5511...@s.whatsapp.net` (a person, not one of their devices)."""
+    if not jid:
+        return None
+    user, _, server = jid.partition("@")
+    return f"{user.split(':')[0]}@{server}"
+
+
+def _quote_context(payload: dict[str, Any], own_jid: Optional[str]) -> Any:
+    """The ContextInfo of a reply, as neonize's own `build_reply_message` makes it: the quoted
+    message's id, its author (non-AD JID) and its content. The runner adds `quoted` (author and
+    preview, from the message log) when it knows the message; otherwise the author falls back
+    to the chat (right for a 1:1 chat's incoming message) and the preview is empty."""
     from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ContextInfo, Message
 
+    quoted_id = payload.get("quoted_message_id")
     if not quoted_id:
         return None
-    return ContextInfo(stanzaID=quoted_id, participant=chat_jid, quotedMessage=Message(conversation=""))
+    ref = payload.get("quoted") or {}
+    author = ref.get("sender") or (own_jid if ref.get("from_me") else None) or payload["to"]
+    return ContextInfo(stanzaID=quoted_id, participant=_non_ad(author),
+                       quotedMessage=Message(conversation=ref.get("preview") or ""))
 
 
 def build(client: Any, payload: dict[str, Any], *, own_jid: Optional[str],
@@ -66,7 +82,7 @@ def build(client: Any, payload: dict[str, Any], *, own_jid: Optional[str],
 
     kind = payload["type"]
     chat = to_jid(payload["to"])
-    quote = _quote_context(payload.get("quoted_message_id"), payload["to"])
+    quote = _quote_context(payload, own_jid)
 
     if kind == "text":
         if quote is None:
@@ -108,11 +124,17 @@ def build(client: Any, payload: dict[str, Any], *, own_jid: Optional[str],
             contact.contextInfo.MergeFrom(quote)
         return Outgoing(chat, Message(contactMessage=contact))
     if kind == "reaction":
-        from_me = bool(payload.get("from_me"))
-        sender = to_jid(own_jid) if from_me and own_jid else chat
+        # whose message it is: the message log's answer (`target`), else the API's `from_me` hint
+        target = payload.get("target") or {}
+        from_me = bool(target["from_me"]) if "from_me" in target else bool(payload.get("from_me"))
+        author = target.get("sender") or (own_jid if from_me else None)
+        sender = to_jid(_non_ad(author)) if author else chat
         message = client.build_reaction(chat, sender, payload["message_id"], payload["emoji"])
         # whatsmeow derives fromMe from its stored own JID; say it explicitly so the key is right
-        message.reactionMessage.key.fromMe = from_me
+        key = message.reactionMessage.key
+        key.fromMe = from_me
+        if chat.Server == "g.us" and author and not from_me:
+            key.participant = _non_ad(author)  # in a group the key names the message's author
         return Outgoing(chat, message)
     if kind == "edit":
         return Outgoing(chat, build_edit(chat, payload["message_id"], Message(conversation=payload["text"])))

@@ -123,3 +123,41 @@ def test_an_idempotency_key_sends_once_through_the_runner(api, runner, paired):
     assert first == second
     _, outbox = runner.emulator("GET", f"/emulator/sessions/{sid}/outbox")
     assert [m["text"] for m in outbox["messages"]].count("only once") == 1
+
+
+def test_replies_and_reactions_name_the_message_they_refer_to(api, db, runner, paired):
+    """The runner looks quoted and reacted-to ids up in the message log, so the driver gets
+    the author and the preview WhatsApp needs (not only a bare id)."""
+    sid = paired["session_id"]
+    ours = _send(api, paired, {"to": "5511912345678", "type": "text", "text": "the invoice is attached"})
+    status, inbound = runner.emulator("POST", f"/emulator/sessions/{sid}/inbound",
+                                      {"from": "5511912345678", "text": "thanks! when is it due?"})
+    assert status == 200
+
+    def logged():
+        with db.connection() as conn:
+            return conn.execute("SELECT 1 FROM message_log WHERE session_id = %s AND message_id = %s",
+                                (sid, inbound["message_id"])).fetchone()
+
+    wait_for(logged, message="the inbound message is logged")
+
+    _send(api, paired, {"to": "5511912345678", "type": "text", "text": "friday",
+                        "quoted_message_id": inbound["message_id"]})
+    _send(api, paired, {"to": "5511912345678", "type": "text", "text": "(resent)",
+                        "quoted_message_id": ours["message_id"]})
+    _send(api, paired, {"to": "5511912345678", "type": "reaction", "message_id": inbound["message_id"],
+                        "emoji": "👍"})
+    _send(api, paired, {"to": "5511912345678", "type": "text", "text": "unknown quote",
+                        "quoted_message_id": "3EB0NEVERSEEN"})
+
+    _, outbox = runner.emulator("GET", f"/emulator/sessions/{sid}/outbox")
+    payloads = {m["text"] or m["type"]: m["payload"] for m in outbox["messages"]}
+    assert payloads["friday"]["quoted"] == {
+        "message_id": inbound["message_id"], "chat": "5511912345678@s.whatsapp.net", "from_me": False,
+        "sender": "5511912345678@s.whatsapp.net", "type": "text", "preview": "thanks! when is it due?"}
+    own = payloads["(resent)"]["quoted"]
+    assert (own["from_me"], own["sender"], own["preview"]) == (True, "5511999990001@s.whatsapp.net",
+                                                               "the invoice is attached")
+    assert payloads["reaction"]["target"]["sender"] == "5511912345678@s.whatsapp.net"
+    assert payloads["reaction"]["target"]["from_me"] is False
+    assert "quoted" not in payloads["unknown quote"]  # sent as given: the id alone

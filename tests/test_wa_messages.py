@@ -67,6 +67,38 @@ def test_a_quoted_text_carries_the_quoted_id(client):
     assert info.stanzaID == "3EB0ABC" and info.participant == TO
 
 
+def test_a_reply_names_the_quoted_author_and_shows_its_preview(client):
+    # `quoted` is what the runner found in the message log: here our own earlier message,
+    # whose author is our own JID without the device part
+    out = build(client, type="text", text="as promised", quoted_message_id="3EB0MINE",
+                quoted={"message_id": "3EB0MINE", "from_me": True, "sender": "5511000000000:7@s.whatsapp.net",
+                        "preview": "I will send the file tomorrow"})
+    info = out.message.extendedTextMessage.contextInfo
+    assert (info.stanzaID, info.participant) == ("3EB0MINE", ME)
+    assert info.quotedMessage.conversation == "I will send the file tomorrow"
+
+
+def test_a_reply_in_a_group_names_the_member_who_wrote(client):
+    group = "120363025246125888@g.us"
+    member = "5511987654321@s.whatsapp.net"
+    out = build(client, to=group, type="location", latitude=1.0, longitude=2.0, quoted_message_id="3EB0G",
+                quoted={"message_id": "3EB0G", "from_me": False, "sender": member, "preview": "where?"})
+    info = out.message.locationMessage.contextInfo
+    assert (out.chat.Server, info.participant, info.quotedMessage.conversation) == ("g.us", member, "where?")
+
+
+def test_a_reaction_to_a_group_members_message_keys_it_by_author(client):
+    group = "120363025246125888@g.us"
+    member = "5511987654321@s.whatsapp.net"
+    key = build(client, to=group, type="reaction", message_id="3EB0G", emoji="🎉",
+                target={"message_id": "3EB0G", "from_me": False, "sender": member}).message.reactionMessage.key
+    assert (key.ID, key.fromMe, key.participant, key.remoteJID) == ("3EB0G", False, member, group)
+    # the log's answer wins over the API's hint
+    mine = build(client, type="reaction", message_id="M2", emoji="👍", from_me=False,
+                 target={"message_id": "M2", "from_me": True, "sender": ME}).message.reactionMessage.key
+    assert mine.fromMe is True
+
+
 def test_image_is_uploaded_and_described(client):
     png = tiny_png()
     out = build(client, type="image", media_base64=base64.b64encode(png).decode(), caption="look",

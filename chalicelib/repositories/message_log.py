@@ -1,0 +1,73 @@
+"""`message_log`: the few facts about recent messages that replies and reactions need.
+
+The runner writes a row for every message a session sends or receives (in the same
+transaction as the message's event) and reads it back when a later command quotes or
+reacts to that message id. See migration 0032 for why the table exists.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import psycopg
+
+from chalicelib.db import Database
+
+PREVIEW_CHARS = 200  # WhatsApp's own quote preview shows about two lines
+
+
+def preview_of(data: dict[str, Any]) -> Optional[str]:
+    """The text a quote of this message shows: its text, else its caption or name."""
+    for field in ("text", "caption", "name", "question", "filename", "display_name"):
+        value = data.get(field)
+        if isinstance(value, str) and value:
+            return value[:PREVIEW_CHARS]
+    return None
+
+
+def _timestamp(value: Any) -> Optional[datetime]:
+    if isinstance(value, (int, float)) and value > 0:
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+class MessageLogRepository:
+    def __init__(self, db: Database):
+        self.db = db
+
+    @staticmethod
+    def record(conn: psycopg.Connection, session_id: str, *, message_id: str, chat_jid: str,
+               sender_jid: Optional[str], from_me: bool, type: str, preview: Optional[str],
+               sent_at: Any = None) -> None:
+        conn.execute(
+            """
+            INSERT INTO message_log (session_id, message_id, chat_jid, sender_jid, from_me, type, preview, sent_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (session_id, message_id) DO UPDATE
+               SET chat_jid = EXCLUDED.chat_jid, sender_jid = coalesce(EXCLUDED.sender_jid, message_log.sender_jid),
+                   from_me = EXCLUDED.from_me, type = EXCLUDED.type,
+                   preview = coalesce(EXCLUDED.preview, message_log.preview),
+                   sent_at = coalesce(EXCLUDED.sent_at, message_log.sent_at)
+            """,
+            (session_id, message_id, chat_jid, sender_jid, from_me, type, preview, _timestamp(sent_at)))
+
+    def find(self, session_id: str, message_id: str) -> Optional[dict[str, Any]]:
+        with self.db.connection() as conn:
+            return conn.execute(
+                "SELECT message_id, chat_jid, sender_jid, from_me, type, preview FROM message_log "
+                "WHERE session_id = %s AND message_id = %s", (session_id, message_id)).fetchone()
+
+    def prune(self, older_than_seconds: float, limit: int = 10_000) -> int:
+        """Delete rows recorded longer ago than the retention, a bounded batch at a time."""
+        with self.db.connection() as conn:
+            cursor = conn.execute(
+                """
+                DELETE FROM message_log WHERE ctid IN (
+                    SELECT ctid FROM message_log WHERE recorded_at < now() - make_interval(secs => %s) LIMIT %s)
+                """, (older_than_seconds, limit))
+            return cursor.rowcount
