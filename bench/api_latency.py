@@ -85,7 +85,7 @@ def main() -> int:
             return {"ok": True}
 
         admin = {"Authorization": f"Bearer {env['ADMIN_API_KEY']}", "Content-Type": "application/json"}
-        with Client(app_module.app) as client, Client(bare) as bare_client:
+        with Client(app_module.app, stage_name="local") as client, Client(bare) as bare_client:
             created = client.http.post("/sessions", headers=admin, body=json.dumps({"name": "bench"})).json_body
             key_headers = {"Authorization": f"Bearer {created['api_key']}"}
             path = f"/sessions/{created['session_id']}"

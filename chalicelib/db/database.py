@@ -4,12 +4,16 @@ Sizing: a warm Lambda container serves one request at a time, so it holds exactl
 connection (`DB_POOL_MAX_SIZE` defaults to 1 there, 10 elsewhere). The pool opens
 lazily and never blocks start-up: a database that is down makes `connection()` raise
 `DependencyUnavailable` after `DB_CONNECT_TIMEOUT` instead of hanging a request.
-Every connection gets a `statement_timeout`, and is checked before it is handed out so
-that a database restart costs one reconnect, not one failed request.
+Every connection gets a `statement_timeout`. A connection that sat idle in the pool for
+more than CHECK_IF_IDLE_FOR is checked before it is handed out (a Lambda thawed after
+minutes, a database restarted meanwhile), so that such a restart costs one reconnect, not
+one failed request. One used a moment ago is handed out as it is: checking it too would
+add a round trip to each of the several checkouts a request makes.
 """
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -18,6 +22,19 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from chalicelib.errors import DependencyUnavailable
+
+CHECK_IF_IDLE_FOR = 1.0  # seconds
+
+
+def _returned(conn: psycopg.Connection) -> None:
+    conn.info_returned_at = time.monotonic()  # type: ignore[attr-defined]
+
+
+def _check_if_idle(conn: psycopg.Connection) -> None:
+    returned = getattr(conn, "info_returned_at", None)
+    if returned is not None and time.monotonic() - returned < CHECK_IF_IDLE_FOR:
+        return
+    ConnectionPool.check_connection(conn)
 
 
 class Database:
@@ -52,7 +69,8 @@ class Database:
                     max_size=self._max_size,
                     kwargs=self._kwargs,
                     timeout=self._connect_timeout,
-                    check=ConnectionPool.check_connection,
+                    check=_check_if_idle,
+                    reset=_returned,
                     reconnect_timeout=0,  # never give up reconnecting in the background
                     open=False,
                     name="zemeow",

@@ -121,7 +121,9 @@ class EmulatorClient(SessionClient):
         with self._lock:
             shown = {k: v for k, v in payload.items() if k != "media_base64"}
             message = {"message_id": fake_message_id(), "to": to, "type": payload.get("type", "text"),
-                       "text": payload.get("text"), "timestamp": int(time.time()), "payload": shown, **media}
+                       "text": payload.get("text"), "timestamp": int(time.time()),
+                       "received_at": time.time(),  # when "WhatsApp" got it: benchmarks time API->driver
+                       "payload": shown, **media}
             self.outbox.append(message)
             if len(self.outbox) > 1000:
                 del self.outbox[:-1000]
