@@ -15,8 +15,8 @@ The control API (loopback only, `EMULATOR_PORT`) plays the phone and the network
                                            session: logged_out, client_outdated, temporary_ban,
                                            stream_replaced, service_unavailable
     GET  /emulator/sessions/{id}/outbox    messages the session sent (for tests)
-    GET  /emulator/sessions/{id}/activity  what else the driver was asked, in order: read receipts,
-                                           presences, number checks, group changes (for tests)
+    GET  /emulator/sessions/{id}/activity  everything the driver was asked, in order: messages (by
+                                           id), read receipts, presences, number checks, group changes
     POST /emulator/sessions/{id}/groups    {"name", "participants": [...], "admins": [...]} a group
                                            someone else created with this session as a plain member
 
@@ -138,6 +138,7 @@ class EmulatorClient(SessionClient):
             self.outbox.append(message)
             if len(self.outbox) > 1000:
                 del self.outbox[:-1000]
+        self._log(self.driver.chat_state(self.config.session_id), "message", message_id=message["message_id"], to=to)
         # the phone on the other side "receives" it at once
         self.sink("event", {"event": "message.receipt", "data": {
             "message_ids": [message["message_id"]], "type": "delivered",
@@ -164,10 +165,10 @@ class EmulatorClient(SessionClient):
                 raise DriverError("not_connected", "the session is not connected")
         return self.driver.chat_state(self.config.session_id)
 
-    def _log(self, state: dict[str, Any], kind: str, **data: Any) -> None:
+    def _log(self, chat_state: dict[str, Any], kind: str, **data: Any) -> None:
         with self.driver._lock:
-            state["activity"].append({"kind": kind, **data, "at": time.time()})
-            del state["activity"][:-1000]
+            chat_state["activity"].append({"kind": kind, **data, "at": time.time()})
+            del chat_state["activity"][:-1000]
 
     def _me(self) -> str:
         return _bare(self.jid or "0@s.whatsapp.net")
