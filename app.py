@@ -18,6 +18,10 @@ from chalicelib.bootstrap import get_container
 from chalicelib.config import queue_prefix_from_env
 from chalicelib.openapi import DOC_ASSETS, SWAGGER_HTML, OpenApiBuilder
 from chalicelib.routing import ADMIN, PUBLIC, SESSION, RequestContext, RouteSpec, Router
+from chalicelib.schemas.chats import (CommandAccepted, CommandDone, ContactsCheckOut, ContactsCheckRequest,
+                                      CreateGroupRequest, GroupDetail, GroupList, MarkReadRequest,
+                                      ParticipantsOut, ParticipantsRequest, PresenceRequest, WaitQuery)
+from chalicelib.schemas.chats import group_jid as _group
 from chalicelib.schemas.connections import (CommandOut, ConnectAnswer, PairPhoneOut, PairPhoneRequest,
                                             QrOut, QrQuery, StatsOut, StatusOut)
 from chalicelib.schemas.messages import MessageAccepted, MessageSent, SendMessageRequest, SendQuery
@@ -351,3 +355,61 @@ def session_webhook_stats(ctx: RequestContext, session_id: str) -> dict[str, Any
 def send_message(ctx: RequestContext, session_id: str) -> Response:
     status, body = get_container().messages.send(session_id, ctx.body.root, wait=ctx.query.wait)
     return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+
+
+# -- chats, contacts and groups (chalicelib/services/chats.py) ----------------------------
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+
+
+@route("/sessions/{session_id}/read", "POST", access=SESSION, summary="Mark messages in a chat as read",
+       tags=["chats"], body=MarkReadRequest, query=WaitQuery, status=202,
+       responses={202: CommandAccepted, 200: CommandDone, 404: None, 409: None, 502: None, 504: None})
+def mark_read(ctx: RequestContext, session_id: str) -> Response:
+    return _json(*get_container().chats.mark_read(session_id, ctx.body, wait=ctx.query.wait))
+
+
+@route("/sessions/{session_id}/presence", "POST", access=SESSION,
+       summary="Presence: the account (available/unavailable) or a chat (composing/recording/paused)",
+       tags=["chats"], body=PresenceRequest, query=WaitQuery, status=202,
+       responses={202: CommandAccepted, 200: CommandDone, 404: None, 409: None, 502: None, 504: None})
+def send_presence(ctx: RequestContext, session_id: str) -> Response:
+    return _json(*get_container().chats.presence(session_id, ctx.body, wait=ctx.query.wait))
+
+
+@route("/sessions/{session_id}/contacts/check", "POST", access=SESSION,
+       summary="Which numbers are on WhatsApp (capped batch, rate-limited per session)", tags=["contacts"],
+       body=ContactsCheckRequest, responses={200: ContactsCheckOut, 404: None, 409: None, 429: None, 502: None,
+                                             504: None})
+def check_contacts(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    return ContactsCheckOut(**get_container().chats.check_contacts(session_id, ctx.body.phones)).model_dump(
+        mode="json")
+
+
+@route("/sessions/{session_id}/groups", "GET", access=SESSION, summary="Groups the session is in",
+       tags=["groups"], responses={200: GroupList, 404: None, 409: None, 502: None, 504: None})
+def list_groups(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    return GroupList(**get_container().chats.list_groups(session_id)).model_dump(mode="json")
+
+
+@route("/sessions/{session_id}/groups", "POST", access=SESSION, summary="Create a group", tags=["groups"],
+       body=CreateGroupRequest, status=201,
+       responses={201: GroupDetail, 404: None, 409: None, 502: None, 504: None})
+def create_group(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    return GroupDetail(**get_container().chats.create_group(session_id, ctx.body)).model_dump(mode="json")
+
+
+@route("/sessions/{session_id}/groups/{group_jid}", "GET", access=SESSION,
+       summary="A group with its participants", tags=["groups"],
+       responses={200: GroupDetail, 404: None, 409: None, 422: None, 502: None, 504: None})
+def get_group(ctx: RequestContext, session_id: str, group_jid: str) -> dict[str, Any]:
+    return GroupDetail(**get_container().chats.group_info(session_id, _group(group_jid))
+                       ).model_dump(mode="json")
+
+
+@route("/sessions/{session_id}/groups/{group_jid}/participants", "POST", access=SESSION,
+       summary="Add, remove, promote or demote participants (a result per participant)", tags=["groups"],
+       body=ParticipantsRequest, responses={200: ParticipantsOut, 404: None, 409: None, 502: None, 504: None})
+def update_group_participants(ctx: RequestContext, session_id: str, group_jid: str) -> dict[str, Any]:
+    answer = get_container().chats.update_participants(session_id, _group(group_jid), ctx.body)
+    return ParticipantsOut(**answer).model_dump(mode="json")

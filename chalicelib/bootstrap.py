@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # imported lazily below: only the processes that use them pay
     from chalicelib.commands import CommandBus
     from chalicelib.repositories.runtime import RuntimeRepository
     from chalicelib.services.connections import ConnectionService
+    from chalicelib.services.chats import ChatService
     from chalicelib.services.messages import MessageService
     from chalicelib.services.proxy import ProxyService
 
@@ -234,6 +235,15 @@ class Container:
         return MessageService(self.session_repo, self.commands,
                               lambda url: check_url(url, allow_private=self.settings.webhook_allow_private,
                                                     unresolvable_ok=True))
+
+    @cached_property
+    def chats(self) -> "ChatService":
+        from chalicelib.repositories.rate_limits import RateLimitRepository  # noqa: PLC0415
+        from chalicelib.services.chats import ChatService  # noqa: PLC0415
+
+        return ChatService(self.session_repo, self.commands, RateLimitRepository(self.db),
+                           max_batch=self.settings.contacts_check_max_batch,
+                           rate_limit=self.settings.contacts_check_rate_limit)
 
     def close(self) -> None:
         if "db" in self.__dict__:

@@ -99,6 +99,19 @@ def _parse_queue_prefix(text: str) -> str:
     return text
 
 
+def parse_rate(text: str) -> tuple[int, float]:
+    """`200/1h`, `50/10m`, or a bare `200` (per hour) -> (count, period in seconds)."""
+    count_text, _, period_text = text.strip().partition("/")
+    try:
+        count = int(count_text)
+        period = parse_duration(period_text) if period_text.strip() else 3600.0
+    except ValueError:
+        raise ValueError("expected COUNT/PERIOD such as 200/1h or 50/10m") from None
+    if not 1 <= count <= 1_000_000 or period <= 0:
+        raise ValueError("expected a count from 1 to 1000000 over a positive period, such as 200/1h")
+    return count, period
+
+
 def _parse_url(text: str) -> str:
     if not re.match(r"^[a-z][a-z0-9+.-]*://", text.strip()):
         raise ValueError("expected a URL such as http://127.0.0.1:4566")
@@ -174,6 +187,8 @@ class Settings:
     runner_heartbeat_interval: float = 5.0
     runner_lease_ttl: float = 15.0  # failover in about TTL + a heartbeat: ~20 s (issue target 30 s)
     max_body_bytes: int = 1024 * 1024
+    contacts_check_max_batch: int = 50  # numbers per POST /contacts/check
+    contacts_check_rate_limit: tuple[int, float] = (200, 3600.0)  # numbers per period, per session
     version: str = field(default="0.1.0")
 
     @property
@@ -292,11 +307,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         runner_heartbeat_interval=r.get("RUNNER_HEARTBEAT_INTERVAL", parse_duration, 5.0),
         runner_lease_ttl=r.get("RUNNER_LEASE_TTL", parse_duration, 15.0),
         max_body_bytes=r.get("MAX_BODY_BYTES", _parse_int_range(1024, 6 * 1024 * 1024), 1024 * 1024),
+        contacts_check_max_batch=r.get("CONTACTS_CHECK_MAX_BATCH", _parse_int_range(1, 500), 50),
+        contacts_check_rate_limit=r.get("CONTACTS_CHECK_RATE_LIMIT", parse_rate, (200, 3600.0)),
     )
     if settings.runner_lease_ttl <= settings.runner_heartbeat_interval:
         r.problems.append(
             "RUNNER_LEASE_TTL must be longer than RUNNER_HEARTBEAT_INTERVAL "
             f"(got {settings.runner_lease_ttl:g}s <= {settings.runner_heartbeat_interval:g}s)"
+        )
+    if settings.contacts_check_rate_limit[0] < settings.contacts_check_max_batch:
+        r.problems.append(
+            "CONTACTS_CHECK_RATE_LIMIT must allow at least one full batch of CONTACTS_CHECK_MAX_BATCH numbers "
+            f"(got {settings.contacts_check_rate_limit[0]} < {settings.contacts_check_max_batch})"
         )
     if settings.environment == "production" and settings.webhook_allow_private:
         r.problems.append("WEBHOOK_ALLOW_PRIVATE=true is refused when ENVIRONMENT=production")

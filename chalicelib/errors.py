@@ -12,6 +12,8 @@ class ZemeowError(Exception):
     status: int = 500
     code: str = "internal_error"
 
+    headers: dict[str, str] = {}  # extra response headers (e.g. Retry-After)
+
     def __init__(self, message: str, *, code: str | None = None, details: Any = None):
         super().__init__(message)
         self.message = message
@@ -55,6 +57,18 @@ class Conflict(ZemeowError):
 class PayloadTooLarge(ZemeowError):
     status = 413
     code = "payload_too_large"
+
+
+class RateLimited(ZemeowError):
+    """Over a rate limit; answered with a `Retry-After` header and `retry_after_seconds`."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None, details: Any = None):
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message, code=code, details={"retry_after_seconds": self.retry_after, **(details or {})})
+        self.headers = {"Retry-After": str(self.retry_after)}
 
 
 class RunnerFailed(ZemeowError):

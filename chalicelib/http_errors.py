@@ -37,8 +37,10 @@ def error_body(code: str, message: str, request_id: str | None, details: Any = N
 
 
 def error_response(exc: BaseException, request_id: str | None) -> Response:
+    headers = {"Content-Type": "application/json"}
     if isinstance(exc, ZemeowError):
         status, body = exc.status, error_body(exc.code, exc.message, request_id, exc.details)
+        headers.update(exc.headers)
     elif isinstance(exc, ChaliceViewError):
         code = _CHALICE_CODES.get(exc.__class__.__name__, "error")
         message = str(exc).split(": ", 1)[-1]
@@ -47,7 +49,7 @@ def error_response(exc: BaseException, request_id: str | None) -> Response:
         status, body = exc.STATUS_CODE, error_body(code, message, request_id)
     else:
         status, body = 500, error_body("internal_error", "an internal error occurred", request_id)
-    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+    return Response(body=body, status_code=status, headers=headers)
 
 
 def normalise_chalice_error(response: Response, request_id: str | None) -> Response:

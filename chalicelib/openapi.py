@@ -36,9 +36,14 @@ ERROR_DESCRIPTIONS = {
     409: "Conflict with the current state",
     413: "Request body too large",
     422: "Invalid fields (details name each one)",
+    429: "Over a rate limit: retry after `Retry-After` seconds (also `details.retry_after_seconds`)",
     502: "The runner could not do it (the error names why)",
     503: "A dependency (database, queue, runner) is unavailable",
     504: "The runner did not answer in time",
+}
+ERROR_HEADERS = {
+    429: {"Retry-After": {"description": "seconds to wait before the request can succeed", "required": True,
+                          "schema": {"type": "integer", "minimum": 1}}},
 }
 _PATH_PARAM = re.compile(r"{([^}]+)}")
 
@@ -93,6 +98,8 @@ class OpenApiBuilder:
             response: dict[str, Any] = {"description": description}
             if status >= 400 and model is None:
                 response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+                if status in ERROR_HEADERS:
+                    response["headers"] = ERROR_HEADERS[status]
             elif model is not None or (status == spec.status and spec.produces != ["application/json"]):
                 response["content"] = {
                     media: {"schema": self._ref(model) if "json" in media and model is not None

@@ -35,6 +35,10 @@ KEEP = object()
 CONNECTED = ("connected", "authenticated")
 FATAL_STOP = {"client_outdated", "stream_replaced", "temporary_ban", "bad_user_agent", "proxy_invalid"}
 SEND_WAITS_FOR_LOGIN = 30.0  # a send that arrives while (re)connecting waits this long for the login
+# commands that talk to WhatsApp as the logged-in account: while the session is (re)connecting
+# they wait for the login, in order with the sends ("typing" then the message)
+WAITS_FOR_LOGIN = {"send_message", "mark_read", "send_presence", "check_contacts", "list_groups", "group_info",
+                   "create_group", "update_participants"}
 FIRST_QR_SECONDS = 60.0  # whatsmeow: the first code lives 60 s, the next ones 20 s
 NEXT_QR_SECONDS = 20.0
 
@@ -48,6 +52,9 @@ class Backoff:
         """Exponential with 'equal jitter': half fixed, half random, so retries spread out."""
         ceiling = min(self.cap, self.base * (2 ** max(0, attempt - 1)))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+CHAT_COMMANDS = WAITS_FOR_LOGIN - {"send_message"}
 
 
 class SessionGone(Exception):
@@ -520,7 +527,7 @@ class SessionActor:
         if not reconnecting:
             return False
         row = self.runner.commands.get_by_id(command_id)
-        return row is not None and row["type"] == "send_message" and row["status"] == "queued"
+        return row is not None and row["type"] in WAITS_FOR_LOGIN and row["status"] == "queued"
 
     def _execute(self, type: str, payload: dict[str, Any]) -> dict[str, Any]:
         if type == "ping":
@@ -565,6 +572,32 @@ class SessionActor:
                                  "type": payload["type"], "preview": preview_of(payload),
                                  "sent_at": sent.get("timestamp")})
             return sent
+        if type in CHAT_COMMANDS:
+            return self._chat_command(type, payload)
+        raise DriverError("unknown_command", f"unknown command type {type!r}")
+
+    # -- chats, contacts and groups -----------------------------------------------------
+    def _chat_command(self, type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if not self.logged_in or self.client is None:
+            raise DriverError("not_connected", "the session is not connected to WhatsApp")
+        client = self.client
+        if type == "mark_read":
+            client.mark_read(payload["chat"], payload["message_ids"], payload.get("sender"))
+            return {"chat": payload["chat"], "message_ids": payload["message_ids"], "read": len(payload["message_ids"])}
+        if type == "send_presence":
+            client.send_presence(payload["state"], payload.get("chat"))
+            return {"state": payload["state"], **({"chat": payload["chat"]} if payload.get("chat") else {})}
+        if type == "check_contacts":
+            return {"contacts": client.check_contacts(payload["phones"])}
+        if type == "list_groups":
+            return {"groups": client.list_groups()}
+        if type == "group_info":
+            return {"group": client.group_info(payload["group_jid"])}
+        if type == "create_group":
+            return {"group": client.create_group(payload["name"], payload["participants"])}
+        if type == "update_participants":
+            return {"participants": client.update_participants(payload["group_jid"], payload["action"],
+                                                               payload["participants"])}
         raise DriverError("unknown_command", f"unknown command type {type!r}")
 
     def _with_references(self, payload: dict[str, Any]) -> dict[str, Any]:

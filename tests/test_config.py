@@ -135,3 +135,18 @@ def test_private_webhooks_refused_in_production():
 def test_queue_prefix_for_decorators():
     assert queue_prefix_from_env({"QUEUE_PREFIX": "abc"}) == "abc"
     assert queue_prefix_from_env({}) == "zemeow"
+
+
+def test_contacts_check_limits_parse_and_must_allow_a_full_batch():
+    default = load_settings({})
+    assert (default.contacts_check_max_batch, default.contacts_check_rate_limit) == (50, (200, 3600.0))
+    s = load_settings({"CONTACTS_CHECK_MAX_BATCH": "20", "CONTACTS_CHECK_RATE_LIMIT": "60/10m"})
+    assert (s.contacts_check_max_batch, s.contacts_check_rate_limit) == (20, (60, 600.0))
+    assert load_settings({"CONTACTS_CHECK_RATE_LIMIT": "500"}).contacts_check_rate_limit == (500, 3600.0)
+    for env, named in [({"CONTACTS_CHECK_RATE_LIMIT": "lots/1h"}, "CONTACTS_CHECK_RATE_LIMIT=lots/1h"),
+                       ({"CONTACTS_CHECK_RATE_LIMIT": "0/1h"}, "CONTACTS_CHECK_RATE_LIMIT=0/1h"),
+                       ({"CONTACTS_CHECK_MAX_BATCH": "0"}, "CONTACTS_CHECK_MAX_BATCH=0"),
+                       ({"CONTACTS_CHECK_RATE_LIMIT": "10/1h"}, "at least one full batch")]:
+        with pytest.raises(ConfigError) as bad:
+            load_settings(env)
+        assert named in str(bad.value), env

@@ -23,10 +23,13 @@ from typing import Any, Callable, Iterator
 import psycopg
 
 from chalicelib.db import Database
-from chalicelib.errors import NotFound
+from chalicelib.errors import NotFound, RunnerFailed, UpstreamTimeout
 from chalicelib.repositories.commands import TERMINAL, CommandRepository
 
-COMMAND_TYPES = ("connect", "disconnect", "logout", "pair_phone", "send_message", "ping")
+COMMAND_TYPES = ("connect", "disconnect", "logout", "pair_phone", "send_message", "ping",
+                 # chats, contacts and groups (chalicelib/services/chats.py)
+                 "mark_read", "send_presence", "check_contacts", "list_groups", "group_info", "create_group",
+                 "update_participants")
 NOTIFY_CHANNEL = "zemeow_command_done"
 
 
@@ -135,6 +138,36 @@ class CommandBus:
                 # woken by the NOTIFY; without a live listener, re-read at a short interval
                 done.wait(min(remaining, 1.0 if self.listener.alive else 0.05))
                 done.clear()
+
+    def await_success(self, command_id: str, timeout: float, *, what: str = "the command",
+                      failure_code: str = "runner_failed") -> dict[str, Any]:
+        """The finished command's view when it succeeded. A failure is `RunnerFailed` (502)
+        with the runner's error code, a command still queued/running after `timeout` is
+        `UpstreamTimeout` (504, code `runner_timeout`); both name the command id."""
+        row = self.await_result(command_id, timeout)
+        if row is None:  # the session (and its commands) was deleted meanwhile
+            raise NotFound(f"command '{command_id}' is gone (was its session deleted?)", code="command_not_found")
+        view = command_view(row)
+        if view["status"] == "succeeded":
+            return view
+        if view["status"] == "failed":
+            error = view.get("error") or {}
+            raise RunnerFailed(error.get("message") or f"{what} failed on the runner",
+                               code=error.get("code") or failure_code, details={"command_id": view["command_id"]})
+        raise UpstreamTimeout(f"the runner did not finish {what} within {timeout:g}s; the command stays "
+                              f"{view['status']}: GET .../commands/{view['command_id']}",
+                              code="runner_timeout", details={"command_id": view["command_id"]})
+
+    def submit(self, session_id: str, type: str, payload: dict[str, Any], *, wait: bool, timeout: float,
+               idempotency_key: str | None = None, what: str = "the command",
+               failure_code: str = "runner_failed") -> tuple[int, dict[str, Any]]:
+        """Enqueue a command; without `wait` answer 202 {command_id, status}, with it the
+        finished view (200) or the errors of `await_success`."""
+        row = self.enqueue(session_id, type, payload, idempotency_key=idempotency_key)
+        if not wait:
+            view = command_view(row)
+            return 202, {"command_id": view["command_id"], "status": view["status"]}
+        return 200, self.await_success(str(row["id"]), timeout, what=what, failure_code=failure_code)
 
     def _poll(self, command_id: str, deadline: float) -> dict[str, Any]:
         interval = 0.01

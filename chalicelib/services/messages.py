@@ -9,8 +9,8 @@ from __future__ import annotations
 import base64
 from typing import Any, Callable
 
-from chalicelib.commands import CommandBus, command_view
-from chalicelib.errors import Conflict, NotFound, PayloadTooLarge, RunnerFailed, UpstreamTimeout, ValidationFailed
+from chalicelib.commands import CommandBus
+from chalicelib.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from chalicelib.repositories.sessions import SessionRepository
 from chalicelib.schemas.messages import MEDIA_TYPES
 from chalicelib.webhooks.ssrf import UrlRefused
@@ -38,24 +38,13 @@ class MessageService:
         idempotency_key = payload.pop("idempotency_key", None)
         if payload["type"] in MEDIA_TYPES:
             self._check_media(payload)
-        row = self.bus.enqueue(session_id, "send_message", payload, idempotency_key=idempotency_key)
-        if not wait:
-            view = command_view(row)
-            return 202, {"command_id": view["command_id"], "status": view["status"]}
-        done = self.bus.await_result(str(row["id"]), self.wait_timeout)
-        view = command_view(done)
-        if view["status"] == "succeeded":
-            result = view.get("result") or {}
-            return 200, {"command_id": view["command_id"], "status": "succeeded",
-                         "message_id": result.get("message_id"), "timestamp": result.get("timestamp")}
-        if view["status"] == "failed":
-            error = view.get("error") or {}
-            raise RunnerFailed(error.get("message") or "the runner could not send the message",
-                             code=error.get("code") or "send_failed",
-                             details={"command_id": view["command_id"]})
-        raise UpstreamTimeout(f"the runner did not finish within {self.wait_timeout:g}s; "
-                              f"the command stays {view['status']}: GET .../commands/{view['command_id']}",
-                              code="runner_timeout", details={"command_id": view["command_id"]})
+        status, view = self.bus.submit(session_id, "send_message", payload, wait=wait, timeout=self.wait_timeout,
+                                       idempotency_key=idempotency_key, what="the send", failure_code="send_failed")
+        if status == 202:
+            return status, view
+        result = view.get("result") or {}
+        return 200, {"command_id": view["command_id"], "status": "succeeded",
+                     "message_id": result.get("message_id"), "timestamp": result.get("timestamp")}
 
     def _check_media(self, payload: dict[str, Any]) -> None:
         if payload.get("media_base64"):

@@ -52,6 +52,42 @@ class SessionClient(ABC):
         type); returns {message_id, timestamp}."""
 
 
+    # -- chats, contacts and groups (not abstract: a driver without them answers `not_supported`)
+    def mark_read(self, chat: str, message_ids: list[str], sender: str | None) -> None:
+        """Send read receipts for `message_ids` in `chat` (a JID). `sender` (a user JID) is
+        the messages' author; WhatsApp needs it in groups."""
+        raise DriverError("not_supported", "this driver cannot mark messages read")
+
+    def send_presence(self, state: str, chat: str | None) -> None:
+        """`available`/`unavailable` for the account (chat None), or `composing`,
+        `recording` (composing audio) or `paused` in `chat`."""
+        raise DriverError("not_supported", "this driver cannot send presence")
+
+    def check_contacts(self, phones: list[str]) -> list[dict[str, Any]]:
+        """Which of `phones` (E.164 digits) have WhatsApp: one item per phone,
+        {phone, on_whatsapp, jid, verified_name}."""
+        raise DriverError("not_supported", "this driver cannot check numbers")
+
+    def list_groups(self) -> list[dict[str, Any]]:
+        """The groups the account is in, each as `group_info` gives it."""
+        raise DriverError("not_supported", "this driver cannot list groups")
+
+    def group_info(self, group_jid: str) -> dict[str, Any]:
+        """{jid, name, topic, owner, participants_count, created_at (ISO-8601 or None),
+        is_announce, is_locked, participants: [{jid, phone, is_admin, is_super_admin}]};
+        DriverError `group_not_found` when there is no such group for this account."""
+        raise DriverError("not_supported", "this driver cannot read groups")
+
+    def create_group(self, name: str, participants: list[str]) -> dict[str, Any]:
+        """Create a group with `participants` (user JIDs); the new group as `group_info` gives it."""
+        raise DriverError("not_supported", "this driver cannot create groups")
+
+    def update_participants(self, group_jid: str, action: str, participants: list[str]) -> list[dict[str, Any]]:
+        """`action` (add, remove, promote, demote) on each participant: one item per
+        participant, in order, {jid, phone, ok, error} (error: a snake_case reason)."""
+        raise DriverError("not_supported", "this driver cannot change group participants")
+
+
 class Driver(ABC):
     name = "driver"
 

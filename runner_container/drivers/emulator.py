@@ -15,6 +15,17 @@ The control API (loopback only, `EMULATOR_PORT`) plays the phone and the network
                                            session: logged_out, client_outdated, temporary_ban,
                                            stream_replaced, service_unavailable
     GET  /emulator/sessions/{id}/outbox    messages the session sent (for tests)
+    GET  /emulator/sessions/{id}/activity  everything the driver was asked, in order: messages (by
+                                           id), read receipts, presences, number checks, group changes
+    POST /emulator/sessions/{id}/groups    {"name", "participants": [...], "admins": [...]} a group
+                                           someone else created with this session as a plain member
+
+Chats, contacts and groups follow fixed rules, kept per session in memory (groups do not
+survive a runner restart): a phone number is on WhatsApp unless its last digit is 0;
+a group created through the API has the session as its super admin and every requested
+participant who is on WhatsApp; participant changes apply with whatsmeow's per-participant
+outcomes (not_on_whatsapp, already_member, not_member, not_allowed for the creator), and a
+session that is not an admin of the group is refused as a whole (`not_admin`).
     GET  /emulator/sessions/{id}           what the emulator holds for the session
     GET  /emulator/sessions                every session held by this runner
 """
@@ -54,6 +65,7 @@ class EmulatorClient(SessionClient):
         self.qr_code: str | None = None
         self.pairing: dict[str, Any] | None = None
         self.outbox: list[dict[str, Any]] = []
+        self.jid: str | None = config.jid
         self._lock = threading.RLock()
         self._qr_timer: threading.Timer | None = None
         self._generation = 0
@@ -66,6 +78,7 @@ class EmulatorClient(SessionClient):
             if device is not None:
                 self.state = "connected"
                 jid = device["jid"]
+                self.jid = jid
             else:
                 self.state = "waiting_scan"
                 jid = None
@@ -127,6 +140,7 @@ class EmulatorClient(SessionClient):
             self.outbox.append(message)
             if len(self.outbox) > 1000:
                 del self.outbox[:-1000]
+        self._log(self.driver.chat_state(self.config.session_id), "message", message_id=message["message_id"], to=to)
         # the phone on the other side "receives" it at once
         self.sink("event", {"event": "message.receipt", "data": {
             "message_ids": [message["message_id"]], "type": "delivered",
@@ -146,6 +160,94 @@ class EmulatorClient(SessionClient):
             raise DriverError(exc.code, exc.message) from exc
         return {"media_size": len(data), "media_sha256": hashlib.sha256(data).hexdigest()}
 
+    # -- chats, contacts and groups -------------------------------------------------------
+    def _connected(self) -> dict[str, Any]:
+        with self._lock:
+            if self.state != "connected":
+                raise DriverError("not_connected", "the session is not connected")
+        return self.driver.chat_state(self.config.session_id)
+
+    def _log(self, chat_state: dict[str, Any], kind: str, **data: Any) -> None:
+        with self.driver._lock:
+            chat_state["activity"].append({"kind": kind, **data, "at": time.time()})
+            del chat_state["activity"][:-1000]
+
+    def _me(self) -> str:
+        return _bare(self.jid or "0@s.whatsapp.net")
+
+    def mark_read(self, chat: str, message_ids: list[str], sender: str | None) -> None:
+        state = self._connected()
+        self._log(state, "read", chat=chat, message_ids=list(message_ids), sender=sender)
+
+    def send_presence(self, state_name: str, chat: str | None) -> None:
+        state = self._connected()
+        self._log(state, "presence", state=state_name, chat=chat)
+
+    def check_contacts(self, phones: list[str]) -> list[dict[str, Any]]:
+        state = self._connected()
+        self._log(state, "check_contacts", phones=list(phones))
+        return [{"phone": p, "on_whatsapp": on_whatsapp(p), "jid": f"{p}@s.whatsapp.net" if on_whatsapp(p) else None,
+                 "verified_name": None} for p in phones]
+
+    def list_groups(self) -> list[dict[str, Any]]:
+        state = self._connected()
+        me = self._me()
+        with self.driver._lock:
+            groups = [g for g in state["groups"].values() if me in g["members"]]
+            return [_group_view(g) for g in sorted(groups, key=lambda g: g["created"])]
+
+    def group_info(self, group_jid: str) -> dict[str, Any]:
+        state = self._connected()
+        with self.driver._lock:
+            return _group_view(self._group(state, group_jid))
+
+    def _group(self, state: dict[str, Any], group_jid: str) -> dict[str, Any]:
+        group = state["groups"].get(group_jid)
+        if group is None or self._me() not in group["members"]:
+            raise DriverError("group_not_found", f"group {group_jid} not found (or this account is not in it)")
+        return group
+
+    def create_group(self, name: str, participants: list[str]) -> dict[str, Any]:
+        state = self._connected()
+        me = self._me()
+        group = self.driver.add_group(self.config.session_id, name, owner=me,
+                                      members=[me] + [_bare(p) for p in participants if _reachable(p)],
+                                      admins=[me])
+        self._log(state, "create_group", group_jid=group["jid"], name=name, participants=list(participants))
+        with self.driver._lock:
+            return _group_view(group)
+
+    def update_participants(self, group_jid: str, action: str, participants: list[str]) -> list[dict[str, Any]]:
+        state = self._connected()
+        me = self._me()
+        results = []
+        with self.driver._lock:
+            group = self._group(state, group_jid)
+            if me not in group["admins"]:
+                raise DriverError("not_admin", f"this account is not an admin of {group_jid}")
+            for jid in participants:
+                bare = _bare(jid)
+                error = None
+                member = bare in group["members"]
+                if action == "add":
+                    error = ("already_member" if member else None if _reachable(bare) else "not_on_whatsapp")
+                    if error is None:
+                        group["members"].append(bare)
+                elif not member:
+                    error = "not_member"
+                elif bare == group["owner"] and action in ("remove", "demote"):
+                    error = "not_allowed"  # the creator stays (whatsmeow answers 403)
+                elif action == "remove":
+                    group["members"].remove(bare)
+                    group["admins"].discard(bare)
+                elif action == "promote":
+                    group["admins"].add(bare)
+                elif action == "demote":
+                    group["admins"].discard(bare)
+                results.append({"jid": jid, "phone": _phone_of(bare), "ok": error is None, "error": error})
+        self._log(state, "update_participants", group_jid=group_jid, action=action, participants=list(participants))
+        return results
+
     # -- the phone and the network (control API) ----------------------------------------
     def scan(self, phone: str | None, push_name: str | None) -> str:
         with self._lock:
@@ -155,6 +257,7 @@ class EmulatorClient(SessionClient):
                 phone = self.pairing["phone"]
             phone = phone or "5511" + "".join(secrets.choice("0123456789") for _ in range(9))
             jid = f"{phone}:{secrets.randbelow(90) + 10}@s.whatsapp.net"
+            self.jid = jid
             self.state = "connected"
             self.qr_code = None
             self.pairing = None
@@ -206,6 +309,35 @@ class EmulatorClient(SessionClient):
                     "proxy": _without_credentials(self.config.proxy_url)}
 
 
+def on_whatsapp(phone: str) -> bool:
+    """The emulator's rule: a number is on WhatsApp unless its last digit is 0."""
+    return not phone.endswith("0")
+
+
+def _bare(jid: str) -> str:
+    user, _, server = jid.partition("@")
+    return f"{user.split(':')[0]}@{server or 's.whatsapp.net'}"
+
+
+def _phone_of(jid: str) -> str | None:
+    user, _, server = jid.partition("@")
+    return user.split(":")[0] if server == "s.whatsapp.net" else None
+
+
+def _reachable(jid: str) -> bool:
+    user, _, server = jid.partition("@")
+    return server == "lid" or on_whatsapp(user.split(":")[0])
+
+
+def _group_view(group: dict[str, Any]) -> dict[str, Any]:
+    participants = [{"jid": jid, "phone": _phone_of(jid), "is_admin": jid in group["admins"],
+                     "is_super_admin": jid == group["owner"]} for jid in group["members"]]
+    return {"jid": group["jid"], "name": group["name"], "topic": group.get("topic"), "owner": group["owner"],
+            "participants_count": len(participants),
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(group["created"])),
+            "is_announce": False, "is_locked": False, "participants": participants}
+
+
 def _without_credentials(url: str | None) -> str | None:
     """The proxy this client would dial through, as `scheme://host:port` (never the password)."""
     if not url:
@@ -230,7 +362,8 @@ class EmulatorDriver(Driver):
         self.port = port
         self.qr_rotate = qr_rotate
         self.clients: dict[str, EmulatorClient] = {}
-        self._lock = threading.Lock()
+        self.chats: dict[str, dict[str, Any]] = {}  # session_id -> {"groups": {...}, "activity": [...]}
+        self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
 
     def client(self, config: SessionConfig, sink: Sink) -> SessionClient:
@@ -243,6 +376,19 @@ class EmulatorDriver(Driver):
         with self._lock:
             if self.clients.get(session_id) is client:
                 del self.clients[session_id]
+
+    def chat_state(self, session_id: str) -> dict[str, Any]:
+        with self._lock:
+            return self.chats.setdefault(session_id, {"groups": {}, "activity": []})
+
+    def add_group(self, session_id: str, name: str, *, owner: str, members: list[str],
+                  admins: list[str]) -> dict[str, Any]:
+        jid = "120363" + "".join(secrets.choice("0123456789") for _ in range(12)) + "@g.us"
+        group = {"jid": jid, "name": name, "topic": None, "owner": owner, "created": int(time.time()),
+                 "members": list(dict.fromkeys(members)), "admins": set(admins)}
+        with self._lock:
+            self.chat_state(session_id)["groups"][jid] = group
+        return group
 
     def find(self, session_id: str) -> EmulatorClient | None:
         with self._lock:
@@ -326,6 +472,19 @@ def _handler(driver: EmulatorDriver) -> type[BaseHTTPRequestHandler]:
                 if method == "GET" and action == "outbox":
                     with client._lock:
                         return self._send(200, {"messages": list(client.outbox)})
+                if method == "GET" and action == "activity":
+                    state = driver.chat_state(sid)
+                    with driver._lock:
+                        return self._send(200, {"activity": list(state["activity"])})
+                if method == "POST" and action == "groups":
+                    me = client._me()
+                    members = [_bare(str(p)) for p in body.get("participants") or []]
+                    owner = members[0] if members else "5511900000001@s.whatsapp.net"
+                    admins = [_bare(str(p)) for p in body.get("admins") or []] or [owner]
+                    group = driver.add_group(sid, str(body.get("name") or "a group"), owner=owner,
+                                             members=[owner, *members, me], admins=admins)
+                    with driver._lock:
+                        return self._send(200, _group_view(group))
                 if method == "POST" and action == "scan":
                     jid = client.scan(body.get("phone"), body.get("push_name"))
                     return self._send(200, {"jid": jid})

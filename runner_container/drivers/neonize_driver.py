@@ -204,6 +204,88 @@ class NeonizeClient(SessionClient):
             raise DriverError(getattr(exc, "code", "send_failed"), _clean(str(exc))) from exc
         return {"message_id": response.ID, "timestamp": int(response.Timestamp)}
 
+    # -- chats, contacts and groups (translation in runner_container/wa_chats.py) -------------
+    def _live(self) -> Any:
+        if self.client is None or not self.socket_up.is_set():
+            raise DriverError("not_connected", "the session is not connected")
+        return self.client
+
+    def mark_read(self, chat: str, message_ids: list[str], sender: str | None) -> None:
+        from neonize.utils.enum import ReceiptType
+
+        from runner_container import wa_chats
+
+        client = self._live()
+        # whatsmeow adds the `participant` only in groups; in a 1:1 chat the author is the chat
+        try:
+            client.mark_read(*message_ids, chat=parse_jid(chat), sender=parse_jid(sender or chat),
+                             receipt=ReceiptType.READ)
+        except Exception as exc:  # noqa: BLE001 - MarkReadError
+            raise wa_chats.driver_error(exc, "mark_read_failed") from exc
+
+    def send_presence(self, state: str, chat: str | None) -> None:
+        from runner_container import wa_chats
+
+        client = self._live()
+        kind, args = wa_chats.presence_args(state)
+        try:
+            if kind == "account":
+                client.send_presence(*args)
+            else:
+                client.send_chat_presence(parse_jid(chat or ""), *args)
+        except Exception as exc:  # noqa: BLE001 - SendPresenceError
+            raise wa_chats.driver_error(exc, "presence_failed") from exc
+
+    def check_contacts(self, phones: list[str]) -> list[dict[str, Any]]:
+        from runner_container import wa_chats
+
+        client = self._live()
+        try:
+            answers = client.is_on_whatsapp(*[f"+{phone}" for phone in phones])
+        except Exception as exc:  # noqa: BLE001 - IsOnWhatsAppError
+            raise wa_chats.driver_error(exc, "check_failed") from exc
+        return wa_chats.contacts_json(phones, answers)
+
+    def list_groups(self) -> list[dict[str, Any]]:
+        from runner_container import wa_chats
+
+        client = self._live()
+        try:
+            groups = client.get_joined_groups()
+        except Exception as exc:  # noqa: BLE001 - GetJoinedGroupsError
+            raise wa_chats.driver_error(exc, "list_groups_failed") from exc
+        return [wa_chats.group_json(group) for group in groups]
+
+    def group_info(self, group_jid: str) -> dict[str, Any]:
+        from runner_container import wa_chats
+
+        client = self._live()
+        try:
+            return wa_chats.group_json(client.get_group_info(parse_jid(group_jid)))
+        except Exception as exc:  # noqa: BLE001 - GetGroupInfoError
+            raise wa_chats.driver_error(exc, "group_info_failed") from exc
+
+    def create_group(self, name: str, participants: list[str]) -> dict[str, Any]:
+        from runner_container import wa_chats
+
+        client = self._live()
+        try:
+            return wa_chats.group_json(client.create_group(name, [parse_jid(jid) for jid in participants]))
+        except Exception as exc:  # noqa: BLE001 - CreateGroupError
+            raise wa_chats.driver_error(exc, "create_group_failed") from exc
+
+    def update_participants(self, group_jid: str, action: str, participants: list[str]) -> list[dict[str, Any]]:
+        from runner_container import wa_chats
+
+        client = self._live()
+        change = wa_chats.participant_change(action)
+        try:
+            answered = client.update_group_participants(parse_jid(group_jid), [parse_jid(j) for j in participants],
+                                                        change)
+        except Exception as exc:  # noqa: BLE001 - UpdateGroupParticipantsError
+            raise wa_chats.driver_error(exc, "update_participants_failed") from exc
+        return wa_chats.participant_results(action, participants, answered)
+
 
 def _clean(text: str) -> str:
     return " ".join(text.split())[:300] or "unknown error"

@@ -1,0 +1,67 @@
+"""Token buckets in PostgreSQL, for limits that must hold across every API instance.
+
+A bucket holds up to `capacity` tokens and refills continuously at `capacity / period`
+tokens a second. `take(bucket, cost)` refills from the time elapsed since the last
+charge and, if enough tokens are there, spends `cost` of them: all in one INSERT ... ON
+CONFLICT DO UPDATE, so concurrent callers serialise on the row lock and each sees what
+the previous one left (PostgreSQL re-evaluates the SET on the updated row). A refused
+charge spends nothing. A new bucket starts full.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from chalicelib.db import Database
+
+_REFILLED = ("least(%(capacity)s::float8, r.tokens + %(rate)s::float8 * "
+             "greatest(0, extract(epoch FROM now() - r.updated_at)))")
+_TAKE = f"""
+INSERT INTO rate_limits AS r (bucket, tokens, granted, updated_at)
+VALUES (%(bucket)s,
+        CASE WHEN %(cost)s::float8 <= %(capacity)s THEN %(capacity)s::float8 - %(cost)s ELSE %(capacity)s END,
+        %(cost)s::float8 <= %(capacity)s, now())
+ON CONFLICT (bucket) DO UPDATE SET
+    granted = {_REFILLED} >= %(cost)s::float8,
+    tokens = CASE WHEN {_REFILLED} >= %(cost)s::float8 THEN {_REFILLED} - %(cost)s ELSE {_REFILLED} END,
+    updated_at = greatest(r.updated_at, now())
+RETURNING tokens, granted
+"""
+
+
+@dataclass(frozen=True)
+class Charge:
+    granted: bool
+    remaining: int  # whole tokens left after this charge
+    retry_after: int  # seconds until `cost` tokens are there (0 when granted)
+    reset_seconds: int  # seconds until the bucket is full again
+    limit: int
+    period: float
+
+
+class RateLimitRepository:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def take(self, bucket: str, cost: int, *, capacity: int, period: float) -> Charge:
+        rate = capacity / period
+        with self.db.connection() as conn:
+            row = conn.execute(_TAKE, {"bucket": bucket, "cost": cost, "capacity": capacity,
+                                       "rate": rate}).fetchone()
+        return charge_from(row["tokens"], row["granted"], cost, capacity=capacity, period=period)
+
+    def reset(self, bucket: str) -> None:
+        with self.db.connection() as conn:
+            conn.execute("DELETE FROM rate_limits WHERE bucket = %s", (bucket,))
+
+
+def charge_from(tokens: float, granted: bool, cost: int, *, capacity: int, period: float) -> Charge:
+    rate = capacity / period
+    missing = 0.0 if granted else cost - tokens
+    # a hair under an integer (float arithmetic) must not become one second more
+    retry = 0 if granted else max(1, math.ceil(round(missing / rate, 6)))
+    if cost > capacity:
+        retry = math.ceil(period)
+    return Charge(granted=granted, remaining=max(0, math.floor(round(tokens, 6))), retry_after=retry,
+                  reset_seconds=max(0, math.ceil(round((capacity - tokens) / rate, 6))), limit=capacity,
+                  period=period)
