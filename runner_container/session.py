@@ -582,7 +582,8 @@ class SessionActor:
             raise DriverError("not_connected", "the session is not connected to WhatsApp")
         client = self.client
         if type == "mark_read":
-            client.mark_read(payload["chat"], payload["message_ids"], payload.get("sender"))
+            for sender, message_ids in self._read_receipts(payload):
+                client.mark_read(payload["chat"], message_ids, sender)
             return {"chat": payload["chat"], "message_ids": payload["message_ids"], "read": len(payload["message_ids"])}
         if type == "send_presence":
             client.send_presence(payload["state"], payload.get("chat"))
@@ -618,6 +619,26 @@ class SessionActor:
                               "sender": found["sender_jid"] or (self.jid if found["from_me"] else None),
                               "type": found["type"], "preview": found["preview"]}
         return out
+
+    def _read_receipts(self, payload: dict[str, Any]) -> list[tuple[str | None, list[str]]]:
+        """(sender, ids) batches for a read: in a group, a receipt names the author of the
+        messages, so ids without a given sender are grouped by their author from the message
+        log; an id the log does not know fails the command, asking for `sender`."""
+        ids, sender = payload["message_ids"], payload.get("sender")
+        if sender or not payload["chat"].endswith("@g.us"):
+            return [(sender, ids)]
+        batches: dict[str, list[str]] = {}
+        unknown = []
+        for message_id in ids:
+            found = self.runner.message_log.find(self.session_id, message_id)
+            if found is None or not found["sender_jid"]:
+                unknown.append(message_id)
+            else:
+                batches.setdefault(found["sender_jid"], []).append(message_id)
+        if unknown:
+            raise DriverError("sender_required", f"the author of {', '.join(unknown[:5])} is not in the message "
+                              "log; give `sender` (a read receipt in a group names the message's author)")
+        return list(batches.items())
 
     def _logout(self) -> dict[str, Any]:
         row = self._load()

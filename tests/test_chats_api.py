@@ -58,7 +58,6 @@ def test_read_and_presence_are_queued_in_order_with_normalised_chats(api, online
     ("/read", {"chat": "5511912345678", "message_ids": ["A"] * 2}, "message_ids"),
     ("/read", {"chat": "5511912345678", "message_ids": [f"id{i}" for i in range(101)]}, "message_ids"),
     ("/read", {"chat": "5511912345678", "message_ids": ["bad id!"]}, "message_ids.0"),
-    ("/read", {"chat": GROUP, "message_ids": ["A"]}, "sender"),
     ("/read", {"chat": GROUP, "message_ids": ["A"], "sender": GROUP}, "sender"),
     ("/presence", {"state": "typing"}, "state"),
     ("/presence", {"state": "composing"}, "chat"),

@@ -87,7 +87,9 @@ class MarkReadRequest(Strict):
         description="the chat: phone digits, +E.164, or a JID (…@s.whatsapp.net, …@g.us)")
     message_ids: list[MessageId] = Field(min_length=1, max_length=MAX_READ_IDS)
     sender: Optional[str] = Field(default=None, validate_default=True,
-                                  description="who sent the messages (phone or user JID); required in groups")
+                                  description="who sent the messages (phone or user JID). In a group, "
+                                              "leave it out to let the runner find each message's author "
+                                              "in its message log")
 
     @field_validator("message_ids")
     @classmethod
@@ -99,8 +101,6 @@ class MarkReadRequest(Strict):
     def _sender(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
         if value is not None:
             return _person(value)
-        if str(info.data.get("chat", "")).endswith(f"@{GROUP_SERVER}"):
-            raise ValueError("sender is required when chat is a group (WhatsApp needs the message's author)")
         return None
 
 
