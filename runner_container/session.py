@@ -423,8 +423,13 @@ class SessionActor:
             self._fail_deferred("logged_out", "WhatsApp logged the device out")
         elif kind == "event":
             name = data["event"]
+            payload = data["data"]
+            if "download" in payload:  # received media: stored off this thread (runner_container/inbound_media.py)
+                payload = self.runner.inbound_media.handle(self.session_id, name, payload)
+                if payload is None:
+                    return  # a media worker writes the event once the file is stored
             counter = "messages_received" if name == "message.received" else None
-            self._write(event=name, data=data["data"], counter=counter, activity=name.startswith("message."))
+            self._write(event=name, data=payload, counter=counter, activity=name.startswith("message."))
 
     # -- reconciliation -----------------------------------------------------------------
     def _proxy_changed(self, row: dict[str, Any]) -> bool:
