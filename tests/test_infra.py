@@ -567,7 +567,9 @@ def test_dry_run_for_localstack_deploys_queues_and_bucket_and_gives_the_lambdas_
     env = stage["environment_variables"]
     assert env["DATABASE_URL"] == url and "POSTGRES_HOST" not in env and "DATABASE_SECRET_ARN" not in env
     assert "subnet_ids" not in stage and env["QUEUE_PREFIX"] == "zemeow-dev"
-    assert load_settings(env).database_url == url
+    placeholders = {k for k, v in env.items() if v.startswith("<")}  # outputs a dry run cannot know
+    assert "MEDIA_BUCKET" in placeholders  # (validated as a bucket name by load_settings)
+    assert load_settings({k: v for k, v in env.items() if k not in placeholders}).database_url == url
 
 
 def test_localstack_run_deploys_media_and_messaging_and_writes_the_stage(stack, settings, tmp_path):
