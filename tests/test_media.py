@@ -262,3 +262,19 @@ def test_a_real_neonize_download_failure_reaches_the_event(tmp_path, container):
         assert written["message_id"] == "3EB0NEO"
     finally:
         worker.close()
+
+
+def test_presigned_urls_never_outlive_the_credentials_that_signed_them():
+    """Temporary credentials (a task role's) cut a URL's life: `expires_at` says the truth."""
+    from datetime import datetime, timezone
+
+    asked = []
+    now = 1_800_000_000.0
+    credentials = SimpleNamespace(_expiry_time=datetime.fromtimestamp(now + 3600, timezone.utc))
+    s3 = SimpleNamespace(_request_signer=SimpleNamespace(_credentials=credentials),
+                         generate_presigned_url=lambda op, Params, ExpiresIn: asked.append(ExpiresIn) or "https://u")
+    store = MediaStore(s3, "bucket", url_ttl=7 * 86400, clock=lambda: now)
+    signed = store.presign_get("sessions/x/inbound/a.jpg")
+    assert asked == [3600] and signed.expires_in == 3600 and signed.expires_at == "2027-01-15T09:00:00Z"
+    credentials._expiry_time = None  # long-lived keys (LocalStack, an IAM user): the configured TTL
+    assert store.presign_get("k").expires_in == 7 * 86400
