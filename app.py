@@ -24,6 +24,7 @@ from chalicelib.schemas.chats import (CommandAccepted, CommandDone, ContactsChec
 from chalicelib.schemas.chats import group_jid as _group
 from chalicelib.schemas.connections import (CommandOut, ConnectAnswer, PairPhoneOut, PairPhoneRequest,
                                             QrOut, QrQuery, StatsOut, StatusOut)
+from chalicelib.schemas.media import MediaUrlOut, MediaUrlRequest, UploadUrlOut, UploadUrlRequest
 from chalicelib.schemas.messages import MessageAccepted, MessageSent, SendMessageRequest, SendQuery
 from chalicelib.schemas.operations import HealthOut, ReadyOut
 from chalicelib.schemas.proxy import ProxyIn, ProxyOut, ProxyTestRequest, ProxyTestResult
@@ -413,3 +414,19 @@ def get_group(ctx: RequestContext, session_id: str, group_jid: str) -> dict[str,
 def update_group_participants(ctx: RequestContext, session_id: str, group_jid: str) -> dict[str, Any]:
     answer = get_container().chats.update_participants(session_id, _group(group_jid), ctx.body)
     return ParticipantsOut(**answer).model_dump(mode="json")
+
+
+# -- media (issue 6: chalicelib/services/media.py; 503 media_storage_not_configured without MEDIA_BUCKET)
+@route("/sessions/{session_id}/media/upload-url", "POST", access=SESSION,
+       summary="A presigned PUT URL to upload a file into the media bucket; send it with media_key",
+       tags=["media"], body=UploadUrlRequest, status=201, responses={201: UploadUrlOut, 404: None})
+def media_upload_url(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    answer = get_container().media.upload_url(session_id, ctx.body.mime_type, ctx.body.size, ctx.body.filename)
+    return UploadUrlOut(**answer).model_dump(mode="json")
+
+
+@route("/sessions/{session_id}/media/url", "POST", access=SESSION,
+       summary="A fresh presigned GET URL for a stored media_key (received media, uploads)",
+       tags=["media"], body=MediaUrlRequest, responses={200: MediaUrlOut, 404: None})
+def media_download_url(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    return MediaUrlOut(**get_container().media.download_url(session_id, ctx.body.media_key)).model_dump(mode="json")

@@ -26,6 +26,8 @@ from chalicelib.services.sessions import SessionService
 
 if TYPE_CHECKING:  # imported lazily below: only the processes that use them pay for them
     from chalicelib.commands import CommandBus
+    from chalicelib.media import MediaStore
+    from chalicelib.services.media import MediaService
     from chalicelib.repositories.runtime import RuntimeRepository
     from chalicelib.services.connections import ConnectionService
     from chalicelib.services.chats import ChatService
@@ -161,7 +163,8 @@ class Container:
     def sessions(self) -> SessionService:
         return SessionService(self.db, self.session_repo, self.events, self.secret_box,
                               before_delete=self.connections.logout_before_delete,
-                              check_webhook_url=self.webhook_url_check)
+                              check_webhook_url=self.webhook_url_check,
+                              after_delete=lambda row: self.media.forget_session(str(row["id"])))
 
     @cached_property
     def commands(self) -> "CommandBus":
@@ -234,7 +237,26 @@ class Container:
 
         return MessageService(self.session_repo, self.commands,
                               lambda url: check_url(url, allow_private=self.settings.webhook_allow_private,
-                                                    unresolvable_ok=True))
+                                                    unresolvable_ok=True),
+                              check_media_key=self.media.check_for_send if self.media_store else None)
+
+    # -- media (issue 6) ------------------------------------------------------------------
+    @cached_property
+    def media_store(self) -> "MediaStore | None":
+        """The S3 media bucket, or None without MEDIA_BUCKET."""
+        if not self.settings.media_bucket:
+            return None
+        from chalicelib.media import MediaStore  # noqa: PLC0415
+
+        return MediaStore(make_client("s3", self.settings), self.settings.media_bucket,
+                          url_ttl=self.settings.media_url_ttl)
+
+    @cached_property
+    def media(self) -> "MediaService":
+        from chalicelib.services.media import MediaService  # noqa: PLC0415
+
+        return MediaService(self.media_store, self.session_repo, max_bytes=self.settings.media_max_bytes,
+                            logger=self.logger)
 
     @cached_property
     def chats(self) -> "ChatService":

@@ -30,6 +30,11 @@ DRIVERS = ("neonize", "emulator")
 ENVIRONMENTS = ("development", "test", "staging", "production")
 SHARD_COUNTS = (1, 2, 4, 8)  # what infra/messaging.yaml can declare
 QUEUE_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+# S3 bucket naming rules (no dots: virtual-hosted TLS certificates do not cover them)
+BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+INBOUND_MEDIA_MODES = ("s3", "off")
+DEFAULT_MEDIA_MAX_BYTES = 64 * 1024 * 1024  # = runner_container.wa_messages.MAX_MEDIA_BYTES
+MAX_PRESIGN_SECONDS = 7 * 86400  # SigV4's longest presigned URL
 
 # Svix's schedule, in seconds: 5s, 5m, 30m, 2h, 5h, 10h, 10h.
 DEFAULT_WEBHOOK_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
@@ -110,6 +115,17 @@ def parse_rate(text: str) -> tuple[int, float]:
     if not 1 <= count <= 1_000_000 or period <= 0:
         raise ValueError("expected a count from 1 to 1000000 over a positive period, such as 200/1h")
     return count, period
+def _parse_bucket(text: str) -> str:
+    if not BUCKET_PATTERN.match(text.strip()):
+        raise ValueError("expected an S3 bucket name: 3-63 lower-case letters, digits or '-'")
+    return text.strip()
+
+
+def _parse_url_ttl(text: str) -> float:
+    seconds = parse_duration(text)
+    if not 60 <= seconds <= MAX_PRESIGN_SECONDS:
+        raise ValueError("expected a duration from 1m to 7d (the longest a SigV4 presigned URL lives)")
+    return seconds
 
 
 def _parse_url(text: str) -> str:
@@ -189,6 +205,11 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     contacts_check_max_batch: int = 50  # numbers per POST /contacts/check
     contacts_check_rate_limit: tuple[int, float] = (200, 3600.0)  # numbers per period, per session
+    media_bucket: str | None = None  # None: no media storage (upload-url answers 503, inbound media has no URL)
+    media_max_bytes: int = DEFAULT_MEDIA_MAX_BYTES  # outgoing media: upload-url `size` and the runner's fetch cap
+    inbound_media: str = "off"  # s3: the runner stores received media in the bucket; off: events say why not
+    inbound_media_max_bytes: int = DEFAULT_MEDIA_MAX_BYTES
+    media_url_ttl: float = float(MAX_PRESIGN_SECONDS)  # lifetime of presigned GET URLs for stored media
     version: str = field(default="0.1.0")
 
     @property
@@ -269,6 +290,25 @@ def database_url_with_secret(url: str | None, secret: Mapping[str, object]) -> s
     return f"postgresql://{credentials}@{host}:{port}/{dbname}"
 
 
+def _media_settings(r: _Reader) -> dict[str, object]:
+    """MEDIA_BUCKET and what depends on it. INBOUND_MEDIA defaults to `s3` when a bucket is
+    configured; asking for `s3` without one is an error (it could never store anything)."""
+    bucket = r.get("MEDIA_BUCKET", _parse_bucket, None)
+    # outgoing media passes through the runner's memory and WhatsApp's upload: 64 MiB at most
+    max_bytes = r.get("MEDIA_MAX_BYTES", _parse_int_range(1024, DEFAULT_MEDIA_MAX_BYTES), DEFAULT_MEDIA_MAX_BYTES)
+    inbound = r.get("INBOUND_MEDIA", _parse_choice(INBOUND_MEDIA_MODES), "s3" if bucket else "off")
+    if inbound == "s3" and not bucket and r.text("MEDIA_BUCKET") is None:
+        r.problems.append("INBOUND_MEDIA=s3 needs MEDIA_BUCKET (the bucket the runner stores received media in)")
+    return {
+        "media_bucket": bucket,
+        "media_max_bytes": max_bytes,
+        "inbound_media": inbound,
+        "inbound_media_max_bytes": r.get("INBOUND_MEDIA_MAX_BYTES", _parse_int_range(1024, 512 * 1024 ** 2),
+                                         DEFAULT_MEDIA_MAX_BYTES),
+        "media_url_ttl": r.get("MEDIA_URL_TTL", _parse_url_ttl, float(MAX_PRESIGN_SECONDS)),
+    }
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse the environment; raise ConfigError listing every bad variable."""
     env = os.environ if env is None else env
@@ -309,6 +349,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=r.get("MAX_BODY_BYTES", _parse_int_range(1024, 6 * 1024 * 1024), 1024 * 1024),
         contacts_check_max_batch=r.get("CONTACTS_CHECK_MAX_BATCH", _parse_int_range(1, 500), 50),
         contacts_check_rate_limit=r.get("CONTACTS_CHECK_RATE_LIMIT", parse_rate, (200, 3600.0)),
+        **_media_settings(r),
     )
     if settings.runner_lease_ttl <= settings.runner_heartbeat_interval:
         r.problems.append(

@@ -65,6 +65,8 @@ def cmd_run(_args: argparse.Namespace) -> int:
             stack.start_localstack()
         with step(f"messaging stack {stack.settings.messaging_stack_name} (infra/messaging.yaml)"):
             stack.deploy_messaging()
+        with step("media bucket (infra/media.yaml)"):
+            _say(f"    MEDIA_BUCKET={stack.deploy_media()}")
         with step(f"API (chalice local on 127.0.0.1:{settings.server_port})"):
             api = stack.start_api(settings.server_port)
         with step("runner and SQS bridge"):

@@ -1,5 +1,6 @@
-"""Deploys infra/messaging.yaml through CloudFormation (LocalStack here, AWS in deploy)
-and reads the queue URLs from its outputs: one template for local and AWS.
+"""Deploys infra/messaging.yaml (and infra/media.yaml) through CloudFormation (LocalStack
+here, AWS in deploy) and reads the queue URLs / bucket name from the outputs: one template
+for local and AWS.
 """
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from botocore.exceptions import ClientError
 
 from devstack import PROJECT_ROOT
 
+from pathlib import Path
+
 TEMPLATE_PATH = PROJECT_ROOT / "infra" / "messaging.yaml"
+MEDIA_TEMPLATE_PATH = PROJECT_ROOT / "infra" / "media.yaml"
 _DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"}
 _FAILED = {"CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_COMPLETE",
            "UPDATE_ROLLBACK_FAILED", "DELETE_FAILED"}
@@ -21,9 +25,9 @@ class StackError(RuntimeError):
 
 
 def deploy_messaging_stack(cfn: Any, stack_name: str, parameters: dict[str, Any], *,
-                           timeout: float = 180.0) -> dict[str, str]:
+                           timeout: float = 180.0, template: Path = TEMPLATE_PATH) -> dict[str, str]:
     """Create or update the stack; wait; return its outputs as a dict."""
-    body = TEMPLATE_PATH.read_text()
+    body = template.read_text()
     params = [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in parameters.items()]
     existing = _status(cfn, stack_name)
     if existing in ("ROLLBACK_COMPLETE", "CREATE_FAILED", "DELETE_FAILED"):

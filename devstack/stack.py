@@ -19,7 +19,7 @@ from chalicelib.db import migrator
 from chalicelib.db.embedded import start_embedded
 from devstack import PROJECT_ROOT
 from devstack.localstack import LocalStackHandle, ensure_localstack
-from devstack.messaging_stack import delete_stack, deploy_messaging_stack
+from devstack.messaging_stack import MEDIA_TEMPLATE_PATH, delete_stack, deploy_messaging_stack
 from devstack.processes import Child, start_child, wait_http
 
 VENV_BIN = Path(sys.executable).parent
@@ -43,6 +43,7 @@ class LocalStackEnvironment:
         self.children: list[Child] = []
         self.stack_outputs: dict[str, str] = {}
         self._deployed_stack: str | None = None
+        self._media_stack: str | None = None
         self._admin_url: str | None = None
 
     # -- database -----------------------------------------------------------------------
@@ -88,6 +89,39 @@ class LocalStackEnvironment:
         self._deployed_stack = self.settings.messaging_stack_name
         return self.stack_outputs
 
+    def deploy_media(self) -> str:
+        """infra/media.yaml on LocalStack, one bucket per queue prefix (so test runs are apart);
+        MEDIA_BUCKET is set for the API, the runner and the tests. (LocalStack 4.13.1's
+        CloudFormation creates the bucket with its encryption, public access block and policy
+        but ignores LifecycleConfiguration: local media does not expire by itself.)"""
+        cfn = make_client("cloudformation", self.settings)
+        name = f"{self.settings.queue_prefix}-media"
+        prefix = "".join(c if c.isalnum() or c == "-" else "-" for c in self.settings.queue_prefix.lower())[:30]
+        outputs = deploy_messaging_stack(cfn, name, {"NamePrefix": prefix}, template=MEDIA_TEMPLATE_PATH)
+        self._media_stack = name
+        self.env["MEDIA_BUCKET"] = outputs["MediaBucketName"]
+        self.settings = load_settings(self.env)
+        return outputs["MediaBucketName"]
+
+    def delete_media(self) -> None:
+        """The stack keeps its bucket (DeletionPolicy: Retain, as on AWS): empty and remove it here."""
+        if not self._media_stack:
+            return
+        bucket = self.env.get("MEDIA_BUCKET")
+        delete_stack(make_client("cloudformation", self.settings), self._media_stack)
+        self._media_stack = None
+        if bucket:
+            s3 = make_client("s3", self.settings)
+            try:
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                    keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                    if keys:
+                        s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+                s3.delete_bucket(Bucket=bucket)
+            except Exception as exc:  # noqa: BLE001 - already gone
+                if "NoSuchBucket" not in str(exc):
+                    raise
+
     def delete_messaging(self) -> None:
         if self._deployed_stack:
             delete_stack(make_client("cloudformation", self.settings), self._deployed_stack)
@@ -130,6 +164,10 @@ class LocalStackEnvironment:
                 self.delete_messaging()
             except Exception as exc:  # noqa: BLE001 - best effort on the way out
                 self.log(f"could not delete the messaging stack: {exc}")
+            try:
+                self.delete_media()
+            except Exception as exc:  # noqa: BLE001 - best effort on the way out
+                self.log(f"could not delete the media bucket: {exc}")
         if self.localstack is not None:
             self.localstack.stop()
             self.localstack = None

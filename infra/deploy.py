@@ -206,7 +206,7 @@ def stage_config(stage: str, profile: StageProfile, outputs: dict[str, dict[str,
     return config
 
 
-OWNED_SIDS = ("Logs", "Queues", "Secrets", "MediaObjects", "VpcNetworkInterfaces")
+OWNED_SIDS = ("Logs", "Queues", "Secrets", "MediaObjects", "MediaBucket", "VpcNetworkInterfaces")
 
 
 def lambda_policy(stage: str, profile: StageProfile, outputs: dict[str, dict[str, str]],
@@ -229,8 +229,14 @@ def lambda_policy(stage: str, profile: StageProfile, outputs: dict[str, dict[str
          "Resource": secrets or [f"arn:aws:secretsmanager:{opts.region}:*:secret:{profile.prefix}/*"]},
     ]
     if media.get("MediaBucketArn"):
-        statements.append({"Sid": "MediaObjects", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
-                           "Resource": f"{media['MediaBucketArn']}/*"})
+        # chalicelib/media.py: presigned PUT (upload-url) and GET (media/url) are signed by this
+        # role, HEAD before a send; a session delete lists and deletes the session's prefix
+        statements.append({"Sid": "MediaObjects", "Effect": "Allow",
+                           "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                           "Resource": f"{media['MediaBucketArn']}/sessions/*"})
+        statements.append({"Sid": "MediaBucket", "Effect": "Allow", "Action": ["s3:ListBucket"],
+                           "Resource": media["MediaBucketArn"],
+                           "Condition": {"StringLike": {"s3:prefix": "sessions/*"}}})
     if not opts.localstack:
         # a Lambda in a VPC creates its network interfaces with its own role
         statements.append({"Sid": "VpcNetworkInterfaces", "Effect": "Allow",

@@ -1,4 +1,5 @@
-"""Downloading `media_url` for outgoing media: size-capped and SSRF-guarded.
+"""Downloading `media_url` for outgoing media: size-capped and SSRF-guarded; reading a
+`media_key` from the media bucket with the same cap.
 
 The runner sits inside the VPC, so a URL given by a caller must not reach private or
 metadata addresses: every connection (redirects included) goes through the same guard as
@@ -6,6 +7,8 @@ webhook deliveries (`chalicelib.webhooks.ssrf.GuardedAdapter`), which connects o
 addresses it has checked. The body is streamed and cut at the cap.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import requests
 
@@ -46,3 +49,16 @@ def fetch_media(url: str, limit: int, *, allow_private: bool, timeout: float = 3
         raise MessageBuildError("media_fetch_failed", f"media_url redirected more than {max_redirects} times") from None
     finally:
         session.close()
+
+
+def fetch_stored_media(store: Any, key: str, limit: int) -> bytes:
+    """`store` is a `chalicelib.media.MediaStore` (None without MEDIA_BUCKET)."""
+    from chalicelib.media import MediaStoreError  # noqa: PLC0415
+
+    if store is None:
+        raise MessageBuildError("media_storage_not_configured", "media_key needs MEDIA_BUCKET on the runner")
+    try:
+        data, _content_type = store.get(key, limit)
+    except MediaStoreError as exc:
+        raise MessageBuildError(exc.code, exc.message) from None
+    return data

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
-from chalicelib.repositories.message_log import MessageLogRepository, preview_of
+from chalicelib.repositories.message_log import MessageLogRepository, log_entry, person_jid, preview_of
 from chalicelib.repositories.runtime import RuntimeRepository
 from runner_container.drivers.base import DriverError, SessionClient, SessionConfig
 
@@ -59,30 +59,6 @@ CHAT_COMMANDS = WAITS_FOR_LOGIN - {"send_message"}
 
 class SessionGone(Exception):
     pass
-
-
-def _person_jid(rendered: dict[str, Any] | None) -> str | None:
-    """The JID a quote names as the author: the phone-number JID when known (WhatsApp
-    clients match quotes by it; a LID only when the number is unknown), without a device."""
-    if not rendered:
-        return None
-    if rendered.get("phone"):
-        return f"{rendered['phone']}@s.whatsapp.net"
-    jid = rendered.get("jid")
-    if not jid:
-        return None
-    user, _, server = jid.partition("@")
-    return f"{user.split(':')[0]}@{server}"
-
-
-def _log_entry(data: dict[str, Any]) -> dict[str, Any] | None:
-    """A `message_log` row for a message event (None when it lacks an id or a chat)."""
-    chat = (data.get("chat") or {}).get("jid")
-    if not data.get("message_id") or not chat:
-        return None
-    return {"message_id": data["message_id"], "chat_jid": chat, "sender_jid": _person_jid(data.get("from")),
-            "from_me": bool(data.get("from_me")), "type": data.get("type") or "unknown",
-            "preview": preview_of(data), "sent_at": data.get("timestamp")}
 
 
 def utcnow() -> datetime:
@@ -458,9 +434,14 @@ class SessionActor:
             self._fail_deferred("logged_out", "WhatsApp logged the device out")
         elif kind == "event":
             name = data["event"]
+            payload = data["data"]
+            if "download" in payload:  # received media: stored off this thread (runner_container/inbound_media.py)
+                payload = self.runner.inbound_media.handle(self.session_id, name, payload)
+                if payload is None:
+                    return  # a media worker writes the event once the file is stored
             counter = "messages_received" if name == "message.received" else None
-            logged = _log_entry(data["data"]) if name in ("message.received", "message.sent") else None
-            self._write(event=name, data=data["data"], counter=counter, activity=name.startswith("message."),
+            logged = log_entry(payload) if name in ("message.received", "message.sent") else None
+            self._write(event=name, data=payload, counter=counter, activity=name.startswith("message."),
                         message=logged)
 
     # -- reconciliation -----------------------------------------------------------------
@@ -568,7 +549,7 @@ class SessionActor:
                                                     "timestamp": sent.get("timestamp")},
                         counter="messages_sent", activity=True,
                         message={"message_id": sent["message_id"], "chat_jid": payload["to"],
-                                 "sender_jid": _person_jid({"jid": self.jid}), "from_me": True,
+                                 "sender_jid": person_jid({"jid": self.jid}), "from_me": True,
                                  "type": payload["type"], "preview": preview_of(payload),
                                  "sent_at": sent.get("timestamp")})
             return sent

@@ -35,6 +35,7 @@ from chalicelib.repositories.message_log import MessageLogRepository
 from chalicelib.repositories.runners import RunnerRepository
 from runner_container.drivers import make_driver
 from runner_container.event_sender import EventSender
+from runner_container.inbound_media import InboundMedia
 from runner_container.leases import LeaseManager
 from runner_container.metrics import MetricsServer, RunnerMetrics
 from runner_container.session import Backoff, SessionActor
@@ -106,6 +107,7 @@ class RunnerSupervisor:
             if self.settings.whatsapp_driver == "emulator" else {}
         self.driver = make_driver(self.settings.whatsapp_driver, container, **driver_options)
         self.event_sender = EventSender(container.events, self.log)
+        self.inbound_media = InboundMedia.for_runner(self)
         self.actors: dict[str, SessionActor] = {}
         self.pollers: dict[int, tuple[threading.Thread, threading.Event]] = {}
         self._lock = threading.RLock()
@@ -202,6 +204,7 @@ class RunnerSupervisor:
             actor.post("stop", True)
         for actor in actors:
             actor.done.wait(15)
+        self.inbound_media.close()
         self.event_sender.close()
         try:
             self.leases.release()

@@ -111,6 +111,24 @@ def decode_message(message: Any) -> dict[str, Any]:
     return {"type": "unknown"}
 
 
+MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
+_QUOTABLE = ("extendedTextMessage", "imageMessage", "videoMessage", "audioMessage", "documentMessage",
+             "stickerMessage", "locationMessage", "contactMessage")
+
+
+def quoted_message_id(message: Any) -> str | None:
+    """The id of the message this one replies to (contextInfo.stanzaID), if any."""
+    if message is None:
+        return None
+    for field in _QUOTABLE:
+        if message.HasField(field):
+            part = getattr(message, field)
+            if part.HasField("contextInfo") and part.contextInfo.stanzaID:
+                return part.contextInfo.stanzaID
+            return None
+    return None
+
+
 def translate(event: Any, resolve_pn: Resolver = None) -> Translated:
     if isinstance(event, QREv):
         codes = list(event.Codes)
@@ -194,6 +212,7 @@ def _message(event: Any, resolve_pn: Resolver) -> dict[str, Any]:
         "from_me": source.IsFromMe,
         "push_name": info.Pushname or None,
         "timestamp": _ts(info.Timestamp),
+        "quoted_message_id": quoted_message_id(event.Message),
         **body,
     }
     return {"event": "message.sent" if source.IsFromMe else "message.received", "data": data}

@@ -1,8 +1,8 @@
 """Turning a `send_message` command payload into a WhatsApp message with neonize.
 
 The payload is what the API validated (`chalicelib/schemas/messages.py`): `to` is
-already a JID string, media comes as `media_base64` or a `media_url` the runner fetches
-(size-capped, SSRF-guarded). Media messages go through neonize's own builders, which
+already a JID string, media comes as `media_base64`, a `media_url` the runner fetches
+(size-capped, SSRF-guarded) or a `media_key` in the media bucket (read with the same cap). Media messages go through neonize's own builders, which
 upload the file to WhatsApp's media servers; everything else is a protobuf built here or
 by neonize (`build_reaction`, `build_poll_vote_creation`, `build_edit`, `build_revoke`).
 """
@@ -36,13 +36,18 @@ def to_jid(text: str) -> Any:
     return build_jid(user, server or "s.whatsapp.net")
 
 
-def media_bytes(payload: dict[str, Any], fetch_url: Callable[[str, int], bytes]) -> bytes:
+def media_bytes(payload: dict[str, Any], fetch_url: Callable[[str, int], bytes],
+                fetch_key: Optional[Callable[[str, int], bytes]] = None) -> bytes:
     if payload.get("media_base64"):
         data = base64.b64decode(payload["media_base64"])
     elif payload.get("media_url"):
         data = fetch_url(payload["media_url"], MAX_MEDIA_BYTES)
+    elif payload.get("media_key"):
+        if fetch_key is None:
+            raise MessageBuildError("media_storage_not_configured", "media_key needs MEDIA_BUCKET on the runner")
+        data = fetch_key(payload["media_key"], MAX_MEDIA_BYTES)
     else:
-        raise MessageBuildError("media_missing", "media_url or media_base64 is required")
+        raise MessageBuildError("media_missing", "media_url, media_base64 or media_key is required")
     if len(data) > MAX_MEDIA_BYTES:
         raise MessageBuildError("media_too_large", f"media is {len(data)} bytes; the limit is {MAX_MEDIA_BYTES}")
     return data
@@ -73,7 +78,8 @@ def _quote_context(payload: dict[str, Any], own_jid: Optional[str]) -> Any:
 
 
 def build(client: Any, payload: dict[str, Any], *, own_jid: Optional[str],
-          fetch_url: Callable[[str, int], bytes]) -> Outgoing:
+          fetch_url: Callable[[str, int], bytes],
+          fetch_key: Optional[Callable[[str, int], bytes]] = None) -> Outgoing:
     """The neonize message for one payload. `client` is a neonize NewClient."""
     from neonize.builder import build_edit, build_revoke
     from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (ContactMessage, ExtendedTextMessage, LocationMessage,
@@ -90,7 +96,7 @@ def build(client: Any, payload: dict[str, Any], *, own_jid: Optional[str],
         return Outgoing(chat, Message(extendedTextMessage=ExtendedTextMessage(text=payload["text"],
                                                                                 contextInfo=quote)))
     if kind in ("image", "video", "audio", "document", "sticker"):
-        data = media_bytes(payload, fetch_url)
+        data = media_bytes(payload, fetch_url, fetch_key)
         caption = payload.get("caption")
         if kind == "image":
             message = client.build_image_message(data, caption=caption, viewonce=bool(payload.get("view_once")))

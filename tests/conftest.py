@@ -33,7 +33,7 @@ def _free_port() -> int:
 
 
 def _test_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SERVER_PORT", "QUEUE_PREFIX")}
+    env = {k: v for k, v in os.environ.items() if k not in ("SERVER_PORT", "QUEUE_PREFIX", "MEDIA_BUCKET", "INBOUND_MEDIA")}
     env.update({
         "ENVIRONMENT": "test",
         "DATA_DIR": str(PROJECT_ROOT / ".zemeow" / "test"),
@@ -56,7 +56,7 @@ def _test_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def stack():
-    """Database migrated, LocalStack up, messaging stack deployed (deleted afterwards)."""
+    """Database migrated, LocalStack up, messaging and media stacks deployed (deleted afterwards)."""
     # a database per run, so parallel runs (two developers, CI) never share one
     environment = LocalStackEnvironment(_test_env(), database_name=f"zemeow_test_{os.getpid()}",
                                         fresh_database=True, log=lambda m: print(m, file=sys.stderr))
@@ -65,6 +65,7 @@ def stack():
         environment.migrate()
         environment.start_localstack()
         environment.deploy_messaging()
+        environment.deploy_media()
         os.environ.update({k: environment.env[k] for k in (
             "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")})
         yield environment

@@ -75,6 +75,11 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(stack, settings,
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         delete_stack(make_client("cloudformation", settings), f"{prefix}-messaging")
+        delete_stack(make_client("cloudformation", settings), f"{prefix}-media")
+        s3 = make_client("s3", settings)  # the stack retains its bucket (DeletionPolicy: Retain)
+        for bucket in s3.list_buckets()["Buckets"]:
+            if bucket["Name"].startswith(f"{prefix}-media-"):
+                s3.delete_bucket(Bucket=bucket["Name"])
     assert not port_in_use(port)
     # the embedded PostgreSQL of that data dir is stopped too
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists()

@@ -36,6 +36,30 @@ def _timestamp(value: Any) -> Optional[datetime]:
     return None
 
 
+def person_jid(rendered: dict[str, Any] | None) -> str | None:
+    """The JID a quote names as the author: the phone-number JID when known (WhatsApp
+    clients match quotes by it; a LID only when the number is unknown), without a device."""
+    if not rendered:
+        return None
+    if rendered.get("phone"):
+        return f"{rendered['phone']}@s.whatsapp.net"
+    jid = rendered.get("jid")
+    if not jid:
+        return None
+    user, _, server = jid.partition("@")
+    return f"{user.split(':')[0]}@{server}"
+
+
+def log_entry(data: dict[str, Any]) -> dict[str, Any] | None:
+    """A `message_log` row for a message event (None when it lacks an id or a chat)."""
+    chat = (data.get("chat") or {}).get("jid")
+    if not data.get("message_id") or not chat:
+        return None
+    return {"message_id": data["message_id"], "chat_jid": chat, "sender_jid": person_jid(data.get("from")),
+            "from_me": bool(data.get("from_me")), "type": data.get("type") or "unknown",
+            "preview": preview_of(data), "sent_at": data.get("timestamp")}
+
+
 class MessageLogRepository:
     def __init__(self, db: Database):
         self.db = db

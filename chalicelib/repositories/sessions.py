@@ -51,7 +51,7 @@ class SessionRepository:
     def status_of(self, session_id: str) -> dict[str, Any] | None:
         """Only the status (hot paths such as sending need no more than this)."""
         with self.db.connection() as conn:
-            return conn.execute("SELECT session_id, status FROM sessions WHERE session_id = %s",
+            return conn.execute("SELECT id, session_id, status FROM sessions WHERE session_id = %s",
                                 (session_id,)).fetchone()
 
     def find_by_key_digest(self, digest: str) -> dict[str, Any] | None:

@@ -39,6 +39,10 @@ class TextMessage(MessageBase):
 class MediaMessage(MessageBase):
     media_url: Optional[str] = Field(default=None, description="http(s) URL the runner downloads (size-capped)")
     media_base64: Optional[str] = Field(default=None, description="the file, base64; within the API body limit")
+    media_key: Optional[str] = Field(default=None, min_length=1, max_length=300,
+                                     pattern=r"^sessions/[0-9a-f-]{36}/(uploads|inbound)/[A-Za-z0-9._-]{1,200}$",
+                                     description="a file in the media bucket under this session's prefix: from "
+                                                 "POST .../media/upload-url, or a received message's media")
     caption: Optional[str] = Field(default=None, max_length=MAX_CAPTION)
     filename: Optional[str] = Field(default=None, max_length=255)
     mime_type: Optional[str] = Field(default=None, max_length=127, pattern=r"^[\w.+-]+/[\w.+-]+$")
@@ -61,8 +65,8 @@ class MediaMessage(MessageBase):
 
     @model_validator(mode="after")
     def _one_source(self):
-        if bool(self.media_url) == bool(self.media_base64):
-            raise ValueError("give exactly one of media_url or media_base64")
+        if sum(bool(source) for source in (self.media_url, self.media_base64, self.media_key)) != 1:
+            raise ValueError("give exactly one of media_url, media_base64 or media_key")
         return self
 
 

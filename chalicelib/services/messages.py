@@ -10,7 +10,7 @@ import base64
 from typing import Any, Callable
 
 from chalicelib.commands import CommandBus
-from chalicelib.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from chalicelib.errors import Conflict, DependencyUnavailable, NotFound, PayloadTooLarge, ValidationFailed
 from chalicelib.repositories.sessions import SessionRepository
 from chalicelib.schemas.messages import MEDIA_TYPES
 from chalicelib.webhooks.ssrf import UrlRefused
@@ -21,10 +21,12 @@ MAX_INLINE_MEDIA_BYTES = 700 * 1024  # base64 of it stays under the 1 MiB API bo
 
 class MessageService:
     def __init__(self, sessions: SessionRepository, bus: CommandBus,
-                 check_media_url: Callable[[str], None] = lambda url: None, wait_timeout: float = 30.0):
+                 check_media_url: Callable[[str], None] = lambda url: None, wait_timeout: float = 30.0,
+                 check_media_key: Callable[[str, dict[str, Any]], None] | None = None):
         self.sessions = sessions
         self.bus = bus
         self.check_media_url = check_media_url
+        self.check_media_key = check_media_key  # (session uuid, payload): chalicelib.services.media
         self.wait_timeout = wait_timeout
 
     def send(self, session_id: str, message: Any, *, wait: bool) -> tuple[int, dict[str, Any]]:
@@ -38,6 +40,8 @@ class MessageService:
         idempotency_key = payload.pop("idempotency_key", None)
         if payload["type"] in MEDIA_TYPES:
             self._check_media(payload)
+            if payload.get("media_key"):
+                self._check_media_key(str(session["id"]), payload)
         status, view = self.bus.submit(session_id, "send_message", payload, wait=wait, timeout=self.wait_timeout,
                                        idempotency_key=idempotency_key, what="the send", failure_code="send_failed")
         if status == 202:
@@ -45,6 +49,12 @@ class MessageService:
         result = view.get("result") or {}
         return 200, {"command_id": view["command_id"], "status": "succeeded",
                      "message_id": result.get("message_id"), "timestamp": result.get("timestamp")}
+
+    def _check_media_key(self, session_uuid: str, payload: dict[str, Any]) -> None:
+        if self.check_media_key is None:
+            raise DependencyUnavailable("media storage is not configured on this deployment (MEDIA_BUCKET is unset)",
+                                        code="media_storage_not_configured")
+        self.check_media_key(session_uuid, payload)
 
     def _check_media(self, payload: dict[str, Any]) -> None:
         if payload.get("media_base64"):

@@ -79,9 +79,11 @@ class SessionService:
     def __init__(self, db: Database, repo: SessionRepository, events: EventPublisher,
                  secret_box: Callable[[], SecretBox],
                  check_webhook_url: Callable[[str], None] = lambda url: None,
-                 before_delete: Callable[[str, dict[str, Any]], None] | None = None):
+                 before_delete: Callable[[str, dict[str, Any]], None] | None = None,
+                 after_delete: Callable[[dict[str, Any]], None] | None = None):
         self.db = db
         self.before_delete = before_delete
+        self.after_delete = after_delete  # e.g. remove the session's media (best effort)
         self.repo = repo
         self.events = events
         self._secret_box = secret_box
@@ -201,6 +203,8 @@ class SessionService:
             if existing.get("jid"):
                 _delete_device_rows(conn, existing["jid"])
         self.events.send([envelope])
+        if self.after_delete is not None:
+            self.after_delete(existing)
 
     # -- helpers ------------------------------------------------------------------------
     def _webhook_columns(self, session_id: str, webhook: WebhookIn,

@@ -9,7 +9,9 @@ runner restart and failover exactly as whatsmeow's device rows do.
 The control API (loopback only, `EMULATOR_PORT`) plays the phone and the network:
 
     POST /emulator/sessions/{id}/scan      {"phone": "5511..."}   complete the pending login
-    POST /emulator/sessions/{id}/inbound   {"from": "...", "text": "..."} -> message.received
+    POST /emulator/sessions/{id}/inbound   {"from": "...", "text": "..."} -> message.received, or media:
+                                           {"from", "type": "image"|"video"|"audio"|"document"|"sticker",
+                                            "media_base64", "mime_type", "caption", "filename"}
     POST /emulator/sessions/{id}/drop      drop the socket, as a network fault would
     POST /emulator/sessions/{id}/fail      {"code": ...} what WhatsApp says when it refuses the
                                            session: logged_out, client_outdated, temporary_ban,
@@ -155,7 +157,7 @@ class EmulatorClient(SessionClient):
 
         try:
             data = media_bytes(payload, lambda url, limit: fetch_media(
-                url, limit, allow_private=self.driver.allow_private_media))
+                url, limit, allow_private=self.driver.allow_private_media), self.driver.fetch_key)
         except MessageBuildError as exc:
             raise DriverError(exc.code, exc.message) from exc
         return {"media_size": len(data), "media_sha256": hashlib.sha256(data).hexdigest()}
@@ -267,15 +269,28 @@ class EmulatorClient(SessionClient):
         self.sink("connected", {"jid": jid})
         return jid
 
-    def inbound(self, sender: str, text: str) -> str:
+    def inbound(self, sender: str, text: str | None = None, media: dict[str, Any] | None = None) -> str:
+        """A message from `sender`: text, or media ({type, data, mime_type, caption, filename})
+        whose bytes reach the runner through `download`, as whatsmeow's download_any would."""
         with self._lock:
             if self.state != "connected":
                 raise DriverError("not_connected", f"the session is {self.state}, not connected")
         message_id = fake_message_id()
-        self.sink("event", {"event": "message.received", "data": {
+        data: dict[str, Any] = {
             "message_id": message_id, "chat": _render(sender), "from": _render(sender), "is_group": False,
             "from_me": False, "push_name": None,
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "type": "text", "text": text}})
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quoted_message_id": None}
+        if media is None:
+            data.update({"type": "text", "text": text})
+        else:
+            blob = media["data"]
+            data.update({"type": media["type"], "mime_type": media.get("mime_type"), "file_length": len(blob)})
+            if media.get("caption"):
+                data["caption"] = media["caption"]
+            if media["type"] == "document":
+                data["filename"] = media.get("filename")
+            data["download"] = lambda: blob
+        self.sink("event", {"event": "message.received", "data": data})
         return message_id
 
     def drop(self) -> None:
@@ -338,6 +353,28 @@ def _group_view(group: dict[str, Any]) -> dict[str, Any]:
             "is_announce": False, "is_locked": False, "participants": participants}
 
 
+_INBOUND_MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
+
+
+def _inbound_media(body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    """Validate an `inbound` body: (problem, media) where media is None for a text message."""
+    if not body.get("from"):
+        return "give from, and text or type + media_base64", None
+    kind = body.get("type", "text")
+    if kind == "text":
+        return (None, None) if isinstance(body.get("text"), str) else ("give from and text", None)
+    if kind not in _INBOUND_MEDIA_TYPES:
+        return f"type must be text or one of {', '.join(_INBOUND_MEDIA_TYPES)}", None
+    try:
+        blob = base64.b64decode(body.get("media_base64") or "", validate=True)
+    except (ValueError, TypeError):
+        return "media_base64 is not valid base64", None
+    if not blob:
+        return f"a {kind} message needs media_base64", None
+    return None, {"type": kind, "data": blob, "mime_type": body.get("mime_type"), "caption": body.get("caption"),
+                  "filename": body.get("filename")}
+
+
 def _without_credentials(url: str | None) -> str | None:
     """The proxy this client would dial through, as `scheme://host:port` (never the password)."""
     if not url:
@@ -356,15 +393,22 @@ class EmulatorDriver(Driver):
     name = "emulator"
 
     def __init__(self, db: Database, *, port: int = 8081, qr_rotate: float = 20.0,
-                 allow_private_media: bool = False):
+                 allow_private_media: bool = False, media_store: Any = None, media_max_bytes: int | None = None):
         self.db = db
         self.allow_private_media = allow_private_media
+        self.media_store = media_store
+        self.media_max_bytes = media_max_bytes
         self.port = port
         self.qr_rotate = qr_rotate
         self.clients: dict[str, EmulatorClient] = {}
         self.chats: dict[str, dict[str, Any]] = {}  # session_id -> {"groups": {...}, "activity": [...]}
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
+
+    def fetch_key(self, key: str, limit: int) -> bytes:
+        from runner_container.media_fetch import fetch_stored_media  # noqa: PLC0415
+
+        return fetch_stored_media(self.media_store, key, min(limit, self.media_max_bytes or limit))
 
     def client(self, config: SessionConfig, sink: Sink) -> SessionClient:
         client = EmulatorClient(self, config, sink)
@@ -489,9 +533,11 @@ def _handler(driver: EmulatorDriver) -> type[BaseHTTPRequestHandler]:
                     jid = client.scan(body.get("phone"), body.get("push_name"))
                     return self._send(200, {"jid": jid})
                 if method == "POST" and action == "inbound":
-                    if not body.get("from") or not isinstance(body.get("text"), str):
-                        return self._send(422, {"code": "validation_failed", "message": "give from and text"})
-                    return self._send(200, {"message_id": client.inbound(str(body["from"]), body["text"])})
+                    problem, media = _inbound_media(body)
+                    if problem:
+                        return self._send(422, {"code": "validation_failed", "message": problem})
+                    return self._send(200, {"message_id": client.inbound(str(body["from"]), body.get("text"),
+                                                                         media)})
                 if method == "POST" and action == "fail":
                     client.fail(str(body.get("code", "")))
                     return self._send(200, {"failed": body.get("code")})

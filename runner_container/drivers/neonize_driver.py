@@ -39,7 +39,7 @@ def _import_neonize_quietly() -> None:
 
 
 _import_neonize_quietly()
-from runner_container.translate import jid_string, translate  # noqa: E402 - after the quiet import
+from runner_container.translate import MEDIA_KINDS, jid_string, translate  # noqa: E402 - after the quiet import
 
 
 # neonize's Go side registers each client in a plain map at the start of its blocking
@@ -122,6 +122,9 @@ class NeonizeClient(SessionClient):
                     data = {**data, "jid": jid_string(me.JID) or self.config.jid}
                 except Exception:  # noqa: BLE001 - the actor keeps the jid it knows
                     data = {**data, "jid": self.config.jid}
+            elif kind == "event" and data["data"].get("type") in MEDIA_KINDS and hasattr(event, "Message"):
+                # received media is fetched later, off this thread (runner_container/inbound_media.py)
+                data["data"]["download"] = lambda message=event.Message: self.client.download_any(message)
             self.sink(kind, data)
 
     def connect(self) -> None:
@@ -196,7 +199,8 @@ class NeonizeClient(SessionClient):
         from runner_container import wa_messages  # noqa: PLC0415
 
         try:
-            out = wa_messages.build(self.client, payload, own_jid=self.config.jid, fetch_url=self.driver.fetch_url)
+            out = wa_messages.build(self.client, payload, own_jid=self.config.jid, fetch_url=self.driver.fetch_url,
+                                    fetch_key=self.driver.fetch_key)
             response = self.client.send_message(out.chat, out.message, link_preview=out.link_preview)
         except DriverError:
             raise
@@ -294,15 +298,23 @@ def _clean(text: str) -> str:
 class NeonizeDriver(Driver):
     name = "neonize"
 
-    def __init__(self, database_url: str, db: Database, *, allow_private_media: bool = False):
+    def __init__(self, database_url: str, db: Database, *, allow_private_media: bool = False,
+                 media_store: Any = None, media_max_bytes: int | None = None):
         self.neonize_url = neonize_database_url(database_url)
         self.db = db
         self.allow_private_media = allow_private_media
+        self.media_store = media_store
+        self.media_max_bytes = media_max_bytes
 
     def fetch_url(self, url: str, limit: int) -> bytes:
         from runner_container.media_fetch import fetch_media
 
         return fetch_media(url, limit, allow_private=self.allow_private_media)
+
+    def fetch_key(self, key: str, limit: int) -> bytes:
+        from runner_container.media_fetch import fetch_stored_media
+
+        return fetch_stored_media(self.media_store, key, min(limit, self.media_max_bytes or limit))
 
     def client(self, config: SessionConfig, sink: Sink) -> SessionClient:
         return NeonizeClient(self, config, sink)
