@@ -15,6 +15,13 @@ never lost: when anything fails the event is still written, its `media` naming t
 
 The price: a media message's event can come after a text message received just after
 it (each carries its WhatsApp `timestamp`; webhook retries reorder events anyway).
+
+A runner can die while a worker holds a message (kill -9, a crash, a lost host). So
+before the work is queued the message is `hold`-ed: a row in `inbound_media_pending`
+written from the actor's thread. The worker's event write deletes that row in the same
+transaction; `sweep_abandoned` (every runner, on its reconcile tick) writes the event of a
+row older than ABANDONED_AFTER with `media.error = "media_abandoned"`. Whichever deletes
+the row writes the event, so it is written exactly once.
 """
 from __future__ import annotations
 
@@ -23,6 +30,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any, Callable
+
+from psycopg.types.json import Jsonb
 
 from chalicelib.media import MediaStore, inbound_key
 from chalicelib.repositories.message_log import MessageLogRepository, log_entry
@@ -33,13 +42,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DOWNLOAD_TIMEOUT = 120.0
 WORKERS = 4
+ABANDONED_AFTER = 600.0  # seconds: far beyond a worker's bounded download + upload
 
 
 class InboundMedia:
     def __init__(self, store: MediaStore | None, *, enabled: bool, max_bytes: int,
                  session_uuid: Callable[[str], str | None], record: Callable[[str, str, dict[str, Any]], None],
-                 log: Any, timeout: float = DOWNLOAD_TIMEOUT, workers: int = WORKERS):
+                 log: Any, timeout: float = DOWNLOAD_TIMEOUT, workers: int = WORKERS,
+                 hold: Callable[[str, str, dict[str, Any]], None] = lambda session_id, name, data: None):
         self.store = store if enabled else None
+        self.hold = hold
         self.max_bytes = max_bytes
         self.session_uuid = session_uuid
         self.record = record
@@ -61,12 +73,18 @@ class InboundMedia:
                 row = conn.execute("SELECT id FROM sessions WHERE session_id = %s", (session_id,)).fetchone()
             return str(row["id"]) if row else None
 
+        def hold(session_id: str, name: str, data: dict[str, Any]) -> None:
+            with runner.db.connection() as conn:
+                conn.execute("INSERT INTO inbound_media_pending (session_id, message_id, event, data, runner_id) "
+                             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                             (session_id, data.get("message_id") or "", name, Jsonb(data), runner.runner_id))
+
         def record(session_id: str, name: str, data: dict[str, Any]) -> None:
-            record_message_event(runner, session_id, name, data)
+            record_message_event(runner, session_id, name, data, held=True)
 
         return cls(runner.container.media_store, enabled=settings.inbound_media == "s3",
                    max_bytes=settings.inbound_media_max_bytes, session_uuid=session_uuid, record=record,
-                   log=runner.log)
+                   log=runner.log, hold=hold)
 
     def handle(self, session_id: str, name: str, data: dict[str, Any]) -> dict[str, Any] | None:
         """Event data to write now, or None when a worker writes it once the media is stored."""
@@ -87,6 +105,13 @@ class InboundMedia:
                 data["media"] = _failure(data, "runner_stopping", "the runner was stopping")
                 return data
             self._pending += 1
+        try:
+            self.hold(session_id, name, data)  # durable before it leaves the actor
+        except BaseException:
+            with self._cond:
+                self._pending -= 1
+                self._cond.notify_all()
+            raise  # the database is down: the actor's write would have failed the same way
         self._jobs.submit(self._store_and_record, session_id, name, data, download)
         return None
 
@@ -146,16 +171,22 @@ class InboundMedia:
         self._downloads.shutdown(wait=False, cancel_futures=True)
 
 
-def record_message_event(runner: "RunnerSupervisor", session_id: str, name: str, data: dict[str, Any]) -> None:
+def record_message_event(runner: "RunnerSupervisor", session_id: str, name: str, data: dict[str, Any], *,
+                         held: bool = False) -> bool:
     """What the session actor's `_write(event=..., counter=..., activity=True)` does, from a
     media worker: no actor state is touched, so it needs not pass the actor's inbox (and it
-    still works if the actor stopped meanwhile)."""
+    still works if the actor stopped meanwhile). With `held`, only if this call is the one
+    that releases the message's pending row (the sweeper may have written it already).
+    Whether the event was written."""
     envelope = None
     with runner.db.connection() as conn, conn.transaction():
+        if held and conn.execute("DELETE FROM inbound_media_pending WHERE session_id = %s AND message_id = %s "
+                                 "RETURNING 1", (session_id, data.get("message_id") or "")).fetchone() is None:
+            return False
         row = conn.execute("UPDATE sessions SET last_activity = now(), updated_at = now() WHERE session_id = %s "
                            "RETURNING session_id", (session_id,)).fetchone()
         if row is None:
-            return  # deleted meanwhile
+            return False  # deleted meanwhile
         if name == "message.received":
             RuntimeRepository.bump(conn, session_id, "messages_received")
         logged = log_entry(data)
@@ -165,6 +196,24 @@ def record_message_event(runner: "RunnerSupervisor", session_id: str, name: str,
                                                   metadata={"runner_id": runner.runner_id})
     runner.event_sender.send([envelope])
     runner.metrics.events.labels(event=name).inc()
+    return True
+
+
+def sweep_abandoned(runner: "RunnerSupervisor", older_than: float = ABANDONED_AFTER, limit: int = 100) -> int:
+    """Write the events of received media messages whose runner died while storing the
+    file; their `media` says so. Returns how many were written."""
+    with runner.db.connection() as conn:
+        rows = conn.execute("SELECT session_id, event, data FROM inbound_media_pending "
+                            "WHERE created_at < now() - make_interval(secs => %s) ORDER BY created_at LIMIT %s",
+                            (older_than, limit)).fetchall()
+    written = 0
+    for row in rows:
+        data = dict(row["data"])
+        data["media"] = _failure(data, "media_abandoned", "the runner stopped before the file was stored; "
+                                                          "the message arrived without it")
+        if record_message_event(runner, row["session_id"], row["event"], data, held=True):
+            written += 1
+    return written
 
 
 def _failure(data: dict[str, Any], code: str, message: str) -> dict[str, Any]:

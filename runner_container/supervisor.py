@@ -35,7 +35,7 @@ from chalicelib.repositories.message_log import MessageLogRepository
 from chalicelib.repositories.runners import RunnerRepository
 from runner_container.drivers import make_driver
 from runner_container.event_sender import EventSender
-from runner_container.inbound_media import InboundMedia
+from runner_container.inbound_media import InboundMedia, sweep_abandoned
 from runner_container.leases import LeaseManager
 from runner_container.metrics import MetricsServer, RunnerMetrics
 from runner_container.session import Backoff, SessionActor
@@ -160,6 +160,10 @@ class RunnerSupervisor:
                 self.container.commands.sweep(older_than_seconds=self.options.stale_command_after)
                 self.container.events.flush_pending()
                 self._prune_message_log()
+                abandoned = sweep_abandoned(self)
+                if abandoned:
+                    self.log.warning("received media abandoned by a dead runner; events written without it",
+                                     extra={"messages": abandoned})
             self._update_session_gauge()
             self._last_tick_ok = time.monotonic()
         except DependencyUnavailable as exc:

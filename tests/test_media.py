@@ -217,6 +217,42 @@ def test_inbound_media_is_stored_and_failures_still_write_the_message(container)
         worker.close()
 
 
+def test_a_message_held_by_a_dead_runner_is_written_once_without_its_file(container, make_session):
+    """kill -9 while a media worker holds a received message: the pending row outlives the
+    runner, the sweeper writes the message with media.error, and a late worker (or a second
+    sweep) writes nothing more."""
+    from chalicelib.repositories.message_log import MessageLogRepository
+    from psycopg.types.json import Jsonb
+    from runner_container.inbound_media import record_message_event, sweep_abandoned
+    from tests.runner_harness import outbox_events
+
+    sid = make_session()["session_id"]
+    counter = SimpleNamespace(inc=lambda: None)
+    runner = SimpleNamespace(db=container.db, container=container, runner_id="killed-runner",
+                             event_sender=SimpleNamespace(send=lambda envelopes: None),
+                             metrics=SimpleNamespace(events=SimpleNamespace(labels=lambda **_: counter)))
+    data = {"message_id": "3EB0HELD", "type": "image", "mime_type": "image/jpeg", "caption": "the receipt",
+            "chat": {"jid": "5511912345678@s.whatsapp.net", "phone": "5511912345678"},
+            "from": {"jid": "5511912345678@s.whatsapp.net", "phone": "5511912345678"}, "from_me": False}
+    with container.db.connection() as conn:  # what InboundMedia.hold wrote before the runner died
+        conn.execute("INSERT INTO inbound_media_pending (session_id, message_id, event, data, runner_id) "
+                     "VALUES (%s, '3EB0HELD', 'message.received', %s, 'killed-runner')", (sid, Jsonb(data)))
+
+    assert sweep_abandoned(runner) == 0  # young: a live worker may still be storing it
+    with container.db.connection() as conn:
+        conn.execute("UPDATE inbound_media_pending SET created_at = now() - interval '11 minutes' "
+                     "WHERE session_id = %s", (sid,))
+    assert sweep_abandoned(runner) == 1
+    assert sweep_abandoned(runner) == 0
+    assert record_message_event(runner, sid, "message.received", {**data, "media": {"url": "late"}},
+                                held=True) is False  # the late worker
+    written = [e for e in outbox_events(container.db, sid) if e["event"] == "message.received"]
+    assert len(written) == 1
+    assert written[0]["data"]["caption"] == "the receipt"
+    assert written[0]["data"]["media"]["error"] == "media_abandoned"
+    assert MessageLogRepository(container.db).find(sid, "3EB0HELD")["preview"] == "the receipt"
+
+
 def test_inbound_media_off_or_too_large_is_said_in_the_event_at_once():
     recorder = _Recorder()
     off = _inbound(None, recorder)

@@ -86,7 +86,8 @@ def test_uploaded_media_is_sent_by_media_key(api, runner, make_session):
     assert message["payload"]["mime_type"] == "application/pdf"  # taken from the upload
 
 
-def test_inbound_image_reaches_the_webhook_with_a_working_url(api, runner, make_session, receiver, bridge):
+def test_inbound_image_reaches_the_webhook_with_a_working_url(api, runner, make_session, receiver, bridge,
+                                                              container):
     created = make_session(name="media receiver", webhook={"url": receiver.url("/inbound"),
                                                            "events": ["message.received"]})
     _paired(api, runner, created)
@@ -114,6 +115,9 @@ def test_inbound_image_reaches_the_webhook_with_a_working_url(api, runner, make_
     assert media["sha256"] == hashlib.sha256(got.content).hexdigest()
     assert "media_base64" not in json.dumps(image)  # no blobs in webhooks
     assert hello["data"]["type"] == "text" and hello["data"]["text"] == "and hello" and "media" not in hello["data"]
+    with container.db.connection() as conn:  # the worker released the message it held
+        assert conn.execute("SELECT count(*) AS n FROM inbound_media_pending WHERE session_id = %s",
+                            (sid,)).fetchone()["n"] == 0
 
     # later: a fresh URL for the same key; and the stored media can be sent on by its key
     fresh = api.post(f"/sessions/{sid}/media/url", headers=session_headers(created),
