@@ -8,7 +8,7 @@ from urllib.parse import unquote
 from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from chalicelib.errors import ValidationFailed
-from chalicelib.messaging.recipients import (GROUP_SERVER, LID_SERVER, USER_SERVER, InvalidRecipient,
+from chalicelib.messaging.recipients import (LID_SERVER, USER_SERVER, InvalidRecipient,
                                              normalise_phone, normalise_recipient)
 from chalicelib.schemas.base import Model, Strict
 

@@ -8,7 +8,8 @@ from pydantic import Field
 from chalicelib.schemas.base import Model, Strict
 
 MIME_PATTERN = r"^[\w.+-]+/[\w.+-]+$"
-MEDIA_KEY_FIELD = Field(min_length=1, max_length=300, pattern=r"^sessions/[0-9a-f-]{36}/(uploads|inbound)/[A-Za-z0-9._-]{1,200}$",
+MEDIA_KEY_PATTERN = r"^sessions/[0-9a-f-]{36}/(uploads|inbound)/[A-Za-z0-9._-]{1,200}$"
+MEDIA_KEY_FIELD = Field(min_length=1, max_length=300, pattern=MEDIA_KEY_PATTERN,
                         description="a key under this session's prefix (from upload-url or a message.received event)")
 
 
@@ -16,7 +17,8 @@ class UploadUrlRequest(Strict):
     mime_type: str = Field(max_length=127, pattern=MIME_PATTERN, description="Content-Type the upload must carry")
     size: int = Field(ge=1, description="exact size in bytes of the file to upload (capped by MEDIA_MAX_BYTES: "
                                         "413 above it)")
-    filename: Optional[str] = Field(default=None, max_length=255, description="its extension ends the media_key (else one from mime_type)")
+    filename: Optional[str] = Field(default=None, max_length=255,
+                                    description="its extension ends the media_key (else one from mime_type)")
 
 
 class UploadUrlOut(Model):

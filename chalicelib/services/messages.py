@@ -66,5 +66,5 @@ class MessageService:
             try:
                 self.check_media_url(payload["media_url"])
             except UrlRefused as exc:
-                raise ValidationFailed(f"media_url refused: {exc}",
-                                       details=[{"field": "media_url", "message": str(exc), "type": "url_refused"}]) from None
+                problem = {"field": "media_url", "message": str(exc), "type": "url_refused"}
+                raise ValidationFailed(f"media_url refused: {exc}", details=[problem]) from None
