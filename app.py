@@ -16,24 +16,7 @@ from chalicelib import http_errors
 from chalicelib import qr as qr_render
 from chalicelib.bootstrap import get_container
 from chalicelib.config import queue_prefix_from_env
-from chalicelib.openapi import DOC_ASSETS, SWAGGER_HTML, OpenApiBuilder
 from chalicelib.routing import ADMIN, PUBLIC, SESSION, RequestContext, RouteSpec, Router
-from chalicelib.schemas.chats import (CommandAccepted, CommandDone, ContactsCheckOut, ContactsCheckRequest,
-                                      CreateGroupRequest, GroupDetail, GroupList, MarkReadRequest,
-                                      ParticipantsOut, ParticipantsRequest, PresenceRequest, WaitQuery)
-from chalicelib.schemas.chats import group_jid as _group
-from chalicelib.schemas.connections import (CommandOut, ConnectAnswer, PairPhoneOut, PairPhoneRequest,
-                                            QrOut, QrQuery, StatsOut, StatusOut)
-from chalicelib.schemas.media import MediaUrlOut, MediaUrlRequest, UploadUrlOut, UploadUrlRequest
-from chalicelib.schemas.messages import MessageAccepted, MessageSent, SendMessageRequest, SendQuery
-from chalicelib.schemas.operations import HealthOut, ReadyOut
-from chalicelib.schemas.proxy import ProxyIn, ProxyOut, ProxyTestRequest, ProxyTestResult
-from chalicelib.schemas.sessions import (AuditList, AuditQuery, CreateSessionRequest, ListSessionsQuery,
-                                         SessionCreated, SessionList, SessionOut, SessionUpdated,
-                                         UpdateSessionRequest)
-from chalicelib.schemas.webhooks import (BulkRedeliverAccepted, BulkRedeliverRequest, DeliveriesQuery,
-                                         DeliveryList, DeliveryOut, RedeliverAccepted, RotateSecretOut,
-                                         SendWebhookAccepted, SendWebhookRequest, WebhookStats)
 from chalicelib.services.auth import Principal
 
 app = Chalice(app_name="zemeow")
@@ -103,13 +86,13 @@ def _health_response(answer: Any) -> Response:
 
 # -- operations -------------------------------------------------------------------------
 @route("/health", "GET", access=PUBLIC, summary="Liveness: database, runner, events queue", tags=["operations"],
-       responses={200: HealthOut, 503: HealthOut})
+       responses={200: "operations.HealthOut", 503: "operations.HealthOut"})
 def health(ctx: RequestContext) -> Response:
     return _health_response(get_container().health.health())
 
 
 @route("/ready", "GET", access=PUBLIC, summary="Readiness: migrations, queues, DLQ, runner", tags=["operations"],
-       responses={200: ReadyOut, 503: ReadyOut})
+       responses={200: "operations.ReadyOut", 503: "operations.ReadyOut"})
 def ready(ctx: RequestContext) -> Response:
     return _health_response(get_container().health.ready())
 
@@ -121,12 +104,16 @@ def openapi_document(ctx: RequestContext) -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def _openapi() -> dict[str, Any]:
+    from chalicelib.openapi import OpenApiBuilder  # noqa: PLC0415 - only this route needs it
+
     return OpenApiBuilder("zemeow", get_container().settings.version).build(router.specs)
 
 
 @route("/docs", "GET", access=PUBLIC, summary="Swagger UI (works offline)", tags=["operations"],
        produces=["text/html"])
 def docs(ctx: RequestContext) -> Response:
+    from chalicelib.openapi import SWAGGER_HTML  # noqa: PLC0415
+
     base = _stage_prefix(ctx)
     return Response(body=SWAGGER_HTML.format(base=base), status_code=200,
                     headers={"Content-Type": "text/html; charset=utf-8"})
@@ -138,6 +125,7 @@ def docs_asset(ctx: RequestContext, asset: str) -> Response:
     import swagger_ui_bundle  # noqa: PLC0415 - only the docs need it
 
     from chalicelib.errors import NotFound  # noqa: PLC0415
+    from chalicelib.openapi import DOC_ASSETS  # noqa: PLC0415
 
     if asset not in DOC_ASSETS:
         raise NotFound(f"no docs asset '{asset}'")
@@ -154,7 +142,7 @@ def _stage_prefix(ctx: RequestContext) -> str:
 
 
 @route("/audit", "GET", access=ADMIN, summary="Recent audit log entries", tags=["operations"],
-       query=AuditQuery, responses={200: AuditList})
+       query="sessions.AuditQuery", responses={200: "sessions.AuditList"})
 def audit_log(ctx: RequestContext) -> dict[str, Any]:
     rows = get_container().audit_repo.recent(session_id=ctx.query.session_id, limit=ctx.query.limit)
     return {"entries": [{**row, "at": row["at"].isoformat()} for row in rows]}
@@ -162,28 +150,28 @@ def audit_log(ctx: RequestContext) -> dict[str, Any]:
 
 # -- sessions ---------------------------------------------------------------------------
 @route("/sessions", "POST", access=ADMIN, summary="Create a session", tags=["sessions"],
-       body=CreateSessionRequest, status=201, responses={201: SessionCreated, 409: None})
+       body="sessions.CreateSessionRequest", status=201, responses={201: "sessions.SessionCreated", 409: None})
 def create_session(ctx: RequestContext) -> dict[str, Any]:
-    return SessionCreated(**get_container().sessions.create(ctx.body)).model_dump(mode="json", exclude_none=True)
+    return ctx.shape(get_container().sessions.create(ctx.body), exclude_none=True)
 
 
 @route("/sessions", "GET", access=ADMIN, summary="List sessions", tags=["sessions"],
-       query=ListSessionsQuery, responses={200: SessionList})
+       query="sessions.ListSessionsQuery", responses={200: "sessions.SessionList"})
 def list_sessions(ctx: RequestContext) -> dict[str, Any]:
-    return SessionList(**get_container().sessions.list(ctx.query)).model_dump(mode="json")
+    return ctx.shape(get_container().sessions.list(ctx.query))
 
 
 @route("/sessions/{session_id}", "GET", access=SESSION, summary="Read a session", tags=["sessions"],
-       responses={200: SessionOut, 404: None})
+       responses={200: "sessions.SessionOut", 404: None})
 def get_session(ctx: RequestContext, session_id: str) -> dict[str, Any]:
-    return SessionOut(**get_container().sessions.get(session_id)).model_dump(mode="json")
+    return ctx.shape(get_container().sessions.get(session_id))
 
 
 @route("/sessions/{session_id}", "PUT", access=SESSION, summary="Update a session (partial)", tags=["sessions"],
-       body=UpdateSessionRequest, responses={200: SessionUpdated, 404: None})
+       body="sessions.UpdateSessionRequest", responses={200: "sessions.SessionUpdated", 404: None})
 def update_session(ctx: RequestContext, session_id: str) -> dict[str, Any]:
     updated = get_container().sessions.update(session_id, ctx.body)
-    return SessionUpdated(**updated).model_dump(mode="json", exclude_none=False)
+    return ctx.shape(updated, exclude_none=False)
 
 
 @route("/sessions/{session_id}", "DELETE", access=SESSION, summary="Delete a session", tags=["sessions"],
@@ -197,68 +185,68 @@ def delete_session(ctx: RequestContext, session_id: str) -> Response:
 
 
 @route("/sessions/{session_id}/proxy", "GET", access=SESSION, summary="The session's proxy (password masked)",
-       tags=["proxy"], responses={200: ProxyOut, 404: None})
+       tags=["proxy"], responses={200: "proxy.ProxyOut", 404: None})
 def get_proxy(ctx: RequestContext, session_id: str) -> dict[str, Any]:
-    return ProxyOut(**get_container().proxies.get(session_id)).model_dump(mode="json")
+    return ctx.shape(get_container().proxies.get(session_id))
 
 
 @route("/sessions/{session_id}/proxy", "POST", access=SESSION,
        summary="Set the session's proxy (emits session.updated; the runner applies it)", tags=["proxy"],
-       body=ProxyIn, responses={200: ProxyOut, 404: None})
+       body="proxy.ProxyIn", responses={200: "proxy.ProxyOut", 404: None})
 def set_proxy(ctx: RequestContext, session_id: str) -> dict[str, Any]:
-    return ProxyOut(**get_container().proxies.set(session_id, ctx.body)).model_dump(mode="json")
+    return ctx.shape(get_container().proxies.set(session_id, ctx.body))
 
 
 @route("/sessions/{session_id}/proxy/test", "POST", access=SESSION,
        summary="Open a tunnel through the proxy to a target and report the outcome", tags=["proxy"],
-       body=ProxyTestRequest, responses={200: ProxyTestResult, 404: None, 409: None})
+       body="proxy.ProxyTestRequest", responses={200: "proxy.ProxyTestResult", 404: None, 409: None})
 def probe_proxy(ctx: RequestContext, session_id: str) -> dict[str, Any]:
-    return ProxyTestResult(**get_container().proxies.test(session_id, ctx.body)).model_dump(mode="json")
+    return ctx.shape(get_container().proxies.test(session_id, ctx.body))
 
 
 # -- connections and commands (the runner's side: chalicelib/services/connections.py) -----
 
 
-def _answer(result: tuple[int, dict[str, Any]]) -> Response:
+def _answer(ctx: RequestContext, result: tuple[int, dict[str, Any]]) -> Response:
     status, body = result
-    return Response(body=ConnectAnswer(**body).model_dump(mode="json", exclude_none=True), status_code=status,
+    return Response(body=ctx.shape(body, status=status, exclude_none=True), status_code=status,
                     headers={"Content-Type": "application/json"})
 
 
 @route("/sessions/{session_id}/connect", "POST", access=SESSION, summary="Connect the session to WhatsApp",
-       tags=["connection"], status=202, responses={200: ConnectAnswer, 202: ConnectAnswer, 404: None})
+       tags=["connection"], status=202, responses={200: "connections.ConnectAnswer", 202: "connections.ConnectAnswer", 404: None})
 def connect_session(ctx: RequestContext, session_id: str) -> Response:
-    return _answer(get_container().connections.connect(session_id))
+    return _answer(ctx, get_container().connections.connect(session_id))
 
 
 @route("/sessions/{session_id}/disconnect", "POST", access=SESSION,
        summary="Close the socket (the device stays paired)", tags=["connection"], status=202,
-       responses={200: ConnectAnswer, 202: ConnectAnswer, 404: None})
+       responses={200: "connections.ConnectAnswer", 202: "connections.ConnectAnswer", 404: None})
 def disconnect_session(ctx: RequestContext, session_id: str) -> Response:
-    return _answer(get_container().connections.disconnect(session_id))
+    return _answer(ctx, get_container().connections.disconnect(session_id))
 
 
 @route("/sessions/{session_id}/logout", "POST", access=SESSION,
        summary="Unlink the device (the next connect needs a new QR)", tags=["connection"],
-       responses={200: ConnectAnswer, 202: ConnectAnswer, 404: None, 409: None, 502: None})
+       responses={200: "connections.ConnectAnswer", 202: "connections.ConnectAnswer", 404: None, 409: None, 502: None})
 def logout_session(ctx: RequestContext, session_id: str) -> Response:
-    return _answer(get_container().connections.logout(session_id))
+    return _answer(ctx, get_container().connections.logout(session_id))
 
 
 @route("/sessions/{session_id}/status", "GET", access=SESSION, summary="Connection status", tags=["connection"],
-       responses={200: StatusOut, 404: None})
+       responses={200: "connections.StatusOut", 404: None})
 def session_status(ctx: RequestContext, session_id: str) -> dict[str, Any]:
-    return StatusOut(**get_container().connections.status(session_id)).model_dump(mode="json")
+    return ctx.shape(get_container().connections.status(session_id))
 
 
 @route("/sessions/{session_id}/stats", "GET", access=SESSION, summary="Session counters", tags=["connection"],
-       responses={200: StatsOut, 404: None})
+       responses={200: "connections.StatsOut", 404: None})
 def session_stats(ctx: RequestContext, session_id: str) -> dict[str, Any]:
-    return StatsOut(**get_container().connections.stats(session_id)).model_dump(mode="json")
+    return ctx.shape(get_container().connections.stats(session_id))
 
 
 @route("/sessions/{session_id}/qr", "GET", access=SESSION, summary="The QR code to scan (json, png or terminal)",
-       tags=["connection"], query=QrQuery, responses={200: QrOut, 404: None, 409: None},
+       tags=["connection"], query="connections.QrQuery", responses={200: "connections.QrOut", 404: None, 409: None},
        produces=["application/json", "image/png", "text/plain"])
 def session_qr(ctx: RequestContext, session_id: str) -> Any:
     code = get_container().connections.qr(session_id, ctx.query.wait)
@@ -268,21 +256,21 @@ def session_qr(ctx: RequestContext, session_id: str) -> Any:
     if ctx.query.format == "terminal":
         return Response(body=qr_render.terminal_text(code["qr_code"]), status_code=200,
                         headers={"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"})
-    return QrOut(**code, image=qr_render.data_uri(code["qr_code"])).model_dump(mode="json")
+    return ctx.shape({**code, "image": qr_render.data_uri(code["qr_code"])})
 
 
 @route("/sessions/{session_id}/pairphone", "POST", access=SESSION, summary="Pair by phone number (pairing code)",
-       tags=["connection"], body=PairPhoneRequest, responses={200: PairPhoneOut, 404: None, 409: None,
+       tags=["connection"], body="connections.PairPhoneRequest", responses={200: "connections.PairPhoneOut", 404: None, 409: None,
                                                               502: None, 504: None})
 def pair_phone(ctx: RequestContext, session_id: str) -> dict[str, Any]:
     answer = get_container().connections.pair_phone(session_id, ctx.body.phone, ctx.body.show_push_notification)
-    return PairPhoneOut(**answer).model_dump(mode="json")
+    return ctx.shape(answer)
 
 
 @route("/sessions/{session_id}/commands/{command_id}", "GET", access=SESSION, summary="A command's state",
-       tags=["commands"], responses={200: CommandOut, 404: None})
+       tags=["commands"], responses={200: "connections.CommandOut", 404: None})
 def get_command(ctx: RequestContext, session_id: str, command_id: str) -> dict[str, Any]:
-    return CommandOut(**get_container().connections.command(session_id, command_id)).model_dump(mode="json")
+    return ctx.shape(get_container().connections.command(session_id, command_id))
 
 
 # -- webhooks (chalicelib/webhooks) ----------------------------------------------------------
@@ -297,136 +285,140 @@ def dispatch_webhooks(event: Any) -> dict[str, Any]:
 
 
 @route("/sessions/{session_id}/webhook/deliveries", "GET", access=SESSION, summary="Webhook deliveries (newest first)",
-       tags=["webhooks"], query=DeliveriesQuery, responses={200: DeliveryList, 404: None})
+       tags=["webhooks"], query="webhooks.DeliveriesQuery", responses={200: "webhooks.DeliveryList", 404: None})
 def list_webhook_deliveries(ctx: RequestContext, session_id: str) -> dict[str, Any]:
-    return DeliveryList(**get_container().webhooks.list_deliveries(session_id, ctx.query)).model_dump(mode="json")
+    return ctx.shape(get_container().webhooks.list_deliveries(session_id, ctx.query))
 
 
 @route("/sessions/{session_id}/webhook/deliveries/{delivery_id}", "GET", access=SESSION,
-       summary="One webhook delivery with its attempts", tags=["webhooks"], responses={200: DeliveryOut, 404: None})
+       summary="One webhook delivery with its attempts", tags=["webhooks"], responses={200: "webhooks.DeliveryOut", 404: None})
 def get_webhook_delivery(ctx: RequestContext, session_id: str, delivery_id: str) -> dict[str, Any]:
-    return DeliveryOut(**get_container().webhooks.get_delivery(session_id, delivery_id)).model_dump(mode="json")
+    return ctx.shape(get_container().webhooks.get_delivery(session_id, delivery_id))
 
 
 @route("/sessions/{session_id}/webhook/deliveries/{delivery_id}/redeliver", "POST", access=SESSION,
        summary="Deliver a finished (failed, skipped or succeeded) delivery again", tags=["webhooks"], status=202,
-       responses={202: RedeliverAccepted, 404: None, 409: None})
+       responses={202: "webhooks.RedeliverAccepted", 404: None, 409: None})
 def redeliver_webhook(ctx: RequestContext, session_id: str, delivery_id: str) -> dict[str, Any]:
-    return RedeliverAccepted(**get_container().webhooks.redeliver(session_id, delivery_id)).model_dump(mode="json")
+    return ctx.shape(get_container().webhooks.redeliver(session_id, delivery_id))
 
 
 @route("/sessions/{session_id}/webhook/redeliver", "POST", access=SESSION,
-       summary="Redeliver every failed delivery (since a time)", tags=["webhooks"], body=BulkRedeliverRequest,
-       status=202, responses={202: BulkRedeliverAccepted, 404: None})
+       summary="Redeliver every failed delivery (since a time)", tags=["webhooks"], body="webhooks.BulkRedeliverRequest",
+       status=202, responses={202: "webhooks.BulkRedeliverAccepted", 404: None})
 def redeliver_webhooks_bulk(ctx: RequestContext, session_id: str) -> dict[str, Any]:
     answer = get_container().webhooks.redeliver_bulk(session_id, ctx.body)
-    return BulkRedeliverAccepted(**answer).model_dump(mode="json")
+    return ctx.shape(answer)
 
 
 @route("/sessions/{session_id}/webhook/rotate-secret", "POST", access=SESSION,
        summary="New webhook secret (shown once); the old one also signs for 24 h", tags=["webhooks"],
-       responses={200: RotateSecretOut, 404: None, 409: None})
+       responses={200: "webhooks.RotateSecretOut", 404: None, 409: None})
 def rotate_webhook_secret(ctx: RequestContext, session_id: str) -> dict[str, Any]:
-    return RotateSecretOut(**get_container().webhooks.rotate_secret(session_id)).model_dump(mode="json")
+    return ctx.shape(get_container().webhooks.rotate_secret(session_id))
 
 
 @route("/webhooks/send", "POST", access=ADMIN, summary="Send an event to a session's webhook (or a given URL)",
-       tags=["webhooks"], body=SendWebhookRequest, status=202, responses={202: SendWebhookAccepted, 404: None,
+       tags=["webhooks"], body="webhooks.SendWebhookRequest", status=202, responses={202: "webhooks.SendWebhookAccepted", 404: None,
                                                                          409: None})
 def send_webhook(ctx: RequestContext) -> dict[str, Any]:
-    return SendWebhookAccepted(**get_container().webhooks.send(ctx.body)).model_dump(mode="json")
+    return ctx.shape(get_container().webhooks.send(ctx.body))
 
 
 @route("/webhooks/stats", "GET", access=ADMIN, summary="Webhook delivery totals, latency, queues, breakers",
-       tags=["webhooks"], responses={200: WebhookStats})
+       tags=["webhooks"], responses={200: "webhooks.WebhookStats"})
 def webhook_stats(ctx: RequestContext) -> dict[str, Any]:
-    return WebhookStats(**get_container().webhooks.stats()).model_dump(mode="json")
+    return ctx.shape(get_container().webhooks.stats())
 
 
 @route("/webhooks/sessions/{session_id}/stats", "GET", access=SESSION, summary="One session's webhook stats",
-       tags=["webhooks"], responses={200: WebhookStats, 404: None})
+       tags=["webhooks"], responses={200: "webhooks.WebhookStats", 404: None})
 def session_webhook_stats(ctx: RequestContext, session_id: str) -> dict[str, Any]:
-    return WebhookStats(**get_container().webhooks.stats(session_id)).model_dump(mode="json")
+    return ctx.shape(get_container().webhooks.stats(session_id))
 
 
 # -- messages ---------------------------------------------------------------------------
 @route("/sessions/{session_id}/messages", "POST", access=SESSION, summary="Send a message", tags=["messages"],
-       body=SendMessageRequest, query=SendQuery, status=202,
-       responses={202: MessageAccepted, 200: MessageSent, 404: None, 409: None, 502: None, 504: None})
+       body="messages.SendMessageRequest", query="messages.SendQuery", status=202,
+       responses={202: "messages.MessageAccepted", 200: "messages.MessageSent", 404: None, 409: None, 502: None, 504: None})
 def send_message(ctx: RequestContext, session_id: str) -> Response:
     status, body = get_container().messages.send(session_id, ctx.body.root, wait=ctx.query.wait)
     return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
 
 
 # -- chats, contacts and groups (chalicelib/services/chats.py) ----------------------------
+def _group(text: str) -> str:
+    from chalicelib.schemas.chats import group_jid  # noqa: PLC0415 - schemas load on first use
+
+    return group_jid(text)
+
+
 def _json(status: int, body: dict[str, Any]) -> Response:
     return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
 
 
 @route("/sessions/{session_id}/read", "POST", access=SESSION, summary="Mark messages in a chat as read",
-       tags=["chats"], body=MarkReadRequest, query=WaitQuery, status=202,
-       responses={202: CommandAccepted, 200: CommandDone, 404: None, 409: None, 502: None, 504: None})
+       tags=["chats"], body="chats.MarkReadRequest", query="chats.WaitQuery", status=202,
+       responses={202: "chats.CommandAccepted", 200: "chats.CommandDone", 404: None, 409: None, 502: None, 504: None})
 def mark_read(ctx: RequestContext, session_id: str) -> Response:
     return _json(*get_container().chats.mark_read(session_id, ctx.body, wait=ctx.query.wait))
 
 
 @route("/sessions/{session_id}/presence", "POST", access=SESSION,
        summary="Presence: the account (available/unavailable) or a chat (composing/recording/paused)",
-       tags=["chats"], body=PresenceRequest, query=WaitQuery, status=202,
-       responses={202: CommandAccepted, 200: CommandDone, 404: None, 409: None, 502: None, 504: None})
+       tags=["chats"], body="chats.PresenceRequest", query="chats.WaitQuery", status=202,
+       responses={202: "chats.CommandAccepted", 200: "chats.CommandDone", 404: None, 409: None, 502: None, 504: None})
 def send_presence(ctx: RequestContext, session_id: str) -> Response:
     return _json(*get_container().chats.presence(session_id, ctx.body, wait=ctx.query.wait))
 
 
 @route("/sessions/{session_id}/contacts/check", "POST", access=SESSION,
        summary="Which numbers are on WhatsApp (capped batch, rate-limited per session)", tags=["contacts"],
-       body=ContactsCheckRequest, responses={200: ContactsCheckOut, 404: None, 409: None, 429: None, 502: None,
+       body="chats.ContactsCheckRequest", responses={200: "chats.ContactsCheckOut", 404: None, 409: None, 429: None, 502: None,
                                              504: None})
 def check_contacts(ctx: RequestContext, session_id: str) -> dict[str, Any]:
-    return ContactsCheckOut(**get_container().chats.check_contacts(session_id, ctx.body.phones)).model_dump(
-        mode="json")
+    return ctx.shape(get_container().chats.check_contacts(session_id, ctx.body.phones))
 
 
 @route("/sessions/{session_id}/groups", "GET", access=SESSION, summary="Groups the session is in",
-       tags=["groups"], responses={200: GroupList, 404: None, 409: None, 502: None, 504: None})
+       tags=["groups"], responses={200: "chats.GroupList", 404: None, 409: None, 502: None, 504: None})
 def list_groups(ctx: RequestContext, session_id: str) -> dict[str, Any]:
-    return GroupList(**get_container().chats.list_groups(session_id)).model_dump(mode="json")
+    return ctx.shape(get_container().chats.list_groups(session_id))
 
 
 @route("/sessions/{session_id}/groups", "POST", access=SESSION, summary="Create a group", tags=["groups"],
-       body=CreateGroupRequest, status=201,
-       responses={201: GroupDetail, 404: None, 409: None, 502: None, 504: None})
+       body="chats.CreateGroupRequest", status=201,
+       responses={201: "chats.GroupDetail", 404: None, 409: None, 502: None, 504: None})
 def create_group(ctx: RequestContext, session_id: str) -> dict[str, Any]:
-    return GroupDetail(**get_container().chats.create_group(session_id, ctx.body)).model_dump(mode="json")
+    return ctx.shape(get_container().chats.create_group(session_id, ctx.body))
 
 
 @route("/sessions/{session_id}/groups/{group_jid}", "GET", access=SESSION,
        summary="A group with its participants", tags=["groups"],
-       responses={200: GroupDetail, 404: None, 409: None, 422: None, 502: None, 504: None})
+       responses={200: "chats.GroupDetail", 404: None, 409: None, 422: None, 502: None, 504: None})
 def get_group(ctx: RequestContext, session_id: str, group_jid: str) -> dict[str, Any]:
-    return GroupDetail(**get_container().chats.group_info(session_id, _group(group_jid))
-                       ).model_dump(mode="json")
+    return ctx.shape(get_container().chats.group_info(session_id, _group(group_jid)))
 
 
 @route("/sessions/{session_id}/groups/{group_jid}/participants", "POST", access=SESSION,
        summary="Add, remove, promote or demote participants (a result per participant)", tags=["groups"],
-       body=ParticipantsRequest, responses={200: ParticipantsOut, 404: None, 409: None, 502: None, 504: None})
+       body="chats.ParticipantsRequest", responses={200: "chats.ParticipantsOut", 404: None, 409: None, 502: None, 504: None})
 def update_group_participants(ctx: RequestContext, session_id: str, group_jid: str) -> dict[str, Any]:
     answer = get_container().chats.update_participants(session_id, _group(group_jid), ctx.body)
-    return ParticipantsOut(**answer).model_dump(mode="json")
+    return ctx.shape(answer)
 
 
 # -- media (issue 6: chalicelib/services/media.py; 503 media_storage_not_configured without MEDIA_BUCKET)
 @route("/sessions/{session_id}/media/upload-url", "POST", access=SESSION,
        summary="A presigned PUT URL to upload a file into the media bucket; send it with media_key",
-       tags=["media"], body=UploadUrlRequest, status=201, responses={201: UploadUrlOut, 404: None})
+       tags=["media"], body="media.UploadUrlRequest", status=201, responses={201: "media.UploadUrlOut", 404: None})
 def media_upload_url(ctx: RequestContext, session_id: str) -> dict[str, Any]:
     answer = get_container().media.upload_url(session_id, ctx.body.mime_type, ctx.body.size, ctx.body.filename)
-    return UploadUrlOut(**answer).model_dump(mode="json")
+    return ctx.shape(answer)
 
 
 @route("/sessions/{session_id}/media/url", "POST", access=SESSION,
        summary="A fresh presigned GET URL for a stored media_key (received media, uploads)",
-       tags=["media"], body=MediaUrlRequest, responses={200: MediaUrlOut, 404: None})
+       tags=["media"], body="media.MediaUrlRequest", responses={200: "media.MediaUrlOut", 404: None})
 def media_download_url(ctx: RequestContext, session_id: str) -> dict[str, Any]:
-    return MediaUrlOut(**get_container().media.download_url(session_id, ctx.body.media_key)).model_dump(mode="json")
+    return ctx.shape(get_container().media.download_url(session_id, ctx.body.media_key))

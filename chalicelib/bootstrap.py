@@ -22,9 +22,9 @@ from chalicelib.repositories.audit import AuditRepository
 from chalicelib.repositories.sessions import SessionRepository
 from chalicelib.services.auth import AuthService, SecretSource
 from chalicelib.services.health import HealthService
-from chalicelib.services.sessions import SessionService
 
 if TYPE_CHECKING:  # imported lazily below: only the processes that use them pay for them
+    from chalicelib.services.sessions import SessionService
     from chalicelib.commands import CommandBus
     from chalicelib.media import MediaStore
     from chalicelib.services.media import MediaService
@@ -161,6 +161,8 @@ class Container:
 
     @cached_property
     def sessions(self) -> SessionService:
+        from chalicelib.services.sessions import SessionService  # noqa: PLC0415 - loads the session schemas
+
         return SessionService(self.db, self.session_repo, self.events, self.secret_box,
                               before_delete=self.connections.logout_before_delete,
                               check_webhook_url=self.webhook_url_check,

@@ -8,27 +8,51 @@ after it runs, every mutating request is written to the audit log. Each registra
 kept as a `RouteSpec`, from which `chalicelib.openapi` builds the OpenAPI document and
 the tests enumerate every route.
 
-Views look like `def view(ctx: RequestContext, session_id: str) -> dict | Response`.
+Views look like `def view(ctx: RequestContext, session_id: str) -> dict | Response`;
+`ctx.shape(data)` passes an answer through the route's declared response model.
+
+Models are named lazily, as `"sessions.SessionOut"` (a class in `chalicelib.schemas.sessions`):
+a route's schema module, and pydantic itself, load with the first request that needs them,
+not at import. A cold Lambda (the API's, or the webhook dispatcher's, which needs none of
+them) then imports only what it uses. A class may still be given directly.
 """
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from chalice import Chalice, Response
 from chalice.app import ChaliceViewError
-from pydantic import BaseModel, RootModel, ValidationError
 
 from chalicelib import http_errors
 from chalicelib.errors import BadRequest, PayloadTooLarge, ValidationFailed, ZemeowError
 from chalicelib.services.auth import Principal
 
+if TYPE_CHECKING:  # pragma: no cover
+    from pydantic import BaseModel, ValidationError
+
+ModelRef = Union[str, type, None]  # "module.Class" under chalicelib.schemas, a class, or nothing
+
 PUBLIC = "public"
 ADMIN = "admin"
 SESSION = "session"
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@functools.lru_cache(maxsize=None)
+def _load_model(ref: str) -> type:
+    module, _, name = ref.rpartition(".")
+    if not module:
+        raise ValueError(f"model reference {ref!r} is not 'module.Class'")
+    return getattr(importlib.import_module(f"chalicelib.schemas.{module}"), name)
+
+
+def resolve_model(ref: ModelRef) -> Any:
+    """The model class a reference names (None stays None)."""
+    return _load_model(ref) if isinstance(ref, str) else ref
 
 
 @dataclass
@@ -39,11 +63,23 @@ class RouteSpec:
     name: str
     summary: str
     tags: list[str]
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
-    responses: dict[int, Any] = field(default_factory=dict)
+    body_ref: ModelRef = None
+    query_ref: ModelRef = None
+    response_refs: dict[int, ModelRef] = field(default_factory=dict)
     status: int = 200
     produces: list[str] = field(default_factory=lambda: ["application/json"])
+
+    @property
+    def body(self) -> type[BaseModel] | None:
+        return resolve_model(self.body_ref)
+
+    @property
+    def query(self) -> type[BaseModel] | None:
+        return resolve_model(self.query_ref)
+
+    @property
+    def responses(self) -> dict[int, Any]:
+        return {status: resolve_model(ref) for status, ref in self.response_refs.items()}
 
 
 @dataclass
@@ -53,9 +89,17 @@ class RequestContext:
     body: Any
     query: Any
     raw_request: Any
+    spec: RouteSpec | None = None
+
+    def shape(self, data: dict[str, Any], *, status: int | None = None, exclude_none: bool = False) -> dict[str, Any]:
+        """`data` through the route's response model for `status` (default: the route's
+        status), as JSON-ready values: the one place an answer meets its documented shape."""
+        assert self.spec is not None
+        model = resolve_model(self.spec.response_refs[status or self.spec.status])
+        return model.model_validate(data).model_dump(mode="json", exclude_none=exclude_none)
 
 
-def validation_details(exc: ValidationError, *, tagged_union: bool = False) -> list[dict[str, Any]]:
+def validation_details(exc: "ValidationError", *, tagged_union: bool = False) -> list[dict[str, Any]]:
     details = []
     for error in exc.errors(include_url=False):
         loc = list(error["loc"])
@@ -70,6 +114,8 @@ def validation_details(exc: ValidationError, *, tagged_union: bool = False) -> l
 
 
 def parse_model(model: type[BaseModel], data: Any, *, where: str) -> BaseModel:
+    from pydantic import RootModel, ValidationError  # noqa: PLC0415 - loaded with the first validation
+
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -94,13 +140,13 @@ class Router:
         self._on_unexpected = on_unexpected
 
     def route(self, path: str, method: str, *, access: str, summary: str, tags: list[str] | None = None,
-              body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
-              responses: dict[int, Any] | None = None, status: int = 200,
+              body: ModelRef = None, query: ModelRef = None,
+              responses: dict[int, ModelRef] | None = None, status: int = 200,
               produces: list[str] | None = None) -> Callable[[Callable[..., Any]], Any]:
         def register(view: Callable[..., Any]) -> Any:
             spec = RouteSpec(path=path, method=method, access=access, name=view.__name__,
-                             summary=summary, tags=tags or [], body=body, query=query,
-                             responses=responses or {}, status=status,
+                             summary=summary, tags=tags or [], body_ref=body, query_ref=query,
+                             response_refs=responses or {}, status=status,
                              produces=produces or ["application/json"])
             self.specs.append(spec)
             handler = self._wrap(spec, view)
@@ -120,7 +166,7 @@ class Router:
                     principal = self._authenticate(request)
                     self._authorize(principal, spec.access, path_params.get("session_id"))
                 ctx = RequestContext(principal, request_id, self._parse_body(spec, request),
-                                     self._parse_query(spec, request), request)
+                                     self._parse_query(spec, request), request, spec)
                 result = view(ctx, **path_params)
                 response = self._to_response(result, spec.status)
             except Exception as exc:  # noqa: BLE001 - every error becomes the contract's JSON
@@ -137,7 +183,7 @@ class Router:
         raw = request.raw_body or b""
         if len(raw) > self._max_body_bytes():
             raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {self._max_body_bytes()}")
-        if spec.body is None:
+        if spec.body_ref is None:
             return None
         if not raw.strip():
             data: Any = {}
@@ -153,7 +199,7 @@ class Router:
 
     @staticmethod
     def _parse_query(spec: RouteSpec, request: Any) -> Any:
-        if spec.query is None:
+        if spec.query_ref is None:
             return None
         params = dict(request.query_params or {})
         return parse_model(spec.query, params, where="query")
@@ -162,7 +208,7 @@ class Router:
     def _to_response(result: Any, status: int) -> Response:
         if isinstance(result, Response):
             return result
-        if isinstance(result, BaseModel):
+        if hasattr(result, "model_dump"):  # a pydantic model
             result = result.model_dump(mode="json")
         if result is None:
             return Response(body="", status_code=status if status != 200 else 204)
