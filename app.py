@@ -16,7 +16,7 @@ from chalicelib import http_errors
 from chalicelib import qr as qr_render
 from chalicelib.bootstrap import get_container
 from chalicelib.config import queue_prefix_from_env
-from chalicelib.routing import ADMIN, PUBLIC, SESSION, RequestContext, RouteSpec, Router
+from chalicelib.routing import ADMIN, PUBLIC, SESSION, RequestContext, Router, RouteSpec
 from chalicelib.services.auth import Principal
 
 app = Chalice(app_name="zemeow")

@@ -120,7 +120,7 @@ def main() -> int:
     ratio = app / base
     print(f"  ratio app/baseline (medians)     {ratio:.2f}x  (target <= 1.5x: {'met' if ratio <= 1.5 else 'NOT met'})")
     first = statistics.median(times["first_send"])
-    print(f"  import app + the first send's models validating a body (lazy schemas, pydantic)")
+    print("  import app + the first send's models validating a body (lazy schemas, pydantic)")
     print(f"  {'':<32} median {first * 1000:7.1f} ms   ratio {first / base:.2f}x")
     if args.package:
         base_c, app_c = statistics.median(compiled["baseline"]), statistics.median(compiled["app"])

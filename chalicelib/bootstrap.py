@@ -24,15 +24,15 @@ from chalicelib.services.auth import AuthService, SecretSource
 from chalicelib.services.health import HealthService
 
 if TYPE_CHECKING:  # imported lazily below: only the processes that use them pay for them
-    from chalicelib.services.sessions import SessionService
     from chalicelib.commands import CommandBus
     from chalicelib.media import MediaStore
-    from chalicelib.services.media import MediaService
     from chalicelib.repositories.runtime import RuntimeRepository
-    from chalicelib.services.connections import ConnectionService
     from chalicelib.services.chats import ChatService
+    from chalicelib.services.connections import ConnectionService
+    from chalicelib.services.media import MediaService
     from chalicelib.services.messages import MessageService
     from chalicelib.services.proxy import ProxyService
+    from chalicelib.services.sessions import SessionService
 
 
 class Container:

@@ -476,10 +476,15 @@ class SessionActor:
         if not from_deferred and (self.deferred or self._must_wait_for_login(command_id)):
             self.deferred.append((command_id, on_done, time.monotonic() + SEND_WAITS_FOR_LOGIN))
             return
+        acknowledged = False
         try:
             row = self.runner.claim(command_id)
             if row is None:
                 return  # finished already (a resend) or running on a live runner
+            # claimed: the row carries the command from here (runner_container/acker.py), so
+            # release the queue message now and let SQS hand over the session's next one
+            on_done()
+            acknowledged = True
             started = time.monotonic()
             try:
                 result = self._execute(row["type"], row["payload"] or {})
@@ -498,7 +503,8 @@ class SessionActor:
                                                   "ms": round((time.monotonic() - started) * 1000, 1)})
         finally:
             self._forget(command_id)
-            on_done()
+            if not acknowledged:
+                on_done()
 
     def _must_wait_for_login(self, command_id: str) -> bool:
         """A send that arrives while the session is (re)connecting waits for the login."""

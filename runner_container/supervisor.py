@@ -33,6 +33,7 @@ from chalicelib.queues import shard_for
 from chalicelib.repositories.commands import CommandRepository
 from chalicelib.repositories.message_log import MessageLogRepository
 from chalicelib.repositories.runners import RunnerRepository
+from runner_container.acker import SqsAcker
 from runner_container.drivers import make_driver
 from runner_container.event_sender import EventSender
 from runner_container.inbound_media import InboundMedia, sweep_abandoned
@@ -107,6 +108,7 @@ class RunnerSupervisor:
             if self.settings.whatsapp_driver == "emulator" else {}
         self.driver = make_driver(self.settings.whatsapp_driver, container, **driver_options)
         self.event_sender = EventSender(container.events, self.log)
+        self.acker = SqsAcker(container.sqs, self.log)
         self.inbound_media = InboundMedia.for_runner(self)
         self.actors: dict[str, SessionActor] = {}
         self.pollers: dict[int, tuple[threading.Thread, threading.Event]] = {}
@@ -210,6 +212,7 @@ class RunnerSupervisor:
             actor.done.wait(15)
         self.inbound_media.close()
         self.event_sender.close()
+        self.acker.close()
         try:
             self.leases.release()
         except Exception as exc:  # noqa: BLE001
@@ -273,10 +276,7 @@ class RunnerSupervisor:
                 actor.post_command(command_id, lambda u=url, r=receipt: self._delete(u, r))
 
     def _delete(self, url: str, receipt: str) -> None:
-        try:
-            self.container.sqs.delete_message(QueueUrl=url, ReceiptHandle=receipt)
-        except Exception as exc:  # noqa: BLE001 - redelivered later; the claim makes it a no-op
-            self.log.warning("command delete failed", extra={"reason": str(exc)[:200]})
+        self.acker.ack(url, receipt)  # batched, off the caller's thread (runner_container/acker.py)
 
     # -- sessions -----------------------------------------------------------------------
     def actor_for(self, session_id: str) -> SessionActor:

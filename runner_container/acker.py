@@ -1,0 +1,71 @@
+"""Deletes received command messages from their FIFO shard off the session threads.
+
+A command's SQS message has done its job once the runner has claimed the command's row:
+from then on the table carries it (a runner that dies mid-command leaves it `running`
+under an expiring lease, and the next owner's backlog scan runs it again). So the actor
+acknowledges a command right after the claim, and the deletes go out here, batched with
+DeleteMessageBatch (up to 10 per call, per queue): SQS FIFO holds a session's next
+message back until the previous one is deleted, so an early, cheap delete lets the poller
+fetch the session's next command while this one runs, and takes an SQS round trip off
+every command's path. A delete that fails is harmless: the message comes back after its
+visibility timeout and the claim turns it into a no-op.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+BATCH = 10
+
+
+class SqsAcker:
+    def __init__(self, sqs: Any, logger: Any = None):
+        self.sqs = sqs
+        self.log = logger
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="sqs-acker", daemon=True)
+        self._thread.start()
+
+    def ack(self, url: str, receipt: str) -> None:
+        self._queue.put((url, receipt))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Send what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            pending: dict[str, list[str]] = {first[0]: [first[1]]}
+            stop = False
+            while sum(len(v) for v in pending.values()) < BATCH * 5:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                pending.setdefault(item[0], []).append(item[1])
+            for url, receipts in pending.items():
+                for start in range(0, len(receipts), BATCH):
+                    self._delete(url, receipts[start:start + BATCH])
+            if stop:
+                return
+
+    def _delete(self, url: str, receipts: list[str]) -> None:
+        entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(receipts)]
+        try:
+            answer = self.sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+            failed = answer.get("Failed") or []
+        except Exception as exc:  # noqa: BLE001 - redelivered later; the claim makes it a no-op
+            failed = entries
+            reason = str(exc)[:200]
+        else:
+            reason = "; ".join(f.get("Message", f.get("Code", "")) for f in failed)[:200]
+        if failed and self.log:
+            self.log.warning("command delete failed", extra={"messages": len(failed), "reason": reason})
