@@ -31,6 +31,10 @@ COMMAND_TYPES = ("connect", "disconnect", "logout", "pair_phone", "send_message"
                  "mark_read", "send_presence", "check_contacts", "list_groups", "group_info", "create_group",
                  "update_participants")
 NOTIFY_CHANNEL = "zemeow_command_done"
+# How long a route waits for the runner (`?wait=true`, groups, contact checks): under API
+# Gateway's 29 s integration timeout, so a slow runner gets our 504 `runner_timeout`
+# naming the command, not the gateway's bare one.
+ROUTE_WAIT_SECONDS = 25.0
 
 
 def command_view(row: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.commands import CommandBus
+from chalicelib.commands.bus import ROUTE_WAIT_SECONDS
 from chalicelib.errors import Conflict, NotFound, RateLimited, ValidationFailed
 from chalicelib.repositories.rate_limits import RateLimitRepository
 from chalicelib.repositories.sessions import SessionRepository
@@ -29,7 +30,7 @@ READY_STATUSES = ("authenticated",)
 class ChatService:
     def __init__(self, sessions: SessionRepository, bus: CommandBus, rate_limits: RateLimitRepository, *,
                  max_batch: int = 50, rate_limit: tuple[int, float] = (200, 3600.0),
-                 wait_timeout: float = 25.0):
+                 wait_timeout: float = ROUTE_WAIT_SECONDS):
         self.sessions = sessions
         self.bus = bus
         self.rate_limits = rate_limits

@@ -10,6 +10,7 @@ import base64
 from typing import Any, Callable
 
 from chalicelib.commands import CommandBus
+from chalicelib.commands.bus import ROUTE_WAIT_SECONDS
 from chalicelib.errors import Conflict, DependencyUnavailable, NotFound, PayloadTooLarge, ValidationFailed
 from chalicelib.repositories.sessions import SessionRepository
 from chalicelib.schemas.messages import MEDIA_TYPES
@@ -21,7 +22,7 @@ MAX_INLINE_MEDIA_BYTES = 700 * 1024  # base64 of it stays under the 1 MiB API bo
 
 class MessageService:
     def __init__(self, sessions: SessionRepository, bus: CommandBus,
-                 check_media_url: Callable[[str], None] = lambda url: None, wait_timeout: float = 30.0,
+                 check_media_url: Callable[[str], None] = lambda url: None, wait_timeout: float = ROUTE_WAIT_SECONDS,
                  check_media_key: Callable[[str, dict[str, Any]], None] | None = None):
         self.sessions = sessions
         self.bus = bus
