@@ -49,9 +49,11 @@ class InboundMedia:
     def __init__(self, store: MediaStore | None, *, enabled: bool, max_bytes: int,
                  session_uuid: Callable[[str], str | None], record: Callable[[str, str, dict[str, Any]], None],
                  log: Any, timeout: float = DOWNLOAD_TIMEOUT, workers: int = WORKERS,
-                 hold: Callable[[str, str, dict[str, Any]], None] = lambda session_id, name, data: None):
+                 hold: Callable[[str, str, dict[str, Any]], None] = lambda session_id, name, data: None,
+                 observe: Callable[[str], None] = lambda outcome: None):
         self.store = store if enabled else None
         self.hold = hold
+        self.observe = observe  # an outcome per received media message (a runner metric)
         self.max_bytes = max_bytes
         self.session_uuid = session_uuid
         self.record = record
@@ -84,7 +86,8 @@ class InboundMedia:
 
         return cls(runner.container.media_store, enabled=settings.inbound_media == "s3",
                    max_bytes=settings.inbound_media_max_bytes, session_uuid=session_uuid, record=record,
-                   log=runner.log, hold=hold)
+                   log=runner.log, hold=hold,
+                   observe=lambda outcome: runner.metrics.inbound_media.labels(outcome=outcome).inc())
 
     def handle(self, session_id: str, name: str, data: dict[str, Any]) -> dict[str, Any] | None:
         """Event data to write now, or None when a worker writes it once the media is stored."""
@@ -93,18 +96,17 @@ class InboundMedia:
             return data  # (media of messages this account sent from its phone is not stored)
         size = data.get("file_length")
         if self.store is None:
-            data["media"] = _failure(data, "media_storage_off",
-                                     "inbound media storage is off (INBOUND_MEDIA=off or no MEDIA_BUCKET)")
-            return data
+            return self._without_file(data, "media_storage_off",
+                                      "inbound media storage is off (INBOUND_MEDIA=off or no MEDIA_BUCKET)")
         if size and size > self.max_bytes:
-            data["media"] = _failure(data, "media_too_large",
-                                     f"{size} bytes is over INBOUND_MEDIA_MAX_BYTES ({self.max_bytes})")
-            return data
+            return self._without_file(data, "media_too_large",
+                                      f"{size} bytes is over INBOUND_MEDIA_MAX_BYTES ({self.max_bytes})")
         with self._cond:
-            if self._closing:
-                data["media"] = _failure(data, "runner_stopping", "the runner was stopping")
-                return data
-            self._pending += 1
+            closing = self._closing
+            if not closing:
+                self._pending += 1
+        if closing:
+            return self._without_file(data, "runner_stopping", "the runner was stopping")
         try:
             self.hold(session_id, name, data)  # durable before it leaves the actor
         except BaseException:
@@ -122,6 +124,7 @@ class InboundMedia:
                 data["media"] = self._store(session_id, data, download)
             except Exception as exc:  # noqa: BLE001 - the message is written whatever happens to its media
                 data["media"] = _failure(data, getattr(exc, "code", "media_storage_failed"), _clean(exc))
+            self.observe("stored" if "url" in data["media"] else data["media"]["error"])
             try:
                 self.record(session_id, name, data)
             except Exception as exc:  # noqa: BLE001 - logged; a deleted session takes its messages with it
@@ -131,6 +134,11 @@ class InboundMedia:
             with self._cond:
                 self._pending -= 1
                 self._cond.notify_all()
+
+    def _without_file(self, data: dict[str, Any], code: str, message: str) -> dict[str, Any]:
+        data["media"] = _failure(data, code, message)
+        self.observe(code)
+        return data
 
     def _store(self, session_id: str, data: dict[str, Any], download: Callable[[], bytes]) -> dict[str, Any]:
         if self._closing:
@@ -213,6 +221,7 @@ def sweep_abandoned(runner: "RunnerSupervisor", older_than: float = ABANDONED_AF
                                                           "the message arrived without it")
         if record_message_event(runner, row["session_id"], row["event"], data, held=True):
             written += 1
+            runner.metrics.inbound_media.labels(outcome="media_abandoned").inc()
     return written
 
 

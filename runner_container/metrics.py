@@ -38,6 +38,9 @@ class RunnerMetrics:
                               registry=r)
         self.errors = Counter("zemeow_runner_session_errors_total", "Session errors, by last_error code",
                               ["code"], registry=r)
+        self.inbound_media = Counter("zemeow_runner_inbound_media_total",
+                                     "Received media messages, by outcome: stored, or the media.error code",
+                                     ["outcome"], registry=r)
 
     def set_sessions(self, counts: dict[str, int]) -> None:
         for status in STATUSES:

@@ -228,9 +228,12 @@ def test_a_message_held_by_a_dead_runner_is_written_once_without_its_file(contai
 
     sid = make_session()["session_id"]
     counter = SimpleNamespace(inc=lambda: None)
+    outcomes: list[str] = []
+    media_counter = SimpleNamespace(labels=lambda outcome: SimpleNamespace(inc=lambda: outcomes.append(outcome)))
     runner = SimpleNamespace(db=container.db, container=container, runner_id="killed-runner",
                              event_sender=SimpleNamespace(send=lambda envelopes: None),
-                             metrics=SimpleNamespace(events=SimpleNamespace(labels=lambda **_: counter)))
+                             metrics=SimpleNamespace(events=SimpleNamespace(labels=lambda **_: counter),
+                                                     inbound_media=media_counter))
     data = {"message_id": "3EB0HELD", "type": "image", "mime_type": "image/jpeg", "caption": "the receipt",
             "chat": {"jid": "5511912345678@s.whatsapp.net", "phone": "5511912345678"},
             "from": {"jid": "5511912345678@s.whatsapp.net", "phone": "5511912345678"}, "from_me": False}
@@ -251,15 +254,17 @@ def test_a_message_held_by_a_dead_runner_is_written_once_without_its_file(contai
     assert written[0]["data"]["caption"] == "the receipt"
     assert written[0]["data"]["media"]["error"] == "media_abandoned"
     assert MessageLogRepository(container.db).find(sid, "3EB0HELD")["preview"] == "the receipt"
+    assert outcomes == ["media_abandoned"]  # counted once, like the event
 
 
 def test_inbound_media_off_or_too_large_is_said_in_the_event_at_once():
-    recorder = _Recorder()
-    off = _inbound(None, recorder)
+    recorder, outcomes = _Recorder(), []
+    off = _inbound(None, recorder, observe=outcomes.append)
     data = off.handle("s-1", "message.received", _image_event(lambda: b"x"))
     assert data["media"]["error"] == "media_storage_off" and "download" not in data
-    big = _inbound(MediaStore(None, "unused", url_ttl=60), recorder, max_bytes=4)
+    big = _inbound(MediaStore(None, "unused", url_ttl=60), recorder, max_bytes=4, observe=outcomes.append)
     assert big.handle("s-1", "message.received", _image_event(lambda: b"x"))["media"]["error"] == "media_too_large"
+    assert outcomes == ["media_storage_off", "media_too_large"]  # the runner's inbound media metric
     assert recorder.events == []  # nothing went to a worker
 
 

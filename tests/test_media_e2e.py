@@ -115,6 +115,8 @@ def test_inbound_image_reaches_the_webhook_with_a_working_url(api, runner, make_
     assert media["sha256"] == hashlib.sha256(got.content).hexdigest()
     assert "media_base64" not in json.dumps(image)  # no blobs in webhooks
     assert hello["data"]["type"] == "text" and hello["data"]["text"] == "and hello" and "media" not in hello["data"]
+    metrics = requests.get(f"http://127.0.0.1:{runner.metrics_port}/metrics", timeout=5).text
+    assert 'zemeow_runner_inbound_media_total{outcome="stored"} 1.0' in metrics
     with container.db.connection() as conn:  # the worker released the message it held
         assert conn.execute("SELECT count(*) AS n FROM inbound_media_pending WHERE session_id = %s",
                             (sid,)).fetchone()["n"] == 0
