@@ -12,9 +12,9 @@ visibility timeout and the claim turns it into a no-op.
 """
 from __future__ import annotations
 
-import queue
-import threading
 from typing import Any
+
+from runner_container.batching import BatchingThread
 
 BATCH = 10
 
@@ -23,39 +23,22 @@ class SqsAcker:
     def __init__(self, sqs: Any, logger: Any = None):
         self.sqs = sqs
         self.log = logger
-        self._queue: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="sqs-acker", daemon=True)
-        self._thread.start()
+        self._thread = BatchingThread("sqs-acker", self._delete_all, max_items=BATCH * 5)
 
     def ack(self, url: str, receipt: str) -> None:
-        self._queue.put((url, receipt))
+        self._thread.put((url, receipt))
 
     def close(self, timeout: float = 10.0) -> None:
         """Send what is queued, then stop."""
-        self._queue.put(None)
-        self._thread.join(timeout)
+        self._thread.close(timeout)
 
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            pending: dict[str, list[str]] = {first[0]: [first[1]]}
-            stop = False
-            while sum(len(v) for v in pending.values()) < BATCH * 5:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                pending.setdefault(item[0], []).append(item[1])
-            for url, receipts in pending.items():
-                for start in range(0, len(receipts), BATCH):
-                    self._delete(url, receipts[start:start + BATCH])
-            if stop:
-                return
+    def _delete_all(self, items: list[tuple[str, str]]) -> None:
+        by_queue: dict[str, list[str]] = {}
+        for url, receipt in items:
+            by_queue.setdefault(url, []).append(receipt)
+        for url, receipts in by_queue.items():
+            for start in range(0, len(receipts), BATCH):
+                self._delete(url, receipts[start:start + BATCH])
 
     def _delete(self, url: str, receipts: list[str]) -> None:
         entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(receipts)]

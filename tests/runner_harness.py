@@ -165,6 +165,20 @@ os.environ.setdefault("PYTHONUNBUFFERED", "1")
 
 
 @contextlib.contextmanager
+def module_runner(env: dict[str, str], runner_id: str, **extra: str):
+    """`sole_runner` for a module-scoped fixture: with a database pool of its own, since the
+    `db` fixture lives for one test."""
+    from chalicelib.db import Database
+
+    db = Database(env["DATABASE_URL"])
+    try:
+        with sole_runner(env, db, runner_id, **extra) as process:
+            yield process
+    finally:
+        db.close()
+
+
+@contextlib.contextmanager
 def sole_runner(env: dict[str, str], db: Any, runner_id: str, shards: int = 2, **extra: str):
     """One runner that owns every shard (leases and runner rows of earlier tests cleared)."""
     with db.connection() as conn:

@@ -8,21 +8,15 @@ import json
 import pytest
 
 from tests.conftest import TEST_ADMIN_KEY, session_headers
-from tests.runner_harness import sole_runner, wait_for
+from tests.runner_harness import module_runner, wait_for
 
 ME = "5511999990002"
 
 
 @pytest.fixture(scope="module")
 def runner(stack):
-    from chalicelib.db import Database
-
-    db = Database(stack.env["DATABASE_URL"])
-    try:
-        with sole_runner(stack.env, db, "chats-e2e") as process:
-            yield process
-    finally:
-        db.close()
+    with module_runner(stack.env, "chats-e2e") as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import requests
 
 from devstack.sqs_bridge import SqsBridge
 from tests.conftest import session_headers
-from tests.runner_harness import sole_runner, wait_for
+from tests.runner_harness import module_runner, wait_for
 from tests.test_webhooks_delivery import events_queue_url_for
 from tests.webhook_receiver import Receiver
 
@@ -27,14 +27,8 @@ PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 64 + b"\xff\xd9"
 
 @pytest.fixture(scope="module")
 def runner(stack):
-    from chalicelib.db import Database
-
-    db = Database(stack.env["DATABASE_URL"])
-    try:
-        with sole_runner(stack.env, db, "media-e2e") as process:
-            yield process
-    finally:
-        db.close()
+    with module_runner(stack.env, "media-e2e") as process:
+        yield process
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.conftest import session_headers
-from tests.runner_harness import outbox_events, sole_runner, wait_for
+from tests.runner_harness import module_runner, outbox_events, wait_for
 
 PICTURE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 DOCUMENT = b"%PDF-1.4\n" + b"report " * 500
@@ -19,14 +19,8 @@ DOCUMENT = b"%PDF-1.4\n" + b"report " * 500
 
 @pytest.fixture(scope="module")
 def runner(stack):
-    from chalicelib.db import Database
-
-    db = Database(stack.env["DATABASE_URL"])
-    try:
-        with sole_runner(stack.env, db, "messages-e2e") as process:
-            yield process
-    finally:
-        db.close()
+    with module_runner(stack.env, "messages-e2e") as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

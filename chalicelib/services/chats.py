@@ -19,12 +19,11 @@ from typing import Any
 
 from chalicelib.commands import CommandBus
 from chalicelib.commands.bus import ROUTE_WAIT_SECONDS
-from chalicelib.errors import Conflict, NotFound, RateLimited, ValidationFailed
+from chalicelib.errors import NotFound, RateLimited, ValidationFailed
 from chalicelib.repositories.rate_limits import RateLimitRepository
 from chalicelib.repositories.sessions import SessionRepository
 from chalicelib.schemas.chats import contact_phone
-
-READY_STATUSES = ("authenticated",)
+from chalicelib.services.guards import require_logged_in
 
 
 class ChatService:
@@ -39,12 +38,7 @@ class ChatService:
         self.wait_timeout = wait_timeout
 
     def _ready(self, session_id: str) -> None:
-        session = self.sessions.status_of(session_id)
-        if session is None:
-            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
-        if session["status"] not in READY_STATUSES:
-            raise Conflict(f"session '{session_id}' is {session['status']}; connect and pair it first",
-                           code="not_connected")
+        require_logged_in(self.sessions, session_id)
 
     def _ask(self, session_id: str, type: str, payload: dict[str, Any], what: str) -> dict[str, Any]:
         """Enqueue and wait for the runner's answer; the finished command's view."""

@@ -11,12 +11,16 @@ from typing import Any, Callable
 
 from chalicelib.commands import CommandBus
 from chalicelib.commands.bus import ROUTE_WAIT_SECONDS
-from chalicelib.errors import Conflict, DependencyUnavailable, NotFound, PayloadTooLarge, ValidationFailed
+from chalicelib.errors import (
+    DependencyUnavailable,
+    PayloadTooLarge,
+    ValidationFailed,
+)
 from chalicelib.repositories.sessions import SessionRepository
 from chalicelib.schemas.messages import MEDIA_TYPES
+from chalicelib.services.guards import require_logged_in
 from chalicelib.webhooks.ssrf import UrlRefused
 
-SENDABLE_STATUSES = ("authenticated",)
 MAX_INLINE_MEDIA_BYTES = 700 * 1024  # base64 of it stays under the 1 MiB API body limit
 
 
@@ -31,12 +35,7 @@ class MessageService:
         self.wait_timeout = wait_timeout
 
     def send(self, session_id: str, message: Any, *, wait: bool) -> tuple[int, dict[str, Any]]:
-        session = self.sessions.status_of(session_id)
-        if session is None:
-            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
-        if session["status"] not in SENDABLE_STATUSES:
-            raise Conflict(f"session '{session_id}' is {session['status']}; connect and pair it before sending",
-                           code="not_connected")
+        session = require_logged_in(self.sessions, session_id, before="before sending")
         payload = message.model_dump(mode="json", exclude_none=True)
         idempotency_key = payload.pop("idempotency_key", None)
         if payload["type"] in MEDIA_TYPES:
