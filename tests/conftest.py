@@ -93,7 +93,6 @@ def api(container):
     from chalice.test import Client
 
     import app as app_module
-
     from tests.openapi_validation import OpenApiResponseChecker, ValidatingHttp
 
     with Client(app_module.app, stage_name="local") as client:
@@ -132,6 +131,53 @@ def make_session(api, admin_headers):
         return response.json_body
 
     return make
+
+
+@pytest.fixture
+def online(make_session, db):
+    """A session the database says is paired and connected (no runner needed to accept)."""
+    created = make_session()
+    with db.connection() as conn:
+        conn.execute("UPDATE sessions SET status = 'authenticated', jid = '5511000000000@s.whatsapp.net' "
+                     "WHERE session_id = %s", (created["session_id"],))
+    return created
+
+
+@pytest.fixture
+def receiver():
+    """A real HTTP server receiving webhooks (tests/webhook_receiver.py)."""
+    from tests.webhook_receiver import Receiver
+
+    instance = Receiver()
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def bridge(container, api):
+    """The local SQS event-source mapping running app.py's dispatch_webhooks (2 pollers: Lambda concurrency)."""
+    import threading
+
+    import app as app_module
+    from devstack.sqs_bridge import SqsBridge
+
+    bridge = SqsBridge(app_module.app, app_module, container.sqs, queue_url_for=events_queue_url_for(container),
+                       wait_seconds=1, pollers_per_queue=2, region=container.settings.aws_region,
+                       log=lambda m: print(m))
+    stop = threading.Event()
+    threads = bridge.run(stop)
+    yield bridge
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+
+
+def events_queue_url_for(container):
+    """app.py names the queue from QUEUE_PREFIX at import; the test stack's prefix lives in its settings."""
+    from chalicelib.config import queue_prefix_from_env
+
+    imported = f"{queue_prefix_from_env()}-events"
+    return lambda name: container.queues.events_url if name == imported else container.queues.url(name)
 
 
 def session_headers(created: dict) -> dict:

@@ -12,16 +12,6 @@ from tests.conftest import session_headers
 GROUP = "120363041234567890@g.us"
 
 
-@pytest.fixture
-def online(make_session, db):
-    """A session the database says is paired and connected (no runner needed to accept)."""
-    created = make_session()
-    with db.connection() as conn:
-        conn.execute("UPDATE sessions SET status = 'authenticated', jid = '5511000000000@s.whatsapp.net' "
-                     "WHERE session_id = %s", (created["session_id"],))
-    return created
-
-
 def _post(api, created, path, body, query=""):
     return api.post(f"/sessions/{created['session_id']}{path}{query}", headers=session_headers(created),
                     body=json.dumps(body))

@@ -11,16 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
 
 import pytest
 import requests
 
-from devstack.sqs_bridge import SqsBridge
 from tests.conftest import session_headers
 from tests.runner_harness import module_runner, wait_for
-from tests.test_webhooks_delivery import events_queue_url_for
-from tests.webhook_receiver import Receiver
 
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 64 + b"\xff\xd9"
 
@@ -29,27 +25,6 @@ PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 64 + b"\xff\xd9"
 def runner(stack):
     with module_runner(stack.env, "media-e2e") as process:
         yield process
-
-
-@pytest.fixture
-def receiver():
-    instance = Receiver()
-    yield instance
-    instance.close()
-
-
-@pytest.fixture
-def bridge(container, api):
-    import app as app_module
-
-    bridge = SqsBridge(app_module.app, app_module, container.sqs, queue_url_for=events_queue_url_for(container),
-                       wait_seconds=1, pollers_per_queue=1, region=container.settings.aws_region, log=print)
-    stop = threading.Event()
-    threads = bridge.run(stop)
-    yield bridge
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=10)
 
 
 def _paired(api, runner, created):

@@ -5,16 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import statistics
-import threading
 import time
 
 import pytest
 
 from chalicelib.bootstrap import Container, reset_container
 from chalicelib.webhooks.breaker import BreakerConfig
-from devstack.sqs_bridge import SqsBridge
 from tests.conftest import session_headers
-from tests.webhook_receiver import Receiver, wait_until
+from tests.webhook_receiver import wait_until
 
 SCHEDULE = (1.0, 3.0, 6.0)  # WEBHOOK_RETRY_SCHEDULE for these tests: 3 retries, growing
 
@@ -28,37 +26,6 @@ def container(settings):
     instance.webhook_dispatcher.breaker = BreakerConfig(threshold=100, cooldown=2.0, probe_timeout=10.0)
     yield instance
     reset_container(None)
-
-
-@pytest.fixture
-def receiver():
-    instance = Receiver()
-    yield instance
-    instance.close()
-
-
-@pytest.fixture
-def bridge(container, api):
-    """The local SQS event-source mapping running app.py's dispatch_webhooks (2 pollers: Lambda concurrency)."""
-    import app as app_module
-
-    bridge = SqsBridge(app_module.app, app_module, container.sqs, queue_url_for=events_queue_url_for(container),
-                       wait_seconds=1, pollers_per_queue=2, region=container.settings.aws_region,
-                       log=lambda m: print(m))
-    stop = threading.Event()
-    threads = bridge.run(stop)
-    yield bridge
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=10)
-
-
-def events_queue_url_for(container):
-    """app.py names the queue from QUEUE_PREFIX at import; the test stack's prefix lives in its settings."""
-    from chalicelib.config import queue_prefix_from_env
-
-    imported = f"{queue_prefix_from_env()}-events"
-    return lambda name: container.queues.events_url if name == imported else container.queues.url(name)
 
 
 def _session(make_session, receiver, path, **webhook):
