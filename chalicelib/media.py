@@ -20,9 +20,10 @@ import mimetypes
 import re
 import secrets
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -134,27 +135,15 @@ class MediaStore:
 
     # -- objects --------------------------------------------------------------------------
     def head(self, key: str) -> dict[str, Any]:
-        try:
+        with _storage_errors(key):
             answer = self.s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if _status(exc) == 404:
-                raise MediaNotFound(f"no media at '{key}' (never uploaded, expired or deleted)") from None
-            raise MediaStoreError(f"media storage answered {_reason(exc)}") from None
-        except BotoCoreError as exc:
-            raise MediaStoreError(f"media storage unreachable: {exc.__class__.__name__}") from None
         return {"size": int(answer.get("ContentLength") or 0), "mime_type": answer.get("ContentType"),
                 "metadata": answer.get("Metadata") or {}}
 
     def get(self, key: str, limit: int) -> tuple[bytes, str | None]:
         """The object's bytes (streamed, cut at `limit`) and its Content-Type."""
-        try:
+        with _storage_errors(key):
             answer = self.s3.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if _status(exc) == 404:
-                raise MediaNotFound(f"no media at '{key}' (never uploaded, expired or deleted)") from None
-            raise MediaStoreError(f"media storage answered {_reason(exc)}") from None
-        except BotoCoreError as exc:
-            raise MediaStoreError(f"media storage unreachable: {exc.__class__.__name__}") from None
         body = answer["Body"]
         try:
             declared = int(answer.get("ContentLength") or 0)
@@ -172,13 +161,9 @@ class MediaStore:
         return bytes(data), answer.get("ContentType")
 
     def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:
-        try:
+        with _storage_errors(key, reading=False):
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
                                Metadata=metadata or {})
-        except ClientError as exc:
-            raise MediaStoreError(f"media storage answered {_reason(exc)}") from None
-        except BotoCoreError as exc:
-            raise MediaStoreError(f"media storage unreachable: {exc.__class__.__name__}") from None
 
     def delete_prefix(self, prefix: str, budget: float = DELETE_BUDGET_SECONDS) -> tuple[int, bool]:
         """Delete every object under `prefix` within `budget` seconds: (deleted, finished)."""
@@ -195,6 +180,20 @@ class MediaStore:
                 raise MediaStoreError(f"could not delete {len(answer['Errors'])} objects: {first.get('Code')}")
             deleted += len(keys)
         return deleted, False
+
+
+@contextmanager
+def _storage_errors(key: str, *, reading: bool = True) -> Iterator[None]:
+    """S3's errors as ours: reading a missing object is MediaNotFound, anything else
+    (a write to a missing bucket too) MediaStoreError."""
+    try:
+        yield
+    except ClientError as exc:
+        if reading and _status(exc) == 404:
+            raise MediaNotFound(f"no media at '{key}' (never uploaded, expired or deleted)") from None
+        raise MediaStoreError(f"media storage answered {_reason(exc)}") from None
+    except BotoCoreError as exc:
+        raise MediaStoreError(f"media storage unreachable: {exc.__class__.__name__}") from None
 
 
 def _status(exc: ClientError) -> int:
