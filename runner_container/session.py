@@ -39,6 +39,7 @@ SEND_WAITS_FOR_LOGIN = 30.0  # a send that arrives while (re)connecting waits th
 # they wait for the login, in order with the sends ("typing" then the message)
 WAITS_FOR_LOGIN = {"send_message", "mark_read", "send_presence", "check_contacts", "list_groups", "group_info",
                    "create_group", "update_participants"}
+CHAT_COMMANDS = WAITS_FOR_LOGIN - {"send_message"}
 FIRST_QR_SECONDS = 60.0  # whatsmeow: the first code lives 60 s, the next ones 20 s
 NEXT_QR_SECONDS = 20.0
 
@@ -52,9 +53,6 @@ class Backoff:
         """Exponential with 'equal jitter': half fixed, half random, so retries spread out."""
         ceiling = min(self.cap, self.base * (2 ** max(0, attempt - 1)))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-CHAT_COMMANDS = WAITS_FOR_LOGIN - {"send_message"}
 
 
 class SessionGone(Exception):
@@ -571,7 +569,8 @@ class SessionActor:
         if type == "mark_read":
             for sender, message_ids in self._read_receipts(payload):
                 client.mark_read(payload["chat"], message_ids, sender)
-            return {"chat": payload["chat"], "message_ids": payload["message_ids"], "read": len(payload["message_ids"])}
+            ids = payload["message_ids"]
+            return {"chat": payload["chat"], "message_ids": ids, "read": len(ids)}
         if type == "send_presence":
             client.send_presence(payload["state"], payload.get("chat"))
             return {"state": payload["state"], **({"chat": payload["chat"]} if payload.get("chat") else {})}
