@@ -81,26 +81,26 @@ def test_presence_and_read_reach_the_driver_in_order_with_the_messages(api, runn
     assert activity[3]["chat"] is None
 
 
-def test_a_group_read_without_sender_names_each_author_from_the_message_log(api, runner, paired, container):
+def test_a_group_read_without_sender_names_each_author_from_the_message_log(api, runner, paired):
     """Receipts in a group name the messages' author: the runner groups the ids by the
     author the message log recorded when they arrived, one receipt per author."""
-    from chalicelib.repositories.message_log import MessageLogRepository
-
     sid, group = paired["session_id"], "120363041234567899@g.us"
-    authors = {"3EB0G1": "5511900000001@s.whatsapp.net", "3EB0G2": "5511900000002@s.whatsapp.net",
-               "3EB0G3": "5511900000001@s.whatsapp.net"}
-    with container.db.connection() as conn:  # as if these group messages had been received
-        for message_id, author in authors.items():
-            MessageLogRepository.record(conn, sid, message_id=message_id, chat_jid=group, sender_jid=author,
-                                        from_me=False, type="text", preview="hi")
+    authors = ["5511900000001", "5511900000002", "5511900000001"]
+    ids = []
+    for n, author in enumerate(authors):  # three messages from two members arrive in the group
+        status, answer = runner.emulator("POST", f"/emulator/sessions/{sid}/inbound",
+                                         {"from": author, "chat": group, "text": f"hello {n}"})
+        assert status == 200, answer
+        ids.append(answer["message_id"])
     before = len(_activity(runner, sid))
-    done = _post(api, paired, "/read", {"chat": group, "message_ids": list(authors)}, "?wait=true")
+    # the inbound events are written by the session's actor before it takes the read command
+    done = _post(api, paired, "/read", {"chat": group, "message_ids": ids}, "?wait=true")
     assert done.status_code == 200, done.body
     reads = [a for a in _activity(runner, sid)[before:] if a["kind"] == "read"]
     assert sorted((a["sender"], tuple(a["message_ids"])) for a in reads) == [
-        ("5511900000001@s.whatsapp.net", ("3EB0G1", "3EB0G3")), ("5511900000002@s.whatsapp.net", ("3EB0G2",))]
+        ("5511900000001@s.whatsapp.net", (ids[0], ids[2])), ("5511900000002@s.whatsapp.net", (ids[1],))]
 
-    unknown = _post(api, paired, "/read", {"chat": group, "message_ids": ["3EB0G1", "3EB0NEVER"]}, "?wait=true")
+    unknown = _post(api, paired, "/read", {"chat": group, "message_ids": [ids[0], "3EB0NEVER"]}, "?wait=true")
     assert unknown.status_code == 502 and unknown.json_body["code"] == "sender_required"
     assert "3EB0NEVER" in unknown.json_body["message"]
 

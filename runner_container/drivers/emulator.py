@@ -9,7 +9,8 @@ runner restart and failover exactly as whatsmeow's device rows do.
 The control API (loopback only, `EMULATOR_PORT`) plays the phone and the network:
 
     POST /emulator/sessions/{id}/scan      {"phone": "5511..."}   complete the pending login
-    POST /emulator/sessions/{id}/inbound   {"from": "...", "text": "..."} -> message.received, or media:
+    POST /emulator/sessions/{id}/inbound   {"from": "...", "text": "..."} -> message.received
+                                           ("chat": "<id>@g.us": in a group, from a member), or media:
                                            {"from", "type": "image"|"video"|"audio"|"document"|"sticker",
                                             "media_base64", "mime_type", "caption", "filename"}
     POST /emulator/sessions/{id}/drop      drop the socket, as a network fault would
@@ -269,15 +270,19 @@ class EmulatorClient(SessionClient):
         self.sink("connected", {"jid": jid})
         return jid
 
-    def inbound(self, sender: str, text: str | None = None, media: dict[str, Any] | None = None) -> str:
-        """A message from `sender`: text, or media ({type, data, mime_type, caption, filename})
-        whose bytes reach the runner through `download`, as whatsmeow's download_any would."""
+    def inbound(self, sender: str, text: str | None = None, media: dict[str, Any] | None = None,
+                chat: str | None = None) -> str:
+        """A message from `sender`, in `chat` when it is a group (…@g.us): text, or media
+        ({type, data, mime_type, caption, filename}) whose bytes reach the runner through
+        `download`, as whatsmeow's download_any would."""
         with self._lock:
             if self.state != "connected":
                 raise DriverError("not_connected", f"the session is {self.state}, not connected")
         message_id = fake_message_id()
+        group = bool(chat and chat.endswith("@g.us"))
         data: dict[str, Any] = {
-            "message_id": message_id, "chat": _render(sender), "from": _render(sender), "is_group": False,
+            "message_id": message_id, "chat": _render(chat if group else sender), "from": _render(sender),
+            "is_group": group,
             "from_me": False, "push_name": None,
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quoted_message_id": None}
         if media is None:
@@ -536,8 +541,11 @@ def _handler(driver: EmulatorDriver) -> type[BaseHTTPRequestHandler]:
                     problem, media = _inbound_media(body)
                     if problem:
                         return self._send(422, {"code": "validation_failed", "message": problem})
+                    chat = body.get("chat")
+                    if chat is not None and not re.fullmatch(r"[0-9-]+@g\.us", str(chat)):
+                        return self._send(422, {"code": "validation_failed", "message": "chat must be a group JID"})
                     return self._send(200, {"message_id": client.inbound(str(body["from"]), body.get("text"),
-                                                                         media)})
+                                                                         media, chat=chat)})
                 if method == "POST" and action == "fail":
                     client.fail(str(body.get("code", "")))
                     return self._send(200, {"failed": body.get("code")})
