@@ -14,7 +14,8 @@ import pytest
 
 from chalicelib import qr as qr_render
 from tests.conftest import session_headers
-from tests.runner_harness import outbox_events, session_row, sole_runner, start_runner, wait_for
+from tests.runner_harness import (outbox_events, pair_with_emulator, session_row, sole_runner, start_runner,
+                                  wait_for)
 
 
 @pytest.fixture
@@ -183,11 +184,8 @@ def test_pair_phone_inbound_send_stats_and_drop_reconnect(api, db, runner, make_
 
 def test_delete_logs_the_device_out_through_the_runner(api, db, runner, make_session, admin_headers):
     created = make_session(name="delete me")
-    sid, headers = created["session_id"], session_headers(created)
-    assert api.post(f"/sessions/{sid}/connect", headers=headers).status_code == 202
-    wait_for(lambda: runner.emulator("GET", f"/emulator/sessions/{sid}")[1].get("state") == "waiting_scan")
-    runner.emulator("POST", f"/emulator/sessions/{sid}/scan", {"phone": "5511999990003"})
-    _wait_status(api, sid, headers, "authenticated")
+    sid = created["session_id"]
+    pair_with_emulator(api, runner, created, "5511999990003")
 
     assert api.delete(f"/sessions/{sid}", headers=admin_headers).status_code == 204
     with db.connection() as conn:
@@ -222,10 +220,7 @@ def test_qr_timeout_disconnects_with_reason(api, db, stack, clean_runners, make_
 def test_a_device_gone_from_the_store_means_a_new_pairing_not_a_crash(api, db, runner, make_session):
     created = make_session(name="device gone")
     sid, headers = created["session_id"], session_headers(created)
-    assert api.post(f"/sessions/{sid}/connect", headers=headers).status_code == 202
-    wait_for(lambda: runner.emulator("GET", f"/emulator/sessions/{sid}")[1].get("state") == "waiting_scan")
-    runner.emulator("POST", f"/emulator/sessions/{sid}/scan", {"phone": "5511999990004"})
-    _wait_status(api, sid, headers, "authenticated")
+    pair_with_emulator(api, runner, created, "5511999990004")
     assert api.post(f"/sessions/{sid}/disconnect", headers=headers).status_code == 202
     _wait_status(api, sid, headers, "disconnected")
     with db.connection() as conn:
@@ -244,10 +239,7 @@ def test_a_device_gone_from_the_store_means_a_new_pairing_not_a_crash(api, db, r
 def test_fatal_refusals_get_distinct_codes_and_stop_retrying(code, api, db, runner, make_session):
     created = make_session(name=f"fatal {code}")
     sid, headers = created["session_id"], session_headers(created)
-    assert api.post(f"/sessions/{sid}/connect", headers=headers).status_code == 202
-    wait_for(lambda: runner.emulator("GET", f"/emulator/sessions/{sid}")[1].get("state") == "waiting_scan")
-    runner.emulator("POST", f"/emulator/sessions/{sid}/scan", {"phone": "5511999990005"})
-    _wait_status(api, sid, headers, "authenticated")
+    pair_with_emulator(api, runner, created, "5511999990005")
 
     status, body = runner.emulator("POST", f"/emulator/sessions/{sid}/fail", {"code": code})
     assert status == 200, body
@@ -261,10 +253,7 @@ def test_fatal_refusals_get_distinct_codes_and_stop_retrying(code, api, db, runn
 def test_whatsapp_logging_the_device_out_unlinks_it(api, db, runner, make_session):
     created = make_session(name="remote logout")
     sid, headers = created["session_id"], session_headers(created)
-    assert api.post(f"/sessions/{sid}/connect", headers=headers).status_code == 202
-    wait_for(lambda: runner.emulator("GET", f"/emulator/sessions/{sid}")[1].get("state") == "waiting_scan")
-    runner.emulator("POST", f"/emulator/sessions/{sid}/scan", {"phone": "5511999990006"})
-    _wait_status(api, sid, headers, "authenticated")
+    pair_with_emulator(api, runner, created, "5511999990006")
 
     assert runner.emulator("POST", f"/emulator/sessions/{sid}/fail", {"code": "logged_out"})[0] == 200
     state = _wait_status(api, sid, headers, "disconnected")
@@ -272,10 +261,7 @@ def test_whatsapp_logging_the_device_out_unlinks_it(api, db, runner, make_sessio
     assert [e for e in outbox_events(db, sid) if e["event"] == "session.logged_out"][-1]["data"]["reason"] == \
         "logged_out"
     # a retryable refusal, by contrast, reconnects by itself
-    assert api.post(f"/sessions/{sid}/connect", headers=headers).status_code == 202
-    wait_for(lambda: runner.emulator("GET", f"/emulator/sessions/{sid}")[1].get("state") == "waiting_scan")
-    runner.emulator("POST", f"/emulator/sessions/{sid}/scan", {"phone": "5511999990006"})
-    _wait_status(api, sid, headers, "authenticated")
+    pair_with_emulator(api, runner, created, "5511999990006")
     assert runner.emulator("POST", f"/emulator/sessions/{sid}/fail", {"code": "service_unavailable"})[0] == 200
     error = wait_for(lambda: [e for e in outbox_events(db, sid) if e["event"] == "session.error"])
     assert error[-1]["data"]["code"] == "service_unavailable" and error[-1]["data"]["retry_in_seconds"] is not None

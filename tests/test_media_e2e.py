@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import session_headers
-from tests.runner_harness import module_runner, wait_for
+from tests.runner_harness import module_runner, pair_with_emulator, wait_for
 
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 64 + b"\xff\xd9"
 
@@ -27,18 +27,9 @@ def runner(stack):
         yield process
 
 
-def _paired(api, runner, created):
-    sid, headers = created["session_id"], session_headers(created)
-    assert api.post(f"/sessions/{sid}/connect", headers=headers).status_code == 202
-    wait_for(lambda: runner.emulator("POST", f"/emulator/sessions/{sid}/scan", {"phone": "5511999990002"})[0] == 200,
-             message="the emulator waits for a scan")
-    wait_for(lambda: api.get(f"/sessions/{sid}/status", headers=headers).json_body["status"] == "authenticated",
-             message="authenticated")
-
-
 def test_uploaded_media_is_sent_by_media_key(api, runner, make_session):
     created = make_session(name="media sender")
-    _paired(api, runner, created)
+    pair_with_emulator(api, runner, created, "5511999990002")
     sid, headers = created["session_id"], session_headers(created)
     upload = api.post(f"/sessions/{sid}/media/upload-url", headers=headers,
                       body=json.dumps({"mime_type": "application/pdf", "size": len(PHOTO), "filename": "q3.pdf"}))
@@ -59,7 +50,7 @@ def test_inbound_image_reaches_the_webhook_with_a_working_url(api, runner, make_
                                                               container):
     created = make_session(name="media receiver", webhook={"url": receiver.url("/inbound"),
                                                            "events": ["message.received"]})
-    _paired(api, runner, created)
+    pair_with_emulator(api, runner, created, "5511999990002")
     sid = created["session_id"]
     status, answer = runner.emulator("POST", f"/emulator/sessions/{sid}/inbound", {
         "from": "5511987654321", "type": "image", "media_base64": base64.b64encode(PHOTO).decode(),

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.conftest import session_headers
-from tests.runner_harness import module_runner, outbox_events, wait_for
+from tests.runner_harness import module_runner, outbox_events, pair_with_emulator, wait_for
 
 PICTURE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 DOCUMENT = b"%PDF-1.4\n" + b"report " * 500
@@ -45,12 +45,7 @@ def media_server():
 @pytest.fixture
 def paired(api, runner, make_session):
     created = make_session(name="sender")
-    sid, headers = created["session_id"], session_headers(created)
-    assert api.post(f"/sessions/{sid}/connect", headers=headers).status_code == 202
-    wait_for(lambda: runner.emulator("POST", f"/emulator/sessions/{sid}/scan", {"phone": "5511999990001"})[0] == 200,
-             message="the emulator waits for a scan")
-    wait_for(lambda: api.get(f"/sessions/{sid}/status", headers=headers).json_body["status"] == "authenticated",
-             message="authenticated")
+    pair_with_emulator(api, runner, created, "5511999990001")
     return created
 
 
