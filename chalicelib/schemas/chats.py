@@ -127,24 +127,19 @@ class ContactsCheckRequest(Strict):
         description="phone digits, +E.164 or …@s.whatsapp.net; at most CONTACTS_CHECK_MAX_BATCH (default 50)")
 
 
+# 1..MAX_GROUP_PARTICIPANTS people, each once
+Participants = Annotated[list[Person], Field(min_length=1, max_length=MAX_GROUP_PARTICIPANTS),
+                         AfterValidator(lambda values: _distinct(values, "participant"))]
+
+
 class CreateGroupRequest(Strict):
     name: str = Field(min_length=1, max_length=100)
-    participants: list[Person] = Field(min_length=1, max_length=MAX_GROUP_PARTICIPANTS)
-
-    @field_validator("participants")
-    @classmethod
-    def _distinct_participants(cls, values: list[str]) -> list[str]:
-        return _distinct(values, "participant")
+    participants: Participants
 
 
 class ParticipantsRequest(Strict):
     action: Literal["add", "remove", "promote", "demote"]
-    participants: list[Person] = Field(min_length=1, max_length=MAX_GROUP_PARTICIPANTS)
-
-    @field_validator("participants")
-    @classmethod
-    def _distinct_participants(cls, values: list[str]) -> list[str]:
-        return _distinct(values, "participant")
+    participants: Participants
 
 
 # -- answers ----------------------------------------------------------------------------
