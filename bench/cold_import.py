@@ -37,7 +37,6 @@ FIRST_SEND = ("import app; from chalicelib.routing import parse_model; "
               "parse_model(spec.query, {}, where='query'); spec.responses")
 PROBE = ("import time, sys; sys.path[:0] = [p for p in sys.argv[2:]]; t = time.perf_counter(); "
          "exec(sys.argv[1]); print(time.perf_counter() - t)")
-RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
 _PATHS: list[str] = []  # set by --package: the extracted zip and the runtime's boto3
 _FLAGS: list[str] = []
 
@@ -52,31 +51,15 @@ def sample(statement: str, env: dict[str, str]) -> float:
 
 def build_package(work: Path) -> None:
     """chalice package --stage prod on a copy of the project; extract; point imports at it."""
-    import shutil
     import zipfile
 
-    import boto3
+    sys.path.insert(0, str(ROOT))
+    from devstack.lambda_package import chalice_package, runtime_libraries
 
-    project = work / "project"
-    project.mkdir()
-    shutil.copytree(ROOT / "chalicelib", project / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("app.py", "requirements.txt"):
-        shutil.copy(ROOT / name, project / name)
-    shutil.copytree(ROOT / ".chalice", project / ".chalice",
-                    ignore=shutil.ignore_patterns("deployments", "deployed"))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-           "AWS_DEFAULT_REGION": "us-east-1", "QUEUE_PREFIX": "zemeow"}
-    subprocess.run([str(Path(sys.executable).parent / "chalice"), "--project-dir", str(project), "package",
-                    "--stage", "prod", str(work / "out")], env=env, check=True, capture_output=True)
-    zip_path = work / "out" / "deployment.zip"
+    zip_path = chalice_package(work) / "deployment.zip"
     with zipfile.ZipFile(zip_path) as archive:
         archive.extractall(work / "task")
-    runtime = work / "runtime"
-    runtime.mkdir()
-    site = Path(boto3.__file__).resolve().parent.parent
-    for name in RUNTIME_PACKAGES:
-        if (site / name).exists():
-            (runtime / name).symlink_to(site / name)
+    runtime = runtime_libraries(work / "runtime")
     print(f"Lambda package: {zip_path.stat().st_size / 1e6:.2f} MB zipped")
     _PATHS[:] = [str(work / "task"), str(runtime)]
     _FLAGS[:] = ["-S"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,12 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from devstack.lambda_package import PROD_QUEUE_PREFIX, chalice_package, runtime_libraries
+
 ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
 MAX_ZIP_BYTES = 20 * 1024 * 1024
-PREFIX = "zemeow"  # the prod stage's QUEUE_PREFIX
-# what the Lambda Python runtime ships besides the standard library
-RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
+PREFIX = PROD_QUEUE_PREFIX
 
 pytestmark = pytest.mark.slow
 
@@ -33,22 +31,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
     work = tmp_path_factory.mktemp("chalice-package")
-    project = work / "project"
-    project.mkdir()
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "chalicelib", project / "chalicelib", ignore=ignore)
-    shutil.copy(ROOT / "app.py", project / "app.py")
-    shutil.copy(ROOT / "requirements.txt", project / "requirements.txt")
-    (project / ".chalice").mkdir()
-    for source in (ROOT / ".chalice").glob("*.json"):
-        shutil.copy(source, project / ".chalice" / source.name)
-    out = work / "out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({"AWS_DEFAULT_REGION": "us-east-1", "QUEUE_PREFIX": PREFIX, "COMMAND_SHARDS": "4"})
     started = time.monotonic()
-    result = subprocess.run([str(VENV_BIN / "chalice"), "--project-dir", str(project), "package",
-                             "--stage", "prod", str(out)], env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
+    out = chalice_package(work)
     print(f"\nchalice package --stage prod: {time.monotonic() - started:.1f}s")
     return {"dir": out, "template": json.loads((out / "sam.json").read_text()), "zip": out / "deployment.zip",
             "work": work}
@@ -124,14 +108,7 @@ def test_packaged_app_imports_and_answers_with_only_the_zip_and_the_runtime(pack
     code = tmp_path / "task"
     with zipfile.ZipFile(package["zip"]) as archive:
         archive.extractall(code)
-    runtime = tmp_path / "runtime"
-    runtime.mkdir()
-    import boto3
-
-    site = Path(boto3.__file__).resolve().parent.parent
-    for name in RUNTIME_PACKAGES:
-        if (site / name).exists():
-            (runtime / name).symlink_to(site / name)
+    runtime = runtime_libraries(tmp_path / "runtime")
     probe = """
 import json, sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
