@@ -211,18 +211,11 @@ class SessionActor:
             params.append(status)
             if status in CONNECTED:
                 sets.append("connected_at = coalesce(connected_at, now()), last_connected_at = now()")
-        if reason is not KEEP:
-            sets.append("status_reason = %s")
-            params.append(reason)
-        if last_error is not KEEP:
-            sets.append("last_error = %s")
-            params.append(last_error)
-        if jid is not KEEP:
-            sets.append("jid = %s")
-            params.append(jid)
-        if desired is not None:
-            sets.append("desired_state = %s")
-            params.append(desired)
+        for column, value in (("status_reason", reason), ("last_error", last_error), ("jid", jid),
+                              ("desired_state", KEEP if desired is None else desired)):
+            if value is not KEEP:
+                sets.append(f"{column} = %s")
+                params.append(value)
         if activity:
             sets.append("last_activity = now()")
         events = self.runner.container.events
