@@ -608,8 +608,9 @@ class SessionActor:
             return [(sender, ids)]
         batches: dict[str, list[str]] = {}
         unknown = []
+        known = self.runner.message_log.find_many(self.session_id, ids)
         for message_id in ids:
-            found = self.runner.message_log.find(self.session_id, message_id)
+            found = known.get(message_id)
             if found is None or not found["sender_jid"]:
                 unknown.append(message_id)
             else:

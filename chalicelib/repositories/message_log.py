@@ -81,10 +81,15 @@ class MessageLogRepository:
             (session_id, message_id, chat_jid, sender_jid, from_me, type, preview, _timestamp(sent_at)))
 
     def find(self, session_id: str, message_id: str) -> Optional[dict[str, Any]]:
+        return self.find_many(session_id, [message_id]).get(message_id)
+
+    def find_many(self, session_id: str, message_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The known ones among `message_ids`, by id (one query)."""
         with self.db.connection() as conn:
-            return conn.execute(
+            rows = conn.execute(
                 "SELECT message_id, chat_jid, sender_jid, from_me, type, preview FROM message_log "
-                "WHERE session_id = %s AND message_id = %s", (session_id, message_id)).fetchone()
+                "WHERE session_id = %s AND message_id = ANY(%s)", (session_id, list(message_ids))).fetchall()
+        return {row["message_id"]: row for row in rows}
 
     def prune(self, older_than_seconds: float, limit: int = 10_000) -> int:
         """Delete rows recorded longer ago than the retention, a bounded batch at a time."""
