@@ -7,7 +7,10 @@ sends it later: an accepted change never loses its event. Delivery is at-least-o
 receivers dedupe on the event id (the webhook-id).
 
 The envelope on the queue is the webhook body: `{"id", "session_id", "event",
-"timestamp", "data", "metadata"}`, with `metadata.sequence` for ordering per session.
+"timestamp", "data", "metadata"}`, with `metadata.sequence` for ordering per session and
+`metadata.session_uid`, the session row's immutable id: the dispatcher routes an event by
+it, so an event of a deleted session never uses the webhook of a new session that reuses
+its `session_id`, nor the other way round.
 """
 from __future__ import annotations
 
@@ -58,8 +61,12 @@ class EventPublisher:
     def record(self, conn: psycopg.Connection, session_id: str, event: str,
                data: dict[str, Any] | None = None, *, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write the event into the outbox inside the caller's transaction; send after commit."""
-        sequence = self.outbox.next_sequence(conn, session_id)
-        envelope = make_envelope(session_id, event, data, metadata=metadata, sequence=sequence)
+        owner = self.outbox.next_sequence(conn, session_id)
+        metadata = dict(metadata or {})
+        if owner is not None:
+            metadata["session_uid"] = str(owner["uid"])
+        envelope = make_envelope(session_id, event, data, metadata=metadata,
+                                 sequence=None if owner is None else owner["seq"])
         self.outbox.insert(conn, envelope)
         return envelope
 

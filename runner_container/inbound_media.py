@@ -47,9 +47,9 @@ ABANDONED_AFTER = 600.0  # seconds: far beyond a worker's bounded download + upl
 
 class InboundMedia:
     def __init__(self, store: MediaStore | None, *, enabled: bool, max_bytes: int,
-                 session_uuid: Callable[[str], str | None], record: Callable[[str, str, dict[str, Any]], None],
+                 session_uuid: Callable[[str], str | None], record: Callable[..., None],
                  log: Any, timeout: float = DOWNLOAD_TIMEOUT, workers: int = WORKERS,
-                 hold: Callable[[str, str, dict[str, Any]], None] = lambda session_id, name, data: None,
+                 hold: Callable[..., None] = lambda session_id, name, data, session_uid=None: None,
                  observe: Callable[[str], None] = lambda outcome: None):
         self.store = store if enabled else None
         self.hold = hold
@@ -75,22 +75,29 @@ class InboundMedia:
                 row = conn.execute("SELECT id FROM sessions WHERE session_id = %s", (session_id,)).fetchone()
             return str(row["id"]) if row else None
 
-        def hold(session_id: str, name: str, data: dict[str, Any]) -> None:
+        def hold(session_id: str, name: str, data: dict[str, Any], session_uid: str | None = None) -> None:
             with runner.db.connection() as conn:
-                conn.execute("INSERT INTO inbound_media_pending (session_id, message_id, event, data, runner_id) "
-                             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                             (session_id, data.get("message_id") or "", name, Jsonb(data), runner.runner_id))
+                conn.execute("INSERT INTO inbound_media_pending (session_id, session_uid, message_id, event, data, "
+                             "runner_id) SELECT s.session_id, s.id, %s, %s, %s, %s FROM sessions s "
+                             "WHERE s.session_id = %s AND (%s::uuid IS NULL OR s.id = %s::uuid) "
+                             "ON CONFLICT DO NOTHING",
+                             (data.get("message_id") or "", name, Jsonb(data), runner.runner_id, session_id,
+                              session_uid, session_uid))
 
-        def record(session_id: str, name: str, data: dict[str, Any]) -> None:
-            record_message_event(runner, session_id, name, data, held=True)
+        def record(session_id: str, name: str, data: dict[str, Any], session_uid: str | None = None) -> None:
+            record_message_event(runner, session_id, name, data, held=True, session_uid=session_uid)
 
         return cls(runner.container.media_store, enabled=settings.inbound_media == "s3",
                    max_bytes=settings.inbound_media_max_bytes, session_uuid=session_uuid, record=record,
                    log=runner.log, hold=hold,
                    observe=lambda outcome: runner.metrics.inbound_media.labels(outcome=outcome).inc())
 
-    def handle(self, session_id: str, name: str, data: dict[str, Any]) -> dict[str, Any] | None:
-        """Event data to write now, or None when a worker writes it once the media is stored."""
+    def handle(self, session_id: str, name: str, data: dict[str, Any],
+               session_uid: str | None = None) -> dict[str, Any] | None:
+        """Event data to write now, or None when a worker writes it once the media is stored.
+        `session_uid` is the row id of the session the message came to: the held row, the
+        media key and the event write are bound to it, so nothing of a deleted session's
+        client lands in a new session reusing its session_id."""
         download = data.pop("download", None)
         if download is None or name != "message.received":
             return data  # (media of messages this account sent from its phone is not stored)
@@ -108,25 +115,25 @@ class InboundMedia:
         if closing:
             return self._without_file(data, "runner_stopping", "the runner was stopping")
         try:
-            self.hold(session_id, name, data)  # durable before it leaves the actor
+            self.hold(session_id, name, data, session_uid=session_uid)  # durable before it leaves the actor
         except BaseException:
             with self._cond:
                 self._pending -= 1
                 self._cond.notify_all()
             raise  # the database is down: the actor's write would have failed the same way
-        self._jobs.submit(self._store_and_record, session_id, name, data, download)
+        self._jobs.submit(self._store_and_record, session_id, name, data, download, session_uid)
         return None
 
     def _store_and_record(self, session_id: str, name: str, data: dict[str, Any],
-                          download: Callable[[], bytes]) -> None:
+                          download: Callable[[], bytes], session_uid: str | None) -> None:
         try:
             try:
-                data["media"] = self._store(session_id, data, download)
+                data["media"] = self._store(session_id, data, download, session_uid)
             except Exception as exc:  # noqa: BLE001 - the message is written whatever happens to its media
                 data["media"] = _failure(data, getattr(exc, "code", "media_storage_failed"), _clean(exc))
             self.observe("stored" if "url" in data["media"] else data["media"]["error"])
             try:
-                self.record(session_id, name, data)
+                self.record(session_id, name, data, session_uid=session_uid)
             except Exception as exc:  # noqa: BLE001 - logged; a deleted session takes its messages with it
                 self.log.error("inbound media event not written", extra={"session_id": session_id,
                                                                           "error": str(exc)[:300]})
@@ -140,7 +147,8 @@ class InboundMedia:
         self.observe(code)
         return data
 
-    def _store(self, session_id: str, data: dict[str, Any], download: Callable[[], bytes]) -> dict[str, Any]:
+    def _store(self, session_id: str, data: dict[str, Any], download: Callable[[], bytes],
+               session_uid: str | None = None) -> dict[str, Any]:
         if self._closing:
             return _failure(data, "runner_stopping", "the runner was stopping")
         future = self._downloads.submit(download)
@@ -155,7 +163,7 @@ class InboundMedia:
         if len(blob) > self.max_bytes:
             return _failure(data, "media_too_large", f"{len(blob)} bytes is over INBOUND_MEDIA_MAX_BYTES "
                                                      f"({self.max_bytes})")
-        session_uuid = self.session_uuid(session_id)
+        session_uuid = session_uid or self.session_uuid(session_id)
         if session_uuid is None:
             return _failure(data, "session_not_found", "the session was deleted")
         mime_type = data.get("mime_type") or "application/octet-stream"
@@ -180,19 +188,21 @@ class InboundMedia:
 
 
 def record_message_event(runner: "RunnerSupervisor", session_id: str, name: str, data: dict[str, Any], *,
-                         held: bool = False) -> bool:
+                         held: bool = False, session_uid: str | None = None) -> bool:
     """What the session actor's `_write(event=..., counter=..., activity=True)` does, from a
     media worker: no actor state is touched, so it needs not pass the actor's inbox (and it
     still works if the actor stopped meanwhile). With `held`, only if this call is the one
     that releases the message's pending row (the sweeper may have written it already).
-    Whether the event was written."""
+    With `session_uid`, only while that row still has the session_id (a new session reusing
+    the id gets nothing of the old one's messages). Whether the event was written."""
     envelope = None
     with runner.db.connection() as conn, conn.transaction():
         if held and conn.execute("DELETE FROM inbound_media_pending WHERE session_id = %s AND message_id = %s "
                                  "RETURNING 1", (session_id, data.get("message_id") or "")).fetchone() is None:
             return False
         row = conn.execute("UPDATE sessions SET last_activity = now(), updated_at = now() WHERE session_id = %s "
-                           "RETURNING session_id", (session_id,)).fetchone()
+                           "AND (%s::uuid IS NULL OR id = %s::uuid) RETURNING session_id",
+                           (session_id, session_uid, session_uid)).fetchone()
         if row is None:
             return False  # deleted meanwhile
         if name == "message.received":
@@ -211,7 +221,7 @@ def sweep_abandoned(runner: "RunnerSupervisor", older_than: float = ABANDONED_AF
     """Write the events of received media messages whose runner died while storing the
     file; their `media` says so. Returns how many were written."""
     with runner.db.connection() as conn:
-        rows = conn.execute("SELECT session_id, event, data FROM inbound_media_pending "
+        rows = conn.execute("SELECT session_id, session_uid::text, event, data FROM inbound_media_pending "
                             "WHERE created_at < now() - make_interval(secs => %s) ORDER BY created_at LIMIT %s",
                             (older_than, limit)).fetchall()
     written = 0
@@ -219,7 +229,8 @@ def sweep_abandoned(runner: "RunnerSupervisor", older_than: float = ABANDONED_AF
         data = dict(row["data"])
         data["media"] = _failure(data, "media_abandoned", "the runner stopped before the file was stored; "
                                                           "the message arrived without it")
-        if record_message_event(runner, row["session_id"], row["event"], data, held=True):
+        if record_message_event(runner, row["session_id"], row["event"], data, held=True,
+                                session_uid=row["session_uid"]):
             written += 1
             runner.metrics.inbound_media.labels(outcome="media_abandoned").inc()
     return written

@@ -56,7 +56,12 @@ class Backoff:
 
 
 class SessionGone(Exception):
-    pass
+    """The session row this actor serves is gone."""
+
+
+class SessionReplaced(SessionGone):
+    """The session was deleted and a new one took its session_id: the new row (another
+    `sessions.id`) gets a fresh actor; nothing of this one's client may write to it."""
 
 
 def utcnow() -> datetime:
@@ -64,9 +69,12 @@ def utcnow() -> datetime:
 
 
 class SessionActor:
-    def __init__(self, runner: "RunnerSupervisor", session_id: str):
+    def __init__(self, runner: "RunnerSupervisor", session_id: str, session_uid: str | None = None):
         self.runner = runner
         self.session_id = session_id
+        # the row id of the session this actor serves, bound on the first load: every write
+        # is `WHERE id = uid`, so a reused session_id never receives a deleted session's state
+        self.uid = session_uid
         self.log = runner.log
         self.inbox: queue.Queue = queue.Queue()
         self.client: SessionClient | None = None
@@ -134,6 +142,12 @@ class SessionActor:
                         self._shutdown(graceful=item[1])
                         return
                     self._handle(item)
+                except SessionReplaced:
+                    self.log.info("session was replaced by a new one with the same id; handing over",
+                                  extra={"session_id": self.session_id})
+                    self._drop_client()
+                    self._hand_over()
+                    return
                 except SessionGone:
                     self.log.info("session row is gone; dropping its client", extra={"session_id": self.session_id})
                     self._drop_client()
@@ -171,6 +185,27 @@ class SessionActor:
             elif item[0] == "ack":
                 item[1]()
         self._fail_deferred(code, message)
+
+    def _hand_over(self) -> None:
+        """Give the commands waiting here to the actor of the session that now has this
+        session_id (they are its commands: a deleted session's commands are deleted with it)."""
+        self.runner.actor_finished(self)  # actor_for() now builds a fresh actor
+        successor = self.runner.actor_for(self.session_id)
+        deferred, self.deferred = self.deferred, []
+        waiting = [(command_id, on_done) for command_id, on_done, _ in deferred]
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            if item[0] == "command":
+                waiting.append((item[1], item[2]))
+            elif item[0] == "ack":
+                item[1]()
+        for command_id, on_done in waiting:
+            self._forget(command_id)
+            successor.post_command(command_id, on_done)
+        successor.post("reconcile", None)
 
     def _fail_command(self, command_id: str, on_done: Callable[[], None], code: str, message: str) -> None:
         try:
@@ -220,10 +255,13 @@ class SessionActor:
             sets.append("last_activity = now()")
         events = self.runner.container.events
         envelope = None
+        if self.uid is None:
+            self._load()  # binds the row id
         with self.runner.db.connection() as conn, conn.transaction():
-            row = conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE session_id = %s RETURNING session_id",
-                               [*params, self.session_id]).fetchone()
+            row = conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE id = %s RETURNING session_id",
+                               [*params, self.uid]).fetchone()
             if row is None:
+                self._load()  # raises SessionReplaced when another row has the id now
                 raise SessionGone(self.session_id)
             values = {"runner_id": self.runner.runner_id, **(runtime or {})}
             RuntimeRepository.upsert(conn, self.session_id, values)
@@ -243,12 +281,19 @@ class SessionActor:
     def _load(self) -> dict[str, Any]:
         with self.runner.db.connection() as conn:
             row = conn.execute(
-                "SELECT session_id, jid, status, desired_state, auto_reconnect, proxy_enabled, proxy_type, "
+                "SELECT id, session_id, jid, status, desired_state, auto_reconnect, proxy_enabled, proxy_type, "
                 "proxy_host, proxy_port, proxy_username, proxy_password_enc FROM sessions WHERE session_id = %s",
                 (self.session_id,)).fetchone()
         if row is None:
             raise SessionGone(self.session_id)
+        self._bind(row)
         return row
+
+    def _bind(self, row: dict[str, Any]) -> None:
+        if self.uid is None:
+            self.uid = str(row["id"])
+        elif str(row["id"]) != self.uid:
+            raise SessionReplaced(self.session_id)
 
     def _proxy_url(self, row: dict[str, Any]) -> str | None:
         if not row["proxy_enabled"] or not row["proxy_host"] or not row["proxy_port"]:
@@ -427,7 +472,9 @@ class SessionActor:
             name = data["event"]
             payload = data["data"]
             if "download" in payload:  # received media: stored off this thread (runner_container/inbound_media.py)
-                payload = self.runner.inbound_media.handle(self.session_id, name, payload)
+                if self.uid is None:
+                    self._load()
+                payload = self.runner.inbound_media.handle(self.session_id, name, payload, self.uid)
                 if payload is None:
                     return  # a media worker writes the event once the file is stored
             counter = "messages_received" if name == "message.received" else None
@@ -443,6 +490,8 @@ class SessionActor:
             return True
 
     def _reconcile(self, row: dict[str, Any] | None) -> None:
+        if row is not None:
+            self._bind(row)
         row = row or self._load()
         if row["desired_state"] == "connected":
             if not self.active and self.retry_at is None:
@@ -469,9 +518,12 @@ class SessionActor:
             return
         acknowledged = False
         try:
-            row = self.runner.claim(command_id)
+            if self.uid is None:
+                self._load()
+            row = self.runner.claim(command_id, self.uid)
             if row is None:
-                return  # finished already (a resend) or running on a live runner
+                self._not_ours(command_id)
+                return  # finished already (a resend), running on a live runner, or not this row's
             # claimed: the row carries the command from here (runner_container/acker.py), so
             # release the queue message now and let SQS hand over the session's next one
             on_done()
@@ -496,6 +548,19 @@ class SessionActor:
             self._forget(command_id)
             if not acknowledged:
                 on_done()
+
+    def _not_ours(self, command_id: str) -> None:
+        """A queued command the claim refused because another session row owns it: either this
+        actor is stale (SessionReplaced, raised by `_load`: the command is handed over) or
+        the command's owner was deleted (it fails, naming why)."""
+        row = self.runner.commands.get_by_id(command_id)
+        if row is None or row["status"] != "queued" or str(row["session_uid"]) == self.uid:
+            return
+        self._load()
+        claimed = self.runner.claim(command_id)
+        if claimed is not None:
+            self.runner.finish(claimed, ok=False, error={"code": "session_not_found",
+                                                         "message": "the command's session was deleted"})
 
     def _must_wait_for_login(self, command_id: str) -> bool:
         """A send that arrives while the session is (re)connecting waits for the login."""

@@ -295,7 +295,7 @@ class RunnerSupervisor:
         n = self.settings.command_shards
         with self.db.connection() as conn:
             return conn.execute(
-                "SELECT session_id, jid, status, desired_state, auto_reconnect FROM sessions "
+                "SELECT id, session_id, jid, status, desired_state, auto_reconnect FROM sessions "
                 f"WHERE {shard_sql('session_id', n)} = ANY(%s)", (sorted(shards),)).fetchall()
 
     def _reconcile(self, shards: set[int]) -> None:
@@ -339,8 +339,9 @@ class RunnerSupervisor:
         self.metrics.set_sessions(counts)
 
     # -- commands (used by the actors) --------------------------------------------------
-    def claim(self, command_id: str) -> dict[str, Any] | None:
-        return self.commands.claim(command_id, self.runner_id, self.settings.runner_lease_ttl)
+    def claim(self, command_id: str, session_uid: str | None = None) -> dict[str, Any] | None:
+        return self.commands.claim(command_id, self.runner_id, self.settings.runner_lease_ttl,
+                                   session_uid=session_uid)
 
     def finish(self, row: dict[str, Any], *, ok: bool, result: dict[str, Any] | None = None,
                error: dict[str, Any] | None = None) -> None:

@@ -166,7 +166,7 @@ class _Recorder:
         self.events: list[tuple[str, str, dict]] = []
         self.cond = threading.Condition()
 
-    def __call__(self, session_id, name, data):
+    def __call__(self, session_id, name, data, session_uid=None):
         with self.cond:
             self.events.append((session_id, name, data))
             self.cond.notify_all()

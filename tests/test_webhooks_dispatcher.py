@@ -50,10 +50,11 @@ def test_a_lost_outcome_is_retried_by_the_watchdog(container, make_session, db):
     envelope = make_envelope(created["session_id"], "message.received", {})
     delivery_id = delivery_id_for(envelope["id"], "http://127.0.0.1:9/lost")
     with db.connection() as conn:  # what a dispatcher that died mid-attempt leaves behind
-        conn.execute("INSERT INTO webhook_deliveries (id, event_id, session_id, event, url, status, attempt, "
-                     "round_attempt, payload, last_attempt_at) VALUES (%s, %s, %s, %s, %s, 'delivering', 1, 1, "
-                     "%s, now())", (delivery_id, envelope["id"], created["session_id"], envelope["event"],
-                                    "http://127.0.0.1:9/lost", json.dumps(envelope)))
+        conn.execute("INSERT INTO webhook_deliveries (id, event_id, session_id, session_uid, event, url, status, "
+                     "attempt, round_attempt, payload, last_attempt_at) VALUES (%s, %s, %s, %s, %s, %s, "
+                     "'delivering', 1, 1, %s, now())",
+                     (delivery_id, envelope["id"], created["session_id"], created["id"], envelope["event"],
+                      "http://127.0.0.1:9/lost", json.dumps(envelope)))
     dispatcher = container.webhook_dispatcher
     recording = RecordingSqs()
     dispatcher.sqs = recording

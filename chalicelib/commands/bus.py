@@ -72,8 +72,11 @@ class CommandBus:
         """Insert the row inside the caller's transaction; call `send()` after commit."""
         if type not in COMMAND_TYPES:
             raise ValueError(f"unknown command type {type!r}")
-        return self.repo.insert(conn, session_id=session_id, type=type, payload=payload or {},
-                                idempotency_key=idempotency_key)
+        row, created = self.repo.insert(conn, session_id=session_id, type=type, payload=payload or {},
+                                        idempotency_key=idempotency_key)
+        if row is None:
+            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+        return row, created
 
     def enqueue(self, session_id: str, type: str, payload: dict[str, Any] | None = None, *,
                 idempotency_key: str | None = None) -> dict[str, Any]:

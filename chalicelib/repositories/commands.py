@@ -17,32 +17,37 @@ class CommandRepository:
 
     @staticmethod
     def insert(conn: psycopg.Connection, *, session_id: str, type: str, payload: dict[str, Any],
-               idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
-        """Insert a queued command; with an idempotency key already used, return that row.
+               idempotency_key: str | None) -> tuple[dict[str, Any] | None, bool]:
+        """Insert a queued command for the session that has `session_id` now; with an
+        idempotency key that session already used, return that row.
 
-        Returns (row, created)."""
-        if idempotency_key:
-            row = conn.execute(
-                """
-                INSERT INTO commands (session_id, type, payload, idempotency_key)
-                VALUES (%s, %s, %s, %s)
-                ON CONFLICT (session_id, idempotency_key) DO NOTHING
-                RETURNING *
-                """, (session_id, type, Jsonb(payload), idempotency_key)).fetchone()
-            if row is not None:
-                return row, True
-            existing = conn.execute("SELECT * FROM commands WHERE session_id = %s AND idempotency_key = %s",
-                                    (session_id, idempotency_key)).fetchone()
-            return existing, False
+        The owner is the session row's id, resolved in the same statement: a key used by a
+        deleted session of the same name is not this session's (issue 11, finding 1).
+        Returns (row, created); (None, False) when no session has that id."""
         row = conn.execute(
-            "INSERT INTO commands (session_id, type, payload) VALUES (%s, %s, %s) RETURNING *",
-            (session_id, type, Jsonb(payload))).fetchone()
-        return row, True
+            """
+            INSERT INTO commands (session_id, session_uid, type, payload, idempotency_key)
+            SELECT s.session_id, s.id, %s, %s, %s FROM sessions s WHERE s.session_id = %s
+            ON CONFLICT (session_uid, idempotency_key) DO NOTHING
+            RETURNING *
+            """, (type, Jsonb(payload), idempotency_key, session_id)).fetchone()
+        if row is not None or not idempotency_key:
+            return row, row is not None
+        existing = conn.execute(
+            "SELECT c.* FROM commands c JOIN sessions s ON s.id = c.session_uid "
+            "WHERE s.session_id = %s AND c.idempotency_key = %s", (session_id, idempotency_key)).fetchone()
+        return existing, False
 
     def get(self, session_id: str, command_id: str) -> dict[str, Any] | None:
+        """A command of the session that has `session_id` now (never one of a deleted namesake)."""
         with self.db.connection() as conn:
-            return conn.execute("SELECT * FROM commands WHERE id = %s AND session_id = %s",
-                                (command_id, session_id)).fetchone()
+            return conn.execute("SELECT c.* FROM commands c JOIN sessions s ON s.id = c.session_uid "
+                                "WHERE c.id = %s AND s.session_id = %s", (command_id, session_id)).fetchone()
+
+    @staticmethod
+    def delete_for_session(conn: psycopg.Connection, session_uid: str) -> int:
+        """A deleted session's commands go with it (a running one finishes into nothing)."""
+        return conn.execute("DELETE FROM commands WHERE session_uid = %s", (session_uid,)).rowcount
 
     def get_by_id(self, command_id: str) -> dict[str, Any] | None:
         with self.db.connection() as conn:
@@ -66,20 +71,22 @@ class CommandRepository:
                 ORDER BY created_at LIMIT %s
                 """, (older_than_seconds, limit)).fetchall()
 
-    def claim(self, command_id: str, runner_id: str, live_ttl_seconds: float) -> dict[str, Any] | None:
-        """Take a command for execution; None when it is finished, gone or run by a live runner."""
+    def claim(self, command_id: str, runner_id: str, live_ttl_seconds: float, *,
+              session_uid: str | None = None) -> dict[str, Any] | None:
+        """Take a command for execution; None when it is finished, gone, run by a live runner
+        or (with `session_uid`) owned by another session row."""
         with self.db.connection() as conn:
             return conn.execute(
                 """
                 UPDATE commands c SET status = 'running', runner_id = %(runner)s, attempts = attempts + 1,
                        started_at = now(), updated_at = now()
-                WHERE c.id = %(id)s AND (
+                WHERE c.id = %(id)s AND (%(uid)s::uuid IS NULL OR c.session_uid = %(uid)s::uuid) AND (
                     c.status = 'queued'
                     OR (c.status = 'running' AND (c.runner_id IS NULL OR c.runner_id = %(runner)s OR NOT EXISTS (
                         SELECT 1 FROM runners r WHERE r.id = c.runner_id AND r.stopped_at IS NULL
                           AND r.heartbeat_at > now() - make_interval(secs => %(ttl)s)))))
                 RETURNING *
-                """, {"id": command_id, "runner": runner_id, "ttl": live_ttl_seconds}).fetchone()
+                """, {"id": command_id, "runner": runner_id, "ttl": live_ttl_seconds, "uid": session_uid}).fetchone()
 
     def finish(self, command_id: str, *, ok: bool, result: dict[str, Any] | None = None,
                error: dict[str, Any] | None = None) -> None:
@@ -90,11 +97,3 @@ class CommandRepository:
                 WHERE id = %s
                 """, ("succeeded" if ok else "failed", Jsonb(result) if result is not None else None,
                       Jsonb(error) if error is not None else None, command_id))
-
-    def fail_queued_for_session(self, conn: psycopg.Connection, session_id: str, reason: dict[str, Any]) -> int:
-        cur = conn.execute(
-            """
-            UPDATE commands SET status = 'failed', error = %s, finished_at = now(), updated_at = now()
-            WHERE session_id = %s AND status = 'queued'
-            """, (Jsonb(reason), session_id))
-        return cur.rowcount

@@ -10,18 +10,19 @@ class EventOutboxRepository:
     """The event outbox. Methods take a connection so callers can share a transaction."""
 
     @staticmethod
-    def next_sequence(conn: psycopg.Connection, session_id: str) -> int | None:
-        row = conn.execute(
-            "UPDATE sessions SET event_seq = event_seq + 1 WHERE session_id = %s RETURNING event_seq",
+    def next_sequence(conn: psycopg.Connection, session_id: str) -> dict[str, Any] | None:
+        """The session's next event sequence number and its row id (`{"seq", "uid"}`), or None."""
+        return conn.execute(
+            "UPDATE sessions SET event_seq = event_seq + 1 WHERE session_id = %s RETURNING event_seq AS seq, id AS uid",
             (session_id,),
         ).fetchone()
-        return None if row is None else row["event_seq"]
 
     @staticmethod
     def insert(conn: psycopg.Connection, envelope: dict[str, Any]) -> None:
         conn.execute(
-            "INSERT INTO event_outbox (id, session_id, event, envelope) VALUES (%s, %s, %s, %s)",
-            (envelope["id"], envelope["session_id"], envelope["event"], Jsonb(envelope)),
+            "INSERT INTO event_outbox (id, session_id, session_uid, event, envelope) VALUES (%s, %s, %s, %s, %s)",
+            (envelope["id"], envelope["session_id"], (envelope.get("metadata") or {}).get("session_uid"),
+             envelope["event"], Jsonb(envelope)),
         )
 
     @staticmethod

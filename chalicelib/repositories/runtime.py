@@ -33,8 +33,9 @@ class RuntimeRepository:
 
     def webhook_counts(self, session_id: str) -> dict[str, int]:
         with self.db.connection() as conn:
-            rows = conn.execute("SELECT status, count(*) AS n FROM webhook_deliveries WHERE session_id = %s "
-                                "GROUP BY status", (session_id,)).fetchall()
+            rows = conn.execute("SELECT d.status, count(*) AS n FROM webhook_deliveries d "
+                                "JOIN sessions s ON s.id = d.session_uid WHERE s.session_id = %s "
+                                "GROUP BY d.status", (session_id,)).fetchall()
         return {row["status"]: row["n"] for row in rows}
 
     # -- writes (runner) ----------------------------------------------------------------

@@ -11,9 +11,9 @@ from chalicelib.db import Database
 _SELECT = """
     SELECT s.*, e.state AS webhook_endpoint_state,
            (SELECT max(d.updated_at) FROM webhook_deliveries d
-             WHERE d.session_id = s.session_id AND d.status = 'succeeded') AS webhook_last_sent
+             WHERE d.session_uid = s.id AND d.status = 'succeeded') AS webhook_last_sent
     FROM sessions s
-    LEFT JOIN webhook_endpoints e ON e.url = s.webhook_url
+    LEFT JOIN webhook_endpoints e ON e.session_uid = s.id AND e.url = s.webhook_url
 """
 
 UPDATABLE = {"name", "webhook_url", "webhook_events", "webhook_secret_enc", "proxy_enabled",
@@ -91,28 +91,28 @@ class SessionRepository:
         return conn.execute("SELECT * FROM sessions WHERE session_id = %s FOR UPDATE", (session_id,)).fetchone()
 
     @staticmethod
-    def bury(conn: psycopg.Connection, session_id: str, keep_days: int = 7) -> None:
-        """Keep the webhook routing of a session being deleted (see migration 0012)."""
+    def bury(conn: psycopg.Connection, session: dict[str, Any], keep_days: int = 7) -> None:
+        """Keep the webhook routing of a session row being deleted (see migrations 0012, 0050),
+        keyed by its row id: events it produced are still delivered (and signed) with its own
+        webhook, never with that of a new session reusing its session_id. Its finished
+        deliveries go: only what is still in flight needs the tombstone."""
         conn.execute("DELETE FROM session_tombstones WHERE deleted_at < now() - make_interval(days => %s)",
                      (keep_days,))
         conn.execute(
             """
-            INSERT INTO session_tombstones (session_id, webhook_url, webhook_events, webhook_secret_enc,
+            INSERT INTO session_tombstones (session_uid, session_id, webhook_url, webhook_events, webhook_secret_enc,
                                             webhook_secret_prev_enc, webhook_secret_prev_expires_at)
-            SELECT session_id, webhook_url, webhook_events, webhook_secret_enc,
+            SELECT id, session_id, webhook_url, webhook_events, webhook_secret_enc,
                    webhook_secret_prev_enc, webhook_secret_prev_expires_at
-            FROM sessions WHERE session_id = %s AND webhook_url IS NOT NULL
-            ON CONFLICT (session_id) DO UPDATE SET
-                webhook_url = EXCLUDED.webhook_url, webhook_events = EXCLUDED.webhook_events,
-                webhook_secret_enc = EXCLUDED.webhook_secret_enc,
-                webhook_secret_prev_enc = EXCLUDED.webhook_secret_prev_enc,
-                webhook_secret_prev_expires_at = EXCLUDED.webhook_secret_prev_expires_at,
-                deleted_at = now()
+            FROM sessions WHERE id = %s AND webhook_url IS NOT NULL
+            ON CONFLICT (session_uid) DO NOTHING
             """,
-            (session_id,),
+            (session["id"],),
         )
+        conn.execute("DELETE FROM webhook_deliveries WHERE session_uid = %s "
+                     "AND status IN ('succeeded', 'failed', 'skipped')", (session["id"],))
 
     @staticmethod
     def delete(conn: psycopg.Connection, session_id: str) -> dict[str, Any] | None:
-        return conn.execute("DELETE FROM sessions WHERE session_id = %s RETURNING session_id, jid",
+        return conn.execute("DELETE FROM sessions WHERE session_id = %s RETURNING id, session_id, jid",
                             (session_id,)).fetchone()

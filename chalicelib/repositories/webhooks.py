@@ -10,7 +10,11 @@ from psycopg.types.json import Jsonb
 from chalicelib.db import Database
 
 FINAL_STATUSES = ("succeeded", "failed", "skipped")
+# Per-session reads are scoped to the row that has the session_id NOW: deliveries of a
+# deleted session of the same name (kept for its tombstone) are never another's to read.
+_OWNER = "session_uid = (SELECT id FROM sessions WHERE session_id = %s)"
 REDELIVERABLE = ("succeeded", "failed", "skipped")
+Endpoint = tuple  # (session row id as text, URL): one circuit breaker
 
 
 class WebhookRepository:
@@ -18,26 +22,38 @@ class WebhookRepository:
         self.db = db
 
     # -- configuration ------------------------------------------------------------------
-    def session_configs(self, session_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        ids = sorted(set(session_ids))
-        if not ids:
+    def session_configs(self, session_uids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Webhook routing by session row id: a live session's, else its tombstone's (a deleted
+        row's last routing, migrations 0012 and 0050). Never by the reusable text session_id."""
+        uids = sorted(set(session_uids))
+        if not uids:
             return {}
         with self.db.connection() as conn:
             rows = conn.execute(
                 """
-                SELECT session_id, webhook_url, webhook_events, webhook_secret_enc,
+                SELECT id::text AS session_uid, session_id, webhook_url, webhook_events, webhook_secret_enc,
                        webhook_secret_prev_enc, webhook_secret_prev_expires_at,
                        webhook_secret_prev_expires_at > now() AS prev_valid
-                FROM sessions WHERE session_id = ANY(%s)
-                UNION ALL  -- deleted sessions: their last webhook routing (migration 0012)
-                SELECT t.session_id, t.webhook_url, t.webhook_events, t.webhook_secret_enc,
+                FROM sessions WHERE id = ANY(%s::uuid[])
+                UNION ALL
+                SELECT t.session_uid::text, t.session_id, t.webhook_url, t.webhook_events, t.webhook_secret_enc,
                        t.webhook_secret_prev_enc, t.webhook_secret_prev_expires_at,
                        t.webhook_secret_prev_expires_at > now() AS prev_valid
                 FROM session_tombstones t
-                WHERE t.session_id = ANY(%s)
-                  AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = t.session_id)
-                """, (ids, ids)).fetchall()
-        return {row["session_id"]: row for row in rows}
+                WHERE t.session_uid = ANY(%s::uuid[])
+                """, (uids, uids)).fetchall()
+        return {row["session_uid"]: row for row in rows}
+
+    def current_session_uids(self, session_ids: Iterable[str]) -> dict[str, str]:
+        """session_id -> the row id of the session that has it now (for envelopes written
+        before migration 0050, which carry no `metadata.session_uid`)."""
+        ids = sorted(set(session_ids))
+        if not ids:
+            return {}
+        with self.db.connection() as conn:
+            rows = conn.execute("SELECT session_id, id::text AS uid FROM sessions WHERE session_id = ANY(%s)",
+                                (ids,)).fetchall()
+        return {row["session_id"]: row["uid"] for row in rows}
 
     def rotate_secret(self, session_id: str, encrypt_new: Any, grace_seconds: float) -> dict[str, Any] | None:
         """Current secret -> previous (valid `grace_seconds` more), new secret -> current."""
@@ -57,41 +73,46 @@ class WebhookRepository:
                 """, (grace_seconds, encrypt_new, session_id)).fetchone()
 
     # -- endpoints (circuit breaker) ------------------------------------------------------
-    def endpoints(self, urls: Iterable[str]) -> dict[str, dict[str, Any]]:
-        urls = sorted(set(urls))
-        if not urls:
+    # An endpoint is (session row id, URL): each session's breaker is its own, so no tenant
+    # can open, disable or re-enable the breaker of another tenant's URL (issue 11, finding 15).
+    def endpoints(self, endpoints: Iterable[Endpoint]) -> dict[Endpoint, dict[str, Any]]:
+        keys = sorted(set(endpoints))
+        if not keys:
             return {}
         with self.db.connection() as conn:
             rows = conn.execute(
                 """
-                SELECT url, state, consecutive_failures, opened_at, probe_started_at, disabled_reason,
+                SELECT e.session_uid::text AS session_uid, e.url, state, consecutive_failures, opened_at,
+                       probe_started_at, disabled_reason,
                        extract(epoch FROM now() - opened_at) AS open_for,
                        extract(epoch FROM now() - probe_started_at) AS probing_for
-                FROM webhook_endpoints WHERE url = ANY(%s)
-                """, (urls,)).fetchall()
-        return {row["url"]: row for row in rows}
+                FROM webhook_endpoints e
+                JOIN unnest(%s::uuid[], %s::text[]) AS k(session_uid, url) USING (session_uid, url)
+                """, ([k[0] for k in keys], [k[1] for k in keys])).fetchall()
+        return {(row["session_uid"], row["url"]): row for row in rows}
 
-    def claim_probe(self, url: str, cooldown: float, probe_timeout: float) -> bool:
+    def claim_probe(self, endpoint: Endpoint, cooldown: float, probe_timeout: float) -> bool:
         """Open (cooled down) or stale half-open -> half-open, for exactly one caller."""
         with self.db.connection() as conn:
             row = conn.execute(
                 """
                 UPDATE webhook_endpoints SET state = 'half_open', probe_started_at = now(), updated_at = now()
-                WHERE url = %s AND (
+                WHERE session_uid = %s AND url = %s AND (
                     (state = 'open' AND opened_at <= now() - make_interval(secs => %s))
                  OR (state = 'half_open' AND probe_started_at <= now() - make_interval(secs => %s)))
                 RETURNING url
-                """, (url, cooldown, probe_timeout)).fetchone()
+                """, (*endpoint, cooldown, probe_timeout)).fetchone()
         return row is not None
 
     @staticmethod
-    def record_failures(conn: psycopg.Connection, url: str, failures: int, threshold: int) -> str:
+    def record_failures(conn: psycopg.Connection, endpoint: Endpoint, failures: int, threshold: int) -> str:
         row = conn.execute(
             """
-            INSERT INTO webhook_endpoints AS e (url, state, consecutive_failures, last_failure_at, opened_at)
-            VALUES (%(url)s, CASE WHEN %(n)s >= %(t)s THEN 'open' ELSE 'closed' END, %(n)s, now(),
+            INSERT INTO webhook_endpoints AS e (session_uid, url, state, consecutive_failures, last_failure_at,
+                                                opened_at)
+            VALUES (%(uid)s, %(url)s, CASE WHEN %(n)s >= %(t)s THEN 'open' ELSE 'closed' END, %(n)s, now(),
                     CASE WHEN %(n)s >= %(t)s THEN now() END)
-            ON CONFLICT (url) DO UPDATE SET
+            ON CONFLICT (session_uid, url) DO UPDATE SET
                 consecutive_failures = e.consecutive_failures + %(n)s,
                 last_failure_at = now(),
                 state = CASE WHEN e.state = 'disabled' THEN 'disabled'
@@ -104,74 +125,73 @@ class WebhookRepository:
                 probe_started_at = NULL,
                 updated_at = now()
             RETURNING state
-            """, {"url": url, "n": failures, "t": threshold}).fetchone()
+            """, {"uid": endpoint[0], "url": endpoint[1], "n": failures, "t": threshold}).fetchone()
         return row["state"]
 
     @staticmethod
-    def record_success(conn: psycopg.Connection, url: str) -> None:
+    def record_success(conn: psycopg.Connection, endpoint: Endpoint) -> None:
         conn.execute(
             """
             UPDATE webhook_endpoints SET state = CASE WHEN state = 'disabled' THEN 'disabled' ELSE 'closed' END,
                    consecutive_failures = 0, last_success_at = now(), probe_started_at = NULL,
                    opened_at = CASE WHEN state = 'disabled' THEN opened_at END, updated_at = now()
-            WHERE url = %s
-            """, (url,))
+            WHERE session_uid = %s AND url = %s
+            """, endpoint)
 
     @staticmethod
-    def disable(conn: psycopg.Connection, url: str, reason: str) -> None:
+    def disable(conn: psycopg.Connection, endpoint: Endpoint, reason: str) -> None:
         conn.execute(
             """
-            INSERT INTO webhook_endpoints AS e (url, state, disabled_at, disabled_reason, last_failure_at)
-            VALUES (%s, 'disabled', now(), %s, now())
-            ON CONFLICT (url) DO UPDATE SET state = 'disabled', disabled_at = now(),
+            INSERT INTO webhook_endpoints AS e (session_uid, url, state, disabled_at, disabled_reason, last_failure_at)
+            VALUES (%s, %s, 'disabled', now(), %s, now())
+            ON CONFLICT (session_uid, url) DO UPDATE SET state = 'disabled', disabled_at = now(),
                 disabled_reason = excluded.disabled_reason, last_failure_at = now(), updated_at = now()
-            """, (url, reason))
+            """, (*endpoint, reason))
 
-    def enable(self, url: str) -> bool:
+    def enable(self, endpoint: Endpoint) -> bool:
         with self.db.connection() as conn:
             cur = conn.execute(
                 """
                 UPDATE webhook_endpoints SET state = 'closed', consecutive_failures = 0, opened_at = NULL,
                        probe_started_at = NULL, disabled_at = NULL, disabled_reason = NULL, updated_at = now()
-                WHERE url = %s AND state <> 'closed'
-                """, (url,))
+                WHERE session_uid = %s AND url = %s AND state <> 'closed'
+                """, endpoint)
         return cur.rowcount == 1
 
     # -- parked deliveries (breaker open) -------------------------------------------------
-    def oldest_parked(self, url: str) -> dict[str, Any] | None:
+    _PARKED = "session_uid = %s AND url = %s AND status = 'retrying' AND next_attempt_at IS NULL"
+
+    def oldest_parked(self, endpoint: Endpoint) -> dict[str, Any] | None:
         with self.db.connection() as conn:
             return conn.execute(
                 "SELECT *, extract(epoch FROM now() - created_at) AS age FROM webhook_deliveries "
-                "WHERE url = %s AND status = 'retrying' AND next_attempt_at IS NULL ORDER BY created_at LIMIT 1",
-                (url,)).fetchone()
+                f"WHERE {self._PARKED} ORDER BY created_at LIMIT 1", endpoint).fetchone()
 
-    def release_parked(self, url: str, limit: int = 5000) -> list[dict[str, Any]]:
-        """Parked deliveries of `url` -> pending (their delivery messages are sent by the caller)."""
+    def release_parked(self, endpoint: Endpoint, limit: int = 5000) -> list[dict[str, Any]]:
+        """Parked deliveries of the endpoint -> pending (their delivery messages are sent by the caller)."""
         with self.db.connection() as conn:
             return conn.execute(
-                """
+                f"""
                 UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(), updated_at = now()
-                WHERE id IN (SELECT id FROM webhook_deliveries WHERE url = %s AND status = 'retrying'
-                             AND next_attempt_at IS NULL ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED)
+                WHERE id IN (SELECT id FROM webhook_deliveries WHERE {self._PARKED}
+                             ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED)
                 RETURNING id, attempt
-                """, (url, limit)).fetchall()
+                """, (*endpoint, limit)).fetchall()
 
-    def fail_parked(self, url: str, reason: str) -> int:
+    def fail_parked(self, endpoint: Endpoint, reason: str) -> int:
         with self.db.connection() as conn:
-            cur = conn.execute(
-                "UPDATE webhook_deliveries SET status = 'failed', error = %s, updated_at = now() "
-                "WHERE url = %s AND status = 'retrying' AND next_attempt_at IS NULL", (reason, url))
+            cur = conn.execute("UPDATE webhook_deliveries SET status = 'failed', error = %s, updated_at = now() "
+                               f"WHERE {self._PARKED}", (reason, *endpoint))
         return cur.rowcount
 
-    def expire_parked(self, url: str, max_age: float) -> int:
+    def expire_parked(self, endpoint: Endpoint, max_age: float) -> int:
         with self.db.connection() as conn:
             cur = conn.execute(
-                """
+                f"""
                 UPDATE webhook_deliveries SET status = 'failed', updated_at = now(),
                        error = 'endpoint unavailable (circuit breaker open) for the whole retry schedule'
-                WHERE url = %s AND status = 'retrying' AND next_attempt_at IS NULL
-                  AND created_at < now() - make_interval(secs => %s)
-                """, (url, max_age))
+                WHERE {self._PARKED} AND created_at < now() - make_interval(secs => %s)
+                """, (*endpoint, max_age))
         return cur.rowcount
 
     # -- deliveries ---------------------------------------------------------------------
@@ -205,10 +225,10 @@ class WebhookRepository:
                 cur.executemany(
                     """
                     INSERT INTO webhook_deliveries AS d
-                        (id, event_id, session_id, event, url, status, attempt, round_attempt, http_status,
-                         latency_ms, response_excerpt, error, payload, next_attempt_at, last_attempt_at,
-                         succeeded_at, enqueued_at, target)
-                    VALUES (%(id)s, %(event_id)s, %(session_id)s, %(event)s, %(url)s, %(status)s, %(attempt)s,
+                        (id, event_id, session_id, session_uid, event, url, status, attempt, round_attempt,
+                         http_status, latency_ms, response_excerpt, error, payload, next_attempt_at,
+                         last_attempt_at, succeeded_at, enqueued_at, target)
+                    VALUES (%(id)s, %(event_id)s, %(session_id)s, %(session_uid)s, %(event)s, %(url)s, %(status)s, %(attempt)s,
                             %(round_attempt)s, %(http_status)s, %(latency_ms)s, %(response_excerpt)s, %(error)s,
                             %(payload)s, %(next_attempt_at)s, %(last_attempt_at)s,
                             CASE WHEN %(status)s = 'succeeded' THEN now() END, %(enqueued_at)s, %(target)s)
@@ -237,9 +257,9 @@ class WebhookRepository:
         with self.db.connection() as conn:
             return conn.execute(
                 """
-                INSERT INTO webhook_deliveries (id, event_id, session_id, event, url, status, attempt,
+                INSERT INTO webhook_deliveries (id, event_id, session_id, session_uid, event, url, status, attempt,
                                                 payload, next_attempt_at, enqueued_at, target)
-                VALUES (%(id)s, %(event_id)s, %(session_id)s, %(event)s, %(url)s, 'pending', 0, %(payload)s,
+                VALUES (%(id)s, %(event_id)s, %(session_id)s, %(session_uid)s, %(event)s, %(url)s, 'pending', 0, %(payload)s,
                         now(), %(enqueued_at)s, %(target)s)
                 RETURNING id, event_id, status, attempt
                 """, {**row, "payload": Jsonb(row["payload"])}).fetchone()
@@ -251,13 +271,13 @@ class WebhookRepository:
                 """
                 UPDATE webhook_deliveries SET status = 'pending', round_attempt = 0, next_attempt_at = now(),
                        error = NULL, updated_at = now()
-                WHERE id = %s AND session_id = %s AND status = ANY(%s)
-                RETURNING id, url, attempt, status
+                WHERE id = %s AND session_uid = (SELECT id FROM sessions WHERE session_id = %s) AND status = ANY(%s)
+                RETURNING id, session_uid, url, attempt, status
                 """, (delivery_id, session_id, list(REDELIVERABLE))).fetchone()
 
     def mark_pending_bulk(self, session_id: str, *, statuses: list[str], since: datetime | None,
                           event: str | None, limit: int) -> list[dict[str, Any]]:
-        where, params = ["session_id = %s", "status = ANY(%s)"], [session_id, statuses]
+        where, params = [_OWNER, "status = ANY(%s)"], [session_id, statuses]
         if since is not None:
             where.append("created_at >= %s")
             params.append(since)
@@ -271,12 +291,12 @@ class WebhookRepository:
                        error = NULL, updated_at = now()
                 WHERE id IN (SELECT id FROM webhook_deliveries WHERE {' AND '.join(where)}
                              ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED)
-                RETURNING id, url, attempt, status
+                RETURNING id, session_uid, url, attempt, status
                 """, [*params, limit]).fetchall()
 
     def get_delivery(self, session_id: str, delivery_id: str) -> dict[str, Any] | None:
         with self.db.connection() as conn:
-            row = conn.execute("SELECT * FROM webhook_deliveries WHERE id = %s AND session_id = %s",
+            row = conn.execute(f"SELECT * FROM webhook_deliveries WHERE id = %s AND {_OWNER}",
                                (delivery_id, session_id)).fetchone()
             if row is None:
                 return None
@@ -287,7 +307,7 @@ class WebhookRepository:
 
     def list_deliveries(self, session_id: str, *, status: str | None, event: str | None,
                         since: datetime | None, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-        where, params = ["session_id = %s"], [session_id]
+        where, params = [_OWNER], [session_id]
         if status:
             where.append("status = %s")
             params.append(status)
@@ -312,7 +332,8 @@ class WebhookRepository:
 
     # -- stats --------------------------------------------------------------------------
     def stats(self, session_id: str | None, window_seconds: float) -> dict[str, Any]:
-        scope, params = ("WHERE d.session_id = %s", [session_id]) if session_id else ("", [])
+        owned = f"d.{_OWNER}"
+        scope, also, params = (f"WHERE {owned}", f"AND {owned}", [session_id]) if session_id else ("", "", [])
         with self.db.connection() as conn:
             by_status = conn.execute(
                 f"SELECT d.status, count(*) AS n FROM webhook_deliveries d {scope} GROUP BY d.status",
@@ -326,18 +347,16 @@ class WebhookRepository:
                        percentile_cont(0.95) WITHIN GROUP (ORDER BY a.latency_ms)
                            FILTER (WHERE a.latency_ms IS NOT NULL) AS p95
                 FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id
-                WHERE a.at >= now() - make_interval(secs => %s) {scope.replace('WHERE', 'AND')}
+                WHERE a.at >= now() - make_interval(secs => %s) {also}
                 """, [window_seconds, *params]).fetchone()
             if session_id:
                 breakers = conn.execute(
                     """
                     SELECT e.url, e.state, e.consecutive_failures, e.opened_at, e.disabled_reason
                     FROM webhook_endpoints e
-                    WHERE e.state <> 'closed' AND (e.url IN (SELECT webhook_url FROM sessions WHERE session_id = %s)
-                          OR e.url IN (SELECT DISTINCT url FROM webhook_deliveries WHERE session_id = %s
-                                       AND status IN ('pending', 'retrying')))
+                    WHERE e.state <> 'closed' AND e.session_uid = (SELECT id FROM sessions WHERE session_id = %s)
                     ORDER BY e.url
-                    """, (session_id, session_id)).fetchall()
+                    """, (session_id,)).fetchall()
             else:
                 breakers = conn.execute(
                     "SELECT url, state, consecutive_failures, opened_at, disabled_reason FROM webhook_endpoints "

@@ -16,6 +16,7 @@ from chalicelib.crypto import SecretBox
 from chalicelib.db import Database
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.events import EventPublisher
+from chalicelib.repositories.commands import CommandRepository
 from chalicelib.repositories.sessions import SessionRepository
 from chalicelib.schemas.sessions import (CreateSessionRequest, ListSessionsQuery, ProxyIn,
                                          UpdateSessionRequest, WebhookIn)
@@ -197,8 +198,8 @@ class SessionService:
                 raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
             envelope = self.events.record(conn, session_id, "session.deleted",
                                           {"session_id": session_id, "jid": existing.get("jid")})
-            conn.execute("DELETE FROM commands WHERE session_id = %s AND status = 'queued'", (session_id,))
-            self.repo.bury(conn, session_id)
+            CommandRepository.delete_for_session(conn, existing["id"])
+            self.repo.bury(conn, existing)
             self.repo.delete(conn, session_id)
             if existing.get("jid"):
                 _delete_device_rows(conn, existing["jid"])

@@ -75,9 +75,10 @@ def delivery_message(delivery_id: str, attempt: int, delay: float) -> dict[str, 
             "not_before": time.time() + max(0.0, delay)}
 
 
-def probe_message(url: str, delay: float) -> dict[str, Any]:
+def probe_message(endpoint: tuple[str, str], delay: float) -> dict[str, Any]:
     """The timer of an open breaker: after the cooldown, one parked delivery probes the endpoint."""
-    return {"type": PROBE_MESSAGE, "url": url, "not_before": time.time() + max(0.0, delay)}
+    return {"type": PROBE_MESSAGE, "session_uid": endpoint[0], "url": endpoint[1],
+            "not_before": time.time() + max(0.0, delay)}
 
 
 def send_delivery_messages(sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> None:
@@ -100,6 +101,7 @@ class Job:
     delivery_id: str
     event_id: str
     session_id: str
+    session_uid: str             # the owner: the session row's id (issue 11, finding 1)
     event: str
     url: str
     payload: dict[str, Any]
@@ -123,6 +125,11 @@ class Job:
     handed_off: bool = False     # still running when its batch returned
     parked: bool = False         # waits in the database until its endpoint's breaker closes
     probe: bool = False          # the half-open probe of its endpoint
+
+    @property
+    def endpoint(self) -> tuple[str, str]:
+        """What the circuit breaker is keyed by: this session's use of this URL."""
+        return (self.session_uid, self.url)
 
 
 class WebhookDispatcher:
@@ -226,19 +233,22 @@ class WebhookDispatcher:
     def _jobs_for_events(self, events: list[tuple[dict, dict]], failures: list[str]) -> list[Job]:
         if not events:
             return []
-        configs = self._session_configs({body["session_id"] for _, body in events})
+        owners = self._owners([body for _, body in events])
+        configs = self._session_configs(set(owners.values()))
         jobs: list[Job] = []
         redelivered: list[Job] = []
         for record, envelope in events:
             try:
-                config = configs.get(envelope["session_id"])
+                owner = owners.get(envelope["id"])
+                config = configs.get(owner) if owner else None
                 if not config or not config["webhook_url"] or not config["secrets"]:
                     continue
                 if not pattern_matches(config["webhook_events"], envelope["event"]):
                     continue
                 url = config["webhook_url"]
                 job = Job(record_id=record["messageId"], delivery_id=delivery_id_for(envelope["id"], url),
-                          event_id=envelope["id"], session_id=envelope["session_id"], event=envelope["event"],
+                          event_id=envelope["id"], session_id=envelope["session_id"], session_uid=owner,
+                          event=envelope["event"],
                           url=url, payload=envelope, attempt=1, round_attempt=1,
                           enqueued_at=_parse_time(envelope.get("timestamp")), secrets=config["secrets"])
                 jobs.append(job)
@@ -262,7 +272,7 @@ class WebhookDispatcher:
         if not deliveries:
             return []
         rows = self.repo.deliveries_by_id([body["delivery_id"] for _, body in deliveries])
-        configs = self._session_configs({row["session_id"] for row in rows.values()})
+        configs = self._session_configs({str(row["session_uid"]) for row in rows.values()})
         jobs: list[Job] = []
         for record, body in deliveries:
             try:
@@ -274,7 +284,7 @@ class WebhookDispatcher:
                 if row is None or row["status"] in FINAL_STATUSES or row["attempt"] >= int(body["attempt"]):
                     continue  # gone, done, or a duplicate of a message already handled
                 job = self._job_from_row(record, row)
-                self._check_session(job, row, configs.get(row["session_id"]))
+                self._check_session(job, row, configs.get(job.session_uid))
                 jobs.append(job)
             except Exception:  # noqa: BLE001
                 failures.append(record["messageId"])
@@ -282,22 +292,22 @@ class WebhookDispatcher:
 
     def _jobs_for_probes(self, probes: list[dict[str, Any]], followups: list[dict[str, Any]]) -> list[Job]:
         jobs: list[Job] = []
-        for url in sorted({p["url"] for p in probes}):
-            expired = self.repo.expire_parked(url, self.policy.max_age)
+        for endpoint in sorted({(p["session_uid"], p["url"]) for p in probes}):
+            expired = self.repo.expire_parked(endpoint, self.policy.max_age)
             if expired and self.logger:
-                self.logger.warning("parked webhook deliveries expired", extra={"url": url, "count": expired})
-            if not self.repo.claim_probe(url, self.breaker.cooldown, self.breaker.probe_timeout):
+                self.logger.warning("parked webhook deliveries expired", extra={"url": endpoint[1], "count": expired})
+            if not self.repo.claim_probe(endpoint, self.breaker.cooldown, self.breaker.probe_timeout):
                 continue  # closed meanwhile, disabled, or another dispatcher is probing
-            self._invalidate(url)
-            row = self.repo.oldest_parked(url)
+            self._invalidate(endpoint)
+            row = self.repo.oldest_parked(endpoint)
             if row is None:
-                self.repo.enable(url)  # nothing waits for it: give it a fresh start
+                self.repo.enable(endpoint)  # nothing waits for it: give it a fresh start
                 continue
             job = self._job_from_row({"messageId": "probe"}, row)
-            configs = self._session_configs({row["session_id"]})
-            self._check_session(job, row, configs.get(row["session_id"]))
+            configs = self._session_configs({job.session_uid})
+            self._check_session(job, row, configs.get(job.session_uid))
             if job.status != "pending":  # not sendable: the next parked one probes after probe_timeout
-                followups.append(probe_message(url, self.breaker.probe_timeout))
+                followups.append(probe_message(endpoint, self.breaker.probe_timeout))
             job.probe = True
             jobs.append(job)
         return jobs
@@ -305,8 +315,8 @@ class WebhookDispatcher:
     @staticmethod
     def _job_from_row(record: dict[str, Any], row: dict[str, Any]) -> Job:
         return Job(record_id=record["messageId"], delivery_id=str(row["id"]), event_id=str(row["event_id"]),
-                   session_id=row["session_id"], event=row["event"], url=row["url"], payload=row["payload"],
-                   attempt=row["attempt"] + 1, round_attempt=row["round_attempt"] + 1,
+                   session_id=row["session_id"], session_uid=str(row["session_uid"]), event=row["event"],
+                   url=row["url"], payload=row["payload"], attempt=row["attempt"] + 1, round_attempt=row["round_attempt"] + 1,
                    target=row["target"], enqueued_at=row["enqueued_at"], age=float(row["age"] or 0))
 
     @staticmethod
@@ -324,18 +334,39 @@ class WebhookDispatcher:
     def _lost_attempt(record: dict[str, Any], row: dict[str, Any]) -> Job:
         """An attempt whose outcome never came back (its dispatcher stopped): counted as a failure."""
         return Job(record_id=record["messageId"], delivery_id=str(row["id"]), event_id=str(row["event_id"]),
-                   session_id=row["session_id"], event=row["event"], url=row["url"], payload=row["payload"],
-                   attempt=row["attempt"], round_attempt=row["round_attempt"], target=row["target"],
+                   session_id=row["session_id"], session_uid=str(row["session_uid"]), event=row["event"],
+                   url=row["url"], payload=row["payload"], attempt=row["attempt"], round_attempt=row["round_attempt"], target=row["target"],
                    enqueued_at=row["enqueued_at"], age=float(row["age"] or 0), status="lost",
                    outcome=retry.RETRY, attempted_at=row["last_attempt_at"],
                    error="the attempt's outcome was lost (its dispatcher stopped)")
 
-    def _session_configs(self, session_ids: set[str]) -> dict[str, dict[str, Any]]:
+    def _owners(self, envelopes: list[dict[str, Any]]) -> dict[str, str]:
+        """event id -> the row id of the session that produced it: `metadata.session_uid`, or
+        (an envelope written before migration 0050) the session that has its session_id now."""
+        owners: dict[str, str] = {}
+        legacy: list[dict[str, Any]] = []
+        for envelope in envelopes:
+            uid = (envelope.get("metadata") or {}).get("session_uid")
+            if isinstance(uid, str) and uid:
+                owners[envelope["id"]] = uid
+            else:
+                legacy.append(envelope)
+        if legacy:
+            current = self.repo.current_session_uids({e["session_id"] for e in legacy})
+            for envelope in legacy:
+                if envelope["session_id"] in current:
+                    owners[envelope["id"]] = current[envelope["session_id"]]
+        return owners
+
+    def _session_configs(self, session_uids: set[str]) -> dict[str, dict[str, Any]]:
+        """Webhook routing per session row id, cached CONFIG_TTL seconds. A deleted session's
+        row id maps to its tombstone; a new session reusing its session_id has another row
+        id, so no cache entry of one can ever route the other's events."""
         now = time.monotonic()
         found: dict[str, dict[str, Any]] = {}
         missing = []
         with self._lock:
-            for sid in session_ids:
+            for sid in session_uids:
                 cached = self._configs.get(sid)
                 if cached and cached[0] > now:
                     if cached[1] is not None:
@@ -352,7 +383,7 @@ class WebhookDispatcher:
                     loaded[sid] = None
                     continue
                 secrets = []
-                context = f"webhook:{sid}"
+                context = f"webhook:{row['session_id']}"
                 if row["webhook_secret_enc"] is not None or row["webhook_secret_prev_enc"] is not None:
                     box = box or self._secret_box()
                 try:
@@ -364,8 +395,8 @@ class WebhookDispatcher:
                     secrets = []
                     if self.logger:
                         self.logger.error("webhook secret does not decrypt; deliveries skipped",
-                                          extra={"session_id": sid})
-                loaded[sid] = {"webhook_url": row["webhook_url"], "webhook_events": list(row["webhook_events"] or []),
+                                          extra={"session_id": row["session_id"]})
+                loaded[sid] = {"session_id": row["session_id"], "webhook_url": row["webhook_url"], "webhook_events": list(row["webhook_events"] or []),
                                "secrets": secrets}
             with self._lock:
                 for sid, config in loaded.items():
@@ -375,54 +406,58 @@ class WebhookDispatcher:
         return found
 
     def forget_session(self, session_id: str) -> None:
+        """Drop cached routing of every row that has (or had) this session_id."""
         with self._lock:
-            self._configs.pop(session_id, None)
+            for uid in [uid for uid, (_, config) in self._configs.items()
+                        if config is not None and config.get("session_id") == session_id]:
+                del self._configs[uid]
 
     # -- circuit breaker ----------------------------------------------------------------
-    def _endpoint_states(self, urls: set[str]) -> dict[str, dict[str, Any] | None]:
+    def _endpoint_states(self, endpoints: set[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any] | None]:
         now = time.monotonic()
-        states: dict[str, dict[str, Any] | None] = {}
+        states: dict[tuple[str, str], dict[str, Any] | None] = {}
         missing = []
         with self._lock:
-            for url in urls:
-                cached = self._endpoints.get(url)
+            for endpoint in endpoints:
+                cached = self._endpoints.get(endpoint)
                 if cached and cached[0] > now:
-                    states[url] = cached[1]
+                    states[endpoint] = cached[1]
                 else:
-                    missing.append(url)
+                    missing.append(endpoint)
         if missing:
             rows = self.repo.endpoints(missing)
             with self._lock:
-                for url in missing:
-                    row = rows.get(url)
-                    states[url] = row
+                for endpoint in missing:
+                    row = rows.get(endpoint)
+                    states[endpoint] = row
                     healthy = row is None or (row["state"] == "closed" and not row["consecutive_failures"])
                     if healthy:
-                        self._endpoints[url] = (now + ENDPOINT_TTL, row)
+                        self._endpoints[endpoint] = (now + ENDPOINT_TTL, row)
         return states
 
     def _apply_breaker(self, jobs: list[Job]) -> None:
         if not jobs:
             return
-        states = self._endpoint_states({j.url for j in jobs})
-        probing: dict[str, bool] = {}
+        states = self._endpoint_states({j.endpoint for j in jobs})
+        probing: dict[tuple[str, str], bool] = {}
         with self._lock:
             slow = {url for url, n in self._in_flight_slow.items() if n > 0}
         for job in jobs:
             if job.url in slow:  # an attempt to it is still hanging here: do not pile on
                 self._defer(job, self.timeout + 1.0, "deferred: an earlier attempt to this endpoint is still running")
                 continue
-            decision, wait = breaker.decide(states.get(job.url), self.breaker)
+            decision, wait = breaker.decide(states.get(job.endpoint), self.breaker)
             if decision == breaker.GO:
                 continue
             if decision == breaker.DISABLED:
-                reason = (states[job.url] or {}).get("disabled_reason") or "disabled"
+                reason = (states[job.endpoint] or {}).get("disabled_reason") or "disabled"
                 job.status, job.error = "failed", f"endpoint disabled ({reason})"
                 continue
-            if decision == breaker.PROBE and job.url not in probing:
-                probing[job.url] = self.repo.claim_probe(job.url, self.breaker.cooldown, self.breaker.probe_timeout)
-                if probing[job.url]:
-                    self._invalidate(job.url)
+            if decision == breaker.PROBE and job.endpoint not in probing:
+                probing[job.endpoint] = self.repo.claim_probe(job.endpoint, self.breaker.cooldown,
+                                                              self.breaker.probe_timeout)
+                if probing[job.endpoint]:
+                    self._invalidate(job.endpoint)
                     job.probe = True
                     continue  # this job is the probe
             # open, or a probe is in flight: wait in the database, released when the breaker closes
@@ -435,9 +470,9 @@ class WebhookDispatcher:
         job.status, job.error = "retrying", why
         job.delay, job.next_attempt = wait * random.uniform(1.0, 1.2), job.attempt  # no attempt made
 
-    def _invalidate(self, url: str) -> None:
+    def _invalidate(self, endpoint: tuple[str, str]) -> None:
         with self._lock:
-            self._endpoints.pop(url, None)
+            self._endpoints.pop(endpoint, None)
 
     # -- HTTP ---------------------------------------------------------------------------
     def _http(self) -> requests.Session:
@@ -536,12 +571,13 @@ class WebhookDispatcher:
             return
         now = datetime.now(timezone.utc)
         rows, attempts = [], []
-        successes: set[str] = set()
-        failures: dict[str, int] = {}
-        disabled: set[str] = set()
+        successes: set[tuple[str, str]] = set()
+        failures: dict[tuple[str, str], int] = {}
+        disabled: set[tuple[str, str]] = set()
         for job in jobs:
             rows.append({
-                "id": job.delivery_id, "event_id": job.event_id, "session_id": job.session_id, "event": job.event,
+                "id": job.delivery_id, "event_id": job.event_id, "session_id": job.session_id,
+                "session_uid": job.session_uid, "event": job.event,
                 "url": job.url, "status": job.status,
                 # an attempt that was not made (deferred, skipped, endpoint disabled) is not counted
                 "attempt": job.attempt if (job.outcome or job.handed_off) else job.attempt - 1,
@@ -560,41 +596,43 @@ class WebhookDispatcher:
                     "http_status": job.http_status, "latency_ms": job.latency_ms,
                     "response_excerpt": job.excerpt, "error": (job.error or None) and job.error[:1000]})
                 if job.outcome == retry.SUCCEEDED:
-                    successes.add(job.url)
+                    successes.add(job.endpoint)
                 elif job.outcome == retry.RETRY or job.probe and job.outcome in (retry.FAILED, retry.REFUSED):
-                    failures[job.url] = failures.get(job.url, 0) + 1  # a failed probe always reopens
+                    failures[job.endpoint] = failures.get(job.endpoint, 0) + 1  # a failed probe always reopens
                 elif job.outcome == retry.DISABLED:
-                    disabled.add(job.url)
-        opened: set[str] = set()
-        recovered: set[str] = set()
+                    disabled.add(job.endpoint)
+        opened: set[tuple[str, str]] = set()
+        recovered: set[tuple[str, str]] = set()
         with self.db.connection() as conn, conn.transaction():
             self.repo.write_outcomes(conn, rows, attempts)
-            for url in disabled:
-                self.repo.disable(conn, url, f"HTTP 410 Gone at {now.isoformat(timespec='seconds')}")
-            for url, count in failures.items():
-                if url in disabled:
+            for endpoint in disabled:
+                self.repo.disable(conn, endpoint, f"HTTP 410 Gone at {now.isoformat(timespec='seconds')}")
+            for endpoint, count in failures.items():
+                if endpoint in disabled:
                     continue
-                if url in successes:
-                    self.repo.record_success(conn, url)
-                    recovered.add(url)
-                elif self.repo.record_failures(conn, url, count, self.breaker.threshold) == "open":
-                    opened.add(url)
-            for url in successes - set(failures) - disabled:
-                cached = self._endpoints.get(url)
+                if endpoint in successes:
+                    self.repo.record_success(conn, endpoint)
+                    recovered.add(endpoint)
+                elif self.repo.record_failures(conn, endpoint, count, self.breaker.threshold) == "open":
+                    opened.add(endpoint)
+            for endpoint in successes - set(failures) - disabled:
+                cached = self._endpoints.get(endpoint)
                 if cached is None or cached[0] <= time.monotonic():  # not known healthy: reset it
-                    self.repo.record_success(conn, url)
-                    recovered.add(url)
-        for url in set(failures) | disabled:
-            self._invalidate(url)
+                    self.repo.record_success(conn, endpoint)
+                    recovered.add(endpoint)
+        for endpoint in set(failures) | disabled:
+            self._invalidate(endpoint)
         self._after_breaker_changes(opened, recovered, disabled)
 
-    def _after_breaker_changes(self, opened: set[str], recovered: set[str], disabled: set[str] = frozenset()) -> None:
+    def _after_breaker_changes(self, opened: set[tuple[str, str]], recovered: set[tuple[str, str]],
+                               disabled: set[tuple[str, str]] = frozenset()) -> None:
         """An opened breaker gets its probe timer; a recovered endpoint gets its parked deliveries back."""
-        for url in disabled:
-            self.repo.fail_parked(url, "endpoint disabled (HTTP 410 Gone)")
-        messages = [probe_message(url, self.breaker.cooldown) for url in sorted(opened)]
-        for url in sorted(recovered):
-            messages += [delivery_message(str(r["id"]), r["attempt"] + 1, 0) for r in self.repo.release_parked(url)]
+        for endpoint in disabled:
+            self.repo.fail_parked(endpoint, "endpoint disabled (HTTP 410 Gone)")
+        messages = [probe_message(endpoint, self.breaker.cooldown) for endpoint in sorted(opened)]
+        for endpoint in sorted(recovered):
+            messages += [delivery_message(str(r["id"]), r["attempt"] + 1, 0)
+                         for r in self.repo.release_parked(endpoint)]
         if messages:
             send_delivery_messages(self.sqs, self._events_url(), messages)
 
@@ -623,7 +661,8 @@ def _parse(record: dict[str, Any]) -> tuple[str, Any]:
     if not isinstance(body, dict):
         return "poison", None
     if body.get("type") == PROBE_MESSAGE:
-        return ("probe", body) if isinstance(body.get("url"), str) and body["url"] else ("poison", None)
+        ok = all(isinstance(body.get(k), str) and body[k] for k in ("url", "session_uid"))
+        return ("probe", body) if ok else ("poison", None)
     if body.get("type") == DELIVERY_MESSAGE:
         if isinstance(body.get("delivery_id"), str) and isinstance(body.get("attempt"), int):
             try:

@@ -63,7 +63,8 @@ class WebhookService:
                 raise NotFound(f"delivery '{delivery_id}' does not exist", code="delivery_not_found")
             raise Conflict("the delivery is still in progress; redeliver it once it has succeeded or failed",
                            code="delivery_in_progress")
-        self._enqueue([delivery_message(str(row["id"]), row["attempt"] + 1, 0)] + self._reenable(row["url"]))
+        endpoint = (str(row["session_uid"]), row["url"])
+        self._enqueue([delivery_message(str(row["id"]), row["attempt"] + 1, 0)] + self._reenable(endpoint))
         return {"delivery_id": str(row["id"]), "status": "pending"}
 
     def redeliver_bulk(self, session_id: str, request: BulkRedeliverRequest) -> dict[str, Any]:
@@ -71,17 +72,18 @@ class WebhookService:
         rows = self.repo.mark_pending_bulk(session_id, statuses=[request.status], since=request.since,
                                            event=request.event, limit=request.limit)
         released: list[dict[str, Any]] = []
-        for url in {r["url"] for r in rows}:
-            released += self._reenable(url)
+        for endpoint in {(str(r["session_uid"]), r["url"]) for r in rows}:
+            released += self._reenable(endpoint)
         if rows or released:
             self._enqueue([delivery_message(str(r["id"]), r["attempt"] + 1, 0) for r in rows] + released)
         return {"count": len(rows), "delivery_ids": [str(r["id"]) for r in rows]}
 
-    def _reenable(self, url: str) -> list[dict[str, Any]]:
-        """An explicit redeliver re-enables a disabled or open endpoint and releases what waits for it."""
-        if not self.repo.enable(url):
+    def _reenable(self, endpoint: tuple[str, str]) -> list[dict[str, Any]]:
+        """An explicit redeliver re-enables this session's disabled or open endpoint (never
+        another session's breaker on the same URL) and releases what waits for it."""
+        if not self.repo.enable(endpoint):
             return []
-        return [delivery_message(str(r["id"]), r["attempt"] + 1, 0) for r in self.repo.release_parked(url)]
+        return [delivery_message(str(r["id"]), r["attempt"] + 1, 0) for r in self.repo.release_parked(endpoint)]
 
     # -- sends --------------------------------------------------------------------------
     def send(self, request: SendWebhookRequest) -> dict[str, Any]:
@@ -97,10 +99,12 @@ class WebhookService:
         else:
             raise Conflict(f"session '{request.session_id}' has no webhook URL; give 'url'",
                            code="webhook_not_configured")
-        envelope = make_envelope(request.session_id, request.event, request.data, metadata={"manual": True})
+        owner = str(session["id"])
+        envelope = make_envelope(request.session_id, request.event, request.data,
+                                 metadata={"manual": True, "session_uid": owner})
         row = self.repo.create_pending({
             "id": delivery_id_for(envelope["id"], url), "event_id": envelope["id"],
-            "session_id": request.session_id, "event": request.event, "url": url, "payload": envelope,
+            "session_id": request.session_id, "session_uid": owner, "event": request.event, "url": url, "payload": envelope,
             "enqueued_at": envelope["timestamp"], "target": target})
         self._enqueue([delivery_message(str(row["id"]), 1, 0)])
         return {"delivery_id": str(row["id"]), "event_id": envelope["id"], "url": url, "status": "pending"}
