@@ -18,6 +18,7 @@ from chalicelib.bootstrap import get_container
 from chalicelib.config import queue_prefix_from_env
 from chalicelib.routing import ADMIN, PUBLIC, SESSION, RequestContext, Router, RouteSpec
 from chalicelib.services.auth import Principal
+from chalicelib.untrusted_input import printable_or_none
 
 app = Chalice(app_name="zemeow")
 app.log.disabled = True  # Chalice's own logger would print tracebacks outside our JSON logs
@@ -61,7 +62,8 @@ route = router.route
 @app.middleware("http")
 def request_context(event: Any, get_response: Callable[[Any], Response]) -> Response:
     context = event.context
-    request_id = (event.headers.get("x-request-id") or context.get("requestId") or str(uuid.uuid4()))[:128]
+    request_id = (printable_or_none(event.headers.get("x-request-id")) or context.get("requestId")
+                  or str(uuid.uuid4()))[:128]
     context["zemeow_request_id"] = request_id
     container = get_container()
     container.logger.append_keys(request_id=request_id)
