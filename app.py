@@ -183,6 +183,13 @@ def delete_session(ctx: RequestContext, session_id: str) -> Response:
     return Response(body="", status_code=204)
 
 
+@route("/sessions/{session_id}/rotate-key", "POST", access=SESSION,
+       summary="New session API key (shown once); the old key is refused at once", tags=["sessions"],
+       responses={200: "sessions.SessionKeyRotated", 404: None})
+def rotate_session_key(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    return ctx.shape(get_container().sessions.rotate_key(session_id))
+
+
 # -- proxy (chalicelib/services/proxy.py) -----------------------------------------------
 
 

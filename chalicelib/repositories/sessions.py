@@ -87,6 +87,12 @@ class SessionRepository:
         return cur.rowcount == 1
 
     @staticmethod
+    def replace_key_digest(conn: psycopg.Connection, session_id: str, digest: str) -> dict[str, Any] | None:
+        """The session's key digest replaced: the old key stops matching with this commit."""
+        return conn.execute("UPDATE sessions SET api_key_hash = %s, updated_at = now() WHERE session_id = %s "
+                            "RETURNING session_id, updated_at", (digest, session_id)).fetchone()
+
+    @staticmethod
     def lock(conn: psycopg.Connection, session_id: str) -> dict[str, Any] | None:
         return conn.execute("SELECT * FROM sessions WHERE session_id = %s FOR UPDATE", (session_id,)).fetchone()
 

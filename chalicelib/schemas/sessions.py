@@ -203,6 +203,12 @@ class SessionCreated(Model):
     webhook_secret: Optional[str] = Field(default=None, description="shown once when a webhook is set")
 
 
+class SessionKeyRotated(Model):
+    session_id: str
+    api_key: str = Field(description="the new key, shown once; the previous key is refused from now on")
+    rotated_at: datetime
+
+
 class SessionUpdated(SessionOut):
     webhook_secret: Optional[str] = Field(default=None, description="shown once when the webhook changed")
 
