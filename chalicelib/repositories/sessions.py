@@ -104,15 +104,15 @@ class SessionRepository:
         conn.execute(
             """
             INSERT INTO session_tombstones (session_id, webhook_url, webhook_events, webhook_secret_enc,
-                                            webhook_secret_prev_enc, webhook_secret_prev_expires_at)
+                                            webhook_secrets_prev_enc, webhook_secrets_prev_expires_at)
             SELECT session_id, webhook_url, webhook_events, webhook_secret_enc,
-                   webhook_secret_prev_enc, webhook_secret_prev_expires_at
+                   webhook_secrets_prev_enc, webhook_secrets_prev_expires_at
             FROM sessions WHERE session_id = %s AND webhook_url IS NOT NULL
             ON CONFLICT (session_id) DO UPDATE SET
                 webhook_url = EXCLUDED.webhook_url, webhook_events = EXCLUDED.webhook_events,
                 webhook_secret_enc = EXCLUDED.webhook_secret_enc,
-                webhook_secret_prev_enc = EXCLUDED.webhook_secret_prev_enc,
-                webhook_secret_prev_expires_at = EXCLUDED.webhook_secret_prev_expires_at,
+                webhook_secrets_prev_enc = EXCLUDED.webhook_secrets_prev_enc,
+                webhook_secrets_prev_expires_at = EXCLUDED.webhook_secrets_prev_expires_at,
                 deleted_at = now()
             """,
             (session_id,),
