@@ -18,6 +18,7 @@ from chalicelib.bootstrap import get_container
 from chalicelib.config import queue_prefix_from_env
 from chalicelib.routing import ADMIN, PUBLIC, SESSION, RequestContext, Router, RouteSpec
 from chalicelib.services.auth import Principal
+from chalicelib.untrusted_input import printable_or_none
 
 app = Chalice(app_name="zemeow")
 app.log.disabled = True  # Chalice's own logger would print tracebacks outside our JSON logs
@@ -61,7 +62,8 @@ route = router.route
 @app.middleware("http")
 def request_context(event: Any, get_response: Callable[[Any], Response]) -> Response:
     context = event.context
-    request_id = (event.headers.get("x-request-id") or context.get("requestId") or str(uuid.uuid4()))[:128]
+    request_id = (printable_or_none(event.headers.get("x-request-id")) or context.get("requestId")
+                  or str(uuid.uuid4()))[:128]
     context["zemeow_request_id"] = request_id
     container = get_container()
     container.logger.append_keys(request_id=request_id)
@@ -179,6 +181,13 @@ def update_session(ctx: RequestContext, session_id: str) -> dict[str, Any]:
 def delete_session(ctx: RequestContext, session_id: str) -> Response:
     get_container().sessions.delete(session_id)
     return Response(body="", status_code=204)
+
+
+@route("/sessions/{session_id}/rotate-key", "POST", access=SESSION,
+       summary="New session API key (shown once); the old key is refused at once", tags=["sessions"],
+       responses={200: "sessions.SessionKeyRotated", 404: None})
+def rotate_session_key(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    return ctx.shape(get_container().sessions.rotate_key(session_id))
 
 
 # -- proxy (chalicelib/services/proxy.py) -----------------------------------------------

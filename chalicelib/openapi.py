@@ -107,8 +107,8 @@ class OpenApiBuilder:
                     for media in spec.produces or ["application/json"]}
             op["responses"][str(status)] = response
         errors = {400, 503} if spec.body is not None else {503}
-        if spec.body is not None or spec.query is not None:
-            errors.add(422)
+        if spec.body is not None or spec.query is not None or "{" in spec.path:
+            errors.add(422)  # path parameters too: NUL or a lone surrogate (chalicelib/untrusted_input.py)
         if spec.body is not None:
             errors.add(413)
         if spec.access != PUBLIC:

@@ -3,7 +3,9 @@
 `Router.route(...)` wraps a view so that, before it runs, the caller is authenticated
 and authorised for the route's access level ('public', 'admin', or 'session' = admin or
 the session named in the path), the JSON body and the query are parsed into pydantic
-models (400 for bad JSON, 413 for oversized bodies, 422 naming each bad field), and,
+models (400 for bad JSON, 413 for oversized bodies, 422 naming each bad field; text we
+cannot store, NUL or a lone surrogate, is refused in bodies, queries and path parameters
+by `chalicelib.untrusted_input` before the view runs), and,
 after it runs, every mutating request is written to the audit log. Each registration is
 kept as a `RouteSpec`, from which `chalicelib.openapi` builds the OpenAPI document and
 the tests enumerate every route.
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Union
 
@@ -28,7 +29,8 @@ from chalice import Chalice, Response
 from chalice.app import ChaliceViewError
 
 from chalicelib import http_errors
-from chalicelib.errors import BadRequest, PayloadTooLarge, ValidationFailed, ZemeowError
+from chalicelib.errors import PayloadTooLarge, ValidationFailed, ZemeowError
+from chalicelib.untrusted_input import check_parameters, decode_json_body, query_items
 from chalicelib.services.auth import Principal
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -165,6 +167,7 @@ class Router:
                 if spec.access != PUBLIC:
                     principal = self._authenticate(request)
                     self._authorize(principal, spec.access, path_params.get("session_id"))
+                check_parameters("path", path_params.items(), prefix="path.")
                 ctx = RequestContext(principal, request_id, self._parse_body(spec, request),
                                      self._parse_query(spec, request), request, spec)
                 result = view(ctx, **path_params)
@@ -185,13 +188,7 @@ class Router:
             raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {self._max_body_bytes()}")
         if spec.body_ref is None:
             return None
-        if not raw.strip():
-            data: Any = {}
-        else:
-            try:
-                data = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from exc
+        data: Any = decode_json_body(raw) if raw.strip() else {}
         if not isinstance(data, dict):
             raise ValidationFailed("request body must be a JSON object",
                                    details=[{"field": "body", "message": "expected an object", "type": "type"}])
@@ -201,6 +198,7 @@ class Router:
     def _parse_query(spec: RouteSpec, request: Any) -> Any:
         if spec.query_ref is None:
             return None
+        check_parameters("query", query_items(request.query_params))
         params = dict(request.query_params or {})
         return parse_model(spec.query, params, where="query")
 

@@ -87,6 +87,12 @@ class SessionRepository:
         return cur.rowcount == 1
 
     @staticmethod
+    def replace_key_digest(conn: psycopg.Connection, session_id: str, digest: str) -> dict[str, Any] | None:
+        """The session's key digest replaced: the old key stops matching with this commit."""
+        return conn.execute("UPDATE sessions SET api_key_hash = %s, updated_at = now() WHERE session_id = %s "
+                            "RETURNING session_id, updated_at", (digest, session_id)).fetchone()
+
+    @staticmethod
     def lock(conn: psycopg.Connection, session_id: str) -> dict[str, Any] | None:
         return conn.execute("SELECT * FROM sessions WHERE session_id = %s FOR UPDATE", (session_id,)).fetchone()
 
@@ -101,9 +107,9 @@ class SessionRepository:
         conn.execute(
             """
             INSERT INTO session_tombstones (session_uid, session_id, webhook_url, webhook_events, webhook_secret_enc,
-                                            webhook_secret_prev_enc, webhook_secret_prev_expires_at)
+                                            webhook_secrets_prev_enc, webhook_secrets_prev_expires_at)
             SELECT id, session_id, webhook_url, webhook_events, webhook_secret_enc,
-                   webhook_secret_prev_enc, webhook_secret_prev_expires_at
+                   webhook_secrets_prev_enc, webhook_secrets_prev_expires_at
             FROM sessions WHERE id = %s AND webhook_url IS NOT NULL
             ON CONFLICT (session_uid) DO NOTHING
             """,

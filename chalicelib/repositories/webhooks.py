@@ -1,7 +1,7 @@
 """SQL of webhook delivery: session webhook configs, deliveries, attempts, endpoints (breaker)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 import psycopg
@@ -13,6 +13,9 @@ FINAL_STATUSES = ("succeeded", "failed", "skipped")
 # Per-session reads are scoped to the row that has the session_id NOW: deliveries of a
 # deleted session of the same name (kept for its tombstone) are never another's to read.
 _OWNER = "session_uid = (SELECT id FROM sessions WHERE session_id = %s)"
+# the previous webhook secrets whose promised expiry is still ahead (migration 0059)
+_LIVE_PREVIOUS = ("ARRAY(SELECT p.enc FROM unnest({t}webhook_secrets_prev_enc, {t}webhook_secrets_prev_expires_at) "
+                  "AS p(enc, expires_at) WHERE p.expires_at > now() ORDER BY p.expires_at)")
 REDELIVERABLE = ("succeeded", "failed", "skipped")
 Endpoint = tuple  # (session row id as text, URL): one circuit breaker
 
@@ -32,16 +35,15 @@ class WebhookRepository:
             rows = conn.execute(
                 """
                 SELECT id::text AS session_uid, session_id, webhook_url, webhook_events, webhook_secret_enc,
-                       webhook_secret_prev_enc, webhook_secret_prev_expires_at,
-                       webhook_secret_prev_expires_at > now() AS prev_valid
+                       {live} AS webhook_secrets_live_enc
                 FROM sessions WHERE id = ANY(%s::uuid[])
                 UNION ALL
                 SELECT t.session_uid::text, t.session_id, t.webhook_url, t.webhook_events, t.webhook_secret_enc,
-                       t.webhook_secret_prev_enc, t.webhook_secret_prev_expires_at,
-                       t.webhook_secret_prev_expires_at > now() AS prev_valid
+                       {live_t} AS webhook_secrets_live_enc
                 FROM session_tombstones t
                 WHERE t.session_uid = ANY(%s::uuid[])
-                """, (uids, uids)).fetchall()
+                """.format(live=_LIVE_PREVIOUS.format(t=""), live_t=_LIVE_PREVIOUS.format(t="t.")),
+                (uids, uids)).fetchall()
         return {row["session_uid"]: row for row in rows}
 
     def current_session_uids(self, session_ids: Iterable[str]) -> dict[str, str]:
@@ -55,22 +57,36 @@ class WebhookRepository:
                                 (ids,)).fetchall()
         return {row["session_id"]: row["uid"] for row in rows}
 
-    def rotate_secret(self, session_id: str, encrypt_new: Any, grace_seconds: float) -> dict[str, Any] | None:
-        """Current secret -> previous (valid `grace_seconds` more), new secret -> current."""
+    def rotate_secret(self, session_id: str, encrypt_new: Any, grace_seconds: float,
+                      max_previous: int) -> dict[str, Any] | None:
+        """New secret -> current; the current one joins the previous secrets, each signing
+        until its own expiry (`grace_seconds` from now for the one replaced; those already
+        there keep theirs: a promise is never shortened). Expired ones are dropped. With
+        `max_previous` still live, nothing changes and the row says `refused`.
+
+        Returns None (no session), the row without `webhook_url` (no webhook), or the row
+        with `previous` = [(secret_enc, expires_at)] oldest first, after the rotation."""
         with self.db.connection() as conn, conn.transaction():
-            row = conn.execute("SELECT session_id, webhook_url, webhook_secret_enc FROM sessions "
-                               "WHERE session_id = %s FOR UPDATE", (session_id,)).fetchone()
+            row = conn.execute(
+                "SELECT session_id, webhook_url, webhook_secret_enc, webhook_secrets_prev_enc, "
+                "webhook_secrets_prev_expires_at, now() AS now FROM sessions WHERE session_id = %s FOR UPDATE",
+                (session_id,)).fetchone()
             if row is None or not row["webhook_url"]:
                 return row
-            return conn.execute(
+            previous = sorted(((enc, expires) for enc, expires in zip(row["webhook_secrets_prev_enc"],
+                                                                     row["webhook_secrets_prev_expires_at"])
+                               if expires > row["now"]), key=lambda pair: pair[1])
+            if row["webhook_secret_enc"] is not None:
+                if len(previous) >= max_previous:
+                    return {**row, "previous": previous, "refused": True}
+                previous.append((row["webhook_secret_enc"], row["now"] + timedelta(seconds=grace_seconds)))
+            conn.execute(
                 """
-                UPDATE sessions SET webhook_secret_prev_enc = webhook_secret_enc,
-                       webhook_secret_prev_expires_at = CASE WHEN webhook_secret_enc IS NULL THEN NULL
-                           ELSE now() + make_interval(secs => %s) END,
-                       webhook_secret_enc = %s, updated_at = now()
+                UPDATE sessions SET webhook_secret_enc = %s, webhook_secrets_prev_enc = %s,
+                       webhook_secrets_prev_expires_at = %s, updated_at = now()
                 WHERE session_id = %s
-                RETURNING session_id, webhook_url, webhook_secret_prev_expires_at
-                """, (grace_seconds, encrypt_new, session_id)).fetchone()
+                """, (encrypt_new, [enc for enc, _ in previous], [expires for _, expires in previous], session_id))
+            return {**row, "previous": previous, "refused": False}
 
     # -- endpoints (circuit breaker) ------------------------------------------------------
     # An endpoint is (session row id, URL): each session's breaker is its own, so no tenant

@@ -1,6 +1,8 @@
 """Request and response models of the sessions API (pydantic v2; also the OpenAPI schemas)."""
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import json
 import re
@@ -29,17 +31,49 @@ def check_http_url(value: str) -> str:
     return value
 
 
+WEBHOOK_SECRET_PREFIX = "whsec_"
+WEBHOOK_SECRET_MIN_BYTES = 24
+WEBHOOK_SECRET_MAX_BYTES = 64
+
+
+def check_webhook_secret(value: str) -> str:
+    """Only what Standard Webhooks libraries verify with: `whsec_` + standard base64 (with
+    its padding) of 24 to 64 bytes. Any other text used to be signed with its UTF-8 bytes,
+    which no library reproduces, so receivers could not verify. The message never
+    repeats the secret."""
+    if not value.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValueError(f"must be '{WEBHOOK_SECRET_PREFIX}' followed by base64")
+    encoded = value[len(WEBHOOK_SECRET_PREFIX):]
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        key = None
+    if key is None or base64.b64encode(key).decode() != encoded:
+        raise ValueError(f"must be '{WEBHOOK_SECRET_PREFIX}' followed by standard base64 (A-Z a-z 0-9 + /, '=' padding)")
+    if not WEBHOOK_SECRET_MIN_BYTES <= len(key) <= WEBHOOK_SECRET_MAX_BYTES:
+        raise ValueError(f"must encode {WEBHOOK_SECRET_MIN_BYTES} to {WEBHOOK_SECRET_MAX_BYTES} bytes "
+                         f"(this one encodes {len(key)})")
+    return value
+
+
 class WebhookIn(Strict):
     url: str = Field(description="http(s) URL that receives the events")
     events: list[str] = Field(default_factory=list, max_length=64,
                               description="patterns such as 'message.*' or 'session.connected'; empty = all")
-    secret: Optional[str] = Field(default=None, min_length=24, max_length=256,
-                                  description="signing secret; generated (whsec_...) when omitted")
+    secret: Optional[str] = Field(default=None, max_length=256,
+                                  description="signing secret in the Standard Webhooks form, 'whsec_' + base64 "
+                                              f"of {WEBHOOK_SECRET_MIN_BYTES} to {WEBHOOK_SECRET_MAX_BYTES} bytes; "
+                                              "generated when omitted")
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
         return check_http_url(value)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else check_webhook_secret(value)
 
     @field_validator("events")
     @classmethod
@@ -201,6 +235,12 @@ class SessionCreated(Model):
     status: str
     created_at: datetime
     webhook_secret: Optional[str] = Field(default=None, description="shown once when a webhook is set")
+
+
+class SessionKeyRotated(Model):
+    session_id: str
+    api_key: str = Field(description="the new key, shown once; the previous key is refused from now on")
+    rotated_at: datetime
 
 
 class SessionUpdated(SessionOut):

@@ -92,10 +92,20 @@ class BulkRedeliverAccepted(Model):
     delivery_ids: list[str]
 
 
+class PreviousSecret(Model):
+    fingerprint: str = Field(description="first 16 hex digits of sha256 of the secret text (never the secret)")
+    expires_at: datetime = Field(description="it signs every delivery until then")
+
+
 class RotateSecretOut(Model):
     webhook_secret: str = Field(description="the new secret, shown once")
+    fingerprint: str = Field(description="the new secret's fingerprint (first 16 hex digits of its sha256)")
     previous_secret_expires_at: Optional[datetime] = Field(
-        default=None, description="until then the old secret signs too (space-separated signatures)")
+        default=None, description="until then the secret just replaced signs too (space-separated signatures)")
+    previous_secrets: list[PreviousSecret] = Field(
+        default_factory=list, description="every previous secret that still signs, oldest first, with its expiry")
+    max_previous_secrets: int = Field(description="at most this many previous secrets sign at once; "
+                                                  "a rotation beyond is 409 too_many_webhook_secrets")
 
 
 class SendWebhookRequest(Strict):

@@ -183,6 +183,21 @@ class SessionService:
             view["webhook_secret"] = new_secret
         return view
 
+    # -- key rotation -------------------------------------------------------------------
+    def rotate_key(self, session_id: str) -> dict[str, Any]:
+        """A new key for a session whose key leaked, without unlinking its device.
+
+        Only the digest is stored and every request looks it up (`AuthService` keeps no
+        key -> session cache), so the old key is refused from the commit on, in every warm
+        Lambda. The new key is answered once; the audit log records the rotation, not the key.
+        """
+        api_key = generate_session_key()
+        with self.db.connection() as conn, conn.transaction():
+            row = self.repo.replace_key_digest(conn, session_id, key_digest(api_key))
+        if row is None:
+            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+        return {"session_id": row["session_id"], "api_key": api_key, "rotated_at": row["updated_at"]}
+
     # -- delete -------------------------------------------------------------------------
     def delete(self, session_id: str) -> None:
         if self.before_delete is not None:

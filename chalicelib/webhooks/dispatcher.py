@@ -384,13 +384,14 @@ class WebhookDispatcher:
                     continue
                 secrets = []
                 context = f"webhook:{row['session_id']}"
-                if row["webhook_secret_enc"] is not None or row["webhook_secret_prev_enc"] is not None:
+                # the current secret, then every previous one a rotation promised and whose
+                # expiry is still ahead: one `v1,` signature each (migration 0059)
+                encrypted = [enc for enc in (row["webhook_secret_enc"], *row["webhook_secrets_live_enc"])
+                             if enc is not None]
+                if encrypted:
                     box = box or self._secret_box()
                 try:
-                    if row["webhook_secret_enc"] is not None:
-                        secrets.append(box.decrypt(row["webhook_secret_enc"], context=context))
-                    if row["webhook_secret_prev_enc"] is not None and row["prev_valid"]:
-                        secrets.append(box.decrypt(row["webhook_secret_prev_enc"], context=context))
+                    secrets.extend(box.decrypt(enc, context=context) for enc in encrypted)
                 except DecryptionError:  # ENCRYPTION_KEY changed: never send unsigned; say so loudly
                     secrets = []
                     if self.logger:

@@ -1,7 +1,9 @@
 """The API side of webhooks: deliveries (list, read, redeliver), test sends, secret rotation, stats."""
 from __future__ import annotations
 
+import hashlib
 import uuid
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from chalicelib.crypto import SecretBox
@@ -14,6 +16,7 @@ from chalicelib.services.sessions import generate_webhook_secret
 from chalicelib.webhooks.dispatcher import delivery_id_for, delivery_message, send_delivery_messages
 
 ROTATION_GRACE_SECONDS = 24 * 3600.0
+MAX_PREVIOUS_SECRETS = 5  # each adds a `v1,` signature (44 bytes) to every delivery
 STATS_WINDOW_SECONDS = 24 * 3600
 
 
@@ -111,14 +114,36 @@ class WebhookService:
 
     # -- secrets ------------------------------------------------------------------------
     def rotate_secret(self, session_id: str) -> dict[str, Any]:
+        """A new secret; every previous secret keeps signing until the expiry its own
+        rotation answer stated (ROTATION_GRACE_SECONDS after it was replaced), so a
+        receiver on any of them keeps verifying. At most MAX_PREVIOUS_SECRETS previous
+        secrets live at once: one rotation more is refused (409) until the oldest expires,
+        because shortening a stated expiry would break that answer's promise.
+
+        The answer names every secret that signs (by fingerprint: the first 16 hex digits
+        of sha256 of the secret text, which a receiver can compute; never the secret)."""
         secret = generate_webhook_secret()
-        blob = self._secret_box().encrypt(secret, context=f"webhook:{session_id}")
-        row = self.repo.rotate_secret(session_id, blob, ROTATION_GRACE_SECONDS)
+        box = self._secret_box()
+        context = f"webhook:{session_id}"
+        row = self.repo.rotate_secret(session_id, box.encrypt(secret, context=context), ROTATION_GRACE_SECONDS,
+                                      MAX_PREVIOUS_SECRETS)
         if row is None:
             raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
         if not row.get("webhook_url"):
             raise Conflict(f"session '{session_id}' has no webhook", code="webhook_not_configured")
-        return {"webhook_secret": secret, "previous_secret_expires_at": row["webhook_secret_prev_expires_at"]}
+        previous = [{"fingerprint": secret_fingerprint(box.decrypt(enc, context=context)), "expires_at": expires}
+                    for enc, expires in row["previous"]]
+        if row["refused"]:
+            raise Conflict(
+                f"{MAX_PREVIOUS_SECRETS} previous webhook secrets still sign until their promised expiry; "
+                f"rotate again after {previous[0]['expires_at'].isoformat()}", code="too_many_webhook_secrets",
+                details={"max_previous_secrets": MAX_PREVIOUS_SECRETS,
+                         "next_slot_at": _iso(previous[0]["expires_at"]),
+                         "previous_secrets": [{**p, "expires_at": _iso(p["expires_at"])} for p in previous]})
+        replaced = row["webhook_secret_enc"] is not None
+        return {"webhook_secret": secret, "fingerprint": secret_fingerprint(secret),
+                "previous_secret_expires_at": previous[-1]["expires_at"] if replaced else None,
+                "previous_secrets": previous, "max_previous_secrets": MAX_PREVIOUS_SECRETS}
 
     # -- stats --------------------------------------------------------------------------
     def stats(self, session_id: str | None = None) -> dict[str, Any]:
@@ -151,6 +176,15 @@ class WebhookService:
         except Exception:  # noqa: BLE001 - stats report what they can
             return None
         return sum(int(attrs.get(n, 0)) for n in names)
+
+
+def secret_fingerprint(secret: str) -> str:
+    """Names a webhook secret in answers without revealing it (receivers compute the same)."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def delivery_view(row: dict[str, Any], *, payload: bool = False) -> dict[str, Any]:

@@ -6,8 +6,10 @@ Headers: `webhook-id` (the event id, the same on every retry: receivers dedupe o
 space-separated (during a secret rotation both the old and the new secret sign).
 
 A secret `whsec_<base64>` signs with the base64-decoded bytes, as the spec and its
-libraries do. Any other secret (the API accepts custom ones) is tried as base64 first,
-then used as its UTF-8 bytes.
+libraries do. The API accepts only that form for custom secrets
+(`chalicelib.schemas.sessions.check_webhook_secret`); a secret of another form stored
+before that check is still tried as base64 first, then used as its UTF-8 bytes, so its
+receiver keeps working.
 """
 from __future__ import annotations
 
