@@ -14,6 +14,7 @@ from chalice import Chalice, Response
 
 from chalicelib import http_errors
 from chalicelib import qr as qr_render
+from chalicelib import security_headers
 from chalicelib.bootstrap import get_container
 from chalicelib.config import queue_prefix_from_env
 from chalicelib.routing import ADMIN, PUBLIC, SESSION, RequestContext, Router, RouteSpec
@@ -76,6 +77,7 @@ def request_context(event: Any, get_response: Callable[[Any], Response]) -> Resp
         response = get_response(event)
         response = http_errors.normalise_chalice_error(response, request_id)
         response.headers["X-Request-Id"] = request_id
+        security_headers.apply(response.headers)
         return response
     finally:
         container.logger.remove_keys(["request_id"])
@@ -93,10 +95,23 @@ def health(ctx: RequestContext) -> Response:
     return _health_response(get_container().health.health())
 
 
-@route("/ready", "GET", access=PUBLIC, summary="Readiness: migrations, queues, DLQ, runner", tags=["operations"],
-       responses={200: "operations.ReadyOut", 503: "operations.ReadyOut"})
+@route("/ready", "GET", access=PUBLIC, summary="Readiness: migrations, queues, DLQ, runner (details: admin key)",
+       tags=["operations"], responses={200: "operations.ReadyOut", 503: "operations.ReadyOut"})
 def ready(ctx: RequestContext) -> Response:
-    return _health_response(get_container().health.ready())
+    return _health_response(get_container().health.ready(detailed=_called_by_admin(ctx)))
+
+
+def _called_by_admin(ctx: RequestContext) -> bool:
+    """On a public route: did the caller send the admin key? Any other key, none, or a
+    key that cannot be checked now (database or secret down) gets the public answer."""
+    from chalicelib.services.auth import key_from_headers  # noqa: PLC0415
+
+    if not key_from_headers(ctx.raw_request.headers):
+        return False
+    try:
+        return get_container().auth.authenticate(ctx.raw_request.headers).is_admin
+    except Exception:  # noqa: BLE001 - a bad or uncheckable key is simply not the admin
+        return False
 
 
 @route("/openapi.json", "GET", access=PUBLIC, summary="This OpenAPI 3.1 document", tags=["operations"])
@@ -114,11 +129,11 @@ def _openapi() -> dict[str, Any]:
 @route("/docs", "GET", access=PUBLIC, summary="Swagger UI (works offline)", tags=["operations"],
        produces=["text/html"])
 def docs(ctx: RequestContext) -> Response:
-    from chalicelib.openapi import SWAGGER_HTML  # noqa: PLC0415
+    from chalicelib.openapi import DOCS_CSP, SWAGGER_HTML  # noqa: PLC0415
 
     base = _stage_prefix(ctx)
     return Response(body=SWAGGER_HTML.format(base=base), status_code=200,
-                    headers={"Content-Type": "text/html; charset=utf-8"})
+                    headers={"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": DOCS_CSP})
 
 
 @route("/docs/assets/{asset}", "GET", access=PUBLIC, summary="Swagger UI assets", tags=["operations"],
@@ -127,11 +142,11 @@ def docs_asset(ctx: RequestContext, asset: str) -> Response:
     import swagger_ui_bundle  # noqa: PLC0415 - only the docs need it
 
     from chalicelib.errors import NotFound  # noqa: PLC0415
-    from chalicelib.openapi import DOC_ASSETS  # noqa: PLC0415
+    from chalicelib.openapi import DOC_ASSETS, OWN_DOC_ASSETS  # noqa: PLC0415
 
     if asset not in DOC_ASSETS:
         raise NotFound(f"no docs asset '{asset}'")
-    body = (swagger_ui_bundle.swagger_ui_path / asset).read_text()
+    body = OWN_DOC_ASSETS.get(asset) or (swagger_ui_bundle.swagger_ui_path / asset).read_text()
     return Response(body=body, status_code=200,
                     headers={"Content-Type": DOC_ASSETS[asset], "Cache-Control": "public, max-age=86400"})
 

@@ -167,7 +167,9 @@ def bench_emulator_get(bench: Bench, path: str):
     import urllib.request
 
     port = bench.runners["bench-msg"][1]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                     headers={"X-Emulator-Token": bench.stack.env["EMULATOR_TOKEN"]})
+    with urllib.request.urlopen(request, timeout=10) as response:
         return response.status, json.loads(response.read())
 
 

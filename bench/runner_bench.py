@@ -55,7 +55,7 @@ def bench_env(**extra: str) -> dict[str, str]:
         "ENVIRONMENT": "test", "DATA_DIR": str(ROOT / ".zemeow" / "bench"), "QUEUE_PREFIX": f"zr{os.getpid()}",
         "COMMAND_SHARDS": "2", "ADMIN_API_KEY": "zadm_bench_" + secrets.token_urlsafe(16),
         "ENCRYPTION_KEY": secrets.token_urlsafe(32), "LOG_LEVEL": "WARNING", "WHATSAPP_DRIVER": "emulator",
-        "DB_POOL_MAX_SIZE": "30", **extra,
+        "EMULATOR_TOKEN": secrets.token_urlsafe(24), "DB_POOL_MAX_SIZE": "30", **extra,
     })
     return env
 
@@ -132,7 +132,8 @@ class Bench:
         port = self.runners[runner_id][1]
         request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST",
                                          data=json.dumps(body or {}).encode(),
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": "application/json",
+                                                  "X-Emulator-Token": self.stack.env["EMULATOR_TOKEN"]})
         try:
             return urllib.request.urlopen(request, timeout=10).status
         except urllib.error.HTTPError as exc:

@@ -134,6 +134,21 @@ def _parse_url(text: str) -> str:
     return text.strip()
 
 
+def _parse_bind_host(text: str) -> str:
+    import ipaddress  # noqa: PLC0415 - one setting needs it
+
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise ValueError("expected an IP address to listen on, such as 127.0.0.1 or 0.0.0.0") from None
+
+
+def _parse_emulator_token(text: str) -> str:
+    if len(text.strip()) < 16:
+        raise ValueError("expected at least 16 characters (make run generates one)")
+    return text.strip()
+
+
 def _parse_database_url(text: str) -> str:
     if not re.match(r"^postgres(ql)?://", text.strip()):
         raise ValueError("expected a postgresql:// or postgres:// URL")
@@ -191,7 +206,9 @@ class Settings:
     webhook_allow_private: bool = False
     whatsapp_driver: str = "neonize"
     emulator_port: int = 8081
+    emulator_token: str | None = None  # X-Emulator-Token of the emulator's control API; required by it
     metrics_port: int = 9100
+    runner_bind_host: str = "127.0.0.1"  # where the runner's /metrics and /healthz listen
     aws_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
     queue_prefix: str = "zemeow"
@@ -232,7 +249,7 @@ class Settings:
         return f"{self.queue_prefix}-messaging"
 
     def __repr__(self) -> str:  # never print secrets, even in a traceback
-        hidden = {"admin_api_key", "encryption_key", "database_url"}
+        hidden = {"admin_api_key", "encryption_key", "database_url", "emulator_token"}
         shown = ", ".join(
             f"{name}={'<set>' if name in hidden and getattr(self, name) else getattr(self, name)!r}"
             for name in self.__dataclass_fields__
@@ -335,7 +352,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_allow_private=r.get("WEBHOOK_ALLOW_PRIVATE", parse_bool, False),
         whatsapp_driver=r.get("WHATSAPP_DRIVER", _parse_choice(DRIVERS), "neonize"),
         emulator_port=r.get("EMULATOR_PORT", parse_port, 8081),
+        emulator_token=r.get("EMULATOR_TOKEN", _parse_emulator_token, None),
         metrics_port=r.get("METRICS_PORT", parse_port, 9100),
+        runner_bind_host=r.get("RUNNER_BIND_HOST", _parse_bind_host, "127.0.0.1"),
         aws_endpoint_url=r.get("AWS_ENDPOINT_URL", _parse_url, None),
         aws_region=r.text("AWS_REGION") or r.text("AWS_DEFAULT_REGION") or "us-east-1",
         queue_prefix=r.get("QUEUE_PREFIX", _parse_queue_prefix, "zemeow"),
@@ -363,6 +382,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
     if settings.environment == "production" and settings.webhook_allow_private:
         r.problems.append("WEBHOOK_ALLOW_PRIVATE=true is refused when ENVIRONMENT=production")
+    if settings.environment == "production" and settings.whatsapp_driver == "emulator":
+        # its control API pairs and drives any session: a stand-in for tests and demos only
+        r.problems.append("WHATSAPP_DRIVER=emulator is refused when ENVIRONMENT=production "
+                          "(use neonize; the emulator is for development and tests)")
     if r.problems:
         raise ConfigError(r.problems)
     return settings

@@ -148,12 +148,24 @@ class OpenApiBuilder:
         }
 
 
+# No inline script or style: the page's Content-Security-Policy (DOCS_CSP) allows only
+# what /docs/assets/ serves, so the start-up call lives in an asset of ours and reads
+# the document's URL from its own tag.
 SWAGGER_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>zemeow API</title>
 <link rel="stylesheet" href="{base}/docs/assets/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
 <script src="{base}/docs/assets/swagger-ui-bundle.js"></script>
-<script>window.ui = SwaggerUIBundle({{url: "{base}/openapi.json", dom_id: "#swagger-ui"}});</script>
+<script src="{base}/docs/assets/zemeow-docs.js" data-spec-url="{base}/openapi.json"></script>
 </body></html>
 """
-DOC_ASSETS = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "application/javascript"}
+DOCS_INIT_JS = """window.ui = SwaggerUIBundle({
+  url: document.currentScript.dataset.specUrl,
+  dom_id: "#swagger-ui",
+});
+"""
+DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+DOC_ASSETS = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "application/javascript",
+              "zemeow-docs.js": "application/javascript"}
+OWN_DOC_ASSETS = {"zemeow-docs.js": DOCS_INIT_JS}  # served from here, the rest from swagger_ui_bundle

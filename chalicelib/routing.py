@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 from chalice import Chalice, Response
 from chalice.app import ChaliceViewError
 
-from chalicelib import http_errors
+from chalicelib import http_errors, security_headers
 from chalicelib.errors import PayloadTooLarge, ValidationFailed, ZemeowError
 from chalicelib.untrusted_input import check_parameters, decode_json_body, query_items
 from chalicelib.services.auth import Principal
@@ -178,6 +178,8 @@ class Router:
                 response = http_errors.error_response(exc, request_id)
             if spec.method in MUTATING and principal is not None:
                 self._audit(principal, spec, path_params, response, request_id)
+            if spec.access != PUBLIC:
+                security_headers.no_store(response.headers)
             return response
 
         return handler

@@ -23,7 +23,7 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
 
 
 def cmd_run(_args: argparse.Namespace) -> int:
-    from devstack.local_env import load_local_env
+    from devstack.local_env import load_local_env, queue_prefix_for
     from devstack.processes import port_in_use, wait_http
     from devstack.stack import LocalStackEnvironment, timed
 
@@ -39,6 +39,8 @@ def cmd_run(_args: argparse.Namespace) -> int:
         return 1
     for key, value in local_values.items():
         env.setdefault(key, value)
+    if not (env.get("QUEUE_PREFIX") or "").strip():
+        env["QUEUE_PREFIX"] = queue_prefix_for(data_dir)  # two data dirs, two sets of queues
     env.setdefault("LOG_PRETTY", "true")
     env.setdefault("WEBHOOK_ALLOW_PRIVATE", "true")  # local receivers live on 127.0.0.1
     try:
@@ -78,6 +80,10 @@ def cmd_run(_args: argparse.Namespace) -> int:
         _say(f"zemeow is up in {time.monotonic() - started:.1f}s")
         _say(f"  API:        http://127.0.0.1:{settings.server_port}")
         _say(f"  admin key:  {env['ADMIN_API_KEY']}")
+        _say(f"  emulator:   X-Emulator-Token: {env.get('EMULATOR_TOKEN')}"
+             + (f" (control API on 127.0.0.1:{settings.emulator_port})"
+                if settings.whatsapp_driver == "emulator" else " (for WHATSAPP_DRIVER=emulator)"))
+        _say(f"  queues:     QUEUE_PREFIX={stack.settings.queue_prefix}")
         _say(f"  try:        curl -s http://127.0.0.1:{settings.server_port}/health")
         _say("  Ctrl-C stops everything.")
         while True:

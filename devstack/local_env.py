@@ -1,18 +1,36 @@
-"""The git-ignored `.zemeow/local.env`: keys generated once for the local stack.
+"""The git-ignored `.zemeow/local.env`: keys generated once for the local stack, and
+the queue prefix a data dir implies.
 
-`make run` prints the admin key it finds (or generates) here; a variable set in the
-real environment always wins over the file.
+`make run` prints the admin key and the emulator token it finds (or generates) here; a
+variable set in the real environment always wins over the file.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
 
+from devstack import PROJECT_ROOT
+
 GENERATED = {
     "ADMIN_API_KEY": lambda: "zadm_" + secrets.token_urlsafe(32),
     "ENCRYPTION_KEY": lambda: secrets.token_urlsafe(32),
+    "EMULATOR_TOKEN": lambda: secrets.token_urlsafe(32),  # X-Emulator-Token of the emulator's control API
 }
+DEFAULT_DATA_DIR = PROJECT_ROOT / ".zemeow"
+
+
+def queue_prefix_for(data_dir: Path) -> str:
+    """The QUEUE_PREFIX of a stack whose QUEUE_PREFIX is not set: plain `zemeow` for the
+    default data dir (one stack, and the compose file's runner, which also says `zemeow`,
+    keep their queue names), `zemeow-<8 hex of the resolved path>` for any other. A second
+    `make run` with its own DATA_DIR then gets its own queues, messaging and media stacks
+    on a shared LocalStack, and the same dir always gets the same prefix back."""
+    resolved = Path(data_dir).resolve()
+    if resolved == DEFAULT_DATA_DIR.resolve():
+        return "zemeow"
+    return "zemeow-" + hashlib.sha256(str(resolved).encode()).hexdigest()[:8]
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -1,8 +1,15 @@
 """LocalStack without Docker: reuse one that answers, else start it from its own venv.
 
-Started as `python -m localstack.runtime.main` on 127.0.0.1:4566 (or the port in
-AWS_ENDPOINT_URL), waited for until its health endpoint reports SQS and CloudFormation
-available, and stopped with its whole process group.
+Started as `localstack.runtime.main` on 127.0.0.1:4566 (or the port in AWS_ENDPOINT_URL)
+through `devstack/localstack_loopback.py`, which makes it listen on 127.0.0.1 only (4.13.1
+ignores the host of GATEWAY_LISTEN and would listen on every interface), waited for until
+its health endpoint reports SQS and CloudFormation available, and stopped with its whole
+process group.
+
+Only the launcher that started it stops it: a stack that found one answering leaves it
+alone. The launcher that started it stops it on exit even if another stack still uses
+it (there is no registry of users): start the longest-lived stack first, or run a
+LocalStack of your own and point every stack at it with AWS_ENDPOINT_URL.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
 SERVICES = "sqs,cloudformation,secretsmanager,s3,sts,iam,cloudwatch"
 REQUIRED = ("sqs", "cloudformation", "secretsmanager", "s3")
 LOCALSTACK_PYTHON = PROJECT_ROOT / ".venv-localstack" / "bin" / "python"
+LOOPBACK_LAUNCHER = Path(__file__).with_name("localstack_loopback.py")
 
 
 class LocalStackError(RuntimeError):
@@ -91,7 +99,7 @@ def ensure_localstack(endpoint: str | None, state_dir: Path, *, timeout: float =
     }
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
-            [str(LOCALSTACK_PYTHON), "-m", "localstack.runtime.main"],
+            [str(LOCALSTACK_PYTHON), str(LOOPBACK_LAUNCHER)],
             stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=str(state_dir),
             start_new_session=True, preexec_fn=die_with_parent,
         )

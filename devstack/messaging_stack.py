@@ -26,16 +26,26 @@ class StackError(RuntimeError):
 
 def deploy_messaging_stack(cfn: Any, stack_name: str, parameters: dict[str, Any], *,
                            timeout: float = 180.0, template: Path = TEMPLATE_PATH) -> dict[str, str]:
-    """Create or update the stack; wait; return its outputs as a dict."""
+    """Create or update the stack; wait; return its outputs as a dict.
+
+    Two launchers may deploy the same stack at once (two `make run`s sharing a prefix, or
+    a test and a launcher): the one whose CreateStack loses the race gets
+    AlreadyExistsException and waits for the other's stack instead of failing."""
     body = template.read_text()
     params = [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in parameters.items()]
     existing = _status(cfn, stack_name)
+    if existing and existing.endswith("_IN_PROGRESS"):  # someone else's deploy: let it finish
+        existing = _wait(cfn, stack_name, _DONE | _FAILED | {None}, timeout)
     if existing in ("ROLLBACK_COMPLETE", "CREATE_FAILED", "DELETE_FAILED"):
         cfn.delete_stack(StackName=stack_name)
         _wait(cfn, stack_name, {"DELETE_COMPLETE", None}, timeout)
         existing = None
     if existing is None or existing == "DELETE_COMPLETE":
-        cfn.create_stack(StackName=stack_name, TemplateBody=body, Parameters=params)
+        try:
+            cfn.create_stack(StackName=stack_name, TemplateBody=body, Parameters=params)
+        except ClientError as exc:
+            if _error_code(exc) != "AlreadyExistsException":
+                raise
     else:
         try:
             cfn.update_stack(StackName=stack_name, TemplateBody=body, Parameters=params)
@@ -46,6 +56,10 @@ def deploy_messaging_stack(cfn: Any, stack_name: str, parameters: dict[str, Any]
     if status not in _DONE or status == "UPDATE_ROLLBACK_COMPLETE":
         raise StackError(f"stack {stack_name} ended in {status}: {_failure_reasons(cfn, stack_name)}")
     return stack_outputs(cfn, stack_name)
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def stack_outputs(cfn: Any, stack_name: str) -> dict[str, str]:

@@ -1,5 +1,8 @@
 """Prometheus metrics of the runner, served with `/healthz` on `METRICS_PORT`.
 
+It listens on `RUNNER_BIND_HOST`: loopback by default (a laptop's `make run` exposes
+nothing to the LAN); the container image sets 0.0.0.0 so that its scraper can reach it.
+
 `/healthz` answers 200 while the supervisor's loop is alive (its last tick is recent) and
 the database answered on that tick; 503 otherwise. The container HEALTHCHECK uses it.
 """
@@ -51,9 +54,11 @@ class RunnerMetrics:
 
 
 class MetricsServer:
-    def __init__(self, metrics: RunnerMetrics, port: int, health: Callable[[], tuple[bool, dict[str, Any]]]):
+    def __init__(self, metrics: RunnerMetrics, port: int, health: Callable[[], tuple[bool, dict[str, Any]]],
+                 host: str = "127.0.0.1"):
         self.metrics = metrics
         self.port = port
+        self.host = host
         self.health = health
         self._server: ThreadingHTTPServer | None = None
 
@@ -80,7 +85,7 @@ class MetricsServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer(("0.0.0.0", self.port), Handler)
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True).start()
 

@@ -122,7 +122,8 @@ class RunnerSupervisor:
         info = {"metrics_port": self.settings.metrics_port, **self.driver.info()}
         self.runners.register(self.runner_id, hostname=socket.gethostname(), pid=os.getpid(),
                               version=self.settings.version, driver=self.settings.whatsapp_driver, info=info)
-        metrics_server = MetricsServer(self.metrics, self.settings.metrics_port, self.healthz)
+        metrics_server = MetricsServer(self.metrics, self.settings.metrics_port, self.healthz,
+                                       host=self.settings.runner_bind_host)
         metrics_server.start()
         self.driver.start()
         self.log.info("runner started", extra={"runner_id": self.runner_id, "driver": self.settings.whatsapp_driver,

@@ -43,6 +43,7 @@ def _test_env() -> dict[str, str]:
         "ENCRYPTION_KEY": secrets.token_urlsafe(32),
         "WEBHOOK_ALLOW_PRIVATE": "true",
         "WHATSAPP_DRIVER": "emulator",
+        "EMULATOR_TOKEN": secrets.token_urlsafe(24),  # the emulator's control API refuses requests without it
         "RUNNER_HEARTBEAT_INTERVAL": "0.5s",
         "RUNNER_LEASE_TTL": "3s",
         "DB_CONNECT_TIMEOUT": "3s",

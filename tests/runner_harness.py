@@ -37,9 +37,12 @@ class RunnerProcess:
     emulator_port: int
     metrics_port: int
     log_path: str
+    emulator_token: str = ""
 
     def emulator(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        return http_json(method, f"http://127.0.0.1:{self.emulator_port}{path}", body)
+        """The emulator's control API, with the runner's X-Emulator-Token."""
+        return http_json(method, f"http://127.0.0.1:{self.emulator_port}{path}", body,
+                         headers={"X-Emulator-Token": self.emulator_token})
 
     def log(self) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as handle:
@@ -65,7 +68,8 @@ def start_runner(env: dict[str, str], runner_id: str, **extra: str) -> RunnerPro
                 **extra}
     child = start_child(runner_id, [sys.executable, "-m", "runner_container"], full_env, str(PROJECT_ROOT),
                         stdout=log, stderr=subprocess.STDOUT)
-    runner = RunnerProcess(runner_id, child, emulator_port, metrics_port, log.name)
+    runner = RunnerProcess(runner_id, child, emulator_port, metrics_port, log.name,
+                           full_env.get("EMULATOR_TOKEN", ""))
     try:
         wait_for(lambda: _healthy(metrics_port) or not child.alive(), timeout=60, message="runner /healthz")
     except AssertionError:
@@ -81,9 +85,11 @@ def _healthy(port: int) -> bool:
     return status == 200
 
 
-def http_json(method: str, url: str, body: dict | None = None, timeout: float = 10) -> tuple[int, dict]:
+def http_json(method: str, url: str, body: dict | None = None, timeout: float = 10,
+              headers: dict[str, str] | None = None) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             raw = response.read()

@@ -21,6 +21,7 @@ def test_defaults_match_the_contract():
     assert s.webhook_retry_schedule == DEFAULT_WEBHOOK_RETRY_SCHEDULE
     assert s.webhook_allow_private is False
     assert s.emulator_port == 8081
+    assert s.emulator_token is None and s.runner_bind_host == "127.0.0.1"
     assert s.queue_prefix == "zemeow"
     assert s.db_pool_max_size == 10
     assert (s.runner_heartbeat_interval, s.runner_lease_ttl) == (5.0, 15.0)
@@ -40,7 +41,7 @@ def test_durations(text, seconds):
 def test_every_variable_is_read():
     s = load_settings({
         "DATABASE_URL": "postgresql://u:p@db:5432/zemeow",
-        "SERVER_PORT": "9000", "ENVIRONMENT": "production", "ADMIN_API_KEY": "k" * 32,
+        "SERVER_PORT": "9000", "ENVIRONMENT": "staging", "ADMIN_API_KEY": "k" * 32,
         "ADMIN_API_KEY_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:x",
         "ENCRYPTION_KEY": "e" * 43, "QR_CODE_TIMEOUT": "2m", "LOG_LEVEL": "debug",
         "LOG_PRETTY": "true", "WEBHOOK_TIMEOUT": "15s", "WEBHOOK_RETRY_COUNT": "5",
@@ -50,9 +51,11 @@ def test_every_variable_is_read():
         "METRICS_PORT": "9002", "DB_POOL_MAX_SIZE": "3", "DB_CONNECT_TIMEOUT": "2s",
         "DB_STATEMENT_TIMEOUT": "30s", "RUNNER_ID": "r1", "RUNNER_HEARTBEAT_INTERVAL": "2s",
         "RUNNER_LEASE_TTL": "20s", "MAX_BODY_BYTES": "2048", "DATA_DIR": "/tmp/zz",
+        "EMULATOR_TOKEN": "t" * 24, "RUNNER_BIND_HOST": "0.0.0.0",
     })
     assert s.database_url == "postgresql://u:p@db:5432/zemeow"
-    assert (s.server_port, s.environment, s.log_level, s.log_pretty) == (9000, "production", "DEBUG", True)
+    assert (s.server_port, s.environment, s.log_level, s.log_pretty) == (9000, "staging", "DEBUG", True)
+    assert (s.emulator_token, s.runner_bind_host) == ("t" * 24, "0.0.0.0")
     assert s.admin_api_key == "k" * 32 and s.encryption_key == "e" * 43
     assert s.admin_api_key_secret_arn.endswith(":secret:x")
     assert (s.qr_code_timeout, s.webhook_timeout, s.webhook_retry_count) == (120, 15, 5)

@@ -10,6 +10,7 @@ from chalicelib.bootstrap import Container, reset_container
 from chalicelib.config import load_settings
 from chalicelib.db.embedded import start_embedded
 from chalicelib.repositories.runners import RunnerRepository
+from tests.conftest import TEST_ADMIN_KEY
 
 
 def _drain(sqs, url):
@@ -58,10 +59,10 @@ def test_a_stale_heartbeat_is_not_a_live_runner(api, db, settings, clean_runners
     assert api.get("/health").status_code == 503
 
 
-def test_ready_checks_migrations_queues_and_runner(api, db, container, clean_runners):
+def test_ready_checks_migrations_queues_and_runner(api, db, container, clean_runners, admin_headers):
     _drain(container.sqs, container.queues.events_dlq_url)  # other tests' poison, if any
     _register_runner(db)
-    response = api.get("/ready")
+    response = api.get("/ready", headers=admin_headers)
     assert response.status_code == 200, response.json_body
     body = response.json_body
     assert body["ready"] is True
@@ -69,12 +70,12 @@ def test_ready_checks_migrations_queues_and_runner(api, db, container, clean_run
                                 "events_dlq": True, "runner": True}
 
 
-def test_ready_reports_a_non_empty_events_dlq(api, db, container, clean_runners):
+def test_ready_reports_a_non_empty_events_dlq(api, db, container, clean_runners, admin_headers):
     _register_runner(db)
     sqs, queues = container.sqs, container.queues
     sqs.send_message(QueueUrl=queues.events_dlq_url, MessageBody="{}")
     try:
-        response = api.get("/ready")
+        response = api.get("/ready", headers=admin_headers)
         assert response.status_code == 503
         assert response.json_body["failing"] == ["events_dlq"]
         assert "1 message(s)" in response.json_body["details"]["events_dlq"]
@@ -121,7 +122,7 @@ def test_health_and_ready_answer_503_quickly_when_the_database_is_down(stack, st
                    user=stoppable_database.system_user)
             for path in ("/health", "/ready"):
                 started = time.monotonic()
-                response = client.http.get(path)
+                response = client.http.get(path, headers={"Authorization": f"Bearer {TEST_ADMIN_KEY}"})
                 elapsed = time.monotonic() - started
                 assert response.status_code == 503
                 assert "database" in response.json_body["failing"]

@@ -50,6 +50,6 @@ def test_docs_page_loads_its_assets_from_us(api):
     for source in sources:
         asset = api.get(source)
         assert asset.status_code == 200
-        assert len(asset.body) > 10_000
+        assert len(asset.body) > (50 if source.endswith("zemeow-docs.js") else 10_000)
     assert api.get("/docs/assets/../../app.py").status_code in (403, 404)
     assert api.get("/docs/assets/nope.js").status_code == 404

@@ -268,14 +268,14 @@ def test_send_to_a_given_url_and_stats(container, api, make_session, receiver, b
         assert path in spec
 
 
-def test_poison_messages_go_to_the_events_dlq_and_ready_reports_it(container, api, receiver, bridge):
+def test_poison_messages_go_to_the_events_dlq_and_ready_reports_it(container, api, receiver, bridge, admin_headers):
     sqs = container.sqs
     sqs.send_message(QueueUrl=container.queues.events_url, MessageBody="this is not json")
     dlq = container.queues.events_dlq_url
     try:
         wait_until(lambda: int(sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=[
             "ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"]) >= 1, 20, "the DLQ")
-        ready = api.get("/ready")
+        ready = api.get("/ready", headers=admin_headers)  # which check failed: admin key only
         assert ready.status_code == 503 and "events_dlq" in ready.json_body["failing"]
     finally:
         while True:

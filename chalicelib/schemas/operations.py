@@ -24,8 +24,11 @@ class HealthOut(Model):
 
 
 class ReadyOut(Model):
+    """Anyone gets `ready` and `timestamp` (and the status code); `services`, `details`
+    (queue names and depths, runners, reasons) and `failing` only with the admin key."""
     ready: bool
-    services: dict[str, bool]
-    details: dict[str, Union[str, dict[str, Any]]]
     timestamp: int
-    failing: Optional[list[str]] = None
+    services: Optional[dict[str, bool]] = Field(None, description="admin key only: each check passed or not")
+    details: Optional[dict[str, Union[str, dict[str, Any]]]] = Field(
+        None, description="admin key only: each check's detail (queue names and depths, reasons)")
+    failing: Optional[list[str]] = Field(None, description="admin key only: the checks that failed")

@@ -4,7 +4,9 @@
 heartbeat within the lease TTL), webhook_service (the events queue answers), and the
 number of active sessions. /ready adds what must hold before traffic is sent: every
 migration applied, every queue of the messaging stack reachable, the events DLQ depth.
-Either answers 503 and names the failing checks when something is down.
+Either answers 503 when something is down. /ready is public (load balancers call it), so
+anyone gets the overall state only; which checks failed and why, with queue names and
+depths, goes only to the admin (`detailed=True`).
 """
 from __future__ import annotations
 
@@ -135,7 +137,7 @@ class HealthService:
             body["failing"] = failing
         return HealthAnswer(200 if not failing else 503, body)
 
-    def ready(self) -> HealthAnswer:
+    def ready(self, *, detailed: bool = False) -> HealthAnswer:
         database = self.check_database()
         results = {
             "database": database,
@@ -145,14 +147,12 @@ class HealthService:
             "runner": self.check_runner() if database.ok else CheckResult(False, "database unavailable"),
         }
         failing = [name for name, result in results.items() if not result.ok]
-        body = {
-            "ready": not failing,
-            "services": {name: result.ok for name, result in results.items()},
-            "details": {name: result.detail for name, result in results.items()},
-            "timestamp": int(self.clock()),
-        }
-        if failing:
-            body["failing"] = failing
+        body: dict[str, Any] = {"ready": not failing, "timestamp": int(self.clock())}
+        if detailed:
+            body["services"] = {name: result.ok for name, result in results.items()}
+            body["details"] = {name: result.detail for name, result in results.items()}
+            if failing:
+                body["failing"] = failing
         return HealthAnswer(200 if not failing else 503, body)
 
 

@@ -6,7 +6,11 @@ stored device (connected at once, no QR) or emits QR codes of whatsmeow's shape
 Its device store is the `emulator_devices` table, so a paired session survives a
 runner restart and failover exactly as whatsmeow's device rows do.
 
-The control API (loopback only, `EMULATOR_PORT`) plays the phone and the network:
+The control API (loopback only, `EMULATOR_PORT`) plays the phone and the network. It pairs
+and drives any session it holds, so every request must carry `X-Emulator-Token: <EMULATOR_TOKEN>`
+(compared in constant time; 401 without it): a webhook URL or any other request forged
+through the API cannot carry it. The driver refuses to start without a token, and
+`chalicelib.config` refuses the emulator in production.
 
     POST /emulator/sessions/{id}/scan      {"phone": "5511..."}   complete the pending login
     POST /emulator/sessions/{id}/inbound   {"from": "...", "text": "..."} -> message.received
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -45,6 +50,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from chalicelib.db import Database
+from chalicelib.errors import ConfigError
 from runner_container.drivers.base import Driver, DriverError, SessionClient, SessionConfig, Sink
 
 PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
@@ -397,8 +403,13 @@ def _render(address: str) -> dict[str, Any]:
 class EmulatorDriver(Driver):
     name = "emulator"
 
-    def __init__(self, db: Database, *, port: int = 8081, qr_rotate: float = 20.0,
+    def __init__(self, db: Database, *, token: str | None, port: int = 8081, qr_rotate: float = 20.0,
                  allow_private_media: bool = False, media_store: Any = None, media_max_bytes: int | None = None):
+        if not token:
+            raise ConfigError(["EMULATOR_TOKEN is required when WHATSAPP_DRIVER=emulator: its control API "
+                               "can pair any session, so it never answers without the token "
+                               "(make run generates one into .zemeow/local.env)"])
+        self.token = token
         self.db = db
         self.allow_private_media = allow_private_media
         self.media_store = media_store
@@ -497,7 +508,15 @@ def _handler(driver: EmulatorDriver) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def _authorised(self) -> bool:
+            given = (self.headers.get("X-Emulator-Token") or "").encode()
+            return hmac.compare_digest(given, driver.token.encode())
+
         def _route(self, method: str) -> None:
+            if not self._authorised():
+                return self._send(401, {"code": "unauthorized",
+                                        "message": "the emulator control API needs the X-Emulator-Token header "
+                                                   "(the runner's EMULATOR_TOKEN)"})
             match = _ROUTE.match(self.path.split("?")[0])
             if not match:
                 return self._send(404, {"code": "not_found", "message": f"no emulator route {self.path}"})
