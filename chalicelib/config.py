@@ -189,6 +189,9 @@ class Settings:
     webhook_retry_count: int = 7
     webhook_retry_schedule: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_SCHEDULE
     webhook_allow_private: bool = False
+    webhook_session_concurrency: int = 8  # POSTs in flight per session in one dispatcher
+    proxy_allow_private: bool = False  # session proxies on private/loopback addresses (dev, tests)
+    proxy_test_rate_limit: tuple[int, float] = (20, 60.0)  # POST /proxy/test per session
     whatsapp_driver: str = "neonize"
     emulator_port: int = 8081
     metrics_port: int = 9100
@@ -333,6 +336,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "WEBHOOK_RETRY_SCHEDULE", _parse_schedule, DEFAULT_WEBHOOK_RETRY_SCHEDULE
         ),
         webhook_allow_private=r.get("WEBHOOK_ALLOW_PRIVATE", parse_bool, False),
+        webhook_session_concurrency=r.get("WEBHOOK_SESSION_CONCURRENCY", _parse_int_range(1, 64), 8),
+        proxy_allow_private=r.get("PROXY_ALLOW_PRIVATE", parse_bool, False),
+        proxy_test_rate_limit=r.get("PROXY_TEST_RATE_LIMIT", parse_rate, (20, 60.0)),
         whatsapp_driver=r.get("WHATSAPP_DRIVER", _parse_choice(DRIVERS), "neonize"),
         emulator_port=r.get("EMULATOR_PORT", parse_port, 8081),
         metrics_port=r.get("METRICS_PORT", parse_port, 9100),
@@ -363,6 +369,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
     if settings.environment == "production" and settings.webhook_allow_private:
         r.problems.append("WEBHOOK_ALLOW_PRIVATE=true is refused when ENVIRONMENT=production")
+    if settings.environment == "production" and settings.proxy_allow_private:
+        r.problems.append("PROXY_ALLOW_PRIVATE=true is refused when ENVIRONMENT=production")
     if r.problems:
         raise ConfigError(r.problems)
     return settings
