@@ -8,6 +8,8 @@ that answers from a table); the default asks the system at call time.
 """
 from __future__ import annotations
 
+import ipaddress
+import re
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -15,6 +17,7 @@ from urllib.parse import urlsplit
 
 from chalicelib.netguard.addresses import address_problem, port_problem
 
+HOST_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$")
 AddrInfo = tuple[Any, ...]  # what socket.getaddrinfo returns per address
 Resolver = Callable[[str, int], list[AddrInfo]]
 
@@ -73,6 +76,8 @@ class NetPolicy:
     def resolve(self, host: str, port: int) -> list[AddrInfo]:
         """getaddrinfo answers for host, all allowed; Refused (or Unresolvable) otherwise."""
         name = host.strip("[]")
+        if not _valid_host(name):
+            raise Refused("the host is not a valid host name or IP address")
         try:
             infos = self.resolver(name, port)
         except (socket.gaierror, UnicodeError) as exc:
@@ -99,6 +104,14 @@ class NetPolicy:
         except Unresolvable:
             if not unresolvable_ok:
                 raise
+
+
+def _valid_host(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.split("%", 1)[0])
+        return True
+    except ValueError:
+        return bool(HOST_NAME.match(name))
 
 
 def split_http_url(url: str, *, what: str = "URL") -> tuple[str, int]:
