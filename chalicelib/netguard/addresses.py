@@ -101,7 +101,7 @@ def port_problem(ip: IPAddress | str, port: int, stack_ports: frozenset[int]) ->
     if isinstance(ip, str):
         ip = parse(ip)
     if is_local(ip):
-        return f"{ip} port {port} is one of this stack's own services"
+        return f"{ip}, and port {port} there is one of this stack's own services"
     return None
 
 

@@ -457,7 +457,7 @@ class WebhookDispatcher:
             return {}
         futures: dict[Future, Job] = {}
         for job in jobs:
-            if not self._claim_slot(job.session_id):
+            if not self._claim_slot(job.session_id, always=job.probe):
                 self._defer(job, min(self.timeout, 5.0) + 1.0,
                             f"deferred: {self.session_concurrency} deliveries of this session are already in "
                             "flight (WEBHOOK_SESSION_CONCURRENCY)")
@@ -478,10 +478,11 @@ class WebhookDispatcher:
                 self._in_flight_slow[job.url] = self._in_flight_slow.get(job.url, 0) + 1
         return handed
 
-    def _claim_slot(self, session_id: str) -> bool:
+    def _claim_slot(self, session_id: str, *, always: bool = False) -> bool:
+        """A breaker's probe (`always`) is never deferred: it holds the endpoint's probe claim."""
         with self._lock:
             running = self._in_flight_by_session.get(session_id, 0)
-            if running >= self.session_concurrency:
+            if running >= self.session_concurrency and not always:
                 return False
             self._in_flight_by_session[session_id] = running + 1
             return True
