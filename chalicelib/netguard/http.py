@@ -13,20 +13,17 @@ and anything that makes an HTTP request on a caller's behalf later.
 - only http and https: a redirect to `file://`, `gopher://` or a malformed URL is a refusal;
 - one total deadline for the whole request (lookup aside: connect, TLS, sending, headers
   and the whole body, every redirect): a server that drips a byte a second is cut off at
-  the deadline. A watchdog shuts the request's sockets down when it passes, which wakes a
-  read blocked on them; the body loop checks it between chunks too;
+  the deadline (`deadline.py`: a watchdog shuts the request's sockets down, which wakes a
+  read blocked on them; the body loop checks it between chunks too);
 - failures as `OutboundError`s with a `kind` and a message in our own words (never the
   peer's bytes nor a library's exception text).
 """
 from __future__ import annotations
 
 import errno
-import heapq
-import itertools
 import os
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
@@ -37,6 +34,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
+from chalicelib.netguard import deadline
 from chalicelib.netguard.resolve import NetPolicy, Refused, Unresolvable, split_http_url
 
 CHUNK = 64 * 1024
@@ -61,103 +59,6 @@ class OutboundResponse:
     truncated: bool
 
 
-# -- the deadline watchdog -------------------------------------------------------------
-class _Scope:
-    """The sockets of one request, shut down when its deadline passes."""
-
-    def __init__(self, deadline: float):
-        self.deadline = deadline
-        self.expired = False
-        self.done = False  # the request ended: the watchdog leaves it alone
-        self._sockets: dict[int, socket.socket] = {}
-        self._dups: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def watch(self, sock: socket.socket | None, *, dup: bool = False) -> None:
-        """`dup`: keep a duplicate descriptor, so that a socket later wrapped by TLS (and
-        detached) can still be shut down."""
-        if sock is None:
-            return
-        with self._lock:
-            if dup:
-                try:
-                    sock = sock.dup()
-                except OSError:
-                    return
-                self._dups.append(sock)
-            elif id(sock) in self._sockets:
-                return
-            self._sockets[id(sock)] = sock
-            if self.expired:
-                _shutdown(sock)
-
-    def expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for sock in self._sockets.values():
-                _shutdown(sock)
-
-    def close(self) -> None:
-        with self._lock:
-            for sock in self._dups:
-                try:
-                    sock.close()
-                except OSError:
-                    pass
-            self._dups.clear()
-            self._sockets.clear()
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:  # the plain socket method: on a TLS socket it stops the fd without touching the TLS state
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except (OSError, ValueError, TypeError):
-        pass
-
-
-class _Watchdog:
-    """One thread for every deadline of the process (a heap of scopes by deadline)."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, _Scope]] = []
-        self._counter = itertools.count()
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def add(self, scope: _Scope) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (scope.deadline, next(self._counter), scope))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="outbound-deadlines", daemon=True)
-                self._thread.start()
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._heap:
-                    self._cond.wait()
-                deadline, _, scope = self._heap[0]
-                wait = deadline - time.monotonic()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                heapq.heappop(self._heap)
-            if not scope.done:
-                scope.expire()
-
-
-_WATCHDOG = _Watchdog()
-_current = threading.local()
-
-
-def _scope() -> _Scope | None:
-    return getattr(_current, "scope", None)
-
-
 # -- connections that pass the guard ---------------------------------------------------
 class _GuardRefusal(NewConnectionError):
     """Raised at connect time; carries the guard's refusal (found again in `_classify`)."""
@@ -173,7 +74,7 @@ def _guarded_new_conn(self: HTTPConnection) -> socket.socket:
         infos = policy.resolve(self._dns_host, self.port)
     except Refused as refusal:
         raise _GuardRefusal(self, refusal) from None
-    scope = _scope()
+    scope = deadline.current()
     last: OSError | None = None
     for family, socktype, proto, _canon, address in infos:
         sock = socket.socket(family, socktype, proto)
@@ -200,13 +101,13 @@ class _WatchedMixin:
     """A reused (kept-alive) connection joins the current request's deadline too."""
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
-        scope = _scope()
+        scope = deadline.current()
         if scope is not None:
             scope.watch(self.sock)  # type: ignore[attr-defined]
         return super().request(*args, **kwargs)  # type: ignore[misc]
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        scope = _scope()
+        scope = deadline.current()
         if scope is not None:
             scope.watch(self.sock)  # type: ignore[attr-defined]
         return super().getresponse(*args, **kwargs)  # type: ignore[misc]
@@ -283,9 +184,7 @@ class OutboundHttp:
             split_http_url(url, what=what)
         except Refused as exc:
             raise OutboundError("refused", exc.message) from None
-        scope = _Scope(time.monotonic() + timeout)
-        _current.scope = scope
-        _WATCHDOG.add(scope)
+        scope = deadline.begin(timeout)
         session = self._session()
         session.max_redirects = max_redirects
         try:
@@ -301,12 +200,10 @@ class OutboundHttp:
         except Exception as exc:  # noqa: BLE001 - every transport failure becomes a coded error
             raise _classify(exc, scope, timeout, what) from None
         finally:
-            scope.done = True
-            _current.scope = None
-            scope.close()
+            deadline.end(scope)
 
     @staticmethod
-    def _read(response: requests.Response, scope: _Scope, max_bytes: int, overflow: str, drain: int,
+    def _read(response: requests.Response, scope: deadline.Scope, max_bytes: int, overflow: str, drain: int,
               what: str) -> OutboundResponse:
         declared = response.headers.get("Content-Length")
         if overflow == "raise" and declared and declared.isdigit() and int(declared) > max_bytes:
@@ -333,7 +230,7 @@ class OutboundHttp:
         return OutboundResponse(response.status_code, dict(response.headers), bytes(body), truncated)
 
 
-def _chunks(response: requests.Response, scope: _Scope) -> Iterator[bytes]:
+def _chunks(response: requests.Response, scope: deadline.Scope) -> Iterator[bytes]:
     for chunk in response.iter_content(CHUNK):
         if scope.expired or scope.remaining() <= 0:
             scope.expired = True
@@ -356,7 +253,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         todo += [getattr(item, "reason", None), item.__cause__, item.__context__]
 
 
-def _classify(exc: BaseException, scope: _Scope, timeout: float, what: str) -> OutboundError:
+def _classify(exc: BaseException, scope: deadline.Scope, timeout: float, what: str) -> OutboundError:
     chain = list(_chain(exc))
     for item in chain:
         if isinstance(item, _GuardRefusal):

@@ -57,7 +57,8 @@ def test_neonize_never_logs_the_proxy_password(scheme, password):
                               timeout=60, cwd=str(PROJECT_ROOT))
         output = done.stdout + done.stderr
         assert "DONE" in output and "DIAL-ERROR" in output, output[-2000:]
-        assert "Dialing wss://web.whatsapp.com" in output  # whatsmeow's own DEBUG log was captured
+        # neonize's DEBUG log was captured (whatsmeow's "Dialing wss://..." line usually is too)
+        assert "Attempting to connect to the WhatsApp servers" in output or "Dialing wss://" in output
         if password == PASSWORD:
             assert proxy.tunnels() >= 1  # the password was used: the proxy opened the tunnel
         assert PASSWORD not in output, output
