@@ -249,8 +249,8 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
             continue
         seen.add(id(item))
         yield item
-        todo += [a for a in getattr(item, "args", ()) if isinstance(a, BaseException)]
-        todo += [getattr(item, "reason", None), item.__cause__, item.__context__]
+        linked = [*getattr(item, "args", ()), getattr(item, "reason", None), item.__cause__, item.__context__]
+        todo += [a for a in linked if isinstance(a, BaseException)]
 
 
 def _classify(exc: BaseException, scope: deadline.Scope, timeout: float, what: str) -> OutboundError:
@@ -265,6 +265,8 @@ def _classify(exc: BaseException, scope: deadline.Scope, timeout: float, what: s
     if scope.expired or any(isinstance(i, (requests.exceptions.Timeout, socket.timeout, TimeoutError))
                             for i in chain):
         return OutboundError("timeout", f"no complete answer within {timeout:g}s")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return OutboundError("connection_failed", "connection failed: the TLS handshake or certificate check failed")
     if isinstance(exc, requests.exceptions.TooManyRedirects):
         return OutboundError("too_many_redirects", f"the {what} redirected too many times")
     if isinstance(exc, (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,

@@ -83,6 +83,29 @@ def test_a_media_fetch_ends_by_its_deadline_against_dripping_headers(stopped):
         server.close()
 
 
+def test_an_https_request_ends_by_its_deadline_against_a_dripping_tls_handshake(stopped):
+    """The watchdog reaches a socket that TLS wrapped (through a duplicate descriptor)."""
+    from chalicelib.netguard.http import OutboundError, OutboundHttp
+
+    def serve(conn):
+        conn.recv(4096)  # the ClientHello
+        for byte in b"\x16\x03\x03\x00\x40" + b"\x02" * 64:  # a ServerHello, one byte at a time
+            if stopped.wait(0.5):
+                return
+            conn.sendall(bytes([byte]))
+
+    server = RawServer(serve)
+    try:
+        started = time.monotonic()
+        with pytest.raises(OutboundError) as info:
+            OutboundHttp(NetPolicy(allow_private=True), user_agent="test").request(
+                "GET", f"https://127.0.0.1:{server.port}/", timeout=DEADLINE)
+        assert time.monotonic() - started < DEADLINE + MARGIN
+        assert info.value.kind == "timeout"
+    finally:
+        server.close()
+
+
 @pytest.fixture
 def fast_container(settings, api):
     container = Container(dataclasses.replace(settings, webhook_timeout=DEADLINE))
