@@ -222,8 +222,9 @@ def set_proxy(ctx: RequestContext, session_id: str) -> dict[str, Any]:
 
 
 @route("/sessions/{session_id}/proxy/test", "POST", access=SESSION,
-       summary="Open a tunnel through the proxy to a target and report the outcome", tags=["proxy"],
-       body="proxy.ProxyTestRequest", responses={200: "proxy.ProxyTestResult", 404: None, 409: None})
+       summary="Open a tunnel through the proxy to a target and report the outcome (rate-limited per session)",
+       tags=["proxy"], body="proxy.ProxyTestRequest",
+       responses={200: "proxy.ProxyTestResult", 404: None, 409: None, 429: None})
 def probe_proxy(ctx: RequestContext, session_id: str) -> dict[str, Any]:
     return ctx.shape(get_container().proxies.test(session_id, ctx.body))
 

@@ -166,6 +166,7 @@ class Container:
         return SessionService(self.db, self.session_repo, self.events, self.secret_box,
                               before_delete=self.connections.logout_before_delete,
                               check_webhook_url=self.webhook_url_check,
+                              check_proxy=self.proxy_host_check,
                               after_delete=lambda row: self.media.forget_session(str(row["id"])))
 
     @cached_property
@@ -190,20 +191,43 @@ class Container:
 
     @cached_property
     def proxies(self) -> "ProxyService":
+        from chalicelib.repositories.rate_limits import RateLimitRepository  # noqa: PLC0415
         from chalicelib.services.proxy import ProxyProber, ProxyService  # noqa: PLC0415
 
-        # production: a proxy on a private/loopback/metadata address is refused (SSRF);
-        # test: only loopback proxies are dialled (tests and fuzzers never reach out)
-        environment = self.settings.environment
-        prober = ProxyProber(allow_private=environment != "production", loopback_only=environment == "test")
-        return ProxyService(self.sessions, self.session_repo.get, self.secret_box, prober)
+        # PROXY_ALLOW_PRIVATE decides (refused in production); test: only loopback proxies
+        # are dialled (tests and fuzzers never reach out)
+        prober = ProxyProber(policy=self.proxy_policy, loopback_only=self.settings.environment == "test")
+        return ProxyService(self.sessions, self.session_repo.get, self.secret_box, prober,
+                            rate_limits=RateLimitRepository(self.db),
+                            rate_limit=self.settings.proxy_test_rate_limit)
+
+    # -- network guards (chalicelib/netguard) --------------------------------------------
+    @cached_property
+    def outbound_policy(self):
+        """Webhook deliveries and media downloads: WEBHOOK_ALLOW_PRIVATE."""
+        from chalicelib.netguard.resolve import NetPolicy  # noqa: PLC0415
+
+        return NetPolicy.from_settings(self.settings, allow_private=self.settings.webhook_allow_private)
+
+    @cached_property
+    def proxy_policy(self):
+        """Session proxies (save, probe, the runner's dial): PROXY_ALLOW_PRIVATE."""
+        from chalicelib.netguard.resolve import NetPolicy  # noqa: PLC0415
+
+        return NetPolicy.from_settings(self.settings, allow_private=self.settings.proxy_allow_private)
+
+    @cached_property
+    def proxy_host_check(self):
+        from chalicelib.netguard.validation import proxy_host_checker  # noqa: PLC0415
+
+        return proxy_host_checker(lambda: self.proxy_policy)
 
     # -- webhooks (issue 5) -------------------------------------------------------------
     @cached_property
     def webhook_url_check(self):
-        from chalicelib.webhooks.ssrf import config_checker  # noqa: PLC0415
+        from chalicelib.netguard.validation import webhook_url_checker  # noqa: PLC0415
 
-        return config_checker(lambda: self.settings.webhook_allow_private)
+        return webhook_url_checker(lambda: self.outbound_policy)
 
     @cached_property
     def webhook_repo(self):
@@ -230,16 +254,16 @@ class Container:
             dlq_url=lambda: self.queues.events_dlq_url, secret_box=self.secret_box,
             policy=RetryPolicy.from_settings(s.webhook_retry_schedule, s.webhook_retry_count),
             breaker_config=BreakerConfig.from_env(s.webhook_timeout), timeout=s.webhook_timeout,
-            allow_private=s.webhook_allow_private, logger=self.logger)
+            net_policy=self.outbound_policy, session_concurrency=s.webhook_session_concurrency,
+            logger=self.logger)
 
     @cached_property
     def messages(self) -> "MessageService":
         from chalicelib.services.messages import MessageService  # noqa: PLC0415
-        from chalicelib.webhooks.ssrf import check_url  # noqa: PLC0415
 
         return MessageService(self.session_repo, self.commands,
-                              lambda url: check_url(url, allow_private=self.settings.webhook_allow_private,
-                                                    unresolvable_ok=True),
+                              lambda url: self.outbound_policy.check_url(url, what="media_url",
+                                                                         unresolvable_ok=True),
                               check_media_key=self.media.check_for_send if self.media_store else None)
 
     # -- media (issue 6) ------------------------------------------------------------------

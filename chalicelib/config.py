@@ -204,6 +204,9 @@ class Settings:
     webhook_retry_count: int = 7
     webhook_retry_schedule: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_SCHEDULE
     webhook_allow_private: bool = False
+    webhook_session_concurrency: int = 8  # POSTs in flight per session in one dispatcher
+    proxy_allow_private: bool = False  # session proxies on private/loopback addresses (dev, tests)
+    proxy_test_rate_limit: tuple[int, float] = (20, 60.0)  # POST /proxy/test per session
     whatsapp_driver: str = "neonize"
     emulator_port: int = 8081
     emulator_token: str | None = None  # X-Emulator-Token of the emulator's control API; required by it
@@ -350,6 +353,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "WEBHOOK_RETRY_SCHEDULE", _parse_schedule, DEFAULT_WEBHOOK_RETRY_SCHEDULE
         ),
         webhook_allow_private=r.get("WEBHOOK_ALLOW_PRIVATE", parse_bool, False),
+        webhook_session_concurrency=r.get("WEBHOOK_SESSION_CONCURRENCY", _parse_int_range(1, 64), 8),
+        proxy_allow_private=r.get("PROXY_ALLOW_PRIVATE", parse_bool, False),
+        proxy_test_rate_limit=r.get("PROXY_TEST_RATE_LIMIT", parse_rate, (20, 60.0)),
         whatsapp_driver=r.get("WHATSAPP_DRIVER", _parse_choice(DRIVERS), "neonize"),
         emulator_port=r.get("EMULATOR_PORT", parse_port, 8081),
         emulator_token=r.get("EMULATOR_TOKEN", _parse_emulator_token, None),
@@ -386,6 +392,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # its control API pairs and drives any session: a stand-in for tests and demos only
         r.problems.append("WHATSAPP_DRIVER=emulator is refused when ENVIRONMENT=production "
                           "(use neonize; the emulator is for development and tests)")
+    if settings.environment == "production" and settings.proxy_allow_private:
+        r.problems.append("PROXY_ALLOW_PRIVATE=true is refused when ENVIRONMENT=production")
     if r.problems:
         raise ConfigError(r.problems)
     return settings

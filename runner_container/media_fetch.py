@@ -1,54 +1,51 @@
-"""Downloading `media_url` for outgoing media: size-capped and SSRF-guarded; reading a
-`media_key` from the media bucket with the same cap.
+"""Downloading `media_url` for outgoing media: size-capped, SSRF-guarded, one deadline;
+reading a `media_key` from the media bucket with the same cap.
 
 The runner sits inside the VPC, so a URL given by a caller must not reach private or
-metadata addresses: every connection (redirects included) goes through the same guard as
-webhook deliveries (`chalicelib.webhooks.ssrf.GuardedAdapter`), which connects only to
-addresses it has checked. The body is streamed and cut at the cap.
+metadata addresses: the download goes through the product's one outbound client
+(`chalicelib.netguard.http.OutboundHttp`): the guard on every connection, redirects
+included, no environment proxy, http(s) only, and a total deadline (a server dripping
+a byte a second is cut off at `timeout`). Every failure is a coded `MessageBuildError`
+in our own words: the command fails with that code, no exception text, no traceback.
 """
 from __future__ import annotations
 
 from typing import Any
 
-import requests
-
-from chalicelib.webhooks.ssrf import GuardedAdapter
+from chalicelib.netguard.http import OutboundError, OutboundHttp
+from chalicelib.netguard.resolve import NetPolicy
 from runner_container.wa_messages import MessageBuildError
 
-CHUNK = 64 * 1024
+_CLIENTS: dict[tuple[NetPolicy, object], OutboundHttp] = {}
 
 
-def fetch_media(url: str, limit: int, *, allow_private: bool, timeout: float = 30.0,
-                max_redirects: int = 3) -> bytes:
-    session = requests.Session()
-    session.max_redirects = max_redirects
-    adapter = GuardedAdapter(allow_private=allow_private, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
+def _client(policy: NetPolicy) -> OutboundHttp:
+    """One client per policy (its connection pools are per thread inside)."""
+    key = (policy, policy.resolver)
+    client = _CLIENTS.get(key)
+    if client is None:
+        client = _CLIENTS.setdefault(key, OutboundHttp(policy, user_agent="zemeow-media/1", pool_maxsize=4))
+    return client
+
+
+def fetch_media(url: str, limit: int, *, policy: NetPolicy, timeout: float = 30.0, max_redirects: int = 3) -> bytes:
     try:
-        with session.get(url, stream=True, timeout=(5, timeout), headers={"User-Agent": "zemeow-media/1"}) as response:
-            if response.status_code != 200:
-                raise MessageBuildError("media_fetch_failed", f"media_url answered HTTP {response.status_code}")
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > limit:
-                raise MessageBuildError("media_too_large", f"media_url is {declared} bytes; the limit is {limit}")
-            body = bytearray()
-            for chunk in response.iter_content(CHUNK):
-                body.extend(chunk)
-                if len(body) > limit:
-                    raise MessageBuildError("media_too_large", f"media_url is over the {limit}-byte limit")
-            return bytes(body)
-    except requests.exceptions.ConnectionError as exc:
-        text = str(exc)
-        if "SSRF guard" in text:
-            raise MessageBuildError("media_url_refused", "media_url resolves to an address that is not allowed") from None
-        raise MessageBuildError("media_fetch_failed", f"could not download media_url: {text[:200]}") from None
-    except requests.exceptions.Timeout:
-        raise MessageBuildError("media_fetch_failed", "media_url did not answer in time") from None
-    except requests.exceptions.TooManyRedirects:
-        raise MessageBuildError("media_fetch_failed", f"media_url redirected more than {max_redirects} times") from None
-    finally:
-        session.close()
+        response = _client(policy).request("GET", url, timeout=timeout, connect_timeout=5.0, follow_redirects=True,
+                                           max_redirects=max_redirects, max_bytes=limit, what="media_url")
+    except OutboundError as exc:
+        if exc.kind == "refused":
+            raise MessageBuildError("media_url_refused", f"media_url refused: {exc.message}") from None
+        if exc.kind == "too_large":
+            raise MessageBuildError("media_too_large", exc.message) from None
+        if exc.kind == "timeout":
+            raise MessageBuildError("media_fetch_failed", f"media_url did not answer in time ({exc.message})") from None
+        if exc.kind == "too_many_redirects":
+            raise MessageBuildError("media_fetch_failed",
+                                    f"media_url redirected more than {max_redirects} times") from None
+        raise MessageBuildError("media_fetch_failed", f"could not download media_url: {exc.message}") from None
+    if response.status != 200:
+        raise MessageBuildError("media_fetch_failed", f"media_url answered HTTP {response.status}")
+    return response.body
 
 
 def fetch_stored_media(store: Any, key: str, limit: int) -> bytes:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
+from chalicelib.netguard.proxies import dial_url
+from chalicelib.netguard.resolve import Refused, Unresolvable
 from chalicelib.repositories.message_log import MessageLogRepository, log_entry, person_jid, preview_of
 from chalicelib.repositories.runtime import RuntimeRepository
 from runner_container.drivers.base import DriverError, SessionClient, SessionConfig
@@ -33,7 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 KEEP = object()
 CONNECTED = ("connected", "authenticated")
-FATAL_STOP = {"client_outdated", "stream_replaced", "temporary_ban", "bad_user_agent", "proxy_invalid"}
+FATAL_STOP = {"client_outdated", "stream_replaced", "temporary_ban", "bad_user_agent", "proxy_invalid",
+              "proxy_refused"}
 SEND_WAITS_FOR_LOGIN = 30.0  # a send that arrives while (re)connecting waits this long for the login
 # commands that talk to WhatsApp as the logged-in account: while the session is (re)connecting
 # they wait for the login, in order with the sends ("typing" then the message)
@@ -314,6 +317,14 @@ class SessionActor:
             host = f"[{host}]"
         return f"{scheme}://{credentials}{host}:{row['proxy_port']}"
 
+    def _checked_proxy(self, proxy: str | None) -> str | None:
+        """The proxy URL the driver dials: its host looked up now, every address checked by
+        the network guard (PROXY_ALLOW_PRIVATE, metadata and the stack's ports always
+        refused), and the checked address put in place of the name (no second lookup)."""
+        if proxy is None:
+            return None
+        return dial_url(proxy, self.runner.container.proxy_policy)
+
     # -- connecting ---------------------------------------------------------------------
     def _start_connect(self, reason: str) -> None:
         row = self._load()
@@ -337,9 +348,17 @@ class SessionActor:
         except Exception as exc:  # noqa: BLE001 - undecryptable password (key rotated?)
             self._error("proxy_invalid", f"the proxy password cannot be decrypted: {exc}", retry=False)
             return
+        try:
+            dial = self._checked_proxy(proxy)
+        except Unresolvable as exc:  # DNS may come back: retried with backoff
+            self._error("proxy_dns_failed", f"the session's proxy does not resolve: {exc.message}", retry=True)
+            return
+        except Refused as exc:  # the guard's rules: never dialled, until the proxy is changed
+            self._error("proxy_refused", f"the session's proxy is not allowed: {exc.message}", retry=False)
+            return
         self.generation += 1
         self.proxy_url = proxy
-        self.client = self.runner.driver.client(SessionConfig(self.session_id, row["jid"], proxy),
+        self.client = self.runner.driver.client(SessionConfig(self.session_id, row["jid"], dial),
                                                 self._sink(self.generation))
         self.active = True
         self.logged_in = False

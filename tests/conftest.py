@@ -21,7 +21,7 @@ from chalicelib.config import load_settings  # noqa: E402
 from chalicelib.netguard import install_offline_resolver  # noqa: E402
 from devstack.stack import LocalStackEnvironment  # noqa: E402
 
-install_offline_resolver()  # no test sends a DNS query off this machine (see chalicelib/netguard.py)
+install_offline_resolver()  # no test sends a DNS query off this machine (see chalicelib/netguard/offline.py)
 
 TEST_ADMIN_KEY = "zadm_test_" + secrets.token_urlsafe(24)
 
@@ -42,6 +42,7 @@ def _test_env() -> dict[str, str]:
         "ADMIN_API_KEY": TEST_ADMIN_KEY,
         "ENCRYPTION_KEY": secrets.token_urlsafe(32),
         "WEBHOOK_ALLOW_PRIVATE": "true",
+        "PROXY_ALLOW_PRIVATE": "true",  # the proxy tests dial pproxy on loopback
         "WHATSAPP_DRIVER": "emulator",
         "EMULATOR_TOKEN": secrets.token_urlsafe(24),  # the emulator's control API refuses requests without it
         "RUNNER_HEARTBEAT_INTERVAL": "0.5s",

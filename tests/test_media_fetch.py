@@ -6,6 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from chalicelib.netguard.resolve import NetPolicy
 from runner_container.media_fetch import fetch_media
 from runner_container.wa_messages import MessageBuildError
 
@@ -43,30 +44,30 @@ def server():
 
 
 def test_downloads_within_the_cap(server):
-    assert fetch_media(f"{server}/file.png", 10_000, allow_private=True) == BODY
+    assert fetch_media(f"{server}/file.png", 10_000, policy=NetPolicy(allow_private=True)) == BODY
 
 
 @pytest.mark.parametrize("path", ["/file.png", "/chunked"])
 def test_over_the_cap_is_refused(server, path):
     with pytest.raises(MessageBuildError) as info:
-        fetch_media(f"{server}{path}", 1000, allow_private=True)
+        fetch_media(f"{server}{path}", 1000, policy=NetPolicy(allow_private=True))
     assert info.value.code == "media_too_large"
 
 
 def test_private_addresses_are_refused_before_connecting(server):
     with pytest.raises(MessageBuildError) as info:
-        fetch_media(f"{server}/file.png", 10_000, allow_private=False)
+        fetch_media(f"{server}/file.png", 10_000, policy=NetPolicy(allow_private=False))
     assert info.value.code == "media_url_refused"
 
 
 def test_a_redirect_to_the_metadata_address_is_refused(server):
     # allowed to reach the loopback server, never the metadata endpoint it redirects to
     with pytest.raises(MessageBuildError) as info:
-        fetch_media(f"{server}/to-metadata", 10_000, allow_private=True)
+        fetch_media(f"{server}/to-metadata", 10_000, policy=NetPolicy(allow_private=True))
     assert info.value.code == "media_url_refused"
 
 
 def test_http_errors_are_named(server):
     with pytest.raises(MessageBuildError) as info:
-        fetch_media(f"{server}/missing", 10_000, allow_private=True)
+        fetch_media(f"{server}/missing", 10_000, policy=NetPolicy(allow_private=True))
     assert info.value.code == "media_fetch_failed" and "404" in info.value.message

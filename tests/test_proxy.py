@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.netguard.resolve import NetPolicy
 from chalicelib.services.proxy import ProxyConfig, ProxyProber
 from chalicelib.services.sessions import PROXY_CONTEXT
 from devstack.processes import Child, free_port, start_child
@@ -463,7 +464,7 @@ def test_probe_timeout_on_a_proxy_that_never_answers(api, make_session, silent_p
 
 def test_probe_proxy_host_that_does_not_resolve():
     # (the lookup fails in this process's loopback-only resolver guard, as NXDOMAIN would)
-    result = ProxyProber(allow_private=True).probe(ProxyConfig("http", "proxy.invalid", 3128),
+    result = ProxyProber(policy=NetPolicy(allow_private=True)).probe(ProxyConfig("http", "proxy.invalid", 3128),
                                                    "web.whatsapp.com", 443, 2)
     assert result["error"]["code"] == "proxy_dns_failed", result
     assert "proxy.invalid" in result["error"]["message"]
@@ -495,7 +496,7 @@ def test_https_proxy_with_an_untrusted_certificate_fails_tls(api, make_session, 
 
 
 def test_https_proxy_with_a_trusted_certificate_tunnels(pproxies, target):
-    prober = ProxyProber(allow_private=True,
+    prober = ProxyProber(policy=NetPolicy(allow_private=True),
                          tls_context=lambda: ssl.create_default_context(cafile=str(pproxies["cert"])))
     result = prober.probe(ProxyConfig("https", "127.0.0.1", pproxies["https"]), "127.0.0.1", target, 3)
     assert result["ok"] is True, result
@@ -507,7 +508,7 @@ def test_production_refuses_private_proxy_addresses_before_connecting(monkeypatc
         raise AssertionError(f"connected to {address}")
 
     monkeypatch.setattr(socket.socket, "connect", no_connect)
-    prober = ProxyProber(allow_private=False)
+    prober = ProxyProber(policy=NetPolicy(allow_private=False))
     for host in ("127.0.0.1", "169.254.169.254", "10.0.0.1", "192.168.1.1", "::1"):
         result = prober.probe(ProxyConfig("http", host, 3128), "web.whatsapp.com", 443, 2)
         assert result["error"]["code"] == "proxy_address_not_allowed", result
@@ -515,7 +516,7 @@ def test_production_refuses_private_proxy_addresses_before_connecting(monkeypatc
 
 def test_production_refuses_saving_a_private_proxy(api, make_session, container):
     created = make_session()
-    container.proxies.prober.allow_private = False
+    container.__dict__["proxy_policy"] = NetPolicy(allow_private=False)  # PROXY_ALLOW_PRIVATE=false
     path, headers = f"/sessions/{created['session_id']}/proxy", session_headers(created)
     for host in ("10.1.2.3", "169.254.169.254", "localhost", "127.0.0.1"):
         response = _post(api, path, headers, {"type": "http", "host": host, "port": 3128})

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from chalicelib.bootstrap import Container, reset_container
-from chalicelib.webhooks.ssrf import UrlRefused, check_url
+from chalicelib.netguard.resolve import NetPolicy, Refused as UrlRefused
 from tests.webhook_receiver import Receiver
 
 REFUSED = ["http://127.0.0.1/", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/",
@@ -82,13 +82,13 @@ def test_refused_on_update_and_for_hostnames_resolving_privately(api, admin_head
 def test_scheme_credentials_and_metadata_even_when_private_allowed(monkeypatch):
     for url in ("ftp://example.com/", "file:///etc/passwd", "gopher://127.0.0.1/"):
         with pytest.raises(UrlRefused):
-            check_url(url, allow_private=True)
+            NetPolicy(allow_private=True).check_url(url)
     with pytest.raises(UrlRefused):
-        check_url("http://user:pw@127.0.0.1/", allow_private=True)
+        NetPolicy(allow_private=True).check_url("http://user:pw@127.0.0.1/")
     with pytest.raises(UrlRefused):
-        check_url("http://169.254.169.254/", allow_private=True)  # metadata: always refused
-    check_url("http://127.0.0.1:9/", allow_private=True)
-    check_url("http://93.184.216.34/", allow_private=False)  # a public IP literal: no DNS, no connection
+        NetPolicy(allow_private=True).check_url("http://169.254.169.254/")  # metadata: always refused
+    NetPolicy(allow_private=True).check_url("http://127.0.0.1:9/")
+    NetPolicy(allow_private=False).check_url("http://93.184.216.34/")  # a public IP literal: no DNS, no connection
 
 
 def test_refused_again_at_delivery_time_before_any_connection(container, settings, db, connections, monkeypatch):

@@ -13,7 +13,7 @@ from chalicelib.services.sessions import generate_webhook_secret
 from chalicelib.webhooks import breaker, retry
 from chalicelib.webhooks.dispatcher import _parse, delivery_id_for, pattern_matches
 from chalicelib.webhooks.signing import encode_body, secret_key, signature_headers
-from chalicelib.webhooks.ssrf import address_problem
+from chalicelib.netguard.addresses import address_problem
 
 
 def test_signatures_verify_with_the_standardwebhooks_library():
@@ -124,12 +124,12 @@ def test_message_shapes():
 def test_unresolvable_hosts_pass_configuration_but_not_delivery(monkeypatch):
     import socket
 
-    from chalicelib.webhooks.ssrf import UrlRefused, check_url
+    from chalicelib.netguard.resolve import NetPolicy, Refused
 
     def nxdomain(host, port, *args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", nxdomain)
-    check_url("https://not-yet.example/hook", allow_private=False, unresolvable_ok=True)
-    with pytest.raises(UrlRefused):
-        check_url("https://not-yet.example/hook", allow_private=False)
+    NetPolicy().check_url("https://not-yet.example/hook", unresolvable_ok=True)
+    with pytest.raises(Refused):
+        NetPolicy().check_url("https://not-yet.example/hook")

@@ -25,7 +25,7 @@ PROBE_ERROR_CODES = (
     "proxy_refused",              # nothing listens at the proxy's host:port
     "proxy_unreachable",          # no route to the proxy, connection reset, ...
     "proxy_dns_failed",           # the proxy's own host name does not resolve
-    "proxy_address_not_allowed",  # the proxy resolves to a private address (production)
+    "proxy_address_not_allowed",  # metadata, the stack's own ports, or private (PROXY_ALLOW_PRIVATE=false)
     "proxy_tls_failed",           # https proxy: the TLS handshake with the proxy failed
     "proxy_auth_failed",          # 407, SOCKS5 auth refused, or credentials required
     "proxy_forbidden",            # the proxy's rules refuse this target (HTTP 403, SOCKS5 0x02)

@@ -19,7 +19,7 @@ from chalicelib.errors import (
 from chalicelib.repositories.sessions import SessionRepository
 from chalicelib.schemas.messages import MEDIA_TYPES
 from chalicelib.services.guards import require_logged_in
-from chalicelib.webhooks.ssrf import UrlRefused
+from chalicelib.netguard.resolve import Refused
 
 MAX_INLINE_MEDIA_BYTES = 700 * 1024  # base64 of it stays under the 1 MiB API body limit
 
@@ -65,6 +65,6 @@ class MessageService:
         if payload.get("media_url"):
             try:
                 self.check_media_url(payload["media_url"])
-            except UrlRefused as exc:
+            except Refused as exc:
                 problem = {"field": "media_url", "message": str(exc), "type": "url_refused"}
                 raise ValidationFailed(f"media_url refused: {exc}", details=[problem]) from None

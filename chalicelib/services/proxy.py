@@ -12,17 +12,23 @@ python-socks does the protocols; this module only supplies the TCP/TLS transport
 and the failure can be attributed to the step it happened in (e.g. a SOCKS5 proxy that
 hangs up after the username/password were sent refused them).
 
-Network policy: the API connects to the *proxy* only; the target is resolved and dialled
-by the proxy, in the proxy's network (SOCKS5 uses remote DNS, HTTP CONNECT sends the
-name). So the target is not restricted. The proxy address is: with
-`allow_private=False` (ENVIRONMENT=production), a proxy whose address is loopback,
-private, link-local (cloud metadata), or otherwise not globally routable is refused
-before any packet is sent, and the probe connects to the address it checked (no second
-lookup that DNS rebinding could change).
+Network policy (`chalicelib.netguard`, the same rules as webhooks and the runner's dial):
+the API connects to the *proxy* only; the target is resolved and dialled by the proxy, in
+the proxy's network (SOCKS5 uses remote DNS, HTTP CONNECT sends the name), so the target
+is not restricted. The proxy address is: cloud metadata and the stack's own ports are
+refused always; loopback, private and other non-public addresses unless
+PROXY_ALLOW_PRIVATE=true (refused in production). Refusal happens before any packet is
+sent, and the probe connects to the addresses it checked (no second lookup that DNS
+rebinding could change).
 
 With `loopback_only=True` (ENVIRONMENT=test) only loopback proxies are dialled and no
 name but `localhost` is looked up: the test suite and the API fuzzer post arbitrary
 proxies to the probe, and nothing may leave the machine.
+
+Answers are ours: a code and a message in our words. Nothing the peer sent (a banner, a
+reason phrase) is ever echoed back, or the probe would read internal services for the
+caller. Each session may probe PROXY_TEST_RATE_LIMIT times per period (a PostgreSQL token
+bucket shared by every API instance): 429 `rate_limited` beyond.
 
 The deadline (`timeout`) covers connecting, TLS, authentication and the CONNECT answer;
 the lookup of the proxy's own host name is left to the system resolver's timeouts.
@@ -41,7 +47,9 @@ from python_socks import ProxyError, ProxyTimeoutError, ProxyType
 from python_socks.sync.v2 import Proxy as SyncProxy
 
 from chalicelib.crypto import DecryptionError, SecretBox
-from chalicelib.errors import Conflict, ValidationFailed
+from chalicelib.errors import Conflict, RateLimited
+from chalicelib.netguard.resolve import NetPolicy, Refused, Unresolvable
+from chalicelib.repositories.rate_limits import RateLimitRepository
 from chalicelib.schemas.proxy import ProxyTestRequest
 from chalicelib.schemas.sessions import ProxyIn, UpdateSessionRequest
 from chalicelib.services.sessions import PROXY_CONTEXT, SessionService
@@ -207,61 +215,35 @@ class _Dialer:
                                                   "before the timeout")
             except OSError as exc:
                 failure = ProbeFailure("proxy_unreachable", f"could not connect to the proxy at "
-                                                            f"{dest_host}:{dest_port}: {exc.strerror or exc}")
+                                                            f"{dest_host}:{dest_port}: {_os_reason(exc)}")
             sock.close()
         raise failure or ProbeFailure("timeout", f"could not connect to the proxy at {dest_host}:{dest_port} "
                                                  "before the timeout")
 
 
-def is_public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
 class ProxyProber:
-    def __init__(self, *, allow_private: bool, loopback_only: bool = False, settle_seconds: float = 1.0,
+    def __init__(self, *, policy: NetPolicy, loopback_only: bool = False, settle_seconds: float = 1.0,
                  tls_context: Callable[[], ssl.SSLContext] = ssl.create_default_context):
-        """`allow_private=False` (production): only public proxy addresses are dialled.
+        """`policy`: the network guard's rules for proxies (PROXY_ALLOW_PRIVATE).
         `loopback_only=True` (ENVIRONMENT=test): only loopback proxies are dialled and no
         name but `localhost` is even looked up, so a test or a fuzzer never reaches out.
         `tls_context` builds the context for https proxies (system CAs, hostname checked)."""
-        self.allow_private = allow_private
+        self.policy = policy
         self.loopback_only = loopback_only
         self.settle_seconds = settle_seconds
         self._tls_context = tls_context
 
     # -- policy -------------------------------------------------------------------------
-    def check_literal(self, host: str | None) -> None:
-        """At save time: refuse an IP literal (or localhost) that is not public, when private
-        proxies are not allowed. Names are checked when dialled (probe, runner)."""
-        if self.allow_private or not host:
-            return
-        if host.rstrip(".").lower() == "localhost" or host.lower().endswith(".localhost"):
-            raise _not_allowed_error(host)
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            return
-        if not is_public_address(ip):
-            raise _not_allowed_error(host)
-
     def resolve_proxy(self, host: str, port: int) -> list[tuple[int, tuple]]:
         """One lookup; the addresses we connect to are the addresses we checked."""
         if self.loopback_only:
             host = _loopback_literal(host)
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise ProbeFailure("proxy_dns_failed", f"the proxy host '{host}' does not resolve: {exc.strerror}") from None
-        if not infos:
-            raise ProbeFailure("proxy_dns_failed", f"the proxy host '{host}' has no address")
-        if not self.allow_private:
-            for family, _type, _proto, _name, sockaddr in infos:
-                if not is_public_address(ipaddress.ip_address(sockaddr[0].split("%")[0])):
-                    raise ProbeFailure("proxy_address_not_allowed",
-                                       f"the proxy host '{host}' resolves to {sockaddr[0]}, a private or reserved "
-                                       "address; proxies must be on public addresses")
+            infos = self.policy.resolve(host, port)
+        except Unresolvable:
+            raise ProbeFailure("proxy_dns_failed", f"the proxy host '{host}' does not resolve") from None
+        except Refused as exc:
+            raise ProbeFailure("proxy_address_not_allowed", f"the proxy is not allowed: {exc.message}") from None
         return [(family, sockaddr) for family, _type, _proto, _name, sockaddr in infos]
 
     # -- probe --------------------------------------------------------------------------
@@ -330,8 +312,8 @@ class ProxyProber:
             return ProbeFailure("proxy_tls_failed", f"TLS handshake with the https proxy at {where} failed: "
                                                     f"certificate verify failed ({cause.verify_message})")
         if isinstance(cause, ssl.SSLError):
-            return ProbeFailure("proxy_tls_failed",
-                                f"TLS handshake with the https proxy at {where} failed: {cause.reason or cause}")
+            return ProbeFailure("proxy_tls_failed", f"TLS handshake with the https proxy at {where} failed"
+                                + (f" ({cause.reason})" if cause.reason else ""))
         if proxy.type == "socks5":
             return _classify_socks5(exc, cause, proxy, trace, where, target)
         return _classify_http(exc, cause, proxy, trace, where, target)
@@ -347,16 +329,16 @@ def _classify_http(exc: BaseException, cause: BaseException, proxy: ProxyConfig,
         return ProbeFailure("proxy_forbidden", f"the proxy at {where} refuses tunnels to {target} (HTTP 403)")
     if status in (502, 503, 504):
         return ProbeFailure("target_unreachable", f"the proxy at {where} could not resolve or reach {target} "
-                                                  f"(HTTP {exc})")
-    if status is not None:
+                                                  f"(HTTP {status})")
+    if isinstance(status, int):
         return ProbeFailure("proxy_protocol_error", f"the proxy at {where} answered CONNECT {target} with "
-                                                    f"HTTP {exc}")
+                                                    f"HTTP {status}, not 200")
     if trace.reads and trace.reads[-1] == b"" or isinstance(cause, (_ConnectionClosed, ConnectionResetError)):
         return ProbeFailure("target_unreachable", f"the proxy at {where} closed the connection instead of answering "
                                                   f"CONNECT {target}: it could not resolve or reach the target")
     if isinstance(cause, OSError):
-        return ProbeFailure("proxy_unreachable", f"connection to the proxy at {where} failed: {cause}")
-    return ProbeFailure("proxy_protocol_error", f"the proxy at {where} does not speak HTTP CONNECT: {exc}")
+        return ProbeFailure("proxy_unreachable", f"connection to the proxy at {where} failed: {_os_reason(cause)}")
+    return ProbeFailure("proxy_protocol_error", f"the server at {where} did not answer like an HTTP proxy")
 
 
 def _classify_socks5(exc: BaseException, cause: BaseException, proxy: ProxyConfig, trace: _Trace,
@@ -382,7 +364,7 @@ def _classify_socks5(exc: BaseException, cause: BaseException, proxy: ProxyConfi
         if closed:
             return ProbeFailure("proxy_protocol_error", f"the SOCKS5 proxy at {where} closed the connection "
                                                         "during the greeting")
-        return ProbeFailure("proxy_protocol_error", f"the server at {where} does not speak SOCKS5: {exc}")
+        return ProbeFailure("proxy_protocol_error", f"the server at {where} did not answer like a SOCKS5 proxy")
     if method == 0x02 and (len(reads) < 2 or len(reads[1]) < 2 or reads[1][1] != 0):
         return ProbeFailure("proxy_auth_failed", f"SOCKS5 authentication failed at {where}: "
                                                  "the username/password were refused")
@@ -390,8 +372,8 @@ def _classify_socks5(exc: BaseException, cause: BaseException, proxy: ProxyConfi
         return ProbeFailure("target_unreachable", f"the SOCKS5 proxy at {where} closed the connection instead of "
                                                   f"answering CONNECT {target}: it could not resolve or reach it")
     if isinstance(cause, OSError):
-        return ProbeFailure("proxy_unreachable", f"connection to the proxy at {where} failed: {cause}")
-    return ProbeFailure("proxy_protocol_error", f"unexpected SOCKS5 answer from {where}: {exc}")
+        return ProbeFailure("proxy_unreachable", f"connection to the proxy at {where} failed: {_os_reason(cause)}")
+    return ProbeFailure("proxy_protocol_error", f"the server at {where} did not answer like a SOCKS5 proxy")
 
 
 def _loopback_literal(host: str) -> str:
@@ -407,27 +389,34 @@ def _loopback_literal(host: str) -> str:
     return host
 
 
-def _not_allowed_error(host: str) -> ValidationFailed:
-    message = f"'{host}' is a private or reserved address; proxies must be on public addresses"
-    return ValidationFailed(message, code="proxy_address_not_allowed",
-                            details=[{"field": "host", "message": message, "type": "proxy_address_not_allowed"}])
+def _os_reason(exc: BaseException) -> str:
+    """The operating system's words for a socket error (never text the peer sent)."""
+    number = getattr(exc, "errno", None)
+    if number:
+        import os  # noqa: PLC0415
+
+        return os.strerror(number)
+    return "the connection failed"
 
 
 class ProxyService:
     def __init__(self, sessions: SessionService, get_row: Callable[[str], dict[str, Any] | None],
-                 secret_box: Callable[[], SecretBox], prober: ProxyProber):
+                 secret_box: Callable[[], SecretBox], prober: ProxyProber, *,
+                 rate_limits: RateLimitRepository | None = None, rate_limit: tuple[int, float] = (20, 60.0)):
         self.sessions = sessions
         self._get_row = get_row
         self._secret_box = secret_box
         self.prober = prober
+        self.rate_limits = rate_limits
+        self.rate_limit = rate_limit
 
     def get(self, session_id: str) -> dict[str, Any]:
         return self.sessions.get(session_id)["proxy"]
 
     def set(self, session_id: str, proxy: ProxyIn) -> dict[str, Any]:
         """Replace the session's proxy; an omitted password keeps the stored one (null clears
-        it). Emits `session.updated` with `changed: ["proxy"]` (SessionService.update)."""
-        self.prober.check_literal(proxy.host if proxy.enabled else None)
+        it). Emits `session.updated` with `changed: ["proxy"]` (SessionService.update), which
+        also refuses (422) a proxy the network guard would refuse to dial."""
         return self.sessions.update(session_id, UpdateSessionRequest(proxy=proxy))["proxy"]
 
     def configured(self, session_id: str) -> ProxyConfig | None:
@@ -441,6 +430,7 @@ class ProxyService:
                            "set the proxy again", code="proxy_password_unreadable") from None
 
     def test(self, session_id: str, request: ProxyTestRequest) -> dict[str, Any]:
+        self._charge(session_id)
         if request.proxy is not None:
             proxy = ProxyConfig.from_input(request.proxy)
         else:
@@ -450,3 +440,16 @@ class ProxyService:
                                "POST /sessions/{session_id}/proxy or give one in the body as 'proxy'",
                                code="proxy_not_configured")
         return self.prober.probe(proxy, request.target_host, request.target_port, request.timeout)
+
+    def _charge(self, session_id: str) -> None:
+        """PROXY_TEST_RATE_LIMIT per session: a probe is a connection made on the caller's behalf."""
+        if self.rate_limits is None:
+            return
+        self.sessions.get(session_id)  # a 404 before a bucket is made for a session that does not exist
+        capacity, period = self.rate_limit
+        charge = self.rate_limits.take(f"proxy_test:{session_id}", 1, capacity=capacity, period=period)
+        if not charge.granted:
+            raise RateLimited(f"this session may test proxies {capacity} times per {period:g}s "
+                              f"(PROXY_TEST_RATE_LIMIT); retry in {charge.retry_after}s",
+                              retry_after=charge.retry_after,
+                              details={"limit": capacity, "period_seconds": period, "remaining": charge.remaining})

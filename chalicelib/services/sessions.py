@@ -80,6 +80,7 @@ class SessionService:
     def __init__(self, db: Database, repo: SessionRepository, events: EventPublisher,
                  secret_box: Callable[[], SecretBox],
                  check_webhook_url: Callable[[str], None] = lambda url: None,
+                 check_proxy: Callable[[str, int], None] = lambda host, port: None,
                  before_delete: Callable[[str, dict[str, Any]], None] | None = None,
                  after_delete: Callable[[dict[str, Any]], None] | None = None):
         self.db = db
@@ -89,6 +90,7 @@ class SessionService:
         self.events = events
         self._secret_box = secret_box
         self.check_webhook_url = check_webhook_url
+        self.check_proxy = check_proxy  # the network guard's proxy rules: 422 at save time
 
     # -- create -------------------------------------------------------------------------
     def create(self, request: CreateSessionRequest) -> dict[str, Any]:
@@ -238,6 +240,8 @@ class SessionService:
         return values, shown
 
     def _proxy_columns(self, session_id: str, proxy: ProxyIn, existing: dict[str, Any] | None) -> dict[str, Any]:
+        if proxy.enabled and proxy.host and proxy.port:
+            self.check_proxy(proxy.host, proxy.port)
         values: dict[str, Any] = {
             "proxy_enabled": proxy.enabled, "proxy_type": proxy.type, "proxy_host": proxy.host,
             "proxy_port": proxy.port, "proxy_username": proxy.username,

@@ -11,8 +11,11 @@ The events queue carries two kinds of message:
 A batch is handled like this: parse every record (a record that is not JSON or not one
 of the two shapes is moved to the events DLQ at once); load the sessions' webhook
 configs (cached a few seconds) and the endpoints' breaker states; POST every delivery
-concurrently (one thread each, `WEBHOOK_TIMEOUT` each, redirects not followed, through
-the SSRF-guarded adapter); put the retries and deferrals back on the queue with their
+concurrently through the one outbound client (`chalicelib.netguard.http`: the SSRF guard
+on every connection, no environment proxy, `WEBHOOK_TIMEOUT` as a total deadline for the
+whole attempt, redirects not followed), at most WEBHOOK_SESSION_CONCURRENCY at once per
+session, so one tenant's hanging endpoints cannot hold every thread (the jobs beyond the
+cap are deferred: retried later without counting an attempt); put the retries and deferrals back on the queue with their
 delay; then write deliveries and attempts in one transaction. No per-record outcome
 ever raises: a failed delivery is a retry message, never an SQS redelivery of the batch.
 The handler raises only when the database or the queue itself is down (then the whole
@@ -35,13 +38,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-import requests
-
 from chalicelib.crypto import DecryptionError, SecretBox
 from chalicelib.repositories.webhooks import FINAL_STATUSES, WebhookRepository
 from chalicelib.webhooks import breaker, retry
 from chalicelib.webhooks.signing import encode_body, signature_headers
-from chalicelib.webhooks.ssrf import GuardedAdapter
+from chalicelib.netguard.http import OutboundError, OutboundHttp
+from chalicelib.netguard.resolve import NetPolicy
 
 DELIVERY_MESSAGE = "webhook.delivery"
 PROBE_MESSAGE = "webhook.probe"
@@ -135,8 +137,9 @@ class Job:
 class WebhookDispatcher:
     def __init__(self, *, repo: WebhookRepository, sqs: Any, events_queue_url: Callable[[], str],
                  dlq_url: Callable[[], str], secret_box: Callable[[], SecretBox], policy: retry.RetryPolicy,
-                 breaker_config: breaker.BreakerConfig, timeout: float, allow_private: bool,
-                 logger: Any = None, max_workers: int = 64, db: Any = None, batch_wait: float | None = None):
+                 breaker_config: breaker.BreakerConfig, timeout: float, net_policy: NetPolicy,
+                 session_concurrency: int = 8, logger: Any = None, max_workers: int = 64, db: Any = None,
+                 batch_wait: float | None = None):
         self.repo = repo
         self.db = db or repo.db
         self.sqs = sqs
@@ -146,11 +149,12 @@ class WebhookDispatcher:
         self.policy = policy
         self.breaker = breaker_config
         self.timeout = timeout
-        self.allow_private = allow_private
+        self.http = OutboundHttp(net_policy, user_agent=USER_AGENT, pool_maxsize=16)
+        self.session_concurrency = session_concurrency
         self.logger = logger
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="webhook-post")
-        self._local = threading.local()
         self._lock = threading.Lock()
+        self._in_flight_by_session: dict[str, int] = {}  # session -> POSTs running in this dispatcher
         self._configs: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self._endpoints: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self._in_flight_slow: dict[str, int] = {}  # url -> attempts that outlived their batch
@@ -476,28 +480,27 @@ class WebhookDispatcher:
             self._endpoints.pop(endpoint, None)
 
     # -- HTTP ---------------------------------------------------------------------------
-    def _http(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.trust_env = False  # never an environment proxy: the guard checks the real peer
-            adapter = GuardedAdapter(allow_private=self.allow_private, pool_connections=16, pool_maxsize=16,
-                                     max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            self._local.session = session
-        return session
-
     def _post_all(self, jobs: list[Job]) -> dict[Job, Future]:
         """POST concurrently; wait at most `batch_wait` for them. Returns those still running.
 
         A hanging endpoint thus holds its batch (and the poller behind it) for `batch_wait`,
         not `WEBHOOK_TIMEOUT`; while it has an attempt in flight here, its next deliveries are
-        deferred instead of sent, so other sessions' events keep flowing.
+        deferred instead of sent, so other sessions' events keep flowing. A session has at
+        most `session_concurrency` POSTs running at once (attempts still running from earlier
+        batches count): the rest are deferred, so the pool's threads stay shared.
         """
         if not jobs:
             return {}
-        futures = {self._pool.submit(self._post, job): job for job in jobs}
+        futures: dict[Future, Job] = {}
+        for job in jobs:
+            if not self._claim_slot(job.session_id, always=job.probe):
+                self._defer(job, min(self.timeout, 5.0) + 1.0,
+                            f"deferred: {self.session_concurrency} deliveries of this session are already in "
+                            "flight (WEBHOOK_SESSION_CONCURRENCY)")
+                continue
+            future = self._pool.submit(self._post, job)
+            future.add_done_callback(lambda _f, sid=job.session_id: self._release_slot(sid))
+            futures[future] = job
         done, running = wait(futures, timeout=self.batch_wait)
         for future in done:
             self._apply(futures[future], future.result())
@@ -511,37 +514,50 @@ class WebhookDispatcher:
                 self._in_flight_slow[job.url] = self._in_flight_slow.get(job.url, 0) + 1
         return handed
 
+    def _claim_slot(self, session_id: str, *, always: bool = False) -> bool:
+        """A breaker's probe (`always`) is never deferred: it holds the endpoint's probe claim."""
+        with self._lock:
+            running = self._in_flight_by_session.get(session_id, 0)
+            if running >= self.session_concurrency and not always:
+                return False
+            self._in_flight_by_session[session_id] = running + 1
+            return True
+
+    def _release_slot(self, session_id: str) -> None:
+        with self._lock:
+            left = self._in_flight_by_session.get(session_id, 1) - 1
+            if left > 0:
+                self._in_flight_by_session[session_id] = left
+            else:
+                self._in_flight_by_session.pop(session_id, None)
+
     def _post(self, job: Job) -> dict[str, Any]:
         """One HTTP attempt. Returns its result; never touches `job` (it may outlive its batch)."""
         body = encode_body(job.payload)
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                   **signature_headers(job.secrets, job.event_id, body)}
+        headers = {"Content-Type": "application/json", **signature_headers(job.secrets, job.event_id, body)}
         result: dict[str, Any] = {"attempted_at": datetime.now(timezone.utc)}
         started = time.perf_counter()
         try:
-            response = self._http().post(job.url, data=body, headers=headers, timeout=self.timeout,
-                                         allow_redirects=False, stream=True)
-            try:
-                raw = response.raw.read(EXCERPT_BYTES + 1, decode_content=True) or b""
-                if len(raw) > EXCERPT_BYTES:
-                    response.raw.read(64 * 1024)  # let a modest body finish so the connection is reused
-            finally:
-                response.close()
-            result["http_status"] = response.status_code
-            result["excerpt"] = raw[:EXCERPT_BYTES].decode("utf-8", "replace")
-            result["outcome"] = retry.classify(response.status_code)
+            response = self.http.request("POST", job.url, data=body, headers=headers, timeout=self.timeout,
+                                         max_bytes=EXCERPT_BYTES, overflow="truncate", drain=64 * 1024,
+                                         what="webhook URL")
+            result["http_status"] = response.status
+            result["excerpt"] = response.body.decode("utf-8", "replace")
+            result["outcome"] = retry.classify(response.status)
             if result["outcome"] == retry.RETRY:
                 result["retry_after"] = retry.parse_retry_after(response.headers.get("Retry-After"), time.time())
             if result["outcome"] != retry.SUCCEEDED:
-                result["error"] = f"HTTP {response.status_code}"
-        except requests.exceptions.ConnectionError as exc:
-            if "refused by the SSRF guard" in str(exc):
-                result["outcome"], result["error"] = retry.REFUSED, "refused by the SSRF guard: " + _guard_reason(exc)
+                result["error"] = f"HTTP {response.status}"
+        except OutboundError as exc:
+            if exc.kind == "refused":
+                result["outcome"], result["error"] = retry.REFUSED, f"refused by the SSRF guard: {exc.message}"
+            elif exc.kind == "timeout":
+                result["outcome"], result["error"] = retry.RETRY, f"timed out after {self.timeout:g}s (total deadline)"
+            elif exc.kind == "unresolvable":  # DNS: retried like any network error
+                result["outcome"], result["error"] = retry.RETRY, f"connection failed: {exc.message}"
             else:
-                result["outcome"], result["error"] = retry.RETRY, f"connection failed: {_short(exc)}"
-        except requests.exceptions.Timeout:
-            result["outcome"], result["error"] = retry.RETRY, f"timed out after {self.timeout:g}s"
-        except Exception as exc:  # noqa: BLE001 - any transport problem is a retry
+                result["outcome"], result["error"] = retry.RETRY, exc.message
+        except Exception as exc:  # noqa: BLE001 - any other transport problem is a retry
             result["outcome"], result["error"] = retry.RETRY, f"{exc.__class__.__name__}: {_short(exc)}"
         result["latency_ms"] = int((time.perf_counter() - started) * 1000)
         return result
@@ -693,12 +709,3 @@ def _parse_time(text: Any) -> datetime | None:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip() or exc.__class__.__name__
     return text.splitlines()[0][:300]
-
-
-def _guard_reason(exc: BaseException) -> str:
-    text = str(exc)
-    marker = "refused by the SSRF guard: "
-    reason = text.split(marker, 1)[-1]
-    for end in ("'))", "\")", "))"):
-        reason = reason.split(end, 1)[0]
-    return reason[:300]

@@ -11,13 +11,13 @@ def make_driver(name: str, container: Any, **options: Any) -> Driver:
         from runner_container.drivers.emulator import EmulatorDriver
 
         return EmulatorDriver(container.db, token=container.settings.emulator_token,
-                              allow_private_media=container.settings.webhook_allow_private,
+                              media_policy=container.outbound_policy,
                               media_store=container.media_store, media_max_bytes=container.settings.media_max_bytes,
                               **options)
     from runner_container.drivers.neonize_driver import NeonizeDriver  # imports neonize (only here)
 
     return NeonizeDriver(container.database_url, container.db,
-                         allow_private_media=container.settings.webhook_allow_private,
+                         media_policy=container.outbound_policy,
                          media_store=container.media_store, media_max_bytes=container.settings.media_max_bytes)
 
 

@@ -51,6 +51,7 @@ from typing import Any
 
 from chalicelib.db import Database
 from chalicelib.errors import ConfigError
+from chalicelib.netguard.resolve import NetPolicy
 from runner_container.drivers.base import Driver, DriverError, SessionClient, SessionConfig, Sink
 
 PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
@@ -164,7 +165,7 @@ class EmulatorClient(SessionClient):
 
         try:
             data = media_bytes(payload, lambda url, limit: fetch_media(
-                url, limit, allow_private=self.driver.allow_private_media), self.driver.fetch_key)
+                url, limit, policy=self.driver.media_policy), self.driver.fetch_key)
         except MessageBuildError as exc:
             raise DriverError(exc.code, exc.message) from exc
         return {"media_size": len(data), "media_sha256": hashlib.sha256(data).hexdigest()}
@@ -404,14 +405,14 @@ class EmulatorDriver(Driver):
     name = "emulator"
 
     def __init__(self, db: Database, *, token: str | None, port: int = 8081, qr_rotate: float = 20.0,
-                 allow_private_media: bool = False, media_store: Any = None, media_max_bytes: int | None = None):
+                 media_policy: NetPolicy | None = None, media_store: Any = None, media_max_bytes: int | None = None):
         if not token:
             raise ConfigError(["EMULATOR_TOKEN is required when WHATSAPP_DRIVER=emulator: its control API "
                                "can pair any session, so it never answers without the token "
                                "(make run generates one into .zemeow/local.env)"])
         self.token = token
         self.db = db
-        self.allow_private_media = allow_private_media
+        self.media_policy = media_policy or NetPolicy()  # chalicelib.netguard: WEBHOOK_ALLOW_PRIVATE
         self.media_store = media_store
         self.media_max_bytes = media_max_bytes
         self.port = port

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from chalicelib.db import Database
+from chalicelib.netguard.resolve import NetPolicy
 from runner_container.drivers.base import Driver, DriverError, SessionClient, SessionConfig, Sink
 
 
@@ -298,18 +299,18 @@ def _clean(text: str) -> str:
 class NeonizeDriver(Driver):
     name = "neonize"
 
-    def __init__(self, database_url: str, db: Database, *, allow_private_media: bool = False,
+    def __init__(self, database_url: str, db: Database, *, media_policy: NetPolicy | None = None,
                  media_store: Any = None, media_max_bytes: int | None = None):
         self.neonize_url = neonize_database_url(database_url)
         self.db = db
-        self.allow_private_media = allow_private_media
+        self.media_policy = media_policy or NetPolicy()  # chalicelib.netguard: WEBHOOK_ALLOW_PRIVATE
         self.media_store = media_store
         self.media_max_bytes = media_max_bytes
 
     def fetch_url(self, url: str, limit: int) -> bytes:
         from runner_container.media_fetch import fetch_media
 
-        return fetch_media(url, limit, allow_private=self.allow_private_media)
+        return fetch_media(url, limit, policy=self.media_policy)
 
     def fetch_key(self, key: str, limit: int) -> bytes:
         from runner_container.media_fetch import fetch_stored_media

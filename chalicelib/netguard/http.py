@@ -1,0 +1,284 @@
+"""The one outbound HTTP client of the product: webhook deliveries, `media_url` downloads,
+and anything that makes an HTTP request on a caller's behalf later.
+
+`OutboundHttp(policy).request(...)` is the only way in (a test fails if a module of
+`chalicelib/` or `runner_container/` builds its own `requests.Session` or calls
+`requests.get/post/...`). It guarantees, for every request:
+
+- the SSRF guard on every connection, redirect hops included: the host is looked up once
+  (`NetPolicy.resolve`), every address checked, and the socket connects to a checked
+  address, never a second lookup (no DNS-rebinding window);
+- `trust_env=False`: HTTP(S)_PROXY, NO_PROXY and ~/.netrc are ignored, so no environment
+  proxy ever carries a request past the guard (the proxy, not us, would pick the peer);
+- only http and https: a redirect to `file://`, `gopher://` or a malformed URL is a refusal;
+- one total deadline for the whole request (lookup aside: connect, TLS, sending, headers
+  and the whole body, every redirect): a server that drips a byte a second is cut off at
+  the deadline (`deadline.py`: a watchdog shuts the request's sockets down, which wakes a
+  read blocked on them; the body loop checks it between chunks too);
+- failures as `OutboundError`s with a `kind` and a message in our own words (never the
+  peer's bytes nor a library's exception text).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
+
+from chalicelib.netguard import deadline
+from chalicelib.netguard.resolve import NetPolicy, Refused, Unresolvable, split_http_url
+
+CHUNK = 64 * 1024
+
+
+class OutboundError(Exception):
+    """kind: refused | unresolvable | timeout | connection_failed | too_many_redirects |
+    too_large | protocol_error. The message is ours and safe to store or show."""
+
+    def __init__(self, kind: str, message: str, *, declared_size: int | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.declared_size = declared_size
+
+
+@dataclass(frozen=True)
+class OutboundResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes  # at most max_bytes (overflow="truncate") or the whole body
+    truncated: bool
+
+
+# -- connections that pass the guard ---------------------------------------------------
+class _GuardRefusal(NewConnectionError):
+    """Raised at connect time; carries the guard's refusal (found again in `_classify`)."""
+
+    def __init__(self, conn: Any, refusal: Refused):
+        super().__init__(conn, refusal.message)
+        self.refusal = refusal
+
+
+def _guarded_new_conn(self: HTTPConnection) -> socket.socket:
+    policy: NetPolicy = self._zemeow_policy  # type: ignore[attr-defined]
+    try:
+        infos = policy.resolve(self._dns_host, self.port)
+    except Refused as refusal:
+        raise _GuardRefusal(self, refusal) from None
+    scope = deadline.current()
+    last: OSError | None = None
+    for family, socktype, proto, _canon, address in infos:
+        sock = socket.socket(family, socktype, proto)
+        try:
+            for opt in self.socket_options or []:
+                sock.setsockopt(*opt)
+            timeout = None if self.timeout is _DEFAULT_TIMEOUT else self.timeout
+            if scope is not None:
+                remaining = max(0.001, scope.remaining())
+                timeout = remaining if timeout is None else min(timeout, remaining)
+            if timeout is not None:
+                sock.settimeout(timeout)
+            if scope is not None:
+                scope.watch(sock, dup=True)
+            sock.connect(address)  # the checked address: no second lookup
+            return sock
+        except OSError as exc:
+            last = exc
+            sock.close()
+    raise NewConnectionError(self, f"Failed to establish a new connection: {last}")
+
+
+class _WatchedMixin:
+    """A reused (kept-alive) connection joins the current request's deadline too."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        scope = deadline.current()
+        if scope is not None:
+            scope.watch(self.sock)  # type: ignore[attr-defined]
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        scope = deadline.current()
+        if scope is not None:
+            scope.watch(self.sock)  # type: ignore[attr-defined]
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _GuardedHTTPConnection(_WatchedMixin, HTTPConnection):
+    _new_conn = _guarded_new_conn
+
+
+class _GuardedHTTPSConnection(_WatchedMixin, HTTPSConnection):
+    _new_conn = _guarded_new_conn
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose every connection passes the guard at connect time."""
+
+    def __init__(self, policy: NetPolicy, **kwargs: Any):
+        self._policy = policy
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        attrs = {"_zemeow_policy": self._policy}
+
+        class HttpPool(HTTPConnectionPool):
+            ConnectionCls = type("GuardedHTTPConnection", (_GuardedHTTPConnection,), attrs)
+
+        class HttpsPool(HTTPSConnectionPool):
+            ConnectionCls = type("GuardedHTTPSConnection", (_GuardedHTTPSConnection,), attrs)
+
+        self.poolmanager.pool_classes_by_scheme = {"http": HttpPool, "https": HttpsPool}
+        self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
+
+    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:  # belt and braces: trust_env is off
+        raise OutboundError("refused", "outbound requests never go through a proxy")
+
+
+# -- the client --------------------------------------------------------------------------
+class OutboundHttp:
+    """The client factory: one guarded `requests.Session` per thread, never shared across
+    threads (requests sessions are not thread-safe), connection pools kept per thread."""
+
+    def __init__(self, policy: NetPolicy, *, user_agent: str, pool_maxsize: int = 10):
+        self.policy = policy
+        self.user_agent = user_agent
+        self.pool_maxsize = pool_maxsize
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # HTTP(S)_PROXY, NO_PROXY, netrc: never
+            session.proxies = {}
+            adapter = GuardedAdapter(self.policy, pool_connections=self.pool_maxsize,
+                                     pool_maxsize=self.pool_maxsize, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers["User-Agent"] = self.user_agent
+            self._local.session = session
+        return session
+
+    def request(self, method: str, url: str, *, timeout: float, connect_timeout: float | None = None,
+                data: bytes | None = None, headers: Mapping[str, str] | None = None,
+                follow_redirects: bool = False, max_redirects: int = 3, max_bytes: int = 1024 * 1024,
+                overflow: str = "raise", drain: int = 0, what: str = "URL") -> OutboundResponse:
+        """One request, all of it within `timeout` seconds.
+
+        overflow="raise": a body over `max_bytes` (declared or streamed) is `too_large`;
+        "truncate": keep the first `max_bytes`, read at most `drain` more (so a modest body
+        finishes and the connection is reused), and mark the answer truncated.
+        """
+        try:
+            split_http_url(url, what=what)
+        except Refused as exc:
+            raise OutboundError("refused", exc.message) from None
+        scope = deadline.begin(timeout)
+        session = self._session()
+        session.max_redirects = max_redirects
+        try:
+            response = session.request(method, url, data=data, headers=dict(headers or {}), stream=True,
+                                       allow_redirects=follow_redirects,
+                                       timeout=(min(connect_timeout or timeout, timeout), timeout))
+            try:
+                return self._read(response, scope, max_bytes, overflow, drain, what)
+            finally:
+                response.close()
+        except OutboundError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every transport failure becomes a coded error
+            raise _classify(exc, scope, timeout, what) from None
+        finally:
+            deadline.end(scope)
+
+    @staticmethod
+    def _read(response: requests.Response, scope: deadline.Scope, max_bytes: int, overflow: str, drain: int,
+              what: str) -> OutboundResponse:
+        declared = response.headers.get("Content-Length")
+        if overflow == "raise" and declared and declared.isdigit() and int(declared) > max_bytes:
+            raise OutboundError("too_large", f"the {what} is {declared} bytes; the limit is {max_bytes}",
+                                declared_size=int(declared))
+        body = bytearray()
+        truncated = False
+        extra = 0
+        for chunk in _chunks(response, scope):
+            if truncated:
+                extra += len(chunk)
+                if extra >= drain:
+                    break
+                continue
+            body.extend(chunk)
+            if len(body) > max_bytes:
+                if overflow == "raise":
+                    raise OutboundError("too_large", f"the {what} is over the {max_bytes}-byte limit")
+                truncated = True
+                extra = len(body) - max_bytes
+                del body[max_bytes:]
+                if extra >= drain:
+                    break
+        return OutboundResponse(response.status_code, dict(response.headers), bytes(body), truncated)
+
+
+def _chunks(response: requests.Response, scope: deadline.Scope) -> Iterator[bytes]:
+    for chunk in response.iter_content(CHUNK):
+        if scope.expired or scope.remaining() <= 0:
+            scope.expired = True
+            raise TimeoutError("deadline")
+        yield chunk
+    if scope.expired:  # the watchdog ended the body early: not a complete answer
+        raise TimeoutError("deadline")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        item = todo.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        linked = [*getattr(item, "args", ()), getattr(item, "reason", None), item.__cause__, item.__context__]
+        todo += [a for a in linked if isinstance(a, BaseException)]
+
+
+def _classify(exc: BaseException, scope: deadline.Scope, timeout: float, what: str) -> OutboundError:
+    chain = list(_chain(exc))
+    for item in chain:
+        if isinstance(item, _GuardRefusal):
+            if isinstance(item.refusal, Unresolvable):
+                return OutboundError("unresolvable", item.refusal.message)
+            return OutboundError("refused", item.refusal.message)
+    if isinstance(exc, OutboundError):
+        return exc
+    if scope.expired or any(isinstance(i, (requests.exceptions.Timeout, socket.timeout, TimeoutError))
+                            for i in chain):
+        return OutboundError("timeout", f"no complete answer within {timeout:g}s")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return OutboundError("connection_failed", "connection failed: the TLS handshake or certificate check failed")
+    if isinstance(exc, requests.exceptions.TooManyRedirects):
+        return OutboundError("too_many_redirects", f"the {what} redirected too many times")
+    if isinstance(exc, (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidURL, requests.exceptions.URLRequired, ValueError)) or \
+            any(type(i).__name__ == "LocationParseError" for i in chain):
+        return OutboundError("refused", f"the {what} redirected to a URL that is not a valid http(s) URL")
+    for item in chain:
+        if isinstance(item, OSError) and item.errno:
+            return OutboundError("connection_failed", f"connection failed: {os.strerror(item.errno)}")
+    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(
+            exc, requests.exceptions.ChunkedEncodingError):
+        return OutboundError("connection_failed", "connection failed")
+    if any(isinstance(i, ConnectionResetError) or getattr(i, "errno", None) == errno.ECONNRESET for i in chain):
+        return OutboundError("connection_failed", "connection failed: the peer reset the connection")
+    return OutboundError("protocol_error", "the answer was cut off or is not valid HTTP")
