@@ -267,6 +267,13 @@ def pair_phone(ctx: RequestContext, session_id: str) -> dict[str, Any]:
     return ctx.shape(answer)
 
 
+@route("/sessions/{session_id}/events", "GET", access=SESSION,
+       summary="The session's recent events, oldest first; poll with after=cursor (kept EVENT_RETENTION)",
+       tags=["events"], query="events.EventsQuery", responses={200: "events.EventList", 404: None, 422: None})
+def list_events(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    return ctx.shape(get_container().event_feed.list(session_id, ctx.query.after, ctx.query.limit))
+
+
 @route("/sessions/{session_id}/commands/{command_id}", "GET", access=SESSION, summary="A command's state",
        tags=["commands"], responses={200: "connections.CommandOut", 404: None})
 def get_command(ctx: RequestContext, session_id: str, command_id: str) -> dict[str, Any]:
