@@ -77,6 +77,7 @@ def cmd_run(_args: argparse.Namespace) -> int:
         _say("")
         _say(f"zemeow is up in {time.monotonic() - started:.1f}s")
         _say(f"  API:        http://127.0.0.1:{settings.server_port}")
+        _say(f"  console:    http://127.0.0.1:{settings.server_port}/console  (sign in with the admin key)")
         _say(f"  admin key:  {env['ADMIN_API_KEY']}")
         _say(f"  try:        curl -s http://127.0.0.1:{settings.server_port}/health")
         _say("  Ctrl-C stops everything.")
