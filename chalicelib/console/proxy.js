@@ -14,7 +14,8 @@ export function proxyTab(root, { base, onUnauthorized }) {
   const result = h("div", { class: "result", "aria-live": "polite" });
   const save = h("button", { type: "submit", class: "btn primary" }, "Save proxy");
   const test = button("Test proxy", () => run(test, async () => {
-    const answer = await post(`${base}/proxy/test`, {});
+    // the form's proxy when one is filled in (test before saving), else the saved one
+    const answer = await post(`${base}/proxy/test`, host.value.trim() ? { proxy: formProxy() } : {});
     clear(result, answer.ok
       ? h("p", { class: "notice ok" }, `Works: reached ${answer.target.host}:${answer.target.port} through ` +
         `${answer.proxy.host}:${answer.proxy.port} in ${Math.round(answer.latency_ms)} ms.`)
@@ -32,13 +33,16 @@ export function proxyTab(root, { base, onUnauthorized }) {
       field("Username (optional)", username), field("Password (optional)", password, "Kept encrypted; never shown again.")),
     h("label", { class: "check" }, enabled, " Use this proxy"),
     message, h("div", { class: "actions" }, save, test, remove), result);
+  function formProxy() {
+    const body = { enabled: enabled.checked, type: type.value, host: host.value.trim(), port: Number(port.value) };
+    if (username.value) body.username = username.value;
+    if (password.value) body.password = password.value;
+    return body;
+  }
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     run(save, async () => {
-      const body = { enabled: enabled.checked, type: type.value, host: host.value.trim(), port: Number(port.value) };
-      if (username.value) body.username = username.value;
-      if (password.value) body.password = password.value;
-      await post(`${base}/proxy`, body);
+      await post(`${base}/proxy`, formProxy());
       password.value = "";
       message.show("Proxy saved. The runner applies it on the next connection.", "ok");
       await load();
@@ -54,7 +58,11 @@ export function proxyTab(root, { base, onUnauthorized }) {
         await task();
       } catch (err) {
         if (err.status === 401) return onUnauthorized();
-        message.show(err.code ? `${err.message} (${err.code})` : err.message);
+        if (err.code === "proxy_not_configured") {
+          message.show("No proxy is saved for this session: fill in the form to test one.");
+        } else {
+          message.show(err.code ? `${err.message} (${err.code})` : err.message);
+        }
       }
     }, label);
   }
@@ -65,7 +73,8 @@ export function proxyTab(root, { base, onUnauthorized }) {
     host.value = p.host || "";
     port.value = p.port || "";
     username.value = p.username || "";
-    enabled.checked = p.enabled;
+    enabled.checked = p.enabled || !p.host;
+    remove.hidden = !p.host;
     current.textContent = p.host
       ? `${p.enabled ? "In use" : "Saved but off"}: ${p.type}://${p.host}:${p.port}${p.has_password ? " (with a password)" : ""}.`
       : "No proxy: the session connects directly.";

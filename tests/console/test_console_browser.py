@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from devstack.processes import free_port
 from tests.conftest import TEST_ADMIN_KEY
 from tests.console.harness import (CHROMIUM_ARGS, StageProxy, api_call, chromium_path, decode_qr, screenshot,
                                    start_api, start_bridge)
@@ -199,8 +200,12 @@ def test_a_failed_webhook_delivery_is_redelivered_from_the_list_and_succeeds(con
 
     page.get_by_role("link", name="Proxy").click()
     page.get_by_role("button", name="Test proxy").click()
-    page.get_by_text("no enabled proxy").wait_for()
-    screenshot(page, "09-proxy")
+    page.get_by_text("No proxy is saved for this session").wait_for()
+    page.get_by_label("Host").fill("127.0.0.1")
+    page.get_by_label("Port").fill(str(free_port()))  # nothing listens there
+    page.get_by_role("button", name="Test proxy").click()
+    page.locator(".result code", has_text="proxy_refused").wait_for()
+    screenshot(page, "09-proxy-test")
 
 
 def test_a_session_key_sees_only_its_session_and_a_wrong_key_is_refused(console_stack, watched):
