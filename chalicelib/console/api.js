@@ -1,4 +1,4 @@
-// The API client: the key lives in sessionStorage only (never localStorage, never a URL)
+// The API client: the key lives in sessionStorage only (never in local storage, never a URL)
 // and goes out as X-API-Key. The API's base is the page's own path without "/console",
 // so the console works at /console (chalice local) and /<stage>/console (API Gateway).
 
