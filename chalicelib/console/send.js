@@ -15,17 +15,20 @@ export function sendTab(root, { base, onUnauthorized }) {
   const submit = h("button", { type: "submit", class: "btn primary" }, "Send");
   const message = notice();
   const progress = h("ol", { class: "progress", "aria-live": "polite" });
+  const textLabel = textField.querySelector("label");
   kind.addEventListener("change", () => {
-    fileField.hidden = kind.value !== "image";
-    file.required = kind.value === "image";
-    text.required = kind.value === "text";
+    const image = kind.value === "image";
+    fileField.hidden = !image;
+    file.required = image;
+    text.required = !image;
+    textLabel.textContent = image ? "Caption (optional)" : "Message";
   });
   text.required = true;
 
   const form = h("form", { class: "panel", "aria-labelledby": "send-title" },
     h("h2", { id: "send-title" }, "Send a message"),
     h("div", { class: "grid" }, field("To (phone number)", to), field("Type", kind)),
-    textField, fileField, message,
+    fileField, textField, message,
     h("div", { class: "actions" }, submit), progress);
   clear(root, form);
 

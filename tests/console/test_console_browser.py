@@ -178,6 +178,29 @@ def test_send_a_text_from_the_page_and_see_message_sent_in_the_timeline(console_
     screenshot(page, "06-events")
 
 
+def test_send_an_image_uploaded_from_the_browser(console_stack, watched, tmp_path):
+    from chalicelib.qr import png_bytes
+
+    created = _create(console_stack.base, name="Pictures")
+    sid = created["session_id"]
+    _pair(console_stack, created, "5511987650003")
+    picture = tmp_path / "picture.png"
+    picture.write_bytes(png_bytes("a picture"))
+    page = watched.page
+    _sign_in(page, console_stack.base + "/console", TEST_ADMIN_KEY)
+    page.goto(f"{console_stack.base}/console#/s/{sid}/send")
+    page.get_by_label("To (phone number)").fill("5511912340002")
+    page.get_by_label("Type").select_option("image")
+    page.get_by_label("Image").set_input_files(str(picture))
+    page.get_by_label("Caption (optional)").fill("a caption")
+    page.get_by_role("button", name="Send", exact=True).click()
+    page.locator(".message-id").wait_for(timeout=30000)
+    assert page.get_by_text("Uploaded picture.png").count() == 1
+    screenshot(page, "05b-send-image")
+    outbox = console_stack.runner.emulator("GET", f"/emulator/sessions/{sid}/outbox")[1]["messages"]
+    assert [m for m in outbox if m.get("type") == "image" and "a caption" in str(m)], outbox
+
+
 def test_a_failed_webhook_delivery_is_redelivered_from_the_list_and_succeeds(console_stack, watched):
     receiver = console_stack.receiver
     path = f"/hook-{uuid.uuid4().hex[:6]}"
