@@ -7,13 +7,22 @@ LS_VENV := .venv-localstack
 PY := $(VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check --no-input
 
-.PHONY: run test venvs check-python clean-state bench
+.PHONY: run test venvs browser check-python clean-state bench
 
 run: venvs
 	@$(PY) -m devstack run
 
-test: venvs
+test: venvs browser
 	@$(PY) -m devstack test $(ARGS)
+
+# The console's browser tests drive Debian's Chromium through Playwright (Playwright's own
+# browser download cannot work here). CI runs as root on a clean machine: install it once.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "==> installing Chromium (Debian package) for the console's browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || \
+	  { echo "Chromium is missing and could not be installed (apt-get install chromium): the console tests need it"; exit 1; }
 
 venvs: check-python $(VENV)/.installed $(LS_VENV)/.installed
 

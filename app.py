@@ -25,7 +25,8 @@ app = Chalice(app_name="zemeow")
 app.log.disabled = True  # Chalice's own logger would print tracebacks outside our JSON logs
 
 # Paths that must answer even when the database is down (they report it instead).
-_NO_SCHEMA_PATHS = {"/health", "/ready", "/openapi.json", "/docs", "/docs/assets/{asset}"}
+_NO_SCHEMA_PATHS = {"/health", "/ready", "/openapi.json", "/docs", "/docs/assets/{asset}", "/console",
+                    "/console/assets/{asset}"}
 
 
 def _request_id() -> str | None:
@@ -149,6 +150,39 @@ def docs_asset(ctx: RequestContext, asset: str) -> Response:
     body = OWN_DOC_ASSETS.get(asset) or (swagger_ui_bundle.swagger_ui_path / asset).read_text()
     return Response(body=body, status_code=200,
                     headers={"Content-Type": DOC_ASSETS[asset], "Cache-Control": "public, max-age=86400"})
+
+
+@route("/console", "GET", access=PUBLIC, summary="The web console: pair, watch and operate sessions",
+       tags=["operations"], responses={304: None}, produces=["text/html"])
+def console(ctx: RequestContext) -> Response:
+    from chalicelib import console as console_files  # noqa: PLC0415 - only the console reads its files
+
+    body, etag = console_files.page()
+    return _console_response(ctx, body, "text/html; charset=utf-8", etag)
+
+
+@route("/console/assets/{asset}", "GET", access=PUBLIC, summary="The web console's scripts and styles",
+       tags=["operations"], responses={304: None, 404: None}, produces=["text/javascript", "text/css", "image/svg+xml"])
+def console_asset(ctx: RequestContext, asset: str) -> Response:
+    from chalicelib import console as console_files  # noqa: PLC0415
+    from chalicelib.errors import NotFound  # noqa: PLC0415
+
+    found = console_files.asset(asset)
+    if found is None:
+        raise NotFound(f"no console asset '{asset}'")
+    return _console_response(ctx, *found)
+
+
+def _console_response(ctx: RequestContext, body: str, content_type: str, etag: str) -> Response:
+    """The console's security headers (CSP: own origin only, no framing, no referrer)."""
+    from chalicelib import console as console_files  # noqa: PLC0415
+
+    settings = get_container().settings
+    headers = console_files.headers(content_type, etag, console_files.media_origins(
+        settings.media_bucket, settings.aws_endpoint_url, settings.aws_region))
+    if (ctx.raw_request.headers or {}).get("if-none-match") == etag:
+        return Response(body="", status_code=304, headers=headers)
+    return Response(body=body, status_code=200, headers=headers)
 
 
 def _stage_prefix(ctx: RequestContext) -> str:
@@ -290,6 +324,13 @@ def session_qr(ctx: RequestContext, session_id: str) -> Any:
 def pair_phone(ctx: RequestContext, session_id: str) -> dict[str, Any]:
     answer = get_container().connections.pair_phone(session_id, ctx.body.phone, ctx.body.show_push_notification)
     return ctx.shape(answer)
+
+
+@route("/sessions/{session_id}/events", "GET", access=SESSION,
+       summary="The session's recent events, oldest first; poll with after=cursor (kept EVENT_RETENTION)",
+       tags=["events"], query="events.EventsQuery", responses={200: "events.EventList", 404: None, 422: None})
+def list_events(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    return ctx.shape(get_container().event_feed.list(session_id, ctx.query.after, ctx.query.limit))
 
 
 @route("/sessions/{session_id}/commands/{command_id}", "GET", access=SESSION, summary="A command's state",

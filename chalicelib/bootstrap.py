@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # imported lazily below: only the processes that use them pay
     from chalicelib.repositories.runtime import RuntimeRepository
     from chalicelib.services.chats import ChatService
     from chalicelib.services.connections import ConnectionService
+    from chalicelib.services.event_feed import EventFeed
     from chalicelib.services.media import MediaService
     from chalicelib.services.messages import MessageService
     from chalicelib.services.proxy import ProxyService
@@ -283,6 +284,12 @@ class Container:
 
         return MediaService(self.media_store, self.session_repo, max_bytes=self.settings.media_max_bytes,
                             logger=self.logger)
+
+    @cached_property
+    def event_feed(self) -> "EventFeed":
+        from chalicelib.services.event_feed import EventFeed  # noqa: PLC0415
+
+        return EventFeed(self.db, self.session_repo.status_of, self.settings.event_retention)
 
     @cached_property
     def chats(self) -> "ChatService":

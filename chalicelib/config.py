@@ -198,6 +198,7 @@ class Settings:
     encryption_key: str | None = None
     encryption_key_secret_arn: str | None = None
     qr_code_timeout: float = 60.0
+    event_retention: float = 7 * 86400.0  # GET /sessions/{id}/events reads back this far; the runner prunes older
     log_level: str = "INFO"
     log_pretty: bool = False
     webhook_timeout: float = 10.0
@@ -345,6 +346,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         encryption_key=r.text("ENCRYPTION_KEY"),
         encryption_key_secret_arn=r.text("ENCRYPTION_KEY_SECRET_ARN"),
         qr_code_timeout=r.get("QR_CODE_TIMEOUT", parse_duration, 60.0),
+        event_retention=r.get("EVENT_RETENTION", parse_duration, 7 * 86400.0),
         log_level=r.get("LOG_LEVEL", _parse_choice(LOG_LEVELS, upper=True), "INFO"),
         log_pretty=r.get("LOG_PRETTY", parse_bool, False),
         webhook_timeout=r.get("WEBHOOK_TIMEOUT", parse_duration, 10.0),

@@ -79,6 +79,7 @@ def cmd_run(_args: argparse.Namespace) -> int:
         _say("")
         _say(f"zemeow is up in {time.monotonic() - started:.1f}s")
         _say(f"  API:        http://127.0.0.1:{settings.server_port}")
+        _say(f"  console:    http://127.0.0.1:{settings.server_port}/console  (sign in with the admin key)")
         _say(f"  admin key:  {env['ADMIN_API_KEY']}")
         _say(f"  emulator:   X-Emulator-Token: {env.get('EMULATOR_TOKEN')}"
              + (f" (control API on 127.0.0.1:{settings.emulator_port})"

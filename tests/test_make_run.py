@@ -68,6 +68,9 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(stack, settings,
         assert oct((tmp_path / "local.env").stat().st_mode & 0o777) == "0o600"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
             assert response.status == 200
+        assert f"console:    http://127.0.0.1:{port}/console" in output  # issue 13: printed next to the key
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/console", timeout=10) as response:
+            assert response.status == 200 and b"console/assets/main.js" in response.read()
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=60) == 0
         assert "stopped" in _rest(process)

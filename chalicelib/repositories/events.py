@@ -43,9 +43,43 @@ class EventOutboxRepository:
         return [row["envelope"] for row in rows]
 
     @staticmethod
-    def purge_sent(conn: psycopg.Connection, older_than_seconds: float) -> int:
+    def purge_sent(conn: psycopg.Connection, older_than_seconds: float, batch: int = 5000) -> int:
+        """Delete sent events older than the retention, at most `batch` rows per call (the
+        runner calls it every few minutes; a backlog goes in steps, no long lock)."""
         cur = conn.execute(
-            "DELETE FROM event_outbox WHERE sent_at < now() - make_interval(secs => %s)",
-            (older_than_seconds,),
+            """
+            DELETE FROM event_outbox WHERE id IN (
+                SELECT id FROM event_outbox WHERE sent_at < now() - make_interval(secs => %s) LIMIT %s)
+            """,
+            (older_than_seconds, batch),
         )
         return cur.rowcount
+
+    @staticmethod
+    def page(conn: psycopg.Connection, session_uid: str, *, after: int | None, limit: int,
+             retention_seconds: float) -> list[dict[str, Any]]:
+        """One session row's envelopes in sequence order (oldest first), newer than the
+        retention: those after sequence `after`, or the newest `limit` when `after` is None.
+        Uses `idx_event_outbox_session_seq` (migration 0063)."""
+        seq = "(envelope #>> '{metadata,sequence}')::bigint"
+        if after is None:
+            rows = conn.execute(
+                f"""
+                SELECT envelope FROM (
+                    SELECT envelope, {seq} AS seq FROM event_outbox
+                    WHERE session_uid = %s AND created_at > now() - make_interval(secs => %s)
+                    ORDER BY {seq} DESC LIMIT %s) newest
+                ORDER BY seq
+                """,
+                (session_uid, retention_seconds, limit),
+            ).fetchall()
+        else:
+            rows = conn.execute(
+                f"""
+                SELECT envelope FROM event_outbox
+                WHERE session_uid = %s AND {seq} > %s AND created_at > now() - make_interval(secs => %s)
+                ORDER BY {seq} LIMIT %s
+                """,
+                (session_uid, after, retention_seconds, limit),
+            ).fetchall()
+        return [row["envelope"] for row in rows]
