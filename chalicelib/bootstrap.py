@@ -16,6 +16,7 @@ from chalicelib.crypto import SecretBox
 from chalicelib.db import Database, migrator
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.events import EventPublisher
+from chalicelib.metrics import API_SERVICE, WEBHOOK_SERVICE, InvocationMetrics, record_deliveries
 from chalicelib.observability import make_logger
 from chalicelib.queues import QueueDirectory
 from chalicelib.repositories.audit import AuditRepository
@@ -256,7 +257,16 @@ class Container:
             policy=RetryPolicy.from_settings(s.webhook_retry_schedule, s.webhook_retry_count),
             breaker_config=BreakerConfig.from_env(s.webhook_timeout), timeout=s.webhook_timeout,
             net_policy=self.outbound_policy, session_concurrency=s.webhook_session_concurrency,
-            logger=self.logger)
+            logger=self.logger, observe=lambda statuses, latencies, opens: record_deliveries(
+                self.webhook_metrics, statuses, latencies, opens))
+
+    @cached_property
+    def api_metrics(self) -> InvocationMetrics:
+        return InvocationMetrics(API_SERVICE)
+
+    @cached_property
+    def webhook_metrics(self) -> InvocationMetrics:
+        return InvocationMetrics(WEBHOOK_SERVICE)
 
     @cached_property
     def messages(self) -> "MessageService":
