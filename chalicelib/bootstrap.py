@@ -16,7 +16,7 @@ from chalicelib.crypto import SecretBox
 from chalicelib.db import Database, migrator
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.events import EventPublisher
-from chalicelib.metrics import API_SERVICE, WEBHOOK_SERVICE, InvocationMetrics, record_deliveries
+from chalicelib.metrics import InvocationMetrics, api_service, record_deliveries, webhook_service
 from chalicelib.observability import make_logger
 from chalicelib.queues import QueueDirectory
 from chalicelib.repositories.audit import AuditRepository
@@ -262,11 +262,11 @@ class Container:
 
     @cached_property
     def api_metrics(self) -> InvocationMetrics:
-        return InvocationMetrics(API_SERVICE)
+        return InvocationMetrics(api_service(self.settings.queue_prefix))
 
     @cached_property
     def webhook_metrics(self) -> InvocationMetrics:
-        return InvocationMetrics(WEBHOOK_SERVICE)
+        return InvocationMetrics(webhook_service(self.settings.queue_prefix))
 
     @cached_property
     def messages(self) -> "MessageService":

@@ -20,8 +20,6 @@ import threading
 from typing import Any
 
 NAMESPACE = "zemeow"
-API_SERVICE = "zemeow-api"
-WEBHOOK_SERVICE = "zemeow-webhooks"
 ALLOWED_DIMENSIONS = frozenset({"service", "route", "method", "status_class"})
 # delivery row status after a batch -> metric name (chalicelib/webhooks/dispatcher.py)
 DELIVERY_OUTCOMES = {"succeeded": "WebhookDelivered", "retrying": "WebhookRetried", "lost": "WebhookRetried",
@@ -77,6 +75,16 @@ class InvocationMetrics:
                 metrics.flush_metrics()
             metrics.provider.dimension_sets.clear()
             self._dimensions = {}
+
+
+def api_service(queue_prefix: str) -> str:
+    """The `service` dimension: per stage (QUEUE_PREFIX), as the runner's `<prefix>-runner`, so two
+    stages in one account never add up in one metric (infra/monitoring.yaml reads the same names)."""
+    return f"{queue_prefix}-api"
+
+
+def webhook_service(queue_prefix: str) -> str:
+    return f"{queue_prefix}-webhooks"
 
 
 def status_class(status: int) -> str:

@@ -45,7 +45,8 @@ def assert_private(lines: list[dict], forbidden: list[str]) -> None:
                 assert secret not in value, f"dimension value {value!r} carries {secret!r}"
 
 
-def test_every_api_request_flushes_one_emf_line_by_route_template(api, make_session, admin_headers, capsys):
+def test_every_api_request_flushes_one_emf_line_by_route_template(api, settings, make_session, admin_headers,
+                                                                   capsys):
     phone = "5511987654321"
     hook = "http://127.0.0.1:9/private-hook-path"
     created = make_session(webhook={"url": hook, "events": ["message.*"]})
@@ -66,7 +67,7 @@ def test_every_api_request_flushes_one_emf_line_by_route_template(api, make_sess
     assert {m["Name"]: m["Unit"] for m in directive["Metrics"]}.items() >= {
         "Requests": "Count", "Latency": "Milliseconds", "Errors": "Count"}.items()
     assert (first["service"], first["route"], first["method"], first["status_class"]) == (
-        "zemeow-api", "/sessions/{session_id}", "GET", "2xx")
+        f"{settings.queue_prefix}-api", "/sessions/{session_id}", "GET", "2xx")
     assert total(first, "Requests") == 1 and total(first, "Errors") == 0 and total(first, "Latency") > 0
     assert [(line["route"], line["status_class"]) for line in lines[1:]] == [
         ("/sessions/{session_id}", "4xx"), ("/sessions/{session_id}/messages", f"{sent.status_code // 100}xx"), ("/sessions", "4xx")]
@@ -89,7 +90,7 @@ def test_a_dimension_outside_the_allowed_set_is_refused():
             metrics.dimension(name, "x")
 
 
-def test_the_webhook_lambda_flushes_deliveries_by_outcome(container, make_session, receiver, capsys):
+def test_the_webhook_lambda_flushes_deliveries_by_outcome(container, settings, make_session, receiver, capsys):
     from chalice.test import Client
 
     import app as app_module
@@ -109,7 +110,7 @@ def test_the_webhook_lambda_flushes_deliveries_by_outcome(container, make_sessio
     capsys.readouterr()
     with Client(app_module.app) as client:
         client.lambda_.invoke("dispatch_webhooks", {"Records": records})
-    lines = [line for line in emf_lines(capsys.readouterr().out) if line.get("service") == "zemeow-webhooks"]
+    lines = [line for line in emf_lines(capsys.readouterr().out) if line.get("service") == f"{settings.queue_prefix}-webhooks"]
     assert len(lines) == 1, lines
     [line] = lines
     [directive] = line["_aws"]["CloudWatchMetrics"]
