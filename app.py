@@ -11,7 +11,7 @@ import uuid
 from functools import lru_cache
 from typing import Any, Callable
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 
 from chalicelib import http_errors
 from chalicelib import qr as qr_render
@@ -217,6 +217,16 @@ def _stage_prefix(ctx: RequestContext) -> str:
 def audit_log(ctx: RequestContext) -> dict[str, Any]:
     rows = get_container().audit_repo.recent(session_id=ctx.query.session_id, limit=ctx.query.limit)
     return {"entries": [{**row, "at": row["at"].isoformat()} for row in rows]}
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS), name="prune_retention")
+def prune_retention(event: Any) -> dict[str, Any]:
+    """Delete rows past their retention (chalicelib/services/retention.py), in bounded batches."""
+    container = get_container()
+    container.ensure_schema()
+    report = container.retention.run()
+    return {"deleted": report.deleted, "batches": report.batches, "seconds": report.seconds,
+            "complete": report.complete}
 
 
 # -- sessions ---------------------------------------------------------------------------

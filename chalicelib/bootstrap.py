@@ -310,6 +310,14 @@ class Container:
                            max_batch=self.settings.contacts_check_max_batch,
                            rate_limit=self.settings.contacts_check_rate_limit)
 
+    @cached_property
+    def retention(self):
+        from chalicelib.services.retention import RetentionService  # noqa: PLC0415 - the hourly job only
+
+        s = self.settings
+        return RetentionService(self.db, s.retention, batch_size=s.retention_batch_size,
+                                budget=s.retention_time_budget, logger=self.logger)
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.close()
