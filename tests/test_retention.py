@@ -209,3 +209,25 @@ def test_pruning_100k_rows_never_holds_a_lock_longer_than_one_short_batch(contai
     assert fresh > 0  # the writer kept inserting all along (new, unsent rows are never pruned)
     assert max(repo.durations) < LOCK_BOUND_SECONDS, figures
     assert max(waits) < LOCK_BOUND_SECONDS, figures
+
+
+def test_the_local_stack_plays_the_hourly_schedule_with_the_aws_handler(container):
+    """devstack's bridge invokes `prune_retention` as EventBridge would (at start, then hourly)."""
+    import app as app_module
+    from devstack.schedule_bridge import ScheduleBridge, period_seconds
+
+    bridge = ScheduleBridge(app_module.app, app_module, log=lambda _m: None)
+    [source] = bridge.sources()
+    assert source.name == "prune_retention" and period_seconds(source.schedule_expression) == 3600
+    stop = threading.Event()
+    seen: list[str] = []
+    bridge.log = seen.append
+    [thread] = bridge.run(stop)
+    try:
+        deadline = time.monotonic() + 30
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert seen and seen[0].startswith("schedule prune_retention: {'deleted'") and "'complete': True" in seen[0]
