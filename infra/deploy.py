@@ -101,6 +101,15 @@ def queue_arns(region: str, prefix: str, shards: int, account: str = "*") -> lis
 
 def sqs_handler_names(app_path: Path = PROJECT_ROOT / "app.py") -> list[str]:
     """Names of the `@app.on_sqs_message` functions of app.py (their Lambda's suffix)."""
+    return _decorated_names("on_sqs_message", app_path)
+
+
+def schedule_handler_names(app_path: Path = PROJECT_ROOT / "app.py") -> list[str]:
+    """Names of the `@app.schedule` functions of app.py (the hourly retention job)."""
+    return _decorated_names("schedule", app_path)
+
+
+def _decorated_names(decorator: str, app_path: Path) -> list[str]:
     tree = ast.parse(app_path.read_text())
     names = []
     for node in ast.walk(tree):
@@ -109,7 +118,7 @@ def sqs_handler_names(app_path: Path = PROJECT_ROOT / "app.py") -> list[str]:
         for deco in node.decorator_list:
             call = deco if isinstance(deco, ast.Call) else None
             target = call.func if call else deco
-            if isinstance(target, ast.Attribute) and target.attr == "on_sqs_message":
+            if isinstance(target, ast.Attribute) and target.attr == decorator:
                 explicit = [k.value.value for k in (call.keywords if call else [])
                             if k.arg == "name" and isinstance(k.value, ast.Constant)]
                 names.append(explicit[0] if explicit else node.name)
@@ -207,6 +216,9 @@ def stage_config(stage: str, profile: StageProfile, outputs: dict[str, dict[str,
     functions = config.setdefault("lambda_functions", {})
     for name in sqs_handler_names():
         functions.setdefault(name, {})["lambda_timeout"] = SQS_HANDLER_TIMEOUT
+    for name in schedule_handler_names():
+        # one run at a time, and none of the stage's reserved concurrency (meant for the API)
+        functions.setdefault(name, {})["reserved_concurrency"] = 1
     if not functions:
         config.pop("lambda_functions")
     return config

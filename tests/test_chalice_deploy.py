@@ -134,6 +134,9 @@ def test_chalice_deploy_creates_api_functions_event_source_and_schedule_and_dele
     [rule] = [r for r in events.list_rules()["Rules"] if r.get("ScheduleExpression") == "rate(1 hour)"]
     [target] = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
     assert target["Arn"].endswith(":function:zemeow-dev-prune_retention")
+    # one run at a time (infra/deploy.py stage_config)
+    assert lam.get_function_concurrency(FunctionName="zemeow-dev-prune_retention")[
+        "ReservedConcurrentExecutions"] == 1
 
     # chalice delete removes all of it
     delete = subprocess.run([str(Path(sys.executable).parent / "chalice"), "delete", "--stage", "dev"],
