@@ -90,27 +90,38 @@ def test_a_dimension_outside_the_allowed_set_is_refused():
             metrics.dimension(name, "x")
 
 
-def test_the_webhook_lambda_flushes_deliveries_by_outcome(container, settings, make_session, receiver, capsys):
+def _record(created: dict) -> dict:
+    envelope = make_envelope(created["session_id"], "message.received", {"from": "5511912345678"})
+    return {"messageId": str(uuid.uuid4()), "receiptHandle": "r", "body": json.dumps(envelope),
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+            "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:x-events", "awsRegion": "us-east-1"}
+
+
+def _invoke_dispatcher(records: list[dict], settings, capsys, *, expect_error: bool = False) -> list[dict]:
     from chalice.test import Client
 
     import app as app_module
 
+    capsys.readouterr()
+    with Client(app_module.app) as client:
+        if expect_error:
+            with pytest.raises(Exception):
+                client.lambda_.invoke("dispatch_webhooks", {"Records": records})
+        else:
+            client.lambda_.invoke("dispatch_webhooks", {"Records": records})
+    return [line for line in emf_lines(capsys.readouterr().out)
+            if line.get("service") == f"{settings.queue_prefix}-webhooks"]
+
+
+def test_the_webhook_lambda_flushes_deliveries_by_outcome(container, settings, make_session, receiver, capsys):
     receiver.set_behaviour("/ok", lambda n: (200, {}, 0.0))
     receiver.set_behaviour("/busy", lambda n: (503, {}, 0.0))
     receiver.set_behaviour("/gone-wrong", lambda n: (400, {}, 0.0))
     sessions = {path: make_session(webhook={"url": receiver.url(path), "events": ["message.*"]})
                 for path in ("/ok", "/busy", "/gone-wrong")}
-    records = []
-    for created in sessions.values():
-        envelope = make_envelope(created["session_id"], "message.received", {"from": "5511912345678"})
-        records.append({"messageId": str(uuid.uuid4()), "receiptHandle": "r", "body": json.dumps(envelope),
-                        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
-                        "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-                        "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:x-events", "awsRegion": "us-east-1"})
-    capsys.readouterr()
-    with Client(app_module.app) as client:
-        client.lambda_.invoke("dispatch_webhooks", {"Records": records})
-    lines = [line for line in emf_lines(capsys.readouterr().out) if line.get("service") == f"{settings.queue_prefix}-webhooks"]
+    records = [_record(created) for created in sessions.values()]
+    lines = _invoke_dispatcher(records, settings, capsys)
     assert len(lines) == 1, lines
     [line] = lines
     [directive] = line["_aws"]["CloudWatchMetrics"]
@@ -125,3 +136,21 @@ def test_the_webhook_lambda_flushes_deliveries_by_outcome(container, settings, m
         forbidden += [created["session_id"], created["api_key"], created["id"]]
     assert_private(lines, forbidden)
     print("EXAMPLE", json.dumps(line))
+
+
+def test_a_breaker_that_opens_is_counted(container, settings, make_session, receiver, capsys):
+    receiver.set_behaviour("/down", lambda n: (503, {}, 0.0))
+    created = make_session(webhook={"url": receiver.url("/down"), "events": ["message.*"]})
+    threshold = container.webhook_dispatcher.breaker.threshold
+    [line] = _invoke_dispatcher([_record(created) for _ in range(threshold)], settings, capsys)
+    assert total(line, "WebhookRetried") == threshold and total(line, "WebhookBreakerOpens") == 1
+
+
+def test_a_batch_that_fails_whole_counts_an_error_and_still_flushes(container, settings, make_session, capsys,
+                                                                     monkeypatch):
+    def database_down(records):
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(container.webhook_dispatcher, "handle", database_down)
+    [line] = _invoke_dispatcher([_record(make_session())], settings, capsys, expect_error=True)
+    assert total(line, "Errors") == 1
