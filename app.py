@@ -101,7 +101,14 @@ def _record_request(container: Any, event: Any, status: int, started: float) -> 
                        millis=(time.perf_counter() - started) * 1000)
         container.api_metrics.flush()
     except Exception as exc:  # noqa: BLE001 - metrics never change an answer
+        _metrics_failed(container, exc)
+
+
+def _metrics_failed(container: Any, exc: Exception) -> None:
+    try:
         container.logger.warning("metrics flush failed", extra={"error_type": exc.__class__.__name__})
+    except Exception:  # noqa: BLE001, S110 - no logger either (bad configuration): the answer stands
+        pass
 
 
 def _health_response(answer: Any) -> Response:
@@ -380,10 +387,17 @@ def dispatch_webhooks(event: Any) -> dict[str, Any]:
         container.ensure_schema()
         return container.webhook_dispatcher.handle(event.to_dict()["Records"])
     except Exception:
-        container.webhook_metrics.add("Errors", 1)  # the whole batch comes back (database or queue down)
+        _webhook_metrics(container, lambda metrics: metrics.add("Errors", 1))  # the whole batch comes back
         raise
     finally:
-        container.webhook_metrics.flush()  # once per invocation
+        _webhook_metrics(container, lambda metrics: metrics.flush())  # once per invocation
+
+
+def _webhook_metrics(container: Any, action: Callable[[Any], None]) -> None:
+    try:
+        action(container.webhook_metrics)
+    except Exception as exc:  # noqa: BLE001 - metrics never change the batch's outcome
+        _metrics_failed(container, exc)
 
 
 @route("/sessions/{session_id}/webhook/deliveries", "GET", access=SESSION, summary="Webhook deliveries (newest first)",
