@@ -198,10 +198,6 @@ class RunnerSupervisor:
         pruned = self.message_log.prune(self.options.message_log_retention)
         if pruned:
             self.log.info("message log pruned", extra={"rows": pruned})
-        with self.db.connection() as conn:  # GET /sessions/{id}/events reads no further back
-            purged = self.container.events.outbox.purge_sent(conn, self.settings.event_retention)
-        if purged:
-            self.log.info("sent events pruned", extra={"rows": purged, "older_than_seconds": self.settings.event_retention})
 
     def _beat(self) -> None:
         if not self.runners.heartbeat(self.runner_id):
