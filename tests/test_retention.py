@@ -231,3 +231,18 @@ def test_the_local_stack_plays_the_hourly_schedule_with_the_aws_handler(containe
         stop.set()
         thread.join(timeout=30)
     assert seen and seen[0].startswith("schedule prune_retention: {'deleted'") and "'complete': True" in seen[0]
+
+
+def test_retention_settings_name_the_variable_when_wrong():
+    from chalicelib.config import load_settings
+    from chalicelib.errors import ConfigError
+
+    assert load_settings({"AUDIT_LOG_RETENTION": "off", "COMMAND_RETENTION": "2d"}).retention["commands"] == 2 * DAY
+    with pytest.raises(ConfigError) as error:
+        load_settings({"EVENT_OUTBOX_RETENTION": "soon", "COMMAND_RETENTION": "10s",
+                       "RATE_LIMIT_RETENTION": "10m", "WEBHOOK_FAILED_DELIVERY_RETENTION": "1d",
+                       "RETENTION_BATCH_SIZE": "5"})
+    text = str(error.value)
+    for name in ("EVENT_OUTBOX_RETENTION=soon", "COMMAND_RETENTION=10s", "RATE_LIMIT_RETENTION must be at least",
+                 "WEBHOOK_FAILED_DELIVERY_RETENTION must not be shorter", "RETENTION_BATCH_SIZE=5"):
+        assert name in text, text
