@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from chalicelib.aws_clients import make_client
 from runner_container import sessions_metric
 from runner_container.sessions_metric import SessionsMetricPublisher, metric_datum
@@ -53,6 +55,21 @@ def test_what_the_runner_publishes_matches_the_scaling_policy():
     assert allow["Condition"]["StringEquals"]["cloudwatch:namespace"] == spec["Namespace"]
 
 
+@pytest.fixture
+def cloudwatch(settings):
+    """LocalStack's CloudWatch, checked first: one whose metrics database (under its state
+    directory) was removed answers every call with 500 "unable to open database file"."""
+    from botocore.exceptions import ClientError
+
+    client = make_client("cloudwatch", settings)
+    try:
+        client.list_metrics(Namespace=sessions_metric.NAMESPACE)
+    except ClientError as exc:
+        pytest.fail(f"LocalStack's CloudWatch at {settings.aws_endpoint_url} is broken, not the code: {exc}. "
+                    "Restart that LocalStack (or run with AWS_ENDPOINT_URL on a free port: the suite starts one).")
+    return client
+
+
 def _datapoints(cloudwatch, prefix: str, statistic: str | None = None) -> list[dict]:
     now = dt.datetime.now(dt.timezone.utc)
     query = policy_query(prefix)
@@ -63,16 +80,15 @@ def _datapoints(cloudwatch, prefix: str, statistic: str | None = None) -> list[d
     return answer["Datapoints"]
 
 
-def test_a_published_datapoint_is_read_back_with_the_policys_query(settings):
-    cloudwatch = make_client("cloudwatch", settings)
+def test_a_published_datapoint_is_read_back_with_the_policys_query(settings, cloudwatch):
     prefix = f"{settings.queue_prefix}-unit"
     assert SessionsMetricPublisher(cloudwatch, prefix, lambda: 3).publish()
     [point] = wait_for(lambda: _datapoints(cloudwatch, prefix), timeout=10, message="datapoint")
     assert point["Average"] == 3.0
 
 
-def test_a_running_runner_publishes_the_sessions_it_holds(stack, settings, api, make_session, clean_runners):
-    cloudwatch = make_client("cloudwatch", settings)
+def test_a_running_runner_publishes_the_sessions_it_holds(stack, settings, api, make_session, clean_runners,
+                                                          cloudwatch):
     created = make_session()
     runner = start_runner(stack.env, "runner-sessions-metric", SESSIONS_METRIC_INTERVAL="1s")
     try:
