@@ -18,7 +18,7 @@ from chalicelib import qr as qr_render
 from chalicelib import security_headers
 from chalicelib.bootstrap import get_container
 from chalicelib.config import queue_prefix_from_env
-from chalicelib.metrics import record_request
+from chalicelib.metrics import record_prune, record_request
 from chalicelib.routing import ADMIN, PUBLIC, SESSION, RequestContext, Router, RouteSpec
 from chalicelib.services.auth import Principal
 from chalicelib.untrusted_input import printable_or_none
@@ -96,19 +96,21 @@ def _record_request(container: Any, event: Any, status: int, started: float) -> 
     """One EMF line per request (chalicelib/metrics.py): by route template, never the path."""
     template = event.context.get("resourcePath")
     route_name = template if template in app.routes else "other"
-    try:
-        record_request(container.api_metrics, route=route_name, method=event.method, status=status,
-                       millis=(time.perf_counter() - started) * 1000)
-        container.api_metrics.flush()
-    except Exception as exc:  # noqa: BLE001 - metrics never change an answer
-        _metrics_failed(container, exc)
+    millis = (time.perf_counter() - started) * 1000
+    _metrics_quietly(container, lambda: record_request(container.api_metrics, route=route_name,
+                                                       method=event.method, status=status, millis=millis))
+    _metrics_quietly(container, lambda: container.api_metrics.flush())
 
 
-def _metrics_failed(container: Any, exc: Exception) -> None:
+def _metrics_quietly(container: Any, action: Callable[[], Any]) -> None:
+    """Metrics never change an answer, a batch's outcome or a job's."""
     try:
-        container.logger.warning("metrics flush failed", extra={"error_type": exc.__class__.__name__})
-    except Exception:  # noqa: BLE001, S110 - no logger either (bad configuration): the answer stands
-        pass
+        action()
+    except Exception as exc:  # noqa: BLE001
+        try:
+            container.logger.warning("metrics failed", extra={"error_type": exc.__class__.__name__})
+        except Exception:  # noqa: BLE001, S110 - no logger either (bad configuration)
+            pass
 
 
 def _health_response(answer: Any) -> Response:
@@ -230,8 +232,16 @@ def audit_log(ctx: RequestContext) -> dict[str, Any]:
 def prune_retention(event: Any) -> dict[str, Any]:
     """Delete rows past their retention (chalicelib/services/retention.py), in bounded batches."""
     container = get_container()
-    container.ensure_schema()
-    report = container.retention.run()
+    try:
+        container.ensure_schema()
+        report = container.retention.run()
+        _metrics_quietly(container, lambda: record_prune(container.retention_metrics,
+                                                         sum(report.deleted.values()), report.complete))
+    except Exception:
+        _metrics_quietly(container, lambda: container.retention_metrics.add("Errors", 1))
+        raise
+    finally:
+        _metrics_quietly(container, lambda: container.retention_metrics.flush())  # once per invocation
     return {"deleted": report.deleted, "batches": report.batches, "seconds": report.seconds,
             "complete": report.complete}
 
@@ -387,17 +397,10 @@ def dispatch_webhooks(event: Any) -> dict[str, Any]:
         container.ensure_schema()
         return container.webhook_dispatcher.handle(event.to_dict()["Records"])
     except Exception:
-        _webhook_metrics(container, lambda metrics: metrics.add("Errors", 1))  # the whole batch comes back
+        _metrics_quietly(container, lambda: container.webhook_metrics.add("Errors", 1))  # the batch comes back
         raise
     finally:
-        _webhook_metrics(container, lambda metrics: metrics.flush())  # once per invocation
-
-
-def _webhook_metrics(container: Any, action: Callable[[Any], None]) -> None:
-    try:
-        action(container.webhook_metrics)
-    except Exception as exc:  # noqa: BLE001 - metrics never change the batch's outcome
-        _metrics_failed(container, exc)
+        _metrics_quietly(container, lambda: container.webhook_metrics.flush())  # once per invocation
 
 
 @route("/sessions/{session_id}/webhook/deliveries", "GET", access=SESSION, summary="Webhook deliveries (newest first)",

@@ -16,7 +16,8 @@ from chalicelib.crypto import SecretBox
 from chalicelib.db import Database, migrator
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.events import EventPublisher
-from chalicelib.metrics import InvocationMetrics, api_service, record_deliveries, webhook_service
+from chalicelib.metrics import (InvocationMetrics, api_service, record_deliveries, retention_service,
+                               webhook_service)
 from chalicelib.observability import make_logger
 from chalicelib.queues import QueueDirectory
 from chalicelib.repositories.audit import AuditRepository
@@ -267,6 +268,10 @@ class Container:
     @cached_property
     def webhook_metrics(self) -> InvocationMetrics:
         return InvocationMetrics(webhook_service(self.settings.queue_prefix))
+
+    @cached_property
+    def retention_metrics(self) -> InvocationMetrics:
+        return InvocationMetrics(retention_service(self.settings.queue_prefix))
 
     @cached_property
     def messages(self) -> "MessageService":

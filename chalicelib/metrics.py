@@ -87,6 +87,10 @@ def webhook_service(queue_prefix: str) -> str:
     return f"{queue_prefix}-webhooks"
 
 
+def retention_service(queue_prefix: str) -> str:
+    return f"{queue_prefix}-retention"
+
+
 def status_class(status: int) -> str:
     return f"{status // 100}xx"
 
@@ -99,6 +103,13 @@ def record_request(metrics: InvocationMetrics, *, route: str, method: str, statu
     metrics.add("Requests", 1)
     metrics.add("Latency", round(millis, 3), "Milliseconds")
     metrics.add("Errors", 1 if status >= 500 else 0)
+
+
+def record_prune(metrics: InvocationMetrics, deleted: int, complete: bool) -> None:
+    """An hourly retention run: rows deleted, and 1 when its time budget ran out with rows left
+    (several in a row: the job does not keep up; raise RETENTION_TIME_BUDGET or the batch size)."""
+    metrics.add("RetentionDeleted", deleted)
+    metrics.add("RetentionIncomplete", 0 if complete else 1)
 
 
 def record_deliveries(metrics: InvocationMetrics, statuses: list[str], latencies_ms: list[float],

@@ -6,6 +6,8 @@ session id as a dimension.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import uuid
 
@@ -19,6 +21,16 @@ from tests.conftest import session_headers
 def total(line: dict, name: str) -> float:
     value = line[name]
     return sum(value) if isinstance(value, list) else value
+
+
+@contextlib.contextmanager
+def stdout_of(container):
+    """What is printed inside the block (EMF lines go to stdout). The container's logger is
+    built first, so its handler keeps the stream pytest holds for the session, not this one."""
+    container.logger  # noqa: B018 - built (and its stream bound) before the redirect
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        yield buffer
 
 
 def emf_lines(text: str) -> list[dict]:
@@ -45,19 +57,19 @@ def assert_private(lines: list[dict], forbidden: list[str]) -> None:
                 assert secret not in value, f"dimension value {value!r} carries {secret!r}"
 
 
-def test_every_api_request_flushes_one_emf_line_by_route_template(api, settings, make_session, admin_headers,
-                                                                   capsys):
+def test_every_api_request_flushes_one_emf_line_by_route_template(api, container, settings, make_session,
+                                                                   admin_headers):
     phone = "5511987654321"
     hook = "http://127.0.0.1:9/private-hook-path"
     created = make_session(webhook={"url": hook, "events": ["message.*"]})
     sid, key = created["session_id"], created["api_key"]
-    capsys.readouterr()
-    assert api.get(f"/sessions/{sid}", headers=session_headers(created)).status_code == 200
-    assert api.get(f"/sessions/{sid}-missing", headers=admin_headers).status_code == 404
-    sent = api.post(f"/sessions/{sid}/messages", headers=session_headers(created),
-             body=json.dumps({"to": phone, "type": "text", "text": "hi"}))
-    assert api.get("/sessions", headers={"Authorization": "Bearer wrong-key"}).status_code == 401
-    lines = emf_lines(capsys.readouterr().out)
+    with stdout_of(container) as out:
+        assert api.get(f"/sessions/{sid}", headers=session_headers(created)).status_code == 200
+        assert api.get(f"/sessions/{sid}-missing", headers=admin_headers).status_code == 404
+        sent = api.post(f"/sessions/{sid}/messages", headers=session_headers(created),
+                        body=json.dumps({"to": phone, "type": "text", "text": "hi"}))
+        assert api.get("/sessions", headers={"Authorization": "Bearer wrong-key"}).status_code == 401
+    lines = emf_lines(out.getvalue())
     assert len(lines) == 4, lines  # one per request: flushed once per invocation
 
     first = lines[0]
@@ -75,11 +87,11 @@ def test_every_api_request_flushes_one_emf_line_by_route_template(api, settings,
     print("EXAMPLE", json.dumps(first))
 
 
-def test_cold_start_is_counted_once_per_process(api, capsys):
-    capsys.readouterr()
-    api.get("/health")
-    api.get("/health")
-    first, second = emf_lines(capsys.readouterr().out)
+def test_cold_start_is_counted_once_per_process(api, container):
+    with stdout_of(container) as out:
+        api.get("/health")
+        api.get("/health")
+    first, second = emf_lines(out.getvalue())
     assert total(first, "ColdStart") == 1 and "ColdStart" not in second
 
 
@@ -98,30 +110,30 @@ def _record(created: dict) -> dict:
             "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:x-events", "awsRegion": "us-east-1"}
 
 
-def _invoke_dispatcher(records: list[dict], settings, capsys, *, expect_error: bool = False) -> list[dict]:
+def _invoke_dispatcher(records: list[dict], container, *, expect_error: bool = False) -> list[dict]:
     from chalice.test import Client
 
     import app as app_module
 
-    capsys.readouterr()
-    with Client(app_module.app) as client:
+    settings = container.settings
+    with stdout_of(container) as out, Client(app_module.app) as client:
         if expect_error:
             with pytest.raises(Exception):
                 client.lambda_.invoke("dispatch_webhooks", {"Records": records})
         else:
             client.lambda_.invoke("dispatch_webhooks", {"Records": records})
-    return [line for line in emf_lines(capsys.readouterr().out)
+    return [line for line in emf_lines(out.getvalue())
             if line.get("service") == f"{settings.queue_prefix}-webhooks"]
 
 
-def test_the_webhook_lambda_flushes_deliveries_by_outcome(container, settings, make_session, receiver, capsys):
+def test_the_webhook_lambda_flushes_deliveries_by_outcome(container, make_session, receiver):
     receiver.set_behaviour("/ok", lambda n: (200, {}, 0.0))
     receiver.set_behaviour("/busy", lambda n: (503, {}, 0.0))
     receiver.set_behaviour("/gone-wrong", lambda n: (400, {}, 0.0))
     sessions = {path: make_session(webhook={"url": receiver.url(path), "events": ["message.*"]})
                 for path in ("/ok", "/busy", "/gone-wrong")}
     records = [_record(created) for created in sessions.values()]
-    lines = _invoke_dispatcher(records, settings, capsys)
+    lines = _invoke_dispatcher(records, container)
     assert len(lines) == 1, lines
     [line] = lines
     [directive] = line["_aws"]["CloudWatchMetrics"]
@@ -138,19 +150,18 @@ def test_the_webhook_lambda_flushes_deliveries_by_outcome(container, settings, m
     print("EXAMPLE", json.dumps(line))
 
 
-def test_a_breaker_that_opens_is_counted(container, settings, make_session, receiver, capsys):
+def test_a_breaker_that_opens_is_counted(container, make_session, receiver):
     receiver.set_behaviour("/down", lambda n: (503, {}, 0.0))
     created = make_session(webhook={"url": receiver.url("/down"), "events": ["message.*"]})
     threshold = container.webhook_dispatcher.breaker.threshold
-    [line] = _invoke_dispatcher([_record(created) for _ in range(threshold)], settings, capsys)
+    [line] = _invoke_dispatcher([_record(created) for _ in range(threshold)], container)
     assert total(line, "WebhookRetried") == threshold and total(line, "WebhookBreakerOpens") == 1
 
 
-def test_a_batch_that_fails_whole_counts_an_error_and_still_flushes(container, settings, make_session, capsys,
-                                                                     monkeypatch):
+def test_a_batch_that_fails_whole_counts_an_error_and_still_flushes(container, make_session, monkeypatch):
     def database_down(records):
         raise RuntimeError("database down")
 
     monkeypatch.setattr(container.webhook_dispatcher, "handle", database_down)
-    [line] = _invoke_dispatcher([_record(make_session())], settings, capsys, expect_error=True)
+    [line] = _invoke_dispatcher([_record(make_session())], container, expect_error=True)
     assert total(line, "Errors") == 1

@@ -6,10 +6,13 @@ template is deployed on LocalStack and its alarms read back.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import uuid
 
-from chalicelib.metrics import InvocationMetrics, api_service, record_deliveries, record_request, webhook_service
+from chalicelib.metrics import (InvocationMetrics, api_service, record_deliveries, record_prune, record_request,
+                               retention_service, webhook_service)
 from runner_container.sessions_metric import metric_datum
 from runner_container.sessions_metric import NAMESPACE as RUNNER_NAMESPACE
 from tests.test_infra import template
@@ -18,17 +21,22 @@ from tests.test_metrics import emf_lines
 PREFIX = "zemeow-stage"
 
 
-def _emitted(capsys) -> set[tuple[str, str, str]]:
+def _emitted() -> set[tuple[str, str, str]]:
     """(namespace, metric name, service) of everything the code emits for PREFIX."""
-    capsys.readouterr()
-    api = InvocationMetrics(api_service(PREFIX))
-    record_request(api, route="/sessions", method="GET", status=503, millis=3.0)
-    api.flush()
-    hooks = InvocationMetrics(webhook_service(PREFIX))
-    record_deliveries(hooks, ["succeeded", "failed"], [5.0], 1)
-    hooks.flush()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        api = InvocationMetrics(api_service(PREFIX))
+        record_request(api, route="/sessions", method="GET", status=503, millis=3.0)
+        api.flush()
+        hooks = InvocationMetrics(webhook_service(PREFIX))
+        record_deliveries(hooks, ["succeeded", "failed"], [5.0], 1)
+        hooks.add("Errors", 1)
+        hooks.flush()
+        retention = InvocationMetrics(retention_service(PREFIX))
+        record_prune(retention, 10, False)
+        retention.flush()
     found = set()
-    for line in emf_lines(capsys.readouterr().out):
+    for line in emf_lines(out.getvalue()):
         [directive] = line["_aws"]["CloudWatchMetrics"]
         assert ["service"] in directive["Dimensions"]  # the totals the alarms read
         found |= {(directive["Namespace"], m["Name"], line["service"]) for m in directive["Metrics"]}
@@ -69,8 +77,8 @@ def _dashboard_metrics(tpl: dict) -> set[tuple[str, str, str]]:
     return found
 
 
-def test_alarms_and_dashboard_read_only_metrics_the_code_emits(capsys):
-    emitted = _emitted(capsys)
+def test_alarms_and_dashboard_read_only_metrics_the_code_emits():
+    emitted = _emitted()
     tpl = template("monitoring")
     alarms = _alarm_metrics(tpl)
     assert alarms == {("zemeow", "Requests", f"{PREFIX}-api"), ("zemeow", "Errors", f"{PREFIX}-api"),

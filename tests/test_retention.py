@@ -17,6 +17,7 @@ import pytest
 
 from chalicelib.repositories.retention import RetentionRepository
 from chalicelib.services.retention import RetentionService
+from tests.test_metrics import emf_lines, stdout_of
 
 DAY = 86400
 
@@ -103,11 +104,16 @@ def test_rows_past_retention_go_and_rows_within_it_or_in_flight_stay(container, 
         _bucket(conn, kept["rate_limits"][0], 600)
     assert api.delete(f"/sessions/{deleted['session_id']}", headers=admin_headers).status_code == 204
 
-    with Client(app_module.app) as client:
+    with stdout_of(container) as out, Client(app_module.app) as client:
         answer = client.lambda_.invoke("prune_retention", client.events.generate_cw_event(
             source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
     assert answer.payload["complete"] is True
     assert answer.payload["deleted"]["commands"] >= 2
+    # one EMF line for the run (chalicelib/metrics.py)
+    [line] = [line for line in emf_lines(out.getvalue())
+              if line["service"] == f"{container.settings.queue_prefix}-retention"]
+    assert line["RetentionDeleted"][0] >= 7 and line["RetentionIncomplete"] == [0.0]
+    print("EXAMPLE", json.dumps(line))
 
     keys = {"event_outbox": "id", "commands": "id", "webhook_deliveries": "id", "audit_log": "id",
             "rate_limits": "bucket"}
