@@ -212,7 +212,7 @@ class Settings:
     encryption_key: str | None = None
     encryption_key_secret_arn: str | None = None
     qr_code_timeout: float = 60.0
-    event_retention: float = 7 * 86400.0  # GET /sessions/{id}/events reads back this far; the runner prunes older
+    event_retention: float = 7 * 86400.0  # GET /sessions/{id}/events reads back this far; sent ones older are pruned
     log_level: str = "INFO"
     log_pretty: bool = False
     webhook_timeout: float = 10.0
@@ -246,7 +246,6 @@ class Settings:
     inbound_media_max_bytes: int = DEFAULT_MEDIA_MAX_BYTES
     media_url_ttl: float = float(MAX_PRESIGN_SECONDS)  # lifetime of presigned GET URLs for stored media
     # retention (chalicelib/services/retention.py): seconds a finished row is kept; None: forever
-    event_outbox_retention: float | None = 7 * 86400.0
     command_retention: float | None = 7 * 86400.0
     webhook_delivery_retention: float | None = 3 * 86400.0  # delivered
     webhook_failed_delivery_retention: float | None = 30 * 86400.0  # failed or skipped: redeliverable
@@ -259,7 +258,7 @@ class Settings:
     @property
     def retention(self) -> dict[str, float | None]:
         """Rule name (chalicelib/repositories/retention.py RULES) -> seconds kept."""
-        return {"event_outbox": self.event_outbox_retention, "commands": self.command_retention,
+        return {"event_outbox": self.event_retention, "commands": self.command_retention,
                 "webhook_deliveries_delivered": self.webhook_delivery_retention,
                 "webhook_deliveries_failed": self.webhook_failed_delivery_retention,
                 "audit_log": self.audit_log_retention, "rate_limits": self.rate_limit_retention}
@@ -363,7 +362,6 @@ def _media_settings(r: _Reader) -> dict[str, object]:
 
 def _retention_settings(r: _Reader) -> dict[str, object]:
     return {
-        "event_outbox_retention": r.get("EVENT_OUTBOX_RETENTION", _parse_retention, 7 * 86400.0),
         "command_retention": r.get("COMMAND_RETENTION", _parse_retention, 7 * 86400.0),
         "webhook_delivery_retention": r.get("WEBHOOK_DELIVERY_RETENTION", _parse_retention, 3 * 86400.0),
         "webhook_failed_delivery_retention": r.get("WEBHOOK_FAILED_DELIVERY_RETENTION", _parse_retention,

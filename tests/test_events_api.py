@@ -82,8 +82,8 @@ def test_events_older_than_the_retention_are_not_read_and_are_pruned(api, contai
         conn.execute("UPDATE event_outbox SET created_at = now() - interval '8 days', sent_at = now() - interval '8 days' "
                      "WHERE session_uid = %s AND id <> %s", (created["id"], fresh["id"]))
     assert [e["id"] for e in _events(api, sid, headers)["events"]] == [fresh["id"]]
+    purged = container.retention.run().deleted["event_outbox"]
     with db.connection() as conn:
-        purged = container.events.outbox.purge_sent(conn, container.settings.event_retention)
         left = conn.execute("SELECT count(*) AS n FROM event_outbox WHERE session_uid = %s",
                             (created["id"],)).fetchone()["n"]
     assert purged >= 1 and left == 1

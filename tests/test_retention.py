@@ -245,10 +245,10 @@ def test_retention_settings_name_the_variable_when_wrong():
 
     assert load_settings({"AUDIT_LOG_RETENTION": "off", "COMMAND_RETENTION": "2d"}).retention["commands"] == 2 * DAY
     with pytest.raises(ConfigError) as error:
-        load_settings({"EVENT_OUTBOX_RETENTION": "soon", "COMMAND_RETENTION": "10s",
+        load_settings({"EVENT_RETENTION": "soon", "COMMAND_RETENTION": "10s",
                        "RATE_LIMIT_RETENTION": "10m", "WEBHOOK_FAILED_DELIVERY_RETENTION": "1d",
                        "RETENTION_BATCH_SIZE": "5"})
     text = str(error.value)
-    for name in ("EVENT_OUTBOX_RETENTION=soon", "COMMAND_RETENTION=10s", "RATE_LIMIT_RETENTION must be at least",
+    for name in ("EVENT_RETENTION=soon", "COMMAND_RETENTION=10s", "RATE_LIMIT_RETENTION must be at least",
                  "WEBHOOK_FAILED_DELIVERY_RETENTION must not be shorter", "RETENTION_BATCH_SIZE=5"):
         assert name in text, text

@@ -6,10 +6,9 @@
 -- A deployment whose tables are already large can build them first without blocking writes
 -- (CREATE INDEX CONCURRENTLY ... with the same names and definitions, outside a transaction);
 -- this migration then finds them and does nothing.
-CREATE INDEX IF NOT EXISTS idx_event_outbox_sent_at ON event_outbox (sent_at) WHERE sent_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS idx_commands_finished_at ON commands (finished_at)
     WHERE status IN ('succeeded', 'failed');
 CREATE INDEX IF NOT EXISTS idx_webhook_deliveries_finished ON webhook_deliveries (status, updated_at)
     WHERE status IN ('succeeded', 'failed', 'skipped');
 CREATE INDEX IF NOT EXISTS idx_rate_limits_updated_at ON rate_limits (updated_at);
--- audit_log already has idx_audit_log_at (at DESC)
+-- event_outbox has idx_event_outbox_sent (migration 0063); audit_log has idx_audit_log_at (at DESC)
