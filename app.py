@@ -6,17 +6,19 @@ JSON. Views call a `chalicelib` service and return what it gives.
 """
 from __future__ import annotations
 
+import time
 import uuid
 from functools import lru_cache
 from typing import Any, Callable
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 
 from chalicelib import http_errors
 from chalicelib import qr as qr_render
 from chalicelib import security_headers
 from chalicelib.bootstrap import get_container
 from chalicelib.config import queue_prefix_from_env
+from chalicelib.metrics import record_prune, record_request
 from chalicelib.routing import ADMIN, PUBLIC, SESSION, RequestContext, Router, RouteSpec
 from chalicelib.services.auth import Principal
 from chalicelib.untrusted_input import printable_or_none
@@ -69,19 +71,46 @@ def request_context(event: Any, get_response: Callable[[Any], Response]) -> Resp
     context["zemeow_request_id"] = request_id
     container = get_container()
     container.logger.append_keys(request_id=request_id)
+    started = time.perf_counter()
+    status = 500  # an exception escaping the router is a 5xx for the metrics
     try:
         if context.get("resourcePath") not in _NO_SCHEMA_PATHS:
             try:
                 container.ensure_schema()
             except Exception as exc:  # noqa: BLE001 - mapped to 503 with a readable body
-                return http_errors.error_response(exc, request_id)
+                response = http_errors.error_response(exc, request_id)
+                status = response.status_code
+                return response
         response = get_response(event)
         response = http_errors.normalise_chalice_error(response, request_id)
         response.headers["X-Request-Id"] = request_id
         security_headers.apply(response.headers)
+        status = response.status_code
         return response
     finally:
         container.logger.remove_keys(["request_id"])
+        _record_request(container, event, status, started)
+
+
+def _record_request(container: Any, event: Any, status: int, started: float) -> None:
+    """One EMF line per request (chalicelib/metrics.py): by route template, never the path."""
+    template = event.context.get("resourcePath")
+    route_name = template if template in app.routes else "other"
+    millis = (time.perf_counter() - started) * 1000
+    _metrics_quietly(container, lambda: record_request(container.api_metrics, route=route_name,
+                                                       method=event.method, status=status, millis=millis))
+    _metrics_quietly(container, lambda: container.api_metrics.flush())
+
+
+def _metrics_quietly(container: Any, action: Callable[[], Any]) -> None:
+    """Metrics never change an answer, a batch's outcome or a job's."""
+    try:
+        action()
+    except Exception as exc:  # noqa: BLE001
+        try:
+            container.logger.warning("metrics failed", extra={"error_type": exc.__class__.__name__})
+        except Exception:  # noqa: BLE001, S110 - no logger either (bad configuration)
+            pass
 
 
 def _health_response(answer: Any) -> Response:
@@ -197,6 +226,24 @@ def _stage_prefix(ctx: RequestContext) -> str:
 def audit_log(ctx: RequestContext) -> dict[str, Any]:
     rows = get_container().audit_repo.recent(session_id=ctx.query.session_id, limit=ctx.query.limit)
     return {"entries": [{**row, "at": row["at"].isoformat()} for row in rows]}
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS), name="prune_retention")
+def prune_retention(event: Any) -> dict[str, Any]:
+    """Delete rows past their retention (chalicelib/services/retention.py), in bounded batches."""
+    container = get_container()
+    try:
+        container.ensure_schema()
+        report = container.retention.run()
+        _metrics_quietly(container, lambda: record_prune(container.retention_metrics,
+                                                         sum(report.deleted.values()), report.complete))
+    except Exception:
+        _metrics_quietly(container, lambda: container.retention_metrics.add("Errors", 1))
+        raise
+    finally:
+        _metrics_quietly(container, lambda: container.retention_metrics.flush())  # once per invocation
+    return {"deleted": report.deleted, "batches": report.batches, "seconds": report.seconds,
+            "complete": report.complete}
 
 
 # -- sessions ---------------------------------------------------------------------------
@@ -346,8 +393,14 @@ def get_command(ctx: RequestContext, session_id: str, command_id: str) -> dict[s
 def dispatch_webhooks(event: Any) -> dict[str, Any]:
     """Deliver a batch of events (and webhook retries) to the sessions' webhook URLs."""
     container = get_container()
-    container.ensure_schema()
-    return container.webhook_dispatcher.handle(event.to_dict()["Records"])
+    try:
+        container.ensure_schema()
+        return container.webhook_dispatcher.handle(event.to_dict()["Records"])
+    except Exception:
+        _metrics_quietly(container, lambda: container.webhook_metrics.add("Errors", 1))  # the batch comes back
+        raise
+    finally:
+        _metrics_quietly(container, lambda: container.webhook_metrics.flush())  # once per invocation
 
 
 @route("/sessions/{session_id}/webhook/deliveries", "GET", access=SESSION, summary="Webhook deliveries (newest first)",

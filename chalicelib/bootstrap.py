@@ -16,6 +16,8 @@ from chalicelib.crypto import SecretBox
 from chalicelib.db import Database, migrator
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.events import EventPublisher
+from chalicelib.metrics import (InvocationMetrics, api_service, record_deliveries, retention_service,
+                               webhook_service)
 from chalicelib.observability import make_logger
 from chalicelib.queues import QueueDirectory
 from chalicelib.repositories.audit import AuditRepository
@@ -256,7 +258,20 @@ class Container:
             policy=RetryPolicy.from_settings(s.webhook_retry_schedule, s.webhook_retry_count),
             breaker_config=BreakerConfig.from_env(s.webhook_timeout), timeout=s.webhook_timeout,
             net_policy=self.outbound_policy, session_concurrency=s.webhook_session_concurrency,
-            logger=self.logger)
+            logger=self.logger, observe=lambda statuses, latencies, opens: record_deliveries(
+                self.webhook_metrics, statuses, latencies, opens))
+
+    @cached_property
+    def api_metrics(self) -> InvocationMetrics:
+        return InvocationMetrics(api_service(self.settings.queue_prefix))
+
+    @cached_property
+    def webhook_metrics(self) -> InvocationMetrics:
+        return InvocationMetrics(webhook_service(self.settings.queue_prefix))
+
+    @cached_property
+    def retention_metrics(self) -> InvocationMetrics:
+        return InvocationMetrics(retention_service(self.settings.queue_prefix))
 
     @cached_property
     def messages(self) -> "MessageService":
@@ -299,6 +314,14 @@ class Container:
         return ChatService(self.session_repo, self.commands, RateLimitRepository(self.db),
                            max_batch=self.settings.contacts_check_max_batch,
                            rate_limit=self.settings.contacts_check_rate_limit)
+
+    @cached_property
+    def retention(self):
+        from chalicelib.services.retention import RetentionService  # noqa: PLC0415 - the hourly job only
+
+        s = self.settings
+        return RetentionService(self.db, s.retention, batch_size=s.retention_batch_size,
+                                budget=s.retention_time_budget, logger=self.logger)
 
     def close(self) -> None:
         if "db" in self.__dict__:

@@ -36,6 +36,10 @@ INBOUND_MEDIA_MODES = ("s3", "off")
 DEFAULT_MEDIA_MAX_BYTES = 64 * 1024 * 1024  # = runner_container.wa_messages.MAX_MEDIA_BYTES
 MAX_PRESIGN_SECONDS = 7 * 86400  # SigV4's longest presigned URL
 
+# every COUNT/PERIOD limit kept in the rate_limits table: RATE_LIMIT_RETENTION covers the longest period
+RATE_LIMIT_SETTINGS = {"CONTACTS_CHECK_RATE_LIMIT": "contacts_check_rate_limit",
+                       "PROXY_TEST_RATE_LIMIT": "proxy_test_rate_limit"}
+
 # Svix's schedule, in seconds: 5s, 5m, 30m, 2h, 5h, 10h, 10h.
 DEFAULT_WEBHOOK_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
@@ -149,6 +153,16 @@ def _parse_emulator_token(text: str) -> str:
     return text.strip()
 
 
+def _parse_retention(text: str) -> float | None:
+    """A retention duration (`7d`, `12h`), or `off` (kept forever)."""
+    if text.strip().lower() in ("off", "forever", "none"):
+        return None
+    seconds = parse_duration(text)
+    if seconds < 60:
+        raise ValueError("expected a duration of at least 1m (e.g. 7d, 12h), or off")
+    return seconds
+
+
 def _parse_database_url(text: str) -> str:
     if not re.match(r"^postgres(ql)?://", text.strip()):
         raise ValueError("expected a postgresql:// or postgres:// URL")
@@ -198,7 +212,7 @@ class Settings:
     encryption_key: str | None = None
     encryption_key_secret_arn: str | None = None
     qr_code_timeout: float = 60.0
-    event_retention: float = 7 * 86400.0  # GET /sessions/{id}/events reads back this far; the runner prunes older
+    event_retention: float = 7 * 86400.0  # GET /sessions/{id}/events reads back this far; sent ones older are pruned
     log_level: str = "INFO"
     log_pretty: bool = False
     webhook_timeout: float = 10.0
@@ -231,7 +245,23 @@ class Settings:
     inbound_media: str = "off"  # s3: the runner stores received media in the bucket; off: events say why not
     inbound_media_max_bytes: int = DEFAULT_MEDIA_MAX_BYTES
     media_url_ttl: float = float(MAX_PRESIGN_SECONDS)  # lifetime of presigned GET URLs for stored media
+    # retention (chalicelib/services/retention.py): seconds a finished row is kept; None: forever
+    command_retention: float | None = 7 * 86400.0
+    webhook_delivery_retention: float | None = 3 * 86400.0  # delivered
+    webhook_failed_delivery_retention: float | None = 30 * 86400.0  # failed or skipped: redeliverable
+    audit_log_retention: float | None = 90 * 86400.0
+    rate_limit_retention: float | None = 86400.0  # at least the longest rate-limit period
+    retention_batch_size: int = 1000
+    retention_time_budget: float = 25.0  # per run; the scheduled Lambda's timeout is 30 s
     version: str = field(default="0.1.0")
+
+    @property
+    def retention(self) -> dict[str, float | None]:
+        """Rule name (chalicelib/repositories/retention.py RULES) -> seconds kept."""
+        return {"event_outbox": self.event_retention, "commands": self.command_retention,
+                "webhook_deliveries_delivered": self.webhook_delivery_retention,
+                "webhook_deliveries_failed": self.webhook_failed_delivery_retention,
+                "audit_log": self.audit_log_retention, "rate_limits": self.rate_limit_retention}
 
     @property
     def events_queue_name(self) -> str:
@@ -330,6 +360,19 @@ def _media_settings(r: _Reader) -> dict[str, object]:
     }
 
 
+def _retention_settings(r: _Reader) -> dict[str, object]:
+    return {
+        "command_retention": r.get("COMMAND_RETENTION", _parse_retention, 7 * 86400.0),
+        "webhook_delivery_retention": r.get("WEBHOOK_DELIVERY_RETENTION", _parse_retention, 3 * 86400.0),
+        "webhook_failed_delivery_retention": r.get("WEBHOOK_FAILED_DELIVERY_RETENTION", _parse_retention,
+                                                   30 * 86400.0),
+        "audit_log_retention": r.get("AUDIT_LOG_RETENTION", _parse_retention, 90 * 86400.0),
+        "rate_limit_retention": r.get("RATE_LIMIT_RETENTION", _parse_retention, 86400.0),
+        "retention_batch_size": r.get("RETENTION_BATCH_SIZE", _parse_int_range(10, 50_000), 1000),
+        "retention_time_budget": r.get("RETENTION_TIME_BUDGET", parse_duration, 25.0),
+    }
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse the environment; raise ConfigError listing every bad variable."""
     env = os.environ if env is None else env
@@ -377,6 +420,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         contacts_check_max_batch=r.get("CONTACTS_CHECK_MAX_BATCH", _parse_int_range(1, 500), 50),
         contacts_check_rate_limit=r.get("CONTACTS_CHECK_RATE_LIMIT", parse_rate, (200, 3600.0)),
         **_media_settings(r),
+        **_retention_settings(r),
     )
     if settings.runner_lease_ttl <= settings.runner_heartbeat_interval:
         r.problems.append(
@@ -388,6 +432,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "CONTACTS_CHECK_RATE_LIMIT must allow at least one full batch of CONTACTS_CHECK_MAX_BATCH numbers "
             f"(got {settings.contacts_check_rate_limit[0]} < {settings.contacts_check_max_batch})"
         )
+    name, longest_period = max(((name, getattr(settings, field)[1]) for name, field in RATE_LIMIT_SETTINGS.items()
+                                if getattr(settings, field, None)), key=lambda item: item[1])
+    if settings.rate_limit_retention is not None and settings.rate_limit_retention < longest_period:
+        # a bucket deleted before it has refilled would hand its session a fresh allowance
+        r.problems.append(f"RATE_LIMIT_RETENTION must be at least the longest rate-limit period "
+                          f"({name}: {longest_period:g}s)")
+    failed, delivered = settings.webhook_failed_delivery_retention, settings.webhook_delivery_retention
+    if failed is not None and (delivered is None or failed < delivered):
+        r.problems.append("WEBHOOK_FAILED_DELIVERY_RETENTION must not be shorter than WEBHOOK_DELIVERY_RETENTION "
+                          "(failed deliveries are the ones a user redelivers)")
     if settings.environment == "production" and settings.webhook_allow_private:
         r.problems.append("WEBHOOK_ALLOW_PRIVATE=true is refused when ENVIRONMENT=production")
     if settings.environment == "production" and settings.whatsapp_driver == "emulator":

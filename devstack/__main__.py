@@ -115,12 +115,14 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_bridge(_args: argparse.Namespace) -> int:
-    """Run the SQS bridge for app.py's `@app.on_sqs_message` handlers until SIGTERM."""
+    """Run the SQS bridge for app.py's `@app.on_sqs_message` handlers, and the schedule bridge
+    for its `@app.schedule` handlers (devstack/schedule_bridge.py), until SIGTERM."""
     sys.path.insert(0, str(PROJECT_ROOT))
     import app as app_module  # noqa: PLC0415 - app.py is the project's Chalice app
 
     from chalicelib.aws_clients import make_client
     from chalicelib.queues import QueueDirectory
+    from devstack.schedule_bridge import ScheduleBridge
     from devstack.sqs_bridge import SqsBridge
 
     settings = load_settings()
@@ -135,6 +137,10 @@ def cmd_bridge(_args: argparse.Namespace) -> int:
     _say(f"sqs bridge: polling for {', '.join(names)}" if names
          else "sqs bridge: app.py has no @app.on_sqs_message handler yet; idle")
     threads = bridge.run(stop)
+    schedules = ScheduleBridge(app_module.app, app_module, region=settings.aws_region, log=_say)
+    _say("schedule bridge: " + ", ".join(f"{s.name} every {s.schedule_expression.to_string()}"
+                                         for s in schedules.sources()))
+    threads += schedules.run(stop)
     stop.wait()
     for thread in threads:
         thread.join(timeout=bridge.wait_seconds + 5)
@@ -148,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     test = commands.add_parser("test", help="run the test suite (sets up its own stack)")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     test.set_defaults(func=cmd_test)
-    commands.add_parser("bridge", help="SQS -> @app.on_sqs_message handlers").set_defaults(func=cmd_bridge)
+    commands.add_parser("bridge", help="SQS -> @app.on_sqs_message, schedules -> @app.schedule handlers").set_defaults(func=cmd_bridge)
     args = parser.parse_args(argv)
     return args.func(args)
 

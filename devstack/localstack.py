@@ -70,7 +70,10 @@ class LocalStackHandle:
 
 
 def ensure_localstack(endpoint: str | None, state_dir: Path, *, timeout: float = 120.0,
-                      log=print) -> LocalStackHandle:
+                      log=print, services: str = SERVICES) -> LocalStackHandle:
+    """LocalStack on `endpoint`: the one answering there, else one started with `services`
+    (devstack's by default; a test that needs more, e.g. lambda and apigateway for `chalice
+    deploy`, starts its own on another port with them)."""
     endpoint = endpoint or DEFAULT_ENDPOINT
     if is_ready(endpoint):
         log(f"LocalStack already answers on {endpoint}; using it")
@@ -89,7 +92,7 @@ def ensure_localstack(endpoint: str | None, state_dir: Path, *, timeout: float =
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")},
         "GATEWAY_LISTEN": f"127.0.0.1:{port}",
-        "SERVICES": SERVICES,
+        "SERVICES": services,
         "LOCALSTACK_VOLUME_DIR": str(state_dir / "volume"),
         "FILESYSTEM_ROOT": str(state_dir / "filesystem"),
         "DNS_ADDRESS": "0",  # no DNS server on port 53

@@ -11,6 +11,7 @@ Stacks, in order (each one's outputs feed the next one's parameters):
   messaging infra/messaging.yaml  command shard queues, events queue, DLQs + alarms, key secrets
   database  infra/database.yaml   Aurora PostgreSQL Serverless v2, credentials secret, RDS Proxy
   runner    infra/runner.yaml     ECS Fargate service for runner_container (needs --image)
+  monitoring infra/monitoring.yaml CloudWatch dashboard, API 5xx-rate and webhook failure-rate alarms
 
 `--dry-run` calls no AWS API: it prints every step with the parameters it would pass,
 takes stack outputs from --outputs-file (or placeholders) and writes the stage config to
@@ -37,7 +38,7 @@ from typing import Any, Callable
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INFRA = PROJECT_ROOT / "infra"
-STACK_ORDER = ("network", "media", "messaging", "database", "runner")
+STACK_ORDER = ("network", "media", "messaging", "database", "runner", "monitoring")
 LOCALSTACK_STACKS = ("media", "messaging")
 # Lambda's SQS event source: a visibility timeout of 6x the function timeout (AWS's advice);
 # messaging.yaml's EventsVisibilityTimeout is 360 s, so SQS handlers get 60 s.
@@ -100,6 +101,15 @@ def queue_arns(region: str, prefix: str, shards: int, account: str = "*") -> lis
 
 def sqs_handler_names(app_path: Path = PROJECT_ROOT / "app.py") -> list[str]:
     """Names of the `@app.on_sqs_message` functions of app.py (their Lambda's suffix)."""
+    return _decorated_names("on_sqs_message", app_path)
+
+
+def schedule_handler_names(app_path: Path = PROJECT_ROOT / "app.py") -> list[str]:
+    """Names of the `@app.schedule` functions of app.py (the hourly retention job)."""
+    return _decorated_names("schedule", app_path)
+
+
+def _decorated_names(decorator: str, app_path: Path) -> list[str]:
     tree = ast.parse(app_path.read_text())
     names = []
     for node in ast.walk(tree):
@@ -108,7 +118,7 @@ def sqs_handler_names(app_path: Path = PROJECT_ROOT / "app.py") -> list[str]:
         for deco in node.decorator_list:
             call = deco if isinstance(deco, ast.Call) else None
             target = call.func if call else deco
-            if isinstance(target, ast.Attribute) and target.attr == "on_sqs_message":
+            if isinstance(target, ast.Attribute) and target.attr == decorator:
                 explicit = [k.value.value for k in (call.keywords if call else [])
                             if k.arg == "name" and isinstance(k.value, ast.Constant)]
                 names.append(explicit[0] if explicit else node.name)
@@ -150,6 +160,11 @@ def stack_parameters(key: str, profile: StageProfile, outputs: dict[str, dict[st
             "DesiredCount": profile.runner_desired, "MaxCount": profile.runner_max,
             "Environment": profile.environment,
         }
+    if key == "monitoring":
+        params = {"NamePrefix": prefix}
+        if opts.alarm_topic_arn:
+            params["AlarmTopicArn"] = opts.alarm_topic_arn
+        return params
     raise DeployError(f"unknown stack {key}")
 
 
@@ -201,6 +216,9 @@ def stage_config(stage: str, profile: StageProfile, outputs: dict[str, dict[str,
     functions = config.setdefault("lambda_functions", {})
     for name in sqs_handler_names():
         functions.setdefault(name, {})["lambda_timeout"] = SQS_HANDLER_TIMEOUT
+    for name in schedule_handler_names():
+        # one run at a time, and none of the stage's reserved concurrency (meant for the API)
+        functions.setdefault(name, {})["reserved_concurrency"] = 1
     if not functions:
         config.pop("lambda_functions")
     return config
@@ -414,6 +432,7 @@ def _placeholders(key: str) -> dict[str, str]:
         "database": ["DatabaseSecretArn", "ClusterEndpoint", "ClusterPort", "ProxyEndpoint", "DatabaseName",
                      "DatabaseClientSecurityGroupId"],
         "runner": ["ClusterName", "ServiceName", "TaskRoleArn", "LogGroupName"],
+        "monitoring": ["DashboardName", "Api5xxRateAlarmName", "WebhookFailureRateAlarmName"],
     }[key]
     return {name: f"<{key}.{name}>" for name in names}
 
@@ -485,7 +504,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stacks", help="comma-separated subset of " + ",".join(STACK_ORDER))
     parser.add_argument("--vpc-id", help="use an existing VPC (skips the network stack)")
     parser.add_argument("--private-subnet-ids", help="with --vpc-id: comma-separated private subnets (NAT route)")
-    parser.add_argument("--alarm-topic-arn", help="SNS topic for the DLQ alarms")
+    parser.add_argument("--alarm-topic-arn", help="SNS topic for the alarms (DLQs, API 5xx rate, webhook failures)")
     parser.add_argument("--media-expiration-days", type=int, default=30)
     parser.add_argument("--dry-run", action="store_true", help="print every step, call no AWS API")
     parser.add_argument("--outputs-file", help="dry run: JSON {stack: {OutputKey: value}} to use as stack outputs")

@@ -26,6 +26,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from chalicelib.aws_clients import make_client
 from chalicelib.bootstrap import Container
 from chalicelib.config import parse_duration
 from chalicelib.errors import DependencyUnavailable
@@ -40,6 +41,7 @@ from runner_container.inbound_media import InboundMedia, sweep_abandoned
 from runner_container.leases import LeaseManager
 from runner_container.metrics import MetricsServer, RunnerMetrics
 from runner_container.session import Backoff, SessionActor
+from runner_container.sessions_metric import SessionsMetricPublisher
 
 
 def shard_sql(column: str, shards: int) -> str:
@@ -65,6 +67,7 @@ class RunnerOptions:
     emulator_qr_rotate: float = 20.0
     poll_wait_seconds: int = 2
     message_log_retention: float = 7 * 86400.0  # replies/reactions to older messages lose their preview
+    sessions_metric_interval: float = 60.0  # zemeow/Runner Sessions (runner_container/sessions_metric.py)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "RunnerOptions":
@@ -86,7 +89,8 @@ class RunnerOptions:
                    backoff_max=duration("RECONNECT_BACKOFF_MAX", 60.0),
                    stale_command_after=duration("COMMAND_STALE_AFTER", 5.0),
                    emulator_qr_rotate=duration("EMULATOR_QR_ROTATE", 20.0),
-                   message_log_retention=duration("MESSAGE_LOG_RETENTION", 7 * 86400.0))
+                   message_log_retention=duration("MESSAGE_LOG_RETENTION", 7 * 86400.0),
+                   sessions_metric_interval=duration("SESSIONS_METRIC_INTERVAL", 60.0))
 
 
 class RunnerSupervisor:
@@ -125,6 +129,8 @@ class RunnerSupervisor:
         metrics_server = MetricsServer(self.metrics, self.settings.metrics_port, self.healthz,
                                        host=self.settings.runner_bind_host)
         metrics_server.start()
+        sessions_metric = self._sessions_metric()
+        sessions_metric.start()
         self.driver.start()
         self.log.info("runner started", extra={"runner_id": self.runner_id, "driver": self.settings.whatsapp_driver,
                                                **info})
@@ -138,8 +144,19 @@ class RunnerSupervisor:
                 self._tick(reconcile)
                 stop.wait(self.settings.runner_heartbeat_interval)
         finally:
+            sessions_metric.stop()
             self._shutdown()
             metrics_server.stop()
+
+    def _sessions_metric(self) -> SessionsMetricPublisher:
+        # its own fail-fast client: one try, short timeouts (never holds a thread for long)
+        cloudwatch = make_client("cloudwatch", self.settings, connect_timeout=2, read_timeout=5, max_attempts=2)
+        return SessionsMetricPublisher(cloudwatch, self.settings.queue_prefix, self.sessions_held,
+                                       interval=self.options.sessions_metric_interval, log=self.log)
+
+    def sessions_held(self) -> int:
+        with self._lock:
+            return sum(1 for actor in self.actors.values() if not actor.done.is_set())
 
     def _tick(self, reconcile: bool) -> None:
         try:
@@ -181,10 +198,6 @@ class RunnerSupervisor:
         pruned = self.message_log.prune(self.options.message_log_retention)
         if pruned:
             self.log.info("message log pruned", extra={"rows": pruned})
-        with self.db.connection() as conn:  # GET /sessions/{id}/events reads no further back
-            purged = self.container.events.outbox.purge_sent(conn, self.settings.event_retention)
-        if purged:
-            self.log.info("sent events pruned", extra={"rows": purged, "older_than_seconds": self.settings.event_retention})
 
     def _beat(self) -> None:
         if not self.runners.heartbeat(self.runner_id):

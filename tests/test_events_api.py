@@ -82,8 +82,8 @@ def test_events_older_than_the_retention_are_not_read_and_are_pruned(api, contai
         conn.execute("UPDATE event_outbox SET created_at = now() - interval '8 days', sent_at = now() - interval '8 days' "
                      "WHERE session_uid = %s AND id <> %s", (created["id"], fresh["id"]))
     assert [e["id"] for e in _events(api, sid, headers)["events"]] == [fresh["id"]]
+    purged = container.retention.run().deleted["event_outbox"]
     with db.connection() as conn:
-        purged = container.events.outbox.purge_sent(conn, container.settings.event_retention)
         left = conn.execute("SELECT count(*) AS n FROM event_outbox WHERE session_uid = %s",
                             (created["id"],)).fetchone()["n"]
     assert purged >= 1 and left == 1
@@ -100,12 +100,9 @@ def test_the_query_uses_the_session_sequence_index(container, db, make_session):
     assert "idx_event_outbox_session_seq" in plan
 
 
-def test_the_runner_prunes_sent_events_past_the_retention(container, db, make_session):
-    """The runner's periodic prune (every 10 minutes, with the message log) applies EVENT_RETENTION."""
-    from types import SimpleNamespace
-
-    from runner_container.supervisor import RunnerSupervisor
-
+def test_sent_events_past_the_retention_are_pruned(container, db, make_session):
+    """The hourly retention job (app.py prune_retention, chalicelib/services/retention.py) applies
+    EVENT_RETENTION to the outbox: sent events older than it go, unsent ones stay."""
     created = make_session()
     old = container.events.publish(created["session_id"], "message.received", {"text": "old"})
     unsent = container.events.publish(created["session_id"], "message.received", {"text": "not sent yet"})
@@ -113,10 +110,8 @@ def test_the_runner_prunes_sent_events_past_the_retention(container, db, make_se
         conn.execute("UPDATE event_outbox SET created_at = now() - interval '8 days', "
                      "sent_at = CASE WHEN id = %s THEN NULL ELSE now() - interval '8 days' END "
                      "WHERE id = ANY(%s::uuid[])", (unsent["id"], [old["id"], unsent["id"]]))
-    supervisor = SimpleNamespace(_last_prune=0.0, options=SimpleNamespace(message_log_retention=7 * 86400.0),
-                                 message_log=SimpleNamespace(prune=lambda _seconds: 0), db=db, container=container,
-                                 settings=container.settings, log=SimpleNamespace(info=lambda *a, **k: None))
-    RunnerSupervisor._prune_message_log(supervisor)
+    assert container.settings.retention["event_outbox"] == container.settings.event_retention
+    container.retention.run()
     with db.connection() as conn:
         left = {str(r["id"]) for r in conn.execute("SELECT id FROM event_outbox WHERE id = ANY(%s::uuid[])",
                                                    ([old["id"], unsent["id"]],)).fetchall()}

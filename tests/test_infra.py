@@ -530,6 +530,10 @@ def test_dry_run_prints_every_step_and_writes_the_prod_stage(tmp_path):
 
     for handler in sqs_handler_names():
         assert stage["lambda_functions"][handler]["lambda_timeout"] == SQS_HANDLER_TIMEOUT
+    from infra.deploy import schedule_handler_names
+
+    assert schedule_handler_names() == ["prune_retention"]
+    assert stage["lambda_functions"]["prune_retention"]["reserved_concurrency"] == 1
     visibility = template("messaging")["Parameters"]["EventsVisibilityTimeout"]["Default"]
     assert visibility >= 6 * SQS_HANDLER_TIMEOUT  # AWS: visibility >= 6x the function timeout
 

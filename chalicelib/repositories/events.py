@@ -43,19 +43,6 @@ class EventOutboxRepository:
         return [row["envelope"] for row in rows]
 
     @staticmethod
-    def purge_sent(conn: psycopg.Connection, older_than_seconds: float, batch: int = 5000) -> int:
-        """Delete sent events older than the retention, at most `batch` rows per call (the
-        runner calls it every few minutes; a backlog goes in steps, no long lock)."""
-        cur = conn.execute(
-            """
-            DELETE FROM event_outbox WHERE id IN (
-                SELECT id FROM event_outbox WHERE sent_at < now() - make_interval(secs => %s) LIMIT %s)
-            """,
-            (older_than_seconds, batch),
-        )
-        return cur.rowcount
-
-    @staticmethod
     def page(conn: psycopg.Connection, session_uid: str, *, after: int | None, limit: int,
              retention_seconds: float) -> list[dict[str, Any]]:
         """One session row's envelopes in sequence order (oldest first), newer than the

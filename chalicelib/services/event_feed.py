@@ -14,7 +14,7 @@ event that commits later with a smaller number. Without `after` the answer is th
 session_id counts as "from the beginning" of the current one.
 
 Retention: events older than `EVENT_RETENTION` (default 7 days) are not returned, and the
-runner deletes sent ones older than that (`RunnerSupervisor._prune`).
+hourly retention job deletes sent ones older than that (chalicelib/services/retention.py).
 """
 from __future__ import annotations
 

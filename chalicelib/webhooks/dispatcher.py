@@ -139,7 +139,7 @@ class WebhookDispatcher:
                  dlq_url: Callable[[], str], secret_box: Callable[[], SecretBox], policy: retry.RetryPolicy,
                  breaker_config: breaker.BreakerConfig, timeout: float, net_policy: NetPolicy,
                  session_concurrency: int = 8, logger: Any = None, max_workers: int = 64, db: Any = None,
-                 batch_wait: float | None = None):
+                 batch_wait: float | None = None, observe: Callable[[list[str], list[float], int], None] | None = None):
         self.repo = repo
         self.db = db or repo.db
         self.sqs = sqs
@@ -152,6 +152,9 @@ class WebhookDispatcher:
         self.http = OutboundHttp(net_policy, user_agent=USER_AGENT, pool_maxsize=16)
         self.session_concurrency = session_concurrency
         self.logger = logger
+        # metrics hook (chalicelib/metrics.py record_deliveries): the row statuses written, the
+        # attempts' latencies and the breakers opened, from the batch's thread or a late outcome's
+        self._observe = observe
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="webhook-post")
         self._lock = threading.Lock()
         self._in_flight_by_session: dict[str, int] = {}  # session -> POSTs running in this dispatcher
@@ -640,6 +643,10 @@ class WebhookDispatcher:
         for endpoint in set(failures) | disabled:
             self._invalidate(endpoint)
         self._after_breaker_changes(opened, recovered, disabled)
+        if self._observe is not None:
+            self._observe([job.status for job in jobs],
+                          [float(job.latency_ms) for job in jobs if job.outcome and job.latency_ms is not None],
+                          len(opened))
 
     def _after_breaker_changes(self, opened: set[tuple[str, str]], recovered: set[tuple[str, str]],
                                disabled: set[tuple[str, str]] = frozenset()) -> None:
