@@ -7,6 +7,7 @@ any local address. Refused at save time (422) and again at send time by the guar
 from __future__ import annotations
 
 import json
+import os
 import socket
 import uuid
 from urllib.parse import urlsplit
@@ -27,11 +28,15 @@ def _ports(settings) -> dict[str, int]:
 @pytest.fixture
 def connections(monkeypatch):
     """Connections this process opens to anything but LocalStack (the dispatcher's SQS)."""
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:4566")
+    localstack = (endpoint.hostname, endpoint.port or 4566)
     seen: list = []
     real = socket.socket.connect
 
     def connect(sock, address):
-        if tuple(address[:2]) != ("127.0.0.1", 4566):
+        if tuple(address[:2]) != localstack:
             seen.append(address)
         return real(sock, address)
 
