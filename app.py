@@ -6,13 +6,14 @@ JSON. Views call a `chalicelib` service and return what it gives.
 """
 from __future__ import annotations
 
+import time
 import uuid
 from functools import lru_cache
 from typing import Any, Callable
 
 from chalice import Chalice, Response
 
-from chalicelib import http_errors
+from chalicelib import access_log, cors, http_errors
 from chalicelib import qr as qr_render
 from chalicelib import security_headers
 from chalicelib.bootstrap import get_container
@@ -57,12 +58,16 @@ router = Router(
     max_body_bytes=lambda: get_container().settings.max_body_bytes,
     on_unexpected=lambda exc: get_container().logger.exception(
         "unhandled error", extra={"error_type": exc.__class__.__name__}),
+    rate_limit=lambda principal: get_container().api_limits.headers_for(principal),
+    cors_origins=lambda: get_container().settings.cors_allow_origins,
 )
 route = router.route
 
 
 @app.middleware("http")
 def request_context(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Request id, schema check, CORS fields and the access log line, for every request."""
+    started = time.perf_counter()
     context = event.context
     request_id = (printable_or_none(event.headers.get("x-request-id")) or context.get("requestId")
                   or str(uuid.uuid4()))[:128]
@@ -70,18 +75,24 @@ def request_context(event: Any, get_response: Callable[[Any], Response]) -> Resp
     container = get_container()
     container.logger.append_keys(request_id=request_id)
     try:
-        if context.get("resourcePath") not in _NO_SCHEMA_PATHS:
-            try:
-                container.ensure_schema()
-            except Exception as exc:  # noqa: BLE001 - mapped to 503 with a readable body
-                return http_errors.error_response(exc, request_id)
-        response = get_response(event)
-        response = http_errors.normalise_chalice_error(response, request_id)
+        response = _respond(event, get_response, container, request_id)
         response.headers["X-Request-Id"] = request_id
         security_headers.apply(response.headers)
+        cors.decorate(response.headers, event.headers, container.settings.cors_allow_origins)
+        access_log.log_request(container.logger, event, response.status_code,
+                               (time.perf_counter() - started) * 1000)
         return response
     finally:
         container.logger.remove_keys(["request_id"])
+
+
+def _respond(event: Any, get_response: Callable[[Any], Response], container: Any, request_id: str) -> Response:
+    if event.method != "OPTIONS" and event.context.get("resourcePath") not in _NO_SCHEMA_PATHS:
+        try:
+            container.ensure_schema()
+        except Exception as exc:  # noqa: BLE001 - mapped to 503 with a readable body
+            return http_errors.error_response(exc, request_id)
+    return http_errors.normalise_chalice_error(get_response(event), request_id)
 
 
 def _health_response(answer: Any) -> Response:

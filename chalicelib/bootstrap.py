@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # imported lazily below: only the processes that use them pay
     from chalicelib.commands import CommandBus
     from chalicelib.media import MediaStore
     from chalicelib.repositories.runtime import RuntimeRepository
+    from chalicelib.services.api_limits import ApiRateLimiter
     from chalicelib.services.chats import ChatService
     from chalicelib.services.connections import ConnectionService
     from chalicelib.services.event_feed import EventFeed
@@ -159,6 +160,14 @@ class Container:
     @cached_property
     def auth(self) -> AuthService:
         return AuthService(self.admin_key, self.session_repo.find_by_key_digest)
+
+    @cached_property
+    def api_limits(self) -> "ApiRateLimiter":
+        from chalicelib.repositories.rate_limits import RateLimitRepository  # noqa: PLC0415
+        from chalicelib.services.api_limits import ApiRateLimiter  # noqa: PLC0415
+
+        return ApiRateLimiter(RateLimitRepository(self.db), session_limit=self.settings.api_rate_limit,
+                              admin_limit=self.settings.api_admin_rate_limit)
 
     @cached_property
     def sessions(self) -> SessionService:

@@ -27,6 +27,7 @@ SECRET_CACHE_SECONDS = 300.0
 class Principal:
     kind: str  # ADMIN or SESSION
     session_id: str | None = None
+    session_uid: str | None = None  # the session row's id (`sessions.id`): what per-key state is keyed by
 
     @property
     def is_admin(self) -> bool:
@@ -101,7 +102,7 @@ class AuthService:
         digest = key_digest(key)
         row = self.find_session_by_digest(digest)
         if row and hmac.compare_digest(row["api_key_hash"], digest):
-            return Principal(SESSION, row["session_id"])
+            return Principal(SESSION, row["session_id"], str(row["id"]))
         raise Unauthorized("unknown API key", code="invalid_api_key")
 
     @staticmethod
