@@ -250,6 +250,36 @@ def rotate_session_key(ctx: RequestContext, session_id: str) -> dict[str, Any]:
     return ctx.shape(get_container().sessions.rotate_key(session_id))
 
 
+# -- export and import (chalicelib/services/backup.py) ------------------------------------
+def _passphrase(ctx: RequestContext) -> str | None:
+    from chalicelib.services.backup import PASSPHRASE_HEADER  # noqa: PLC0415
+
+    return ctx.raw_request.headers.get(PASSPHRASE_HEADER.lower())
+
+
+@route("/sessions/export", "GET", access=ADMIN, summary="Export every session's configuration (paged)",
+       tags=["backup"], query="backup.ExportAllQuery", responses={200: "backup.ExportDocument"})
+def export_sessions(ctx: RequestContext) -> dict[str, Any]:
+    q = ctx.query
+    document = get_container().backup.export_all(include_secrets=q.include_secrets, passphrase=_passphrase(ctx),
+                                                 limit=q.limit, offset=q.offset)
+    return ctx.shape(document, exclude_none=True)
+
+
+@route("/sessions/{session_id}/export", "GET", access=ADMIN, summary="Export one session's configuration",
+       tags=["backup"], query="backup.ExportQuery", responses={200: "backup.ExportDocument", 404: None})
+def export_session(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    document = get_container().backup.export_one(session_id, include_secrets=ctx.query.include_secrets,
+                                                  passphrase=_passphrase(ctx))
+    return ctx.shape(document, exclude_none=True)
+
+
+@route("/sessions/import", "POST", access=ADMIN, summary="Create sessions from an export (answers per session)",
+       tags=["backup"], body="backup.ExportDocument", responses={200: "backup.ImportAnswer"})
+def import_sessions(ctx: RequestContext) -> dict[str, Any]:
+    return ctx.shape(get_container().backup.import_document(ctx.body, _passphrase(ctx)), exclude_none=True)
+
+
 # -- proxy (chalicelib/services/proxy.py) -----------------------------------------------
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # imported lazily below: only the processes that use them pay
     from chalicelib.media import MediaStore
     from chalicelib.repositories.runtime import RuntimeRepository
     from chalicelib.services.api_limits import ApiRateLimiter
+    from chalicelib.services.backup import SessionBackup
     from chalicelib.services.chats import ChatService
     from chalicelib.services.connections import ConnectionService
     from chalicelib.services.event_feed import EventFeed
@@ -178,6 +179,12 @@ class Container:
                               check_webhook_url=self.webhook_url_check,
                               check_proxy=self.proxy_host_check,
                               after_delete=lambda row: self.media.forget_session(str(row["id"])))
+
+    @cached_property
+    def backup(self) -> "SessionBackup":
+        from chalicelib.services.backup import SessionBackup  # noqa: PLC0415
+
+        return SessionBackup(self.db, self.session_repo, self.events, self.secret_box, self.webhook_url_check)
 
     @cached_property
     def commands(self) -> "CommandBus":
