@@ -195,3 +195,16 @@ def test_the_passphrase_is_never_logged_or_audited(api, admin_headers, make_sess
     imported = wait_until(lambda: api.get(f"/sessions/{sid}", headers=admin_headers).status_code == 200, 5,
                           "the imported session")
     assert imported
+
+
+def test_the_route_names_are_not_session_ids(api, admin_headers, make_session):
+    for reserved in ("export", "import"):
+        refused = api.post("/sessions", headers=admin_headers, body=json.dumps({"name": "x", "session_id": reserved}))
+        assert refused.status_code == 422 and refused.json_body["details"][0]["field"] == "session_id"
+    document = api.get(f"/sessions/{make_session()['session_id']}/export", headers=admin_headers).json_body
+    document["sessions"][0]["session_id"] = "export"
+    assert api.post("/sessions/import", headers=admin_headers, body=json.dumps(document)).status_code == 422
+    document["sessions"][0]["session_id"] = "fine-id"
+    document["sessions"][0]["webhook"] = {"url": "http://127.0.0.1:9/h", "events": [], "secret": "whsec_" + "A" * 40}
+    plaintext = api.post("/sessions/import", headers=admin_headers, body=json.dumps(document))
+    assert plaintext.status_code == 422 and "sessions.0.webhook.secret" in plaintext.body.decode()

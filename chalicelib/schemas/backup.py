@@ -11,7 +11,8 @@ from typing import Any, Literal, Optional
 from pydantic import ConfigDict, Field, field_validator
 
 from chalicelib.schemas.base import Model, Strict
-from chalicelib.schemas.sessions import SESSION_ID_PATTERN, ProxyIn, WebhookIn, check_metadata
+from chalicelib.schemas.sessions import (SESSION_ID_PATTERN, ProxyIn, WebhookIn, check_http_url, check_metadata,
+                                         check_session_id)
 
 FORMAT = "zemeow.sessions"
 MAX_SESSIONS_PER_DOCUMENT = 1000
@@ -48,10 +49,22 @@ class ExportedProxy(ProxyIn):
     password: None = Field(default=None, exclude=True)
 
 
-class ExportedWebhook(WebhookIn):
-    """A webhook as exported: URL and events (the secret travels sealed, in `secrets`)."""
+class ExportedWebhook(Strict):
+    """A webhook as exported: URL and events (the secret travels sealed, in `secrets`). Not a
+    `WebhookIn`: no `secret` field at all, so a plaintext secret in a document is refused."""
 
-    secret: None = Field(default=None, exclude=True)
+    url: str
+    events: list[str] = Field(default_factory=list, max_length=64)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_http_url(value)
+
+    @field_validator("events")
+    @classmethod
+    def _patterns(cls, events: list[str]) -> list[str]:
+        return WebhookIn._patterns(events)
 
 
 class ExportedSession(Strict):
@@ -62,6 +75,11 @@ class ExportedSession(Strict):
     webhook: Optional[ExportedWebhook] = None
     proxy: Optional[ExportedProxy] = None
     secrets: Optional[Sealed] = Field(default=None, description="present when exported with include_secrets")
+
+    @field_validator("session_id")
+    @classmethod
+    def _session_id(cls, value: str) -> str:
+        return check_session_id(value)
 
     @field_validator("metadata")
     @classmethod
