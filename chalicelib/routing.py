@@ -9,7 +9,7 @@ by `chalicelib.untrusted_input` before the view runs), and,
 after it runs, every mutating request is written to the audit log. An authenticated key is
 charged one request against its limit (`chalicelib/services/api_limits.py`) before it is
 authorised, and every answer to it carries the RateLimit-* fields; a refusal is 429
-`rate_limited`. Each path also gets an OPTIONS route answering CORS preflights
+`rate_limited` (not audited: it did nothing, and a flood must not become audit rows). Each path also gets an OPTIONS route answering CORS preflights
 (`chalicelib/cors.py`). Each registration is
 kept as a `RouteSpec`, from which `chalicelib.openapi` builds the OpenAPI document and
 the tests enumerate every route.
@@ -185,11 +185,14 @@ class Router:
             request_id = self._request_id()
             principal: Principal | None = None
             limit_headers: Mapping[str, str] = {}
+            admitted = True  # False: refused by the key's rate limit (not audited: it did nothing)
             try:
                 if spec.access != PUBLIC:
                     principal = self._authenticate(request)
                     request.context["zemeow_principal"] = principal  # for the access log
+                    admitted = False
                     limit_headers = self._rate_limit(principal)
+                    admitted = True
                     self._authorize(principal, spec.access, path_params.get("session_id"))
                 check_parameters("path", path_params.items(), prefix="path.")
                 ctx = RequestContext(principal, request_id, self._parse_body(spec, request),
@@ -200,7 +203,7 @@ class Router:
                 if not isinstance(exc, (ZemeowError, ChaliceViewError)):
                     self._on_unexpected(exc)
                 response = http_errors.error_response(exc, request_id)
-            if spec.method in MUTATING and principal is not None:
+            if spec.method in MUTATING and principal is not None and admitted:
                 self._audit(principal, spec, path_params, response, request_id)
             if spec.access != PUBLIC:
                 security_headers.no_store(response.headers)

@@ -91,6 +91,9 @@ def test_over_the_limit_answers_429_rate_limited_with_retry_after(instances, cli
                         body=json.dumps({"name": "renamed"}))
     assert update.status_code == 429
     assert client.get(path, headers=ADMIN).json_body["name"] == "limited"
+    # nor is it audited: a flood of refused writes must not become a flood of audit rows
+    entries = client.get(f"/audit?session_id={created['session_id']}", headers=ADMIN).json_body["entries"]
+    assert [e["action"] for e in entries] == ["create_session"]
 
 
 def test_the_limit_holds_across_api_instances(instances, client):
