@@ -35,14 +35,16 @@ def allowed_origin(origin: str | None, allowed: Sequence[str]) -> str | None:
 
 def decorate(response_headers: MutableMapping[str, str], request_headers: Mapping[str, str],
              allowed: Sequence[str]) -> None:
-    """Add CORS fields to an actual (non-preflight) answer for an allowed origin."""
+    """Add CORS fields to an actual (non-preflight) answer for an allowed origin. With a list
+    of origins every answer says `Vary: Origin`: a cache must not hand an answer made for
+    one origin (with or without the field) to another."""
+    if allowed and "*" not in allowed:
+        response_headers["Vary"] = "Origin"
     origin = allowed_origin(request_headers.get("origin"), allowed)
     if origin is None:
         return
     response_headers["Access-Control-Allow-Origin"] = origin
     response_headers["Access-Control-Expose-Headers"] = ", ".join(EXPOSED_HEADERS)
-    if origin != "*":
-        response_headers["Vary"] = "Origin"
 
 
 def preflight(request_headers: Mapping[str, str], methods: Sequence[str], allowed: Sequence[str],

@@ -86,6 +86,7 @@ def test_answers_to_an_allowed_origin_can_be_read_by_the_browser(served):
     status, headers, _ = _call(f"{base}/sessions/{created['session_id']}",
                                headers={**key, "Origin": "https://evil.example"})
     assert status == 200 and "Access-Control-Allow-Origin" not in headers
+    assert headers["Vary"] == "Origin"  # a cache keeps the two answers apart
 
 
 def test_no_origin_is_allowed_by_default(api, make_session):
