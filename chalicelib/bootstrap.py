@@ -160,7 +160,8 @@ class Container:
 
     @cached_property
     def auth(self) -> AuthService:
-        return AuthService(self.admin_key, self.session_repo.find_by_key_digest)
+        # a session key's lookup also charges its request against API_RATE_LIMIT (one round trip)
+        return AuthService(self.admin_key, self.api_limits.find_session_by_digest)
 
     @cached_property
     def api_limits(self) -> "ApiRateLimiter":
@@ -168,7 +169,8 @@ class Container:
         from chalicelib.services.api_limits import ApiRateLimiter  # noqa: PLC0415
 
         return ApiRateLimiter(RateLimitRepository(self.db), session_limit=self.settings.api_rate_limit,
-                              admin_limit=self.settings.api_admin_rate_limit)
+                              admin_limit=self.settings.api_admin_rate_limit,
+                              find_by_key_digest=self.session_repo.find_by_key_digest)
 
     @cached_property
     def sessions(self) -> SessionService:

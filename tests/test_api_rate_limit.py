@@ -151,19 +151,35 @@ def test_a_recreated_session_id_starts_with_its_own_bucket(instances, client):
     assert client.get(path, headers=_key(again.json_body)).status_code == 200
 
 
-def test_a_refusal_is_answered_locally_until_retry_after(instances, client):
-    instance = instances(session=(1, 3600.0))
+def test_a_session_key_is_looked_up_and_charged_in_one_round_trip(instances, client):
+    instance = instances(session=(5, 60.0))
     created = _create(client)
+
+    def unused(*args, **kwargs):
+        raise AssertionError("a second round trip")
+
+    instance.api_limits.repo.take = unused  # the separate charge (the admin key's)
+    instance.api_limits._find_by_key_digest = unused  # the plain lookup (limit off)
+    answer = client.get(f"/sessions/{created['session_id']}", headers=_key(created))
+    assert answer.status_code == 200 and answer.headers["RateLimit-Remaining"] == "4"
+    assert client.get("/sessions", headers={"X-API-Key": "zses_unknown-" + uuid.uuid4().hex}).status_code == 401
+
+
+def test_an_admin_refusal_is_answered_locally_until_retry_after(instances, client):
+    instance = instances(session=(5, 60.0), admin=(2, 3600.0))
+    RateLimitRepository(instance.db).reset("api:admin")
+    created = _create(client)  # admin request 1
     path = f"/sessions/{created['session_id']}"
-    assert client.get(path, headers=_key(created)).status_code == 200
-    assert client.get(path, headers=_key(created)).status_code == 429  # the database said no
+    assert client.get(path, headers=ADMIN).status_code == 200
+    assert client.get(path, headers=ADMIN).status_code == 429  # the database said no
     calls = []
     repo = instance.api_limits.repo
     original = repo.take
     repo.take = lambda *a, **k: calls.append(a) or original(*a, **k)
-    flood = [client.get(path, headers=_key(created)) for _ in range(20)]
+    flood = [client.get(path, headers=ADMIN) for _ in range(20)]
     assert {a.status_code for a in flood} == {429} and calls == []  # no round trip for a known refusal
-    assert 3590 <= int(flood[-1].headers["Retry-After"]) <= 3600
+    assert 1790 <= int(flood[-1].headers["Retry-After"]) <= 1800  # one token per 30 min
+    assert client.get(path, headers=_key(created)).status_code == 200  # the session key is not the admin's
 
 
 def test_settings_parse_limits_and_name_a_bad_value(stack):

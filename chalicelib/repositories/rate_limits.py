@@ -39,6 +39,16 @@ _TAKE_ASYNC = ("WITH async_commit AS MATERIALIZED (SELECT set_config('synchronou
                + _TAKE.replace("VALUES (%(bucket)s,", "SELECT %(bucket)s,", 1)
                       .replace("now())\nON CONFLICT", "now() FROM async_commit\nON CONFLICT", 1))
 assert _TAKE_ASYNC.count("async_commit") == 2
+# a session key's lookup (authentication) and its request's charge in one statement, one
+# round trip: the bucket is named by the row the digest finds (`api:session:<sessions.id>`)
+_FIND_SESSION_KEY_AND_TAKE = (
+    "WITH async_commit AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)),\n"
+    "     found AS (SELECT id, session_id, api_key_hash FROM sessions WHERE api_key_hash = %(digest)s),\n"
+    "     charged AS (\n"
+    + _TAKE.replace("VALUES (%(bucket)s,", "SELECT 'api:session:' || found.id,", 1)
+           .replace("now())\nON CONFLICT", "now() FROM found, async_commit\nON CONFLICT", 1)
+    + ")\nSELECT found.id, found.session_id, found.api_key_hash, charged.tokens, charged.granted\n"
+      "FROM found LEFT JOIN charged ON true")
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,18 @@ class RateLimitRepository:
             row = conn.execute(_TAKE if durable else _TAKE_ASYNC, {"bucket": bucket, "cost": cost, "capacity": capacity,
                                        "rate": rate}).fetchone()
         return charge_from(row["tokens"], row["granted"], cost, capacity=capacity, period=period)
+
+    def find_session_key_and_take(self, digest: str, cost: int, *, capacity: int,
+                                  period: float) -> tuple[dict | None, Charge | None]:
+        """The session row whose key digest this is (None: unknown key, nothing charged) and
+        the charge of its `api:session:<id>` bucket, committed asynchronously, in one round trip."""
+        with self.db.connection() as conn:
+            row = conn.execute(_FIND_SESSION_KEY_AND_TAKE, {"digest": digest, "cost": cost, "capacity": capacity,
+                                                            "rate": capacity / period}).fetchone()
+        if row is None:
+            return None, None
+        charge = charge_from(row["tokens"], row["granted"], cost, capacity=capacity, period=period)
+        return {"id": row["id"], "session_id": row["session_id"], "api_key_hash": row["api_key_hash"]}, charge
 
     def reset(self, bucket: str) -> None:
         with self.db.connection() as conn:

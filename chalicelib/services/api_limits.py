@@ -7,16 +7,19 @@ deleted and re-created under the same session_id starts with a fresh bucket, as 
 is new) and `api:admin`. The `api:` prefix keeps them apart from `contacts_check:<id>`.
 
 The charge commits asynchronously (no WAL flush: a crash may forget a fraction of a
-second of charges) and a refusal is remembered in this process until its Retry-After:
-a key flooding one instance is then refused without a database round trip. That local
-answer is conservative (Retry-After is rounded up to whole seconds), never generous.
+second of charges). A session key is looked up and charged in one statement, the lookup
+authentication needs anyway (`find_session_by_digest`, given to `AuthService`): the limit
+adds no round trip to a session key's request. The admin key needs no lookup; its charge
+is a round trip of its own, and a refusal is remembered in this process until its
+Retry-After, so an admin key flooding one instance is refused without the database. That
+local answer is conservative (Retry-After is rounded up to whole seconds), never generous.
 """
 from __future__ import annotations
 
 import math
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from chalicelib.errors import RateLimited
 from chalicelib.repositories.rate_limits import Charge, RateLimitRepository
@@ -43,13 +46,26 @@ def charge_headers(charge: Charge) -> dict[str, str]:
 
 class ApiRateLimiter:
     def __init__(self, repo: RateLimitRepository, *, session_limit: tuple[int, float] | None,
-                 admin_limit: tuple[int, float] | None, clock: Callable[[], float] = time.monotonic):
+                 admin_limit: tuple[int, float] | None,
+                 find_by_key_digest: Callable[[str], dict[str, Any] | None] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.repo = repo
+        self._find_by_key_digest = find_by_key_digest  # the plain lookup, when session keys are not limited
         self.session_limit = session_limit
         self.admin_limit = admin_limit
         self._clock = clock
         self._refused: dict[str, float] = {}  # bucket -> clock() before which it is still empty
         self._lock = threading.Lock()
+
+    def find_session_by_digest(self, digest: str) -> dict[str, Any] | None:
+        """Authentication's lookup of a session key; with a session limit, the row carries
+        this request's `charge` too (made in the same statement)."""
+        if self.session_limit is None:
+            assert self._find_by_key_digest is not None
+            return self._find_by_key_digest(digest)
+        capacity, period = self.session_limit
+        row, charge = self.repo.find_session_key_and_take(digest, 1, capacity=capacity, period=period)
+        return None if row is None else {**row, "charge": charge}
 
     def headers_for(self, principal: Principal) -> dict[str, str]:
         """Charge one request; the RateLimit-* fields for the answer ({} when not limited)."""
@@ -62,6 +78,10 @@ class ApiRateLimiter:
         limit = self.admin_limit if principal.is_admin else self.session_limit
         if limit is None:
             return None
+        if principal.charge is not None:  # made by the key's lookup
+            if not principal.charge.granted:
+                self._refuse(principal.charge)
+            return principal.charge
         capacity, period = limit
         bucket = bucket_for(principal)
         now = self._clock()
