@@ -20,11 +20,17 @@ KDF = "scrypt"
 CIPHER = "AES-256-GCM"
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 15, 8, 1
 MIN_PASSPHRASE_CHARS = 12
-MAX_SCRYPT_N = 2 ** 20  # an imported document may ask for more work than ours, not unbounded work
+# an imported document may ask for more work than ours (2^18 = N*r*p), not unbounded work:
+# memory is 128*N*r bytes (at most 128 MiB here), time grows with N*r*p
+MAX_SCRYPT_NR, MAX_SCRYPT_NRP = 2 ** 20, 2 ** 21
 
 
 class SealBroken(Exception):
     """Wrong passphrase, or a sealed block that was changed or moved."""
+
+
+class UnsupportedSeal(Exception):
+    """The document's encryption parameters are not ones we open (unknown, or too costly)."""
 
 
 def _b64(data: bytes) -> str:
@@ -57,12 +63,18 @@ class Sealer:
     @classmethod
     def for_document(cls, passphrase: str, parameters: dict[str, Any]) -> "Sealer":
         if parameters.get("kdf") != KDF or parameters.get("cipher") != CIPHER:
-            raise SealBroken(f"unknown encryption: {parameters.get('kdf')} / {parameters.get('cipher')}")
-        n = int(parameters["n"])
-        if n < 2 or n > MAX_SCRYPT_N or n & (n - 1):
-            raise SealBroken("scrypt n must be a power of two up to 2^20")
-        salt = base64.b64decode(parameters["salt"])
-        return cls(dict(parameters), _derive(passphrase, salt, n, int(parameters["r"]), int(parameters["p"])))
+            raise UnsupportedSeal(f"unknown encryption: {parameters.get('kdf')} / {parameters.get('cipher')}")
+        try:
+            n, r, p = int(parameters["n"]), int(parameters["r"]), int(parameters["p"])
+            salt = base64.b64decode(parameters["salt"], validate=True)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UnsupportedSeal("the scrypt parameters are incomplete or malformed") from exc
+        if n < 2 or n & (n - 1) or r < 1 or p < 1 or n * r > MAX_SCRYPT_NR or n * r * p > MAX_SCRYPT_NRP:
+            raise UnsupportedSeal(f"scrypt N must be a power of two, N*r at most {MAX_SCRYPT_NR} and N*r*p "
+                                  f"at most {MAX_SCRYPT_NRP}")
+        if len(salt) < 8:
+            raise UnsupportedSeal("the scrypt salt must be at least 8 bytes")
+        return cls(dict(parameters), _derive(passphrase, salt, n, r, p))
 
     def seal(self, session_id: str, secrets: dict[str, Any]) -> dict[str, str]:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415

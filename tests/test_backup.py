@@ -208,3 +208,15 @@ def test_the_route_names_are_not_session_ids(api, admin_headers, make_session):
     document["sessions"][0]["webhook"] = {"url": "http://127.0.0.1:9/h", "events": [], "secret": "whsec_" + "A" * 40}
     plaintext = api.post("/sessions/import", headers=admin_headers, body=json.dumps(document))
     assert plaintext.status_code == 422 and "sessions.0.webhook.secret" in plaintext.body.decode()
+
+
+def test_costly_or_malformed_encryption_parameters_are_refused_before_any_work(api, admin_headers, make_session):
+    created = make_session()
+    document = api.get(f"/sessions/{created['session_id']}/export?include_secrets=true",
+                       headers=_with_passphrase(admin_headers)).json_body
+    api.delete(f"/sessions/{created['session_id']}", headers=admin_headers)
+    for change in ({"n": 2 ** 20, "r": 32}, {"n": 1000}, {"salt": "not base64!"}, {"salt": ""}):
+        bad = {**document, "encryption": {**document["encryption"], **change}}
+        answer = api.post("/sessions/import", headers=_with_passphrase(admin_headers), body=json.dumps(bad))
+        assert answer.status_code == 422 and answer.json_body["code"] == "unsupported_encryption", (change, answer.body)
+    assert api.get(f"/sessions/{created['session_id']}", headers=admin_headers).status_code == 404

@@ -26,7 +26,7 @@ from chalicelib.crypto import SecretBox
 from chalicelib.db import Database
 from chalicelib.errors import Conflict, NotFound, ValidationFailed, ZemeowError
 from chalicelib.events import EventPublisher
-from chalicelib.passphrase_seal import MIN_PASSPHRASE_CHARS, SealBroken, Sealer
+from chalicelib.passphrase_seal import MIN_PASSPHRASE_CHARS, SealBroken, Sealer, UnsupportedSeal
 from chalicelib.repositories.sessions import SessionRepository
 from chalicelib.services.auth import generate_session_key, key_digest
 from chalicelib.services.sessions import PROXY_CONTEXT, WEBHOOK_CONTEXT, generate_webhook_secret
@@ -131,6 +131,10 @@ class SessionBackup:
         try:
             sealer = Sealer.for_document(check_passphrase(passphrase), document.encryption.model_dump())
             return {s.session_id: sealer.open(s.session_id, s.secrets.model_dump()) for s in sealed}
+        except UnsupportedSeal as exc:
+            raise ValidationFailed(f"{exc}; nothing was imported", code="unsupported_encryption",
+                                   details=[{"field": "encryption", "message": str(exc),
+                                             "type": "unsupported_encryption"}]) from None
         except SealBroken as exc:
             raise _passphrase_problem("wrong_passphrase", f"{exc}; nothing was imported") from None
 
