@@ -190,3 +190,45 @@ def test_settings_parse_limits_and_name_a_bad_value(stack):
     with pytest.raises(ConfigError) as error:
         load_settings({**stack.env, "API_RATE_LIMIT": "lots"})
     assert "API_RATE_LIMIT=lots" in str(error.value)
+
+
+def test_the_limit_holds_across_two_real_api_processes(stack):
+    """Two `chalice local` processes (two instances, each its own pool and memory) on one database."""
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    from devstack import PROJECT_ROOT
+    from devstack.processes import free_port, start_child, wait_http
+
+    def call(base, method, path, headers, body=None):
+        request = urllib.request.Request(base + path, method=method, headers=headers, data=body)
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    bases, children = [], []
+    try:
+        for _ in range(2):
+            port = free_port()
+            env = {**stack.env, "SERVER_PORT": str(port), "API_RATE_LIMIT": "4/1m"}
+            children.append(start_child("api", [str(PROJECT_ROOT / ".venv" / "bin" / "chalice"), "local",
+                                                "--stage", "local", "--host", "127.0.0.1", "--port", str(port),
+                                                "--no-autoreload"], env, str(PROJECT_ROOT),
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            bases.append(f"http://127.0.0.1:{port}")
+        for base, child in zip(bases, children):
+            wait_http(f"{base}/health", timeout=60, child=child)
+        status, _, body = call(bases[0], "POST", "/sessions", ADMIN,
+                               json.dumps({"name": "two", "session_id": f"rl2-{uuid.uuid4().hex[:8]}"}).encode())
+        assert status == 201, body
+        created = json.loads(body)
+        path, key = f"/sessions/{created['session_id']}", _key(created)
+        answers = [call(base, "GET", path, key) for base in (bases[0], bases[1], bases[0], bases[1], bases[1])]
+        assert [a[0] for a in answers] == [200, 200, 200, 200, 429]
+        assert [a[1]["RateLimit-Remaining"] for a in answers] == ["3", "2", "1", "0", "0"]
+    finally:
+        for child in children:
+            child.stop()
