@@ -220,3 +220,21 @@ def test_costly_or_malformed_encryption_parameters_are_refused_before_any_work(a
         answer = api.post("/sessions/import", headers=_with_passphrase(admin_headers), body=json.dumps(bad))
         assert answer.status_code == 422 and answer.json_body["code"] == "unsupported_encryption", (change, answer.body)
     assert api.get(f"/sessions/{created['session_id']}", headers=admin_headers).status_code == 404
+
+
+def test_the_export_of_every_session_imports_as_it_is(api, admin_headers, make_session, receiver):
+    gone = [_full_session(make_session, receiver, f"/all-{n}") for n in range(2)]
+    stays = make_session()
+    total = api.get("/sessions?limit=1", headers=admin_headers).json_body["total"]
+    document = api.get(f"/sessions/export?include_secrets=true&limit={total}",
+                       headers=_with_passphrase(admin_headers)).json_body
+    for created in gone:
+        assert api.delete(f"/sessions/{created['session_id']}", headers=admin_headers).status_code == 204
+    answer = api.post("/sessions/import", headers=_with_passphrase(admin_headers), body=json.dumps(document)).json_body
+    results = {r["session_id"]: r for r in answer["results"]}
+    assert answer["created"] == 2 and answer["conflicts"] == total - 2 and answer["failed"] == 0
+    for created in gone:
+        assert results[created["session_id"]]["status"] == "created" and results[created["session_id"]]["key_kept"]
+        view = api.get(f"/sessions/{created['session_id']}", headers=session_headers(created)).json_body
+        assert view["name"] == "Shop 1" and view["proxy"]["has_password"] is True
+    assert results[stays["session_id"]]["code"] == "session_exists"
