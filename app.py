@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from chalice import Chalice, Rate, Response
 
-from chalicelib import http_errors
+from chalicelib import access_log, cors, http_errors
 from chalicelib import qr as qr_render
 from chalicelib import security_headers
 from chalicelib.bootstrap import get_container
@@ -59,33 +59,31 @@ router = Router(
     max_body_bytes=lambda: get_container().settings.max_body_bytes,
     on_unexpected=lambda exc: get_container().logger.exception(
         "unhandled error", extra={"error_type": exc.__class__.__name__}),
+    rate_limit=lambda principal: get_container().api_limits.headers_for(principal),
+    cors_origins=lambda: get_container().settings.cors_allow_origins,
 )
 route = router.route
 
 
 @app.middleware("http")
 def request_context(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Request id, schema check, CORS fields and the access log line, for every request."""
+    started = time.perf_counter()
     context = event.context
     request_id = (printable_or_none(event.headers.get("x-request-id")) or context.get("requestId")
                   or str(uuid.uuid4()))[:128]
     context["zemeow_request_id"] = request_id
     container = get_container()
     container.logger.append_keys(request_id=request_id)
-    started = time.perf_counter()
     status = 500  # an exception escaping the router is a 5xx for the metrics
     try:
-        if context.get("resourcePath") not in _NO_SCHEMA_PATHS:
-            try:
-                container.ensure_schema()
-            except Exception as exc:  # noqa: BLE001 - mapped to 503 with a readable body
-                response = http_errors.error_response(exc, request_id)
-                status = response.status_code
-                return response
-        response = get_response(event)
-        response = http_errors.normalise_chalice_error(response, request_id)
+        response = _respond(event, get_response, container, request_id)
         response.headers["X-Request-Id"] = request_id
         security_headers.apply(response.headers)
+        cors.decorate(response.headers, event.headers, container.settings.cors_allow_origins)
         status = response.status_code
+        access_log.log_request(container.logger, event, response.status_code,
+                               (time.perf_counter() - started) * 1000)
         return response
     finally:
         container.logger.remove_keys(["request_id"])
@@ -111,6 +109,15 @@ def _metrics_quietly(container: Any, action: Callable[[], Any]) -> None:
             container.logger.warning("metrics failed", extra={"error_type": exc.__class__.__name__})
         except Exception:  # noqa: BLE001, S110 - no logger either (bad configuration)
             pass
+
+
+def _respond(event: Any, get_response: Callable[[Any], Response], container: Any, request_id: str) -> Response:
+    if event.method != "OPTIONS" and event.context.get("resourcePath") not in _NO_SCHEMA_PATHS:
+        try:
+            container.ensure_schema()
+        except Exception as exc:  # noqa: BLE001 - mapped to 503 with a readable body
+            return http_errors.error_response(exc, request_id)
+    return http_errors.normalise_chalice_error(get_response(event), request_id)
 
 
 def _health_response(answer: Any) -> Response:
@@ -284,6 +291,36 @@ def delete_session(ctx: RequestContext, session_id: str) -> Response:
        responses={200: "sessions.SessionKeyRotated", 404: None})
 def rotate_session_key(ctx: RequestContext, session_id: str) -> dict[str, Any]:
     return ctx.shape(get_container().sessions.rotate_key(session_id))
+
+
+# -- export and import (chalicelib/services/backup.py) ------------------------------------
+def _passphrase(ctx: RequestContext) -> str | None:
+    from chalicelib.services.backup import PASSPHRASE_HEADER  # noqa: PLC0415
+
+    return ctx.raw_request.headers.get(PASSPHRASE_HEADER.lower())
+
+
+@route("/sessions/export", "GET", access=ADMIN, summary="Export every session's configuration (paged)",
+       tags=["backup"], query="backup.ExportAllQuery", responses={200: "backup.ExportDocument"})
+def export_sessions(ctx: RequestContext) -> dict[str, Any]:
+    q = ctx.query
+    document = get_container().backup.export_all(include_secrets=q.include_secrets, passphrase=_passphrase(ctx),
+                                                 limit=q.limit, offset=q.offset)
+    return ctx.shape(document, exclude_none=True)
+
+
+@route("/sessions/{session_id}/export", "GET", access=ADMIN, summary="Export one session's configuration",
+       tags=["backup"], query="backup.ExportQuery", responses={200: "backup.ExportDocument", 404: None})
+def export_session(ctx: RequestContext, session_id: str) -> dict[str, Any]:
+    document = get_container().backup.export_one(session_id, include_secrets=ctx.query.include_secrets,
+                                                  passphrase=_passphrase(ctx))
+    return ctx.shape(document, exclude_none=True)
+
+
+@route("/sessions/import", "POST", access=ADMIN, summary="Create sessions from an export (answers per session)",
+       tags=["backup"], body="backup.ExportDocument", responses={200: "backup.ImportAnswer"})
+def import_sessions(ctx: RequestContext) -> dict[str, Any]:
+    return ctx.shape(get_container().backup.import_document(ctx.body, _passphrase(ctx)), exclude_none=True)
 
 
 # -- proxy (chalicelib/services/proxy.py) -----------------------------------------------

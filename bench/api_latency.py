@@ -7,6 +7,11 @@ Baselines measured in the same run, on the same machine:
   a single `SELECT 1` through our pool (the database's floor);
 - over HTTP: the same bare route served by chalice local (the dev server's floor).
 Prints p50/p99 in milliseconds and the ratios to the baselines.
+
+The per-key rate limit (API_RATE_LIMIT, a token bucket charged in PostgreSQL) is on, with
+a limit no run reaches; in-process, the same request is measured with it on and off in
+alternating blocks, so what the limit adds is read from one run on one machine:
+`rate limit adds` (p50).
 """
 from __future__ import annotations
 
@@ -62,7 +67,7 @@ def main() -> int:
 
     env = {**os.environ, "DATA_DIR": str(PROJECT_ROOT / ".zemeow" / "bench"), "QUEUE_PREFIX": f"zb{os.getpid()}",
            "ADMIN_API_KEY": "bench-admin-key-0123456789abcdef", "ENCRYPTION_KEY": "bench-encryption-key",
-           "LOG_LEVEL": "WARNING"}
+           "LOG_LEVEL": "WARNING", "API_RATE_LIMIT": "1000000/1m"}
     stack = LocalStackEnvironment(env, database_name="zemeow_bench", fresh_database=True, log=lambda m: None)
     try:
         stack.start_database()
@@ -70,7 +75,7 @@ def main() -> int:
         stack.start_localstack()
         stack.deploy_messaging()
         os.environ.update({k: v for k, v in stack.env.items() if k.startswith("AWS_") or k in (
-            "DATABASE_URL", "QUEUE_PREFIX", "ADMIN_API_KEY", "ENCRYPTION_KEY", "LOG_LEVEL", "DATA_DIR")})
+            "DATABASE_URL", "QUEUE_PREFIX", "ADMIN_API_KEY", "ENCRYPTION_KEY", "LOG_LEVEL", "DATA_DIR", "API_RATE_LIMIT")})
 
         from chalice import Chalice
         from chalice.test import Client
@@ -100,10 +105,22 @@ def main() -> int:
                     conn.execute("SELECT 1")
 
             db_floor = report("SELECT 1 through the pool (baseline)", timed(n, select_one))
-            report("GET /sessions/{id} with the session key", timed(n, lambda: client.http.get(path, headers=key_headers)),
-                   floor)
-            p50, p99 = percentiles(timed(n, lambda: client.http.get(path, headers=key_headers)))
+            limiter = get_container().api_limits
+            get_key = lambda: client.http.get(path, headers=key_headers)  # noqa: E731
+            assert "RateLimit-Limit" in get_key().headers
+            report("GET /sessions/{id} with the session key", timed(n, get_key), floor)
+            p50, p99 = percentiles(timed(n, get_key))
             print(f"{'  same, against the SELECT 1 floor':<48} p50 x{p50 / db_floor[0]:.1f}, p99 x{p99 / db_floor[1]:.1f}")
+            # on and off in alternating blocks, so that the machine's noise falls on both alike
+            limit, on, off = limiter.session_limit, [], []
+            for _ in range(10):
+                limiter.session_limit = None
+                off += timed(max(1, n // 10), get_key)
+                limiter.session_limit = limit
+                on += timed(max(1, n // 10), get_key)
+            on_p50, _ = report("  same, limit on (alternating blocks)", on, floor)
+            off_p50, _ = report("  same, API_RATE_LIMIT=off (alternating blocks)", off, floor)
+            print(f"{'  rate limit adds (p50)':<48} {on_p50 - off_p50:+.3f} ms")
 
         port, bare_port = free_port(), free_port()
         api = stack.start_api(port, stdout=subprocess.DEVNULL)

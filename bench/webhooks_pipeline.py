@@ -52,6 +52,7 @@ def bench_env() -> dict[str, str]:
         "COMMAND_SHARDS": "1", "ADMIN_API_KEY": "zadm_bench_" + secrets.token_urlsafe(16),
         "ENCRYPTION_KEY": secrets.token_urlsafe(32), "WEBHOOK_ALLOW_PRIVATE": "true", "LOG_LEVEL": "WARNING",
         "WHATSAPP_DRIVER": "emulator", "EMULATOR_TOKEN": secrets.token_urlsafe(24), "WEBHOOK_TIMEOUT": "5s",
+        "API_RATE_LIMIT": "off",  # this bench measures throughput, not the per-key limit
     })
     return env
 

@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # imported lazily below: only the processes that use them pay
     from chalicelib.commands import CommandBus
     from chalicelib.media import MediaStore
     from chalicelib.repositories.runtime import RuntimeRepository
+    from chalicelib.services.api_limits import ApiRateLimiter
+    from chalicelib.services.backup import SessionBackup
     from chalicelib.services.chats import ChatService
     from chalicelib.services.connections import ConnectionService
     from chalicelib.services.event_feed import EventFeed
@@ -160,7 +162,17 @@ class Container:
 
     @cached_property
     def auth(self) -> AuthService:
-        return AuthService(self.admin_key, self.session_repo.find_by_key_digest)
+        # a session key's lookup also charges its request against API_RATE_LIMIT (one round trip)
+        return AuthService(self.admin_key, self.api_limits.find_session_by_digest)
+
+    @cached_property
+    def api_limits(self) -> "ApiRateLimiter":
+        from chalicelib.repositories.rate_limits import RateLimitRepository  # noqa: PLC0415
+        from chalicelib.services.api_limits import ApiRateLimiter  # noqa: PLC0415
+
+        return ApiRateLimiter(RateLimitRepository(self.db), session_limit=self.settings.api_rate_limit,
+                              admin_limit=self.settings.api_admin_rate_limit,
+                              find_by_key_digest=self.session_repo.find_by_key_digest)
 
     @cached_property
     def sessions(self) -> SessionService:
@@ -171,6 +183,12 @@ class Container:
                               check_webhook_url=self.webhook_url_check,
                               check_proxy=self.proxy_host_check,
                               after_delete=lambda row: self.media.forget_session(str(row["id"])))
+
+    @cached_property
+    def backup(self) -> "SessionBackup":
+        from chalicelib.services.backup import SessionBackup  # noqa: PLC0415
+
+        return SessionBackup(self.db, self.session_repo, self.events, self.secret_box, self.webhook_url_check)
 
     @cached_property
     def commands(self) -> "CommandBus":

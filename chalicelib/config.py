@@ -119,6 +119,29 @@ def parse_rate(text: str) -> tuple[int, float]:
     if not 1 <= count <= 1_000_000 or period <= 0:
         raise ValueError("expected a count from 1 to 1000000 over a positive period, such as 200/1h")
     return count, period
+
+
+def parse_rate_or_off(text: str) -> tuple[int, float] | None:
+    """`parse_rate`, or `off` (no limit) -> None."""
+    if text.strip().lower() == "off":
+        return None
+    return parse_rate(text)
+
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """`https://app.example.com,http://localhost:3000` (or `*`) -> a tuple of origins as a
+    browser sends them in `Origin`: scheme://host[:port], no path, no trailing slash."""
+    origins = tuple(part.strip() for part in text.split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.match(origin):
+            raise ValueError(f"'{origin}' is not an origin such as https://app.example.com or http://localhost:3000 "
+                             "(scheme://host[:port], no path), or *")
+    return origins
+
+
 def _parse_bucket(text: str) -> str:
     if not BUCKET_PATTERN.match(text.strip()):
         raise ValueError("expected an S3 bucket name: 3-63 lower-case letters, digits or '-'")
@@ -240,6 +263,9 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     contacts_check_max_batch: int = 50  # numbers per POST /contacts/check
     contacts_check_rate_limit: tuple[int, float] = (200, 3600.0)  # numbers per period, per session
+    api_rate_limit: tuple[int, float] | None = (600, 60.0)  # requests per period, per session key; None: off
+    api_admin_rate_limit: tuple[int, float] | None = (6000, 60.0)  # the same for the admin key
+    cors_allow_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; () = none
     media_bucket: str | None = None  # None: no media storage (upload-url answers 503, inbound media has no URL)
     media_max_bytes: int = DEFAULT_MEDIA_MAX_BYTES  # outgoing media: upload-url `size` and the runner's fetch cap
     inbound_media: str = "off"  # s3: the runner stores received media in the bucket; off: events say why not
@@ -419,6 +445,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=r.get("MAX_BODY_BYTES", _parse_int_range(1024, 6 * 1024 * 1024), 1024 * 1024),
         contacts_check_max_batch=r.get("CONTACTS_CHECK_MAX_BATCH", _parse_int_range(1, 500), 50),
         contacts_check_rate_limit=r.get("CONTACTS_CHECK_RATE_LIMIT", parse_rate, (200, 3600.0)),
+        api_rate_limit=r.get("API_RATE_LIMIT", parse_rate_or_off, (600, 60.0)),
+        api_admin_rate_limit=r.get("API_ADMIN_RATE_LIMIT", parse_rate_or_off, (6000, 60.0)),
+        cors_allow_origins=r.get("CORS_ALLOW_ORIGINS", parse_origins, ()),
         **_media_settings(r),
         **_retention_settings(r),
     )

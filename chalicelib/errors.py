@@ -65,10 +65,11 @@ class RateLimited(ZemeowError):
     status = 429
     code = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: int, code: str | None = None, details: Any = None):
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None, details: Any = None,
+                 headers: dict[str, str] | None = None):
         self.retry_after = max(1, int(retry_after))
         super().__init__(message, code=code, details={"retry_after_seconds": self.retry_after, **(details or {})})
-        self.headers = {"Retry-After": str(self.retry_after)}
+        self.headers = {**(headers or {}), "Retry-After": str(self.retry_after)}
 
 
 class RunnerFailed(ZemeowError):

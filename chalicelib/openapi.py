@@ -43,7 +43,12 @@ ERROR_DESCRIPTIONS = {
 }
 ERROR_HEADERS = {
     429: {"Retry-After": {"description": "seconds to wait before the request can succeed", "required": True,
-                          "schema": {"type": "integer", "minimum": 1}}},
+                          "schema": {"type": "integer", "minimum": 1}},
+          "RateLimit-Limit": {"description": "requests per window for this key (API_RATE_LIMIT; only for "
+                                             "the per-key limit)", "schema": {"type": "integer"}},
+          "RateLimit-Remaining": {"description": "requests left in the window", "schema": {"type": "integer"}},
+          "RateLimit-Reset": {"description": "seconds until the key's bucket is full again",
+                              "schema": {"type": "integer"}}},
 }
 _PATH_PARAM = re.compile(r"{([^}]+)}")
 
@@ -112,14 +117,15 @@ class OpenApiBuilder:
         if spec.body is not None:
             errors.add(413)
         if spec.access != PUBLIC:
-            errors |= {401, 403}
+            errors |= {401, 403, 429}  # 429: the per-key limit (API_RATE_LIMIT)
             op["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
         else:
             op["security"] = []
         for status in sorted(errors):
             op["responses"].setdefault(str(status), {
                 "description": ERROR_DESCRIPTIONS[status],
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                **({"headers": ERROR_HEADERS[status]} if status in ERROR_HEADERS else {})})
         op["x-zemeow-access"] = spec.access
         if spec.access == ADMIN:
             op["description"] = "Admin key only."

@@ -6,7 +6,11 @@ the session named in the path), the JSON body and the query are parsed into pyda
 models (400 for bad JSON, 413 for oversized bodies, 422 naming each bad field; text we
 cannot store, NUL or a lone surrogate, is refused in bodies, queries and path parameters
 by `chalicelib.untrusted_input` before the view runs), and,
-after it runs, every mutating request is written to the audit log. Each registration is
+after it runs, every mutating request is written to the audit log. An authenticated key is
+charged one request against its limit (`chalicelib/services/api_limits.py`) before it is
+authorised, and every answer to it carries the RateLimit-* fields; a refusal is 429
+`rate_limited` (not audited: it did nothing, and a flood must not become audit rows). Each path also gets an OPTIONS route answering CORS preflights
+(`chalicelib/cors.py`). Each registration is
 kept as a `RouteSpec`, from which `chalicelib.openapi` builds the OpenAPI document and
 the tests enumerate every route.
 
@@ -23,12 +27,12 @@ from __future__ import annotations
 import functools
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, Union
 
 from chalice import Chalice, Response
 from chalice.app import ChaliceViewError
 
-from chalicelib import http_errors, security_headers
+from chalicelib import cors, http_errors, security_headers
 from chalicelib.errors import PayloadTooLarge, ValidationFailed, ZemeowError
 from chalicelib.untrusted_input import check_parameters, decode_json_body, query_items
 from chalicelib.services.auth import Principal
@@ -131,9 +135,14 @@ class Router:
                  authorize: Callable[[Principal, str, str | None], None],
                  audit: Callable[[Principal | None, RouteSpec, dict[str, str], Response, str | None], None],
                  request_id: Callable[[], str | None], max_body_bytes: Callable[[], int],
-                 on_unexpected: Callable[[BaseException], None]):
+                 on_unexpected: Callable[[BaseException], None],
+                 rate_limit: Callable[[Principal], Mapping[str, str]] = lambda principal: {},
+                 cors_origins: Callable[[], Sequence[str]] = lambda: ()):
         self.app = app
         self.specs: list[RouteSpec] = []
+        self.methods_by_path: dict[str, list[str]] = {}
+        self._rate_limit = rate_limit  # charges the key; its headers go on the answer (raises RateLimited)
+        self._cors_origins = cors_origins
         self._authenticate = authenticate
         self._authorize = authorize
         self._audit = audit
@@ -153,9 +162,21 @@ class Router:
             self.specs.append(spec)
             handler = self._wrap(spec, view)
             self.app.route(path, methods=[method], name=f"{view.__name__}_{method.lower()}")(handler)
+            if path not in self.methods_by_path:
+                self.methods_by_path[path] = []
+                self._add_preflight(path)
+            self.methods_by_path[path].append(method)
             return view
 
         return register
+
+    def _add_preflight(self, path: str) -> None:
+        def preflight(**path_params: str) -> Response:
+            return cors.preflight(self.app.current_request.headers, self.methods_by_path[path],
+                                  self._cors_origins(), self._request_id())
+
+        name = "preflight_" + "".join(c if c.isalnum() else "_" for c in path).strip("_")
+        self.app.route(path, methods=["OPTIONS"], name=name or "preflight_root")(preflight)
 
     def _wrap(self, spec: RouteSpec, view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
@@ -163,9 +184,15 @@ class Router:
             request = self.app.current_request
             request_id = self._request_id()
             principal: Principal | None = None
+            limit_headers: Mapping[str, str] = {}
+            admitted = True  # False: refused by the key's rate limit (not audited: it did nothing)
             try:
                 if spec.access != PUBLIC:
                     principal = self._authenticate(request)
+                    request.context["zemeow_principal"] = principal  # for the access log
+                    admitted = False
+                    limit_headers = self._rate_limit(principal)
+                    admitted = True
                     self._authorize(principal, spec.access, path_params.get("session_id"))
                 check_parameters("path", path_params.items(), prefix="path.")
                 ctx = RequestContext(principal, request_id, self._parse_body(spec, request),
@@ -176,10 +203,11 @@ class Router:
                 if not isinstance(exc, (ZemeowError, ChaliceViewError)):
                     self._on_unexpected(exc)
                 response = http_errors.error_response(exc, request_id)
-            if spec.method in MUTATING and principal is not None:
+            if spec.method in MUTATING and principal is not None and admitted:
                 self._audit(principal, spec, path_params, response, request_id)
             if spec.access != PUBLIC:
                 security_headers.no_store(response.headers)
+            response.headers.update(limit_headers)
             return response
 
         return handler

@@ -1,5 +1,6 @@
 """Deploy zemeow to AWS: CloudFormation stacks -> chalice stage config -> chalice deploy
--> ReportBatchItemFailures on the SQS event source mappings -> the API URL.
+-> ReportBatchItemFailures on the SQS event source mappings -> API Gateway stage throttling
+-> the API URL.
 
     .venv/bin/python -m infra.deploy --stage prod --image ACCOUNT.dkr.ecr.REGION.amazonaws.com/zemeow-runner:TAG
     .venv/bin/python -m infra.deploy --stage prod --dry-run --outputs-file infra/sample-outputs.json
@@ -60,12 +61,18 @@ class StageProfile:
     runner_desired: str = "1"
     runner_max: str = "4"
     nat_gateways: str = "1"
+    # API Gateway stage throttling (every method): a flood is refused by API Gateway (429)
+    # before it reaches, and pays for, a Lambda; the per-key limit (API_RATE_LIMIT) is
+    # the finer one behind it. Rate in requests/s, burst in requests.
+    api_throttle_rate: float = 500.0
+    api_throttle_burst: int = 1000
 
 
 STAGES: dict[str, StageProfile] = {
     "dev": StageProfile(prefix="zemeow-dev", environment="staging", lambda_memory=512,
                         db_min_acu="0", db_max_acu="2", db_proxy="false", db_deletion_protection="false",
-                        runner_cpu="512", runner_memory="1024", runner_max="2"),
+                        runner_cpu="512", runner_memory="1024", runner_max="2",
+                        api_throttle_rate=50.0, api_throttle_burst=100),
     "prod": StageProfile(prefix="zemeow", environment="production", lambda_memory=1024,
                          db_min_acu="0.5", db_max_acu="8", runner_cpu="1024", runner_memory="2048",
                          runner_max="4"),
@@ -324,6 +331,7 @@ class Deployer:
             return 0
         self.chalice_deploy()
         self.enable_partial_batch_responses()
+        self.throttle_api_stage()
         self.print_api_url()
         return 0
 
@@ -414,6 +422,18 @@ class Deployer:
                                                 FunctionResponseTypes=["ReportBatchItemFailures"])
                 self.say(f"    {resource['name']}: ReportBatchItemFailures on")
 
+    def throttle_api_stage(self) -> None:
+        rate, burst = self.profile.api_throttle_rate, self.profile.api_throttle_burst
+        self.step(f"throttle the API Gateway stage 'api': {rate:g} requests/s, burst {burst} (every method)")
+        if self.opts.dry_run:
+            return
+        apis = [r["rest_api_id"] for r in self.deployed().get("resources", []) if r.get("rest_api_id")]
+        if not apis:
+            raise DeployError("no rest_api_id in .chalice/deployed: cannot throttle the API stage")
+        self.client("apigateway").update_stage(restApiId=apis[0], stageName="api",
+                                               patchOperations=stage_throttling(rate, burst))
+        self.say(f"    {apis[0]}/api: throttled")
+
     def print_api_url(self) -> None:
         self.step("print the API URL")
         if self.opts.dry_run:
@@ -421,6 +441,12 @@ class Deployer:
             return
         urls = [r["rest_api_url"] for r in self.deployed().get("resources", []) if r.get("rest_api_url")]
         self.say(f"    API URL: {urls[0] if urls else '(not found in .chalice/deployed)'}")
+
+
+def stage_throttling(rate: float, burst: int) -> list[dict[str, str]]:
+    """API Gateway `UpdateStage` patch: the default method settings (`/*/*`) of every route."""
+    return [{"op": "replace", "path": "/*/*/throttling/rateLimit", "value": f"{rate:g}"},
+            {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": str(burst)}]
 
 
 def _placeholders(key: str) -> dict[str, str]:

@@ -49,6 +49,10 @@ def _test_env() -> dict[str, str]:
         "RUNNER_LEASE_TTL": "3s",
         "DB_CONNECT_TIMEOUT": "3s",
         "LOG_LEVEL": "INFO",
+        # the per-key limits stay on (every request is charged) but high enough for the suite;
+        # tests/test_api_rate_limit.py sets low ones
+        "API_RATE_LIMIT": "100000/1m",
+        "API_ADMIN_RATE_LIMIT": "1000000/1m",
         # runner processes started by tests must never collide with `make run`'s ports
         "METRICS_PORT": str(_free_port()),
         "EMULATOR_PORT": str(_free_port()),

@@ -51,7 +51,7 @@ def test_template_has_one_api_with_every_route_of_app(package):
     paths = next(iter(apis.values()))["Properties"]["DefinitionBody"]["paths"]
     expected = {(path, method.lower()) for path, methods in app_module.app.routes.items() for method in methods}
     packaged = {(path, method) for path, methods in paths.items() for method in methods
-                if method in ("get", "post", "put", "delete", "patch", "head")}
+                if method in ("get", "post", "put", "delete", "patch", "head", "options")}
     assert expected and expected <= packaged, sorted(expected - packaged)
     functions = _resources(template, "AWS::Serverless::Function")
     api_handler = functions["APIHandler"]["Properties"]

@@ -56,7 +56,7 @@ class SessionRepository:
 
     def find_by_key_digest(self, digest: str) -> dict[str, Any] | None:
         with self.db.connection() as conn:
-            return conn.execute("SELECT session_id, api_key_hash FROM sessions WHERE api_key_hash = %s",
+            return conn.execute("SELECT id, session_id, api_key_hash FROM sessions WHERE api_key_hash = %s",
                                 (digest,)).fetchone()
 
     def list(self, *, status: str | None, name: str | None, limit: int, offset: int) -> tuple[list[dict], int]:

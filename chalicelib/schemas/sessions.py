@@ -18,6 +18,14 @@ SESSION_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{2,63}$"
 EVENT_PATTERN = re.compile(r"^(\*|[a-z][a-z_]*\.(\*|[a-z][a-z_]*))$")
 METADATA_MAX_BYTES = 16 * 1024
 STATUSES = ("disconnected", "connecting", "connected", "authenticated", "error")
+# literal segments under /sessions/: a session with one of these ids could not be reached
+RESERVED_SESSION_IDS = frozenset({"export", "import"})
+
+
+def check_session_id(value: str) -> str:
+    if value in RESERVED_SESSION_IDS:
+        raise ValueError(f"'{value}' is reserved (/sessions/{value} is a route)")
+    return value
 
 
 
@@ -155,6 +163,11 @@ class CreateSessionRequest(Strict):
     @classmethod
     def _webhook_url(cls, value: Optional[str]) -> Optional[str]:
         return None if value is None else check_http_url(value)
+
+    @field_validator("session_id")
+    @classmethod
+    def _session_id(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else check_session_id(value)
 
     @field_validator("api_key")
     @classmethod

@@ -13,7 +13,7 @@ import hmac
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from chalicelib.errors import DependencyUnavailable, Forbidden, Unauthorized
@@ -27,6 +27,9 @@ SECRET_CACHE_SECONDS = 300.0
 class Principal:
     kind: str  # ADMIN or SESSION
     session_id: str | None = None
+    session_uid: str | None = None  # the session row's id (`sessions.id`): what per-key state is keyed by
+    charge: Any = field(default=None, compare=False, repr=False)  # this request's rate-limit charge, when the
+    # key's lookup already made it (chalicelib/services/api_limits.py)
 
     @property
     def is_admin(self) -> bool:
@@ -101,7 +104,7 @@ class AuthService:
         digest = key_digest(key)
         row = self.find_session_by_digest(digest)
         if row and hmac.compare_digest(row["api_key_hash"], digest):
-            return Principal(SESSION, row["session_id"])
+            return Principal(SESSION, row["session_id"], str(row["id"]), charge=row.get("charge"))
         raise Unauthorized("unknown API key", code="invalid_api_key")
 
     @staticmethod
