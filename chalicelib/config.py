@@ -38,7 +38,9 @@ MAX_PRESIGN_SECONDS = 7 * 86400  # SigV4's longest presigned URL
 
 # every COUNT/PERIOD limit kept in the rate_limits table: RATE_LIMIT_RETENTION covers the longest period
 RATE_LIMIT_SETTINGS = {"CONTACTS_CHECK_RATE_LIMIT": "contacts_check_rate_limit",
-                       "PROXY_TEST_RATE_LIMIT": "proxy_test_rate_limit"}
+                       "PROXY_TEST_RATE_LIMIT": "proxy_test_rate_limit",
+                       "API_RATE_LIMIT": "api_rate_limit",
+                       "API_ADMIN_RATE_LIMIT": "api_admin_rate_limit"}
 
 # Svix's schedule, in seconds: 5s, 5m, 30m, 2h, 5h, 10h, 10h.
 DEFAULT_WEBHOOK_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
