@@ -88,6 +88,12 @@ def ensure_localstack(endpoint: str | None, state_dir: Path, *, timeout: float =
         raise LocalStackError(f"{LOCALSTACK_PYTHON} is missing; run `make venvs` first")
     port = parsed.port or 4566
     state_dir.mkdir(parents=True, exist_ok=True)
+    # LocalStack keeps ephemeral state (CloudWatch's metrics.db among it) in
+    # `$TMPDIR/localstack` and clears that folder when it starts and when it stops: with the
+    # default /tmp, a second LocalStack on the machine (another stack, a test's own) wipes
+    # the first one's CloudWatch ("unable to open database file"). One tmp per state dir.
+    private_tmp = state_dir / "tmp"
+    private_tmp.mkdir(exist_ok=True)
     log_path = state_dir / "localstack.log"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")},
@@ -99,6 +105,7 @@ def ensure_localstack(endpoint: str | None, state_dir: Path, *, timeout: float =
         "SKIP_SSL_CERT_DOWNLOAD": "1",
         "DISABLE_EVENTS": "1",  # no analytics calls home
         "SQS_ENDPOINT_STRATEGY": "path",
+        "TMPDIR": str(private_tmp),
     }
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(

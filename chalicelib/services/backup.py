@@ -141,6 +141,8 @@ class SessionBackup:
     def _create(self, session: Any, secrets: dict[str, Any] | None) -> dict[str, Any]:
         secrets = secrets or {}
         session_id = session.session_id
+        if self.repo.status_of(session_id) is not None:  # a conflict, whatever else is wrong with it
+            raise Conflict(f"session_id '{session_id}' already exists", code="session_exists")
         result: dict[str, Any] = {"session_id": session_id, "status": "created"}
         digest = secrets.get("api_key_digest")
         if isinstance(digest, str) and _DIGEST.match(digest):
