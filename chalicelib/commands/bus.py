@@ -22,14 +22,11 @@ from typing import Any, Callable, Iterator
 
 import psycopg
 
+from chalicelib.commands.catalog import COMMAND_TYPES
 from chalicelib.db import Database
 from chalicelib.errors import NotFound, RunnerFailed, UpstreamTimeout
 from chalicelib.repositories.commands import TERMINAL, CommandRepository
 
-COMMAND_TYPES = ("connect", "disconnect", "logout", "pair_phone", "send_message", "ping",
-                 # chats, contacts and groups (chalicelib/services/chats.py)
-                 "mark_read", "send_presence", "check_contacts", "list_groups", "group_info", "create_group",
-                 "update_participants")
 NOTIFY_CHANNEL = "zemeow_command_done"
 # How long a route waits for the runner (`?wait=true`, groups, contact checks): under API
 # Gateway's 29 s integration timeout, so a slow runner gets our 504 `runner_timeout`

@@ -52,6 +52,7 @@ from typing import Any
 from chalicelib.db import Database
 from chalicelib.errors import ConfigError
 from chalicelib.netguard.resolve import NetPolicy
+from chalicelib.repositories.devices import EmulatorDeviceStore
 from runner_container.drivers.base import Driver, DriverError, SessionClient, SessionConfig, Sink
 
 PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
@@ -412,6 +413,7 @@ class EmulatorDriver(Driver):
                                "(make run generates one into .zemeow/local.env)"])
         self.token = token
         self.db = db
+        self.devices = EmulatorDeviceStore(db)
         self.media_policy = media_policy or NetPolicy()  # chalicelib.netguard: WEBHOOK_ALLOW_PRIVATE
         self.media_store = media_store
         self.media_max_bytes = media_max_bytes
@@ -457,26 +459,16 @@ class EmulatorDriver(Driver):
 
     # -- device store -------------------------------------------------------------------
     def load_device(self, session_id: str) -> dict[str, Any] | None:
-        with self.db.connection() as conn:
-            return conn.execute("SELECT jid, push_name FROM emulator_devices WHERE session_id = %s",
-                                (session_id,)).fetchone()
+        return self.devices.load(session_id)
 
     def store_device(self, session_id: str, jid: str, push_name: str | None) -> None:
-        with self.db.connection() as conn:
-            conn.execute(
-                """
-                INSERT INTO emulator_devices (session_id, jid, push_name)
-                SELECT %s, %s, %s WHERE EXISTS (SELECT 1 FROM sessions WHERE session_id = %s)
-                ON CONFLICT (session_id) DO UPDATE SET jid = EXCLUDED.jid, push_name = EXCLUDED.push_name,
-                    paired_at = now()
-                """, (session_id, jid, push_name, session_id))
+        self.devices.store(session_id, jid, push_name)
 
     def has_device(self, session_id: str, jid: str) -> bool:
         return self.load_device(session_id) is not None
 
     def forget_device(self, session_id: str, jid: str | None) -> None:
-        with self.db.connection() as conn:
-            conn.execute("DELETE FROM emulator_devices WHERE session_id = %s", (session_id,))
+        self.devices.forget(session_id)
 
     # -- control API --------------------------------------------------------------------
     def start(self) -> None:
