@@ -135,18 +135,9 @@ class InboundMedia:
                session_uid: str | None = None) -> dict[str, Any]:
         if self._closing:
             return _failure(data, "runner_stopping", "the runner was stopping")
-        future = self._downloads.submit(download)
-        try:
-            blob = future.result(timeout=self.timeout)
-        except FutureTimeout:
-            return _failure(data, "media_timeout", f"the download took longer than {self.timeout:g}s")
-        except Exception as exc:  # noqa: BLE001 - DownloadError, network...
-            return _failure(data, "media_download_failed", _clean(exc))
-        if not isinstance(blob, (bytes, bytearray)) or not blob:
-            return _failure(data, "media_download_failed", "the download returned no content")
-        if len(blob) > self.max_bytes:
-            return _failure(data, "media_too_large", f"{len(blob)} bytes is over INBOUND_MEDIA_MAX_BYTES "
-                                                     f"({self.max_bytes})")
+        blob = self._download(download)
+        if isinstance(blob, tuple):
+            return _failure(data, *blob)
         session_uuid = session_uid or self.session_uuid(session_id)
         if session_uuid is None:
             return _failure(data, "session_not_found", "the session was deleted")
@@ -161,6 +152,21 @@ class InboundMedia:
         if data.get("filename"):
             media["filename"] = data["filename"]
         return media
+
+    def _download(self, download: Callable[[], bytes]) -> bytes | tuple[str, str]:
+        """The file, or (code, message) of why there is none."""
+        future = self._downloads.submit(download)
+        try:
+            blob = future.result(timeout=self.timeout)
+        except FutureTimeout:
+            return "media_timeout", f"the download took longer than {self.timeout:g}s"
+        except Exception as exc:  # noqa: BLE001 - DownloadError, network...
+            return "media_download_failed", _clean(exc)
+        if not isinstance(blob, (bytes, bytearray)) or not blob:
+            return "media_download_failed", "the download returned no content"
+        if len(blob) > self.max_bytes:
+            return "media_too_large", f"{len(blob)} bytes is over INBOUND_MEDIA_MAX_BYTES ({self.max_bytes})"
+        return bytes(blob)
 
     def close(self, timeout: float = 20.0) -> None:
         """Stop taking work; write what is queued without its media; wait for the rest."""

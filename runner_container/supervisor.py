@@ -178,9 +178,6 @@ class RunnerSupervisor:
         self.driver.stop()
 
     # -- shards -------------------------------------------------------------------------
-    def owns(self, session_id: str) -> bool:
-        return shard_for(session_id, self.settings.command_shards) in self.leases.owned
-
     def _start_poller(self, shard: int) -> None:
         stop = threading.Event()
         thread = threading.Thread(target=self._poll, args=(shard, stop), name=f"poller-{shard}", daemon=True)
