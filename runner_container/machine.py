@@ -29,9 +29,16 @@ FIRST_QR_SECONDS = 60.0  # whatsmeow: the first code lives 60 s, the next ones 2
 NEXT_QR_SECONDS = 20.0
 LOGGED_OFF = {"logged_in": False, "connected_since": None, "qr_code": None}
 NO_QR = {"qr_code": None, "qr_expires_at": None}
+USER_CONNECTS = ("requested", "pair_phone")  # a connect someone asked for (not a restore or retry)
 __all__ = ["Backoff", "Connect", "Count", "Dial", "DriverEvent", "DropClient", "Effect", "Failed", "FailDeferred",
            "FlushDeferred", "ForgetDevice", "Input", "OpenClient", "ProxyPlan", "Reconcile", "Requested",
-           "SessionState", "StartConnect", "Step", "Tick", "Tuning", "Write", "message_change", "needs_row", "step"]
+           "SessionState", "StartConnect", "Step", "Tick", "Tuning", "Write", "dials", "message_change", "needs_row", "step"]
+
+
+def dials(event_reason: str, row: dict[str, Any], device_present: bool) -> bool:
+    """Whether a connect for `event_reason` goes on to dial (so its proxy is looked up):
+    not when the stored device is gone and nobody asked to connect."""
+    return device_present or not row["jid"] or event_reason in USER_CONNECTS
 
 
 def needs_row(state: SessionState, event: Input) -> bool:
@@ -56,7 +63,7 @@ def _start_connect(state: SessionState, event: StartConnect, tuning: Tuning) -> 
     effects: list[Effect] = [DropClient()]
     jid = row["jid"]
     if jid and not event.device_present:  # the device store lost the device: logged out in effect
-        user_asked = event.reason in ("requested", "pair_phone")
+        user_asked = event.reason in USER_CONNECTS
         state = replace(state, status="disconnected")
         effects += [Write(StateChange(status="disconnected", event="session.logged_out",
                                       data={"reason": "device_missing", "jid": jid}, reason="device_missing",

@@ -196,9 +196,10 @@ class SessionActor:
     def connect(self, reason: str) -> None:
         row = self.load()
         present = not row["jid"] or self.ports.driver.has_device(self.session_id, row["jid"])
+        plan = self.ports.proxies.plan(self.session_id, row) if machine.dials(reason, row, present) \
+            else machine.ProxyPlan()
         clock = self.ports.clock
-        self.step(machine.StartConnect(reason, row, present, self.ports.proxies.plan(self.session_id, row),
-                                       now=clock.monotonic(), jitter=clock.jitter()))
+        self.step(machine.StartConnect(reason, row, present, plan, now=clock.monotonic(), jitter=clock.jitter()))
 
     def _dial(self) -> None:
         assert self.client is not None

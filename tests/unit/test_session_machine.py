@@ -148,6 +148,8 @@ def test_a_missing_device_logs_out_and_a_requested_connect_pairs_anew():
     state, effects = run(SessionState(), m.StartConnect("restore", row, False, m.ProxyPlan()))
     assert kinds(effects) == ["DropClient", "Write", "FailDeferred"]
     assert writes(effects)[0].desired == "disconnected" and state.status == "disconnected"
+    assert not m.dials("restore", row, False)  # so its proxy is not even looked up
+    assert m.dials("requested", row, False) and m.dials("restore", row, True)
     state, effects = run(SessionState(), m.StartConnect("requested", row, False, m.ProxyPlan()))
     assert writes(effects)[0].desired is None
     assert m.OpenClient(None, None) in effects and state.status == "connecting"
