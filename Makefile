@@ -7,13 +7,17 @@ LS_VENV := .venv-localstack
 PY := $(VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check --no-input
 
-.PHONY: run test venvs browser check-python clean-state bench
+.PHONY: run test unit venvs browser check-python clean-state bench
 
 run: venvs
 	@$(PY) -m devstack run
 
-test: venvs browser
+# the fast layer first (no PostgreSQL, no LocalStack: seconds), so a broken core fails fast
+test: venvs browser unit
 	@$(PY) -m devstack test $(ARGS)
+
+unit: venvs
+	@$(PY) -m pytest tests/unit -q -p no:cacheprovider
 
 # The console's browser tests drive Debian's Chromium through Playwright (Playwright's own
 # browser download cannot work here). CI runs as root on a clean machine: install it once.

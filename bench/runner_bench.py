@@ -4,7 +4,7 @@
     .venv/bin/python bench/runner_bench.py failover  [--sessions 20] [--heartbeat 2s --ttl 10s]
     .venv/bin/python bench/runner_bench.py memory    [--driver emulator|neonize] [--counts 0,100,500]
 
-roundtrip: commands go the API's way (CommandBus.enqueue: row + SQS FIFO shard) to one
+roundtrip: commands go the API's way (CommandOutbox.enqueue: row + SQS FIFO shard) to one
   emulator runner, which executes them (send_message: the emulator's outbox, a message.sent
   event, a receipt) and writes the result; the caller awaits the row (LISTEN/NOTIFY). One
   session per client thread, so each session's commands are sequential as FIFO requires.

@@ -26,7 +26,7 @@ from chalicelib.services.auth import AuthService, SecretSource
 from chalicelib.services.health import HealthService
 
 if TYPE_CHECKING:  # imported lazily below: only the processes that use them pay for them
-    from chalicelib.commands import CommandBus
+    from chalicelib.commands import CommandOutbox
     from chalicelib.media import MediaStore
     from chalicelib.repositories.runtime import RuntimeRepository
     from chalicelib.services.api_limits import ApiRateLimiter
@@ -191,10 +191,10 @@ class Container:
         return SessionBackup(self.db, self.session_repo, self.events, self.secret_box, self.webhook_url_check)
 
     @cached_property
-    def commands(self) -> "CommandBus":
-        from chalicelib.commands import CommandBus  # noqa: PLC0415
+    def commands(self) -> "CommandOutbox":
+        from chalicelib.commands import CommandOutbox  # noqa: PLC0415
 
-        return CommandBus(self.db, self.sqs, self.queues.command_url_for_session, logger=self.logger)
+        return CommandOutbox(self.db, self.sqs, self.queues.command_url_for_session, logger=self.logger)
 
     @cached_property
     def runtime_repo(self) -> "RuntimeRepository":

@@ -262,6 +262,13 @@ class Settings:
     runner_id: str | None = None
     runner_heartbeat_interval: float = 5.0
     runner_lease_ttl: float = 15.0  # failover in about TTL + a heartbeat: ~20 s (issue target 30 s)
+    runner_reconcile_interval: float = 10.0  # sessions checked against desired_state, stale commands rerun
+    reconnect_backoff_base: float = 1.0
+    reconnect_backoff_max: float = 60.0
+    command_stale_after: float = 5.0  # queued commands older than this are resent / run from the table
+    emulator_qr_rotate: float = 20.0
+    message_log_retention: float = 7 * 86400.0  # replies/reactions to older messages lose their preview
+    sessions_metric_interval: float = 60.0  # zemeow/Runner Sessions (runner_container/sessions_metric.py)
     max_body_bytes: int = 1024 * 1024
     contacts_check_max_batch: int = 50  # numbers per POST /contacts/check
     contacts_check_rate_limit: tuple[int, float] = (200, 3600.0)  # numbers per period, per session
@@ -401,6 +408,16 @@ def _retention_settings(r: _Reader) -> dict[str, object]:
     }
 
 
+def _runner_tuning(r: _Reader) -> dict[str, object]:
+    return {"runner_reconcile_interval": r.get("RUNNER_RECONCILE_INTERVAL", parse_duration, 10.0),
+            "reconnect_backoff_base": r.get("RECONNECT_BACKOFF_BASE", parse_duration, 1.0),
+            "reconnect_backoff_max": r.get("RECONNECT_BACKOFF_MAX", parse_duration, 60.0),
+            "command_stale_after": r.get("COMMAND_STALE_AFTER", parse_duration, 5.0),
+            "emulator_qr_rotate": r.get("EMULATOR_QR_ROTATE", parse_duration, 20.0),
+            "message_log_retention": r.get("MESSAGE_LOG_RETENTION", parse_duration, 7 * 86400.0),
+            "sessions_metric_interval": r.get("SESSIONS_METRIC_INTERVAL", parse_duration, 60.0)}
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse the environment; raise ConfigError listing every bad variable."""
     env = os.environ if env is None else env
@@ -444,6 +461,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         runner_id=r.text("RUNNER_ID"),
         runner_heartbeat_interval=r.get("RUNNER_HEARTBEAT_INTERVAL", parse_duration, 5.0),
         runner_lease_ttl=r.get("RUNNER_LEASE_TTL", parse_duration, 15.0),
+        **_runner_tuning(r),
         max_body_bytes=r.get("MAX_BODY_BYTES", _parse_int_range(1024, 6 * 1024 * 1024), 1024 * 1024),
         contacts_check_max_batch=r.get("CONTACTS_CHECK_MAX_BATCH", _parse_int_range(1, 500), 50),
         contacts_check_rate_limit=r.get("CONTACTS_CHECK_RATE_LIMIT", parse_rate, (200, 3600.0)),

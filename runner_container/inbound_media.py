@@ -29,16 +29,11 @@ import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING, Any, Callable
-
-from psycopg.types.json import Jsonb
+from dataclasses import replace
+from typing import Any, Callable
 
 from chalicelib.media import MediaStore, inbound_key
-from chalicelib.repositories.message_log import MessageLogRepository, log_entry
-from chalicelib.repositories.runtime import RuntimeRepository
-
-if TYPE_CHECKING:  # pragma: no cover
-    from runner_container.supervisor import RunnerSupervisor
+from runner_container.machine import message_change
 
 DOWNLOAD_TIMEOUT = 120.0
 WORKERS = 4
@@ -67,30 +62,19 @@ class InboundMedia:
         self._closing = False
 
     @classmethod
-    def for_runner(cls, runner: "RunnerSupervisor") -> "InboundMedia":
-        settings = runner.settings
-
-        def session_uuid(session_id: str) -> str | None:
-            with runner.db.connection() as conn:
-                row = conn.execute("SELECT id FROM sessions WHERE session_id = %s", (session_id,)).fetchone()
-            return str(row["id"]) if row else None
+    def for_ports(cls, ports: Any, media_store: MediaStore | None, *, enabled: bool,
+                  max_bytes: int) -> "InboundMedia":
+        runner_id = ports.settings.runner_id
 
         def hold(session_id: str, name: str, data: dict[str, Any], session_uid: str | None = None) -> None:
-            with runner.db.connection() as conn:
-                conn.execute("INSERT INTO inbound_media_pending (session_id, session_uid, message_id, event, data, "
-                             "runner_id) SELECT s.session_id, s.id, %s, %s, %s, %s FROM sessions s "
-                             "WHERE s.session_id = %s AND (%s::uuid IS NULL OR s.id = %s::uuid) "
-                             "ON CONFLICT DO NOTHING",
-                             (data.get("message_id") or "", name, Jsonb(data), runner.runner_id, session_id,
-                              session_uid, session_uid))
+            ports.pending.hold(session_id, name, data, runner_id=runner_id, session_uid=session_uid)
 
         def record(session_id: str, name: str, data: dict[str, Any], session_uid: str | None = None) -> None:
-            record_message_event(runner, session_id, name, data, held=True, session_uid=session_uid)
+            record_message_event(ports, session_id, name, data, held=True, session_uid=session_uid)
 
-        return cls(runner.container.media_store, enabled=settings.inbound_media == "s3",
-                   max_bytes=settings.inbound_media_max_bytes, session_uuid=session_uuid, record=record,
-                   log=runner.log, hold=hold,
-                   observe=lambda outcome: runner.metrics.inbound_media.labels(outcome=outcome).inc())
+        return cls(media_store, enabled=enabled, max_bytes=max_bytes, session_uuid=ports.store.uid_of,
+                   record=record, log=ports.log, hold=hold,
+                   observe=lambda outcome: ports.metrics.inbound_media.labels(outcome=outcome).inc())
 
     def handle(self, session_id: str, name: str, data: dict[str, Any],
                session_uid: str | None = None) -> dict[str, Any] | None:
@@ -151,18 +135,9 @@ class InboundMedia:
                session_uid: str | None = None) -> dict[str, Any]:
         if self._closing:
             return _failure(data, "runner_stopping", "the runner was stopping")
-        future = self._downloads.submit(download)
-        try:
-            blob = future.result(timeout=self.timeout)
-        except FutureTimeout:
-            return _failure(data, "media_timeout", f"the download took longer than {self.timeout:g}s")
-        except Exception as exc:  # noqa: BLE001 - DownloadError, network...
-            return _failure(data, "media_download_failed", _clean(exc))
-        if not isinstance(blob, (bytes, bytearray)) or not blob:
-            return _failure(data, "media_download_failed", "the download returned no content")
-        if len(blob) > self.max_bytes:
-            return _failure(data, "media_too_large", f"{len(blob)} bytes is over INBOUND_MEDIA_MAX_BYTES "
-                                                     f"({self.max_bytes})")
+        blob = self._download(download)
+        if isinstance(blob, tuple):
+            return _failure(data, *blob)
         session_uuid = session_uid or self.session_uuid(session_id)
         if session_uuid is None:
             return _failure(data, "session_not_found", "the session was deleted")
@@ -178,6 +153,21 @@ class InboundMedia:
             media["filename"] = data["filename"]
         return media
 
+    def _download(self, download: Callable[[], bytes]) -> bytes | tuple[str, str]:
+        """The file, or (code, message) of why there is none."""
+        future = self._downloads.submit(download)
+        try:
+            blob = future.result(timeout=self.timeout)
+        except FutureTimeout:
+            return "media_timeout", f"the download took longer than {self.timeout:g}s"
+        except Exception as exc:  # noqa: BLE001 - DownloadError, network...
+            return "media_download_failed", _clean(exc)
+        if not isinstance(blob, (bytes, bytearray)) or not blob:
+            return "media_download_failed", "the download returned no content"
+        if len(blob) > self.max_bytes:
+            return "media_too_large", f"{len(blob)} bytes is over INBOUND_MEDIA_MAX_BYTES ({self.max_bytes})"
+        return bytes(blob)
+
     def close(self, timeout: float = 20.0) -> None:
         """Stop taking work; write what is queued without its media; wait for the rest."""
         with self._cond:
@@ -187,52 +177,37 @@ class InboundMedia:
         self._downloads.shutdown(wait=False, cancel_futures=True)
 
 
-def record_message_event(runner: "RunnerSupervisor", session_id: str, name: str, data: dict[str, Any], *,
+def record_message_event(ports: Any, session_id: str, name: str, data: dict[str, Any], *,
                          held: bool = False, session_uid: str | None = None) -> bool:
-    """What the session actor's `_write(event=..., counter=..., activity=True)` does, from a
-    media worker: no actor state is touched, so it needs not pass the actor's inbox (and it
-    still works if the actor stopped meanwhile). With `held`, only if this call is the one
-    that releases the message's pending row (the sweeper may have written it already).
-    With `session_uid`, only while that row still has the session_id (a new session reusing
-    the id gets nothing of the old one's messages). Whether the event was written."""
-    envelope = None
-    with runner.db.connection() as conn, conn.transaction():
-        if held and conn.execute("DELETE FROM inbound_media_pending WHERE session_id = %s AND message_id = %s "
-                                 "RETURNING 1", (session_id, data.get("message_id") or "")).fetchone() is None:
-            return False
-        row = conn.execute("UPDATE sessions SET last_activity = now(), updated_at = now() WHERE session_id = %s "
-                           "AND (%s::uuid IS NULL OR id = %s::uuid) RETURNING session_id",
-                           (session_id, session_uid, session_uid)).fetchone()
-        if row is None:
-            return False  # deleted meanwhile
-        if name == "message.received":
-            RuntimeRepository.bump(conn, session_id, "messages_received")
-        logged = log_entry(data)
-        if logged:
-            MessageLogRepository.record(conn, session_id, **logged)
-        envelope = runner.container.events.record(conn, session_id, name, data,
-                                                  metadata={"runner_id": runner.runner_id})
-    runner.event_sender.send([envelope])
-    runner.metrics.events.labels(event=name).inc()
+    """The message's write from a media worker: the same `SessionStore.apply` as the
+    actor's (`runner_container.commands.message_change`), without passing the actor's
+    inbox (no actor state is touched, and it still works if the actor stopped meanwhile).
+    With `held`, only if this call is the one that releases the message's pending row
+    (the sweeper may have written it already). With `session_uid`, only while that row
+    still has the session_id (a new session reusing the id gets nothing of the old one's
+    messages). Whether the event was written."""
+    change = replace(message_change(name, data), metadata={"runner_id": ports.settings.runner_id},
+                     release_held=(data.get("message_id") or "") if held else None)
+    envelope = ports.store.apply(session_id, change, uid=session_uid)
+    if not envelope:
+        return False  # released by another writer, or the session was deleted meanwhile
+    ports.events.send([envelope])
+    ports.metrics.events.labels(event=name).inc()
     return True
 
 
-def sweep_abandoned(runner: "RunnerSupervisor", older_than: float = ABANDONED_AFTER, limit: int = 100) -> int:
+def sweep_abandoned(ports: Any, older_than: float = ABANDONED_AFTER, limit: int = 100) -> int:
     """Write the events of received media messages whose runner died while storing the
     file; their `media` says so. Returns how many were written."""
-    with runner.db.connection() as conn:
-        rows = conn.execute("SELECT session_id, session_uid::text, event, data FROM inbound_media_pending "
-                            "WHERE created_at < now() - make_interval(secs => %s) ORDER BY created_at LIMIT %s",
-                            (older_than, limit)).fetchall()
     written = 0
-    for row in rows:
+    for row in ports.pending.abandoned(older_than, limit):
         data = dict(row["data"])
         data["media"] = _failure(data, "media_abandoned", "the runner stopped before the file was stored; "
                                                           "the message arrived without it")
-        if record_message_event(runner, row["session_id"], row["event"], data, held=True,
+        if record_message_event(ports, row["session_id"], row["event"], data, held=True,
                                 session_uid=row["session_uid"]):
             written += 1
-            runner.metrics.inbound_media.labels(outcome="media_abandoned").inc()
+            ports.metrics.inbound_media.labels(outcome="media_abandoned").inc()
     return written
 
 

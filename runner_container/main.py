@@ -7,7 +7,7 @@ import threading
 
 from chalicelib.bootstrap import Container
 from chalicelib.errors import ConfigError, DependencyUnavailable
-from runner_container.supervisor import RunnerSupervisor
+from runner_container.bootstrap import build_runner
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     try:
         container.ensure_schema()
-        supervisor = RunnerSupervisor(container)
+        supervisor = build_runner(container)
         supervisor.run(stop)
     except DependencyUnavailable as exc:
         container.logger.error("runner cannot start", extra={"reason": exc.message})

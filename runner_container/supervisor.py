@@ -22,101 +22,49 @@ import os
 import socket
 import threading
 import time
-import uuid
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
-from chalicelib.aws_clients import make_client
-from chalicelib.bootstrap import Container
-from chalicelib.config import parse_duration
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.queues import shard_for
-from chalicelib.repositories.commands import CommandRepository
-from chalicelib.repositories.message_log import MessageLogRepository
-from chalicelib.repositories.runners import RunnerRepository
-from runner_container.acker import SqsAcker
-from runner_container.drivers import make_driver
-from runner_container.event_sender import EventSender
-from runner_container.inbound_media import InboundMedia, sweep_abandoned
-from runner_container.leases import LeaseManager
-from runner_container.metrics import MetricsServer, RunnerMetrics
-from runner_container.session import Backoff, SessionActor
-from runner_container.sessions_metric import SessionsMetricPublisher
+from runner_container.inbound_media import sweep_abandoned
+from runner_container.metrics import MetricsServer
+from runner_container.ports import ActorRegistry, SessionPorts
 
 
-def shard_sql(column: str, shards: int) -> str:
-    """`chalicelib.queues.shard_for` in SQL: the first 8 bytes of sha256 as a 64-bit integer,
-    mod a power of two = its low bits (two's complement keeps them right for negatives)."""
-    assert shards & (shards - 1) == 0, "COMMAND_SHARDS must be a power of two"
-    return (f"((('x' || substr(encode(sha256(convert_to({column}, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint)"
-            f" & {shards - 1})")
+@dataclass
+class RunnerParts:
+    """What `runner_container/bootstrap.py` builds for the supervisor."""
+
+    container: Any  # chalicelib.bootstrap.Container (settings, sqs, queues, commands outbox, events)
+    ports: SessionPorts  # what the actors and the media worker share
+    actors: ActorRegistry
+    runners: Any  # RunnerRepository
+    leases: Any  # LeaseManager
+    shards: Any  # ShardRepository
+    acker: Any  # SqsAcker
+    sessions_metric: Any  # SessionsMetricPublisher (zemeow/Runner Sessions, every SESSIONS_METRIC_INTERVAL)
 
 
-def new_runner_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
-@dataclass(frozen=True)
-class RunnerOptions:
-    """Runner-only tuning (environment): defaults suit production."""
-
-    reconcile_interval: float = 10.0
-    backoff_base: float = 1.0
-    backoff_max: float = 60.0
-    stale_command_after: float = 5.0
-    emulator_qr_rotate: float = 20.0
-    poll_wait_seconds: int = 2
-    message_log_retention: float = 7 * 86400.0  # replies/reactions to older messages lose their preview
-    sessions_metric_interval: float = 60.0  # zemeow/Runner Sessions (runner_container/sessions_metric.py)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "RunnerOptions":
-        env = os.environ if env is None else env
-
-        def duration(name: str, default: float) -> float:
-            raw = env.get(name)
-            if not raw:
-                return default
-            try:
-                return parse_duration(raw)
-            except ValueError as exc:
-                from chalicelib.errors import ConfigError
-
-                raise ConfigError([f"{name}={raw}: {exc}"]) from exc
-
-        return cls(reconcile_interval=duration("RUNNER_RECONCILE_INTERVAL", 10.0),
-                   backoff_base=duration("RECONNECT_BACKOFF_BASE", 1.0),
-                   backoff_max=duration("RECONNECT_BACKOFF_MAX", 60.0),
-                   stale_command_after=duration("COMMAND_STALE_AFTER", 5.0),
-                   emulator_qr_rotate=duration("EMULATOR_QR_ROTATE", 20.0),
-                   message_log_retention=duration("MESSAGE_LOG_RETENTION", 7 * 86400.0),
-                   sessions_metric_interval=duration("SESSIONS_METRIC_INTERVAL", 60.0))
+POLL_WAIT_SECONDS = 2  # an SQS long poll; a stop waits for the current one to end
 
 
 class RunnerSupervisor:
-    def __init__(self, container: Container, options: RunnerOptions | None = None):
-        self.container = container
-        self.settings = container.settings
-        self.log = container.logger
-        self.db = container.db
-        self.options = options or RunnerOptions.from_env()
-        self.runner_id = self.settings.runner_id or new_runner_id()
-        self.runners = RunnerRepository(container.db)
-        self.commands = CommandRepository(container.db)
-        self.message_log = MessageLogRepository(container.db)
-        self.metrics = RunnerMetrics()
-        self.backoff = Backoff(self.options.backoff_base, self.options.backoff_max)
-        self.leases = LeaseManager(container.db, self.runner_id, self.settings.command_shards,
-                                   self.settings.runner_lease_ttl)
-        driver_options = {"port": self.settings.emulator_port, "qr_rotate": self.options.emulator_qr_rotate} \
-            if self.settings.whatsapp_driver == "emulator" else {}
-        self.driver = make_driver(self.settings.whatsapp_driver, container, **driver_options)
-        self.event_sender = EventSender(container.events, self.log)
-        self.acker = SqsAcker(container.sqs, self.log)
-        self.inbound_media = InboundMedia.for_runner(self)
-        self.actors: dict[str, SessionActor] = {}
+    def __init__(self, parts: RunnerParts):
+        self.container = parts.container
+        self.settings = parts.container.settings
+        self.ports = parts.ports
+        self.log = parts.ports.log
+        self.runner_id = parts.ports.settings.runner_id
+        self.runners = parts.runners
+        self.leases = parts.leases
+        self.shards = parts.shards
+        self.acker = parts.acker
+        self.sessions_metric = parts.sessions_metric
+        self.actors = parts.actors
+        self.metrics = parts.ports.metrics
+        self.driver = parts.ports.driver
         self.pollers: dict[int, tuple[threading.Thread, threading.Event]] = {}
-        self._lock = threading.RLock()
         self._last_tick_ok = 0.0
         self._last_prune = 0.0
         self._stopping = False
@@ -129,8 +77,7 @@ class RunnerSupervisor:
         metrics_server = MetricsServer(self.metrics, self.settings.metrics_port, self.healthz,
                                        host=self.settings.runner_bind_host)
         metrics_server.start()
-        sessions_metric = self._sessions_metric()
-        sessions_metric.start()
+        self.sessions_metric.start()
         self.driver.start()
         self.log.info("runner started", extra={"runner_id": self.runner_id, "driver": self.settings.whatsapp_driver,
                                                **info})
@@ -140,23 +87,13 @@ class RunnerSupervisor:
                 now = time.monotonic()
                 reconcile = now >= next_reconcile
                 if reconcile:
-                    next_reconcile = now + self.options.reconcile_interval
+                    next_reconcile = now + self.settings.runner_reconcile_interval
                 self._tick(reconcile)
                 stop.wait(self.settings.runner_heartbeat_interval)
         finally:
-            sessions_metric.stop()
+            self.sessions_metric.stop()
             self._shutdown()
             metrics_server.stop()
-
-    def _sessions_metric(self) -> SessionsMetricPublisher:
-        # its own fail-fast client: one try, short timeouts (never holds a thread for long)
-        cloudwatch = make_client("cloudwatch", self.settings, connect_timeout=2, read_timeout=5, max_attempts=2)
-        return SessionsMetricPublisher(cloudwatch, self.settings.queue_prefix, self.sessions_held,
-                                       interval=self.options.sessions_metric_interval, log=self.log)
-
-    def sessions_held(self) -> int:
-        with self._lock:
-            return sum(1 for actor in self.actors.values() if not actor.done.is_set())
 
     def _tick(self, reconcile: bool) -> None:
         try:
@@ -176,11 +113,11 @@ class RunnerSupervisor:
                 owned = set(self.leases.owned)
                 if owned:
                     self._reconcile(owned - gained)
-                    self._run_backlog(owned, stale_after=self.options.stale_command_after)
-                self.container.commands.sweep(older_than_seconds=self.options.stale_command_after)
+                    self._run_backlog(owned, stale_after=self.settings.command_stale_after)
+                self.container.commands.sweep(older_than_seconds=self.settings.command_stale_after)
                 self.container.events.flush_pending()
                 self._prune_message_log()
-                abandoned = sweep_abandoned(self)
+                abandoned = sweep_abandoned(self.ports)
                 if abandoned:
                     self.log.warning("received media abandoned by a dead runner; events written without it",
                                      extra={"messages": abandoned})
@@ -195,7 +132,7 @@ class RunnerSupervisor:
         if time.monotonic() - self._last_prune < every:
             return
         self._last_prune = time.monotonic()
-        pruned = self.message_log.prune(self.options.message_log_retention)
+        pruned = self.ports.message_log.prune(self.settings.message_log_retention)
         if pruned:
             self.log.info("message log pruned", extra={"rows": pruned})
 
@@ -222,14 +159,13 @@ class RunnerSupervisor:
             self.pollers[shard][1].set()
         for shard in pollers:
             self._stop_poller(shard, wait=True)
-        with self._lock:
-            actors = list(self.actors.values())
+        actors = self.actors.all()
         for actor in actors:
             actor.post("stop", True)
         for actor in actors:
             actor.done.wait(15)
-        self.inbound_media.close()
-        self.event_sender.close()
+        self.ports.media.close()
+        self.ports.events.close()
         self.acker.close()
         try:
             self.leases.release()
@@ -242,9 +178,6 @@ class RunnerSupervisor:
         self.driver.stop()
 
     # -- shards -------------------------------------------------------------------------
-    def owns(self, session_id: str) -> bool:
-        return shard_for(session_id, self.settings.command_shards) in self.leases.owned
-
     def _start_poller(self, shard: int) -> None:
         stop = threading.Event()
         thread = threading.Thread(target=self._poll, args=(shard, stop), name=f"poller-{shard}", daemon=True)
@@ -256,13 +189,11 @@ class RunnerSupervisor:
         if entry:
             entry[1].set()
             if wait:
-                entry[0].join(timeout=self.options.poll_wait_seconds + 5)
+                entry[0].join(timeout=POLL_WAIT_SECONDS + 5)
 
     def _stop_shard(self, shard: int) -> None:
         self._stop_poller(shard)
-        with self._lock:
-            actors = [a for sid, a in self.actors.items()
-                      if shard_for(sid, self.settings.command_shards) == shard]
+        actors = [a for a in self.actors.all() if shard_for(a.session_id, self.settings.command_shards) == shard]
         for actor in actors:
             actor.stop(graceful=False)
 
@@ -272,7 +203,7 @@ class RunnerSupervisor:
         while not stop.is_set():
             try:
                 answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
-                                             WaitTimeSeconds=self.options.poll_wait_seconds,
+                                             WaitTimeSeconds=POLL_WAIT_SECONDS,
                                              AttributeNames=["SentTimestamp"])
             except Exception as exc:  # noqa: BLE001 - SQS down: back off, the DB backlog scan covers us
                 self.log.warning("command poll failed", extra={"shard": shard, "reason": str(exc)[:200]})
@@ -285,87 +216,45 @@ class RunnerSupervisor:
                 receipt = message["ReceiptHandle"]
                 try:
                     body = json.loads(message["Body"])
-                    command_id, session_id = body["command_id"], body["session_id"]
+                    command_id, session_id, type = body["command_id"], body["session_id"], body.get("type")
                 except (ValueError, KeyError):
                     self.log.error("malformed command message dropped", extra={"shard": shard})
                     self._delete(url, receipt)
                     continue
                 actor = self.actor_for(session_id)
-                actor.post_command(command_id, lambda u=url, r=receipt: self._delete(u, r))
+                actor.post_command(command_id, lambda u=url, r=receipt: self._delete(u, r), type)
 
     def _delete(self, url: str, receipt: str) -> None:
         self.acker.ack(url, receipt)  # batched, off the caller's thread (runner_container/acker.py)
 
     # -- sessions -----------------------------------------------------------------------
-    def actor_for(self, session_id: str) -> SessionActor:
-        with self._lock:
-            actor = self.actors.get(session_id)
-            if actor is None or actor.done.is_set():
-                actor = self.actors[session_id] = SessionActor(self, session_id).start()
-            return actor
-
-    def actor_finished(self, actor: SessionActor) -> None:
-        with self._lock:
-            if self.actors.get(actor.session_id) is actor:
-                del self.actors[actor.session_id]
-
-    def _sessions_of(self, shards: set[int]) -> list[dict[str, Any]]:
-        n = self.settings.command_shards
-        with self.db.connection() as conn:
-            return conn.execute(
-                "SELECT id, session_id, jid, status, desired_state, auto_reconnect FROM sessions "
-                f"WHERE {shard_sql('session_id', n)} = ANY(%s)", (sorted(shards),)).fetchall()
+    def actor_for(self, session_id: str) -> Any:
+        return self.actors.actor_for(session_id)
 
     def _reconcile(self, shards: set[int]) -> None:
         if not shards:
             return
-        rows = self._sessions_of(shards)
+        rows = self.shards.sessions_of(shards)
         present = {r["session_id"] for r in rows}
         for row in rows:
             held = row["session_id"] in self.actors
             needs = row["desired_state"] == "connected" or row["status"] != "disconnected" or held
             if needs:
                 self.actor_for(row["session_id"]).post("reconcile", None if held else row)
-        with self._lock:
-            orphans = [a for sid, a in self.actors.items()
-                       if shard_for(sid, self.settings.command_shards) in shards and sid not in present]
+        orphans = [a for a in self.actors.all()
+                   if shard_for(a.session_id, self.settings.command_shards) in shards and a.session_id not in present]
         for actor in orphans:  # the session row is gone: drop its client
             actor.post("reconcile", None)
 
     def _run_backlog(self, shards: set[int], stale_after: float | None) -> None:
         """Commands of these shards still queued (or left running by a dead runner), oldest first."""
-        with self.db.connection() as conn:
-            rows = conn.execute(
-                f"""
-                SELECT c.id, c.session_id FROM commands c
-                WHERE (c.status = 'queued' OR (c.status = 'running' AND NOT EXISTS (
-                        SELECT 1 FROM runners r WHERE r.id = c.runner_id AND r.stopped_at IS NULL
-                          AND r.heartbeat_at > now() - make_interval(secs => %s))))
-                  AND c.created_at < now() - make_interval(secs => %s)
-                  AND {shard_sql('c.session_id', self.settings.command_shards)} = ANY(%s)
-                ORDER BY c.created_at LIMIT 2000
-                """, (self.settings.runner_lease_ttl, stale_after or 0, sorted(shards))).fetchall()
+        rows = self.shards.backlog(shards, live_ttl=self.settings.runner_lease_ttl, older_than=stale_after or 0)
         for row in rows:
-            self.actor_for(row["session_id"]).post_command(str(row["id"]), lambda: None)
+            self.actor_for(row["session_id"]).post_command(str(row["id"]), lambda: None, row["type"])
 
     def _update_session_gauge(self) -> None:
         counts: dict[str, int] = {}
-        with self._lock:
-            for actor in self.actors.values():
-                if actor.status:
-                    counts[actor.status] = counts.get(actor.status, 0) + 1
+        for actor in self.actors.all():
+            if actor.status:
+                counts[actor.status] = counts.get(actor.status, 0) + 1
         self.metrics.set_sessions(counts)
-
-    # -- commands (used by the actors) --------------------------------------------------
-    def claim(self, command_id: str, session_uid: str | None = None) -> dict[str, Any] | None:
-        return self.commands.claim(command_id, self.runner_id, self.settings.runner_lease_ttl,
-                                   session_uid=session_uid)
-
-    def finish(self, row: dict[str, Any], *, ok: bool, result: dict[str, Any] | None = None,
-               error: dict[str, Any] | None = None) -> None:
-        self.commands.finish(str(row["id"]), ok=ok, result=result, error=error)
-        self.metrics.commands.labels(type=row["type"], outcome="succeeded" if ok else "failed").inc()
-        created = row.get("created_at")
-        if created is not None:
-            self.metrics.command_latency.labels(type=row["type"]).observe(
-                max(0.0, time.time() - created.timestamp()))

@@ -32,10 +32,6 @@ RECEIPT_TYPES = {1: "delivered", 2: "sender", 3: "retry", 4: "read", 5: "read_se
 FAILURE_CODES = {1: "connect_failure", 2: "logged_out", 3: "temporary_ban", 4: "main_device_gone",
                  5: "unknown_logout", 6: "client_outdated", 7: "bad_user_agent", 8: "internal_server_error",
                  9: "experimental", 10: "service_unavailable"}
-# the server's numeric codes for the same (ConnectFailure.Raw attrs; 405 = client outdated)
-NUMERIC_FAILURES = {401: "logged_out", 402: "temporary_ban", 403: "main_device_gone", 405: "client_outdated",
-                    406: "unknown_logout", 409: "bad_user_agent", 500: "internal_server_error",
-                    501: "experimental", 503: "service_unavailable"}
 TEMP_BAN_REASONS = {1: "sent_to_too_many_people", 2: "blocked_by_users", 3: "created_too_many_groups",
                     4: "sent_too_many_same_message", 5: "broadcast_list"}
 RETRYABLE_FAILURES = {"connect_failure", "internal_server_error", "service_unavailable", "experimental"}
@@ -83,32 +79,34 @@ def decode_message(message: Any) -> dict[str, Any]:
         return {"type": "unknown"}
     if message.conversation:
         return {"type": "text", "text": message.conversation}
-    if message.HasField("extendedTextMessage"):
-        return {"type": "text", "text": message.extendedTextMessage.text}
-    for field, kind in (("imageMessage", "image"), ("videoMessage", "video"), ("audioMessage", "audio"),
-                        ("documentMessage", "document"), ("stickerMessage", "sticker")):
+    for field, decode in _DECODERS:
         if message.HasField(field):
-            media = getattr(message, field)
-            body: dict[str, Any] = {"type": kind, "mime_type": media.mimetype or None,
-                                    "file_length": int(media.fileLength) if media.fileLength else None}
-            if hasattr(media, "caption") and media.caption:
-                body["caption"] = media.caption
-            if kind == "document":
-                body["filename"] = media.fileName or None
-            if kind == "audio":
-                body["ptt"] = bool(getattr(media, "PTT", False))
-            return body
-    if message.HasField("locationMessage"):
-        loc = message.locationMessage
-        return {"type": "location", "latitude": loc.degreesLatitude, "longitude": loc.degreesLongitude,
-                "name": loc.name or None, "address": loc.address or None}
-    if message.HasField("contactMessage"):
-        return {"type": "contact", "display_name": message.contactMessage.displayName,
-                "vcard": message.contactMessage.vcard}
-    if message.HasField("reactionMessage"):
-        reaction = message.reactionMessage
-        return {"type": "reaction", "message_id": reaction.key.ID, "emoji": reaction.text}
+            return decode(getattr(message, field), field)
     return {"type": "unknown"}
+
+
+def _decode_media(media: Any, field: str) -> dict[str, Any]:
+    kind = field[:-len("Message")]
+    body: dict[str, Any] = {"type": kind, "mime_type": media.mimetype or None,
+                            "file_length": int(media.fileLength) if media.fileLength else None}
+    if hasattr(media, "caption") and media.caption:
+        body["caption"] = media.caption
+    if kind == "document":
+        body["filename"] = media.fileName or None
+    if kind == "audio":
+        body["ptt"] = bool(getattr(media, "PTT", False))
+    return body
+
+
+_DECODERS: tuple[tuple[str, Callable[[Any, str], dict[str, Any]]], ...] = (
+    ("extendedTextMessage", lambda m, _: {"type": "text", "text": m.text}),
+    *((f"{kind}Message", _decode_media) for kind in ("image", "video", "audio", "document", "sticker")),
+    ("locationMessage", lambda loc, _: {"type": "location", "latitude": loc.degreesLatitude,
+                                        "longitude": loc.degreesLongitude, "name": loc.name or None,
+                                        "address": loc.address or None}),
+    ("contactMessage", lambda c, _: {"type": "contact", "display_name": c.displayName, "vcard": c.vcard}),
+    ("reactionMessage", lambda r, _: {"type": "reaction", "message_id": r.key.ID, "emoji": r.text}),
+)
 
 
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
@@ -130,74 +128,103 @@ def quoted_message_id(message: Any) -> str | None:
 
 
 def translate(event: Any, resolve_pn: Resolver = None) -> Translated:
-    if isinstance(event, QREv):
-        codes = list(event.Codes)
-        return [("qr", {"code": codes[0], "codes": codes})] if codes else []
-    if isinstance(event, PairStatusEv):
-        if event.Status == PairStatusEv.SUCCESS:
-            return [("paired", {"jid": jid_string(event.ID), "business_name": event.BusinessName or None,
-                                "platform": event.Platform or None})]
-        return [("pair_failed", {"code": "pair_failed", "message": event.Error or "pairing failed"})]
-    if isinstance(event, ConnectedEv):
-        return [("connected", {})]
-    if isinstance(event, DisconnectedEv):
-        return [("disconnected", {"reason": "network"})]
-    if isinstance(event, KeepAliveTimeoutEv):
-        return []
-    if isinstance(event, KeepAliveRestoredEv):
-        return []
-    if isinstance(event, LoggedOutEv):
-        reason = FAILURE_CODES.get(event.Reason, "logged_out")
-        return [("logged_out", {"reason": reason, "on_connect": event.OnConnect})]
-    if isinstance(event, StreamReplacedEv):
-        return [("fatal", {"code": "stream_replaced",
-                           "message": "another client connected with this device (stream replaced)"})]
-    if isinstance(event, TemporaryBanEv):
-        reason = TEMP_BAN_REASONS.get(event.Code, "unknown")
-        return [("fatal", {"code": "temporary_ban", "message": f"WhatsApp banned the number temporarily: {reason}",
-                           "ban_reason": reason, "expires_in_seconds": int(event.Expire) or None})]
-    if isinstance(event, ClientOutdatedEv):
-        return [("fatal", {"code": "client_outdated",
-                           "message": "WhatsApp refused this client version (405 client outdated)"})]
-    if isinstance(event, ConnectFailureEv):
-        code = FAILURE_CODES.get(event.Reason, "connect_failure")
-        message = event.Message or code.replace("_", " ")
-        if code == "logged_out" or code == "main_device_gone":
-            return [("logged_out", {"reason": code})]
-        kind = "retryable" if code in RETRYABLE_FAILURES else "fatal"
-        return [(kind, {"code": code, "message": f"WhatsApp refused the connection: {message}"})]
-    if isinstance(event, StreamErrorEv):
-        return [("retryable", {"code": "stream_error", "message": f"stream error {event.Code}".strip()})]
-    if isinstance(event, MessageEv):
-        return [("event", _message(event, resolve_pn))]
-    if isinstance(event, ReceiptEv):
-        source = event.MessageSource
-        return [("event", {"event": "message.receipt", "data": {
-            "message_ids": list(event.MessageIDs), "type": RECEIPT_TYPES.get(event.Type, "unknown"),
-            "chat": render_jid(source.Chat, resolve_pn),
-            "sender": render_jid(source.Sender, resolve_pn, source.SenderAlt),
-            "is_group": source.IsGroup, "timestamp": _ts(event.Timestamp)}})]
-    if isinstance(event, ChatPresenceEv):
-        source = event.MessageSource
-        return [("event", {"event": "chat.presence", "data": {
-            "chat": render_jid(source.Chat, resolve_pn),
-            "sender": render_jid(source.Sender, resolve_pn, source.SenderAlt),
-            "state": "composing" if event.State == 1 else "paused",
-            "media": "audio" if event.Media == 2 else "text"}})]
-    if isinstance(event, PresenceEv):
-        return [("event", {"event": "presence.update", "data": {
-            "from": render_jid(event.From, resolve_pn), "available": not event.Unavailable,
-            "last_seen": _ts(event.LastSeen)}})]
-    if isinstance(event, CallOfferEv):
-        meta = event.basicCallMeta
-        return [("event", {"event": "call.offer", "data": {
-            "call_id": meta.callID, "from": render_jid(getattr(meta, "from"), resolve_pn),
-            "timestamp": _ts(meta.timestamp)}})]
-    if isinstance(event, (JoinedGroupEv, GroupInfoEv)):
-        jid = event.JID if isinstance(event, GroupInfoEv) else event.GroupInfo.JID
-        return [("event", {"event": "group.update", "data": {
-            "group": render_jid(jid), "kind": "joined" if isinstance(event, JoinedGroupEv) else "changed"}})]
-    return []
+    handler = _TRANSLATORS.get(type(event))
+    if handler is None:
+        handler = next((h for cls, h in _TRANSLATORS.items() if isinstance(event, cls)), None)
+    return handler(event, resolve_pn) if handler is not None else []
+
+
+def _qr(event: Any, resolve_pn: Resolver) -> Translated:
+    codes = list(event.Codes)
+    return [("qr", {"code": codes[0], "codes": codes})] if codes else []
+
+
+def _pair_status(event: Any, resolve_pn: Resolver) -> Translated:
+    if event.Status == PairStatusEv.SUCCESS:
+        return [("paired", {"jid": jid_string(event.ID), "business_name": event.BusinessName or None,
+                            "platform": event.Platform or None})]
+    return [("pair_failed", {"code": "pair_failed", "message": event.Error or "pairing failed"})]
+
+
+def _logged_out(event: Any, resolve_pn: Resolver) -> Translated:
+    reason = FAILURE_CODES.get(event.Reason, "logged_out")
+    return [("logged_out", {"reason": reason, "on_connect": event.OnConnect})]
+
+
+def _temporary_ban(event: Any, resolve_pn: Resolver) -> Translated:
+    reason = TEMP_BAN_REASONS.get(event.Code, "unknown")
+    return [("fatal", {"code": "temporary_ban", "message": f"WhatsApp banned the number temporarily: {reason}",
+                       "ban_reason": reason, "expires_in_seconds": int(event.Expire) or None})]
+
+
+def _connect_failure(event: Any, resolve_pn: Resolver) -> Translated:
+    code = FAILURE_CODES.get(event.Reason, "connect_failure")
+    message = event.Message or code.replace("_", " ")
+    if code == "logged_out" or code == "main_device_gone":
+        return [("logged_out", {"reason": code})]
+    kind = "retryable" if code in RETRYABLE_FAILURES else "fatal"
+    return [(kind, {"code": code, "message": f"WhatsApp refused the connection: {message}"})]
+
+
+def _receipt(event: Any, resolve_pn: Resolver) -> Translated:
+    source = event.MessageSource
+    return [("event", {"event": "message.receipt", "data": {
+        "message_ids": list(event.MessageIDs), "type": RECEIPT_TYPES.get(event.Type, "unknown"),
+        "chat": render_jid(source.Chat, resolve_pn),
+        "sender": render_jid(source.Sender, resolve_pn, source.SenderAlt),
+        "is_group": source.IsGroup, "timestamp": _ts(event.Timestamp)}})]
+
+
+def _chat_presence(event: Any, resolve_pn: Resolver) -> Translated:
+    source = event.MessageSource
+    return [("event", {"event": "chat.presence", "data": {
+        "chat": render_jid(source.Chat, resolve_pn),
+        "sender": render_jid(source.Sender, resolve_pn, source.SenderAlt),
+        "state": "composing" if event.State == 1 else "paused",
+        "media": "audio" if event.Media == 2 else "text"}})]
+
+
+def _presence(event: Any, resolve_pn: Resolver) -> Translated:
+    return [("event", {"event": "presence.update", "data": {
+        "from": render_jid(event.From, resolve_pn), "available": not event.Unavailable,
+        "last_seen": _ts(event.LastSeen)}})]
+
+
+def _call_offer(event: Any, resolve_pn: Resolver) -> Translated:
+    meta = event.basicCallMeta
+    return [("event", {"event": "call.offer", "data": {
+        "call_id": meta.callID, "from": render_jid(getattr(meta, "from"), resolve_pn),
+        "timestamp": _ts(meta.timestamp)}})]
+
+
+def _group(event: Any, resolve_pn: Resolver) -> Translated:
+    jid = event.JID if isinstance(event, GroupInfoEv) else event.GroupInfo.JID
+    return [("event", {"event": "group.update", "data": {
+        "group": render_jid(jid), "kind": "joined" if isinstance(event, JoinedGroupEv) else "changed"}})]
+
+
+def _fixed(*items: tuple[str, dict[str, Any]]) -> Callable[[Any, Resolver], Translated]:
+    return lambda event, resolve_pn: [(kind, dict(data)) for kind, data in items]
+
+
+_TRANSLATORS: dict[type, Callable[[Any, Resolver], Translated]] = {
+    QREv: _qr, PairStatusEv: _pair_status,
+    ConnectedEv: _fixed(("connected", {})),
+    DisconnectedEv: _fixed(("disconnected", {"reason": "network"})),
+    KeepAliveTimeoutEv: _fixed(), KeepAliveRestoredEv: _fixed(),
+    LoggedOutEv: _logged_out,
+    StreamReplacedEv: _fixed(("fatal", {"code": "stream_replaced",
+                                        "message": "another client connected with this device (stream replaced)"})),
+    TemporaryBanEv: _temporary_ban,
+    ClientOutdatedEv: _fixed(("fatal", {"code": "client_outdated",
+                                        "message": "WhatsApp refused this client version (405 client outdated)"})),
+    ConnectFailureEv: _connect_failure,
+    StreamErrorEv: lambda event, _: [("retryable", {"code": "stream_error",
+                                                    "message": f"stream error {event.Code}".strip()})],
+    MessageEv: lambda event, resolve_pn: [("event", _message(event, resolve_pn))],
+    ReceiptEv: _receipt, ChatPresenceEv: _chat_presence, PresenceEv: _presence, CallOfferEv: _call_offer,
+    JoinedGroupEv: _group, GroupInfoEv: _group,
+}
 
 
 def _message(event: Any, resolve_pn: Resolver) -> dict[str, Any]:

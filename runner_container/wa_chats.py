@@ -96,25 +96,33 @@ def participant_json(p: Any) -> dict[str, Any]:
 def group_json(info: Any) -> dict[str, Any]:
     """A neonize `GroupInfo` -> {jid, name, topic, owner, participants_count, created_at,
     is_announce, is_locked, participants}."""
-    owner = None
-    if _has(info, "OwnerPN") and info.OwnerPN.User:
-        owner = jid_text(info.OwnerPN)  # the owner's phone JID when WhatsApp gives a LID as OwnerJID
-    owner = owner or (jid_text(info.OwnerJID) if _has(info, "OwnerJID") else None)
     created = None
     if info.GroupCreated:
         created = datetime.fromtimestamp(int(info.GroupCreated), timezone.utc).isoformat()
     participants = [participant_json(p) for p in info.Participants]
     return {
         "jid": jid_text(info.JID) or "",
-        "name": info.GroupName.Name if _has(info, "GroupName") else "",
-        "topic": (info.GroupTopic.Topic or None) if _has(info, "GroupTopic") else None,
-        "owner": owner,
+        "name": _field(info, "GroupName", "Name", ""),
+        "topic": _field(info, "GroupTopic", "Topic", None) or None,
+        "owner": _owner(info),
         "participants_count": len(participants),
         "created_at": created,
-        "is_announce": bool(info.GroupAnnounce.IsAnnounce) if _has(info, "GroupAnnounce") else False,
-        "is_locked": bool(info.GroupLocked.isLocked) if _has(info, "GroupLocked") else False,
+        "is_announce": bool(_field(info, "GroupAnnounce", "IsAnnounce", False)),
+        "is_locked": bool(_field(info, "GroupLocked", "isLocked", False)),
         "participants": participants,
     }
+
+
+def _field(message: Any, part: str, name: str, default: Any) -> Any:
+    """`message.part.name` when the message has that part, else `default`."""
+    return getattr(getattr(message, part), name) if _has(message, part) else default
+
+
+def _owner(info: Any) -> str | None:
+    owner = None
+    if _has(info, "OwnerPN") and info.OwnerPN.User:
+        owner = jid_text(info.OwnerPN)  # the owner's phone JID when WhatsApp gives a LID as OwnerJID
+    return owner or (jid_text(info.OwnerJID) if _has(info, "OwnerJID") else None)
 
 
 def contacts_json(phones: list[str], answers: Iterable[Any]) -> list[dict[str, Any]]:
@@ -130,13 +138,16 @@ def contacts_json(phones: list[str], answers: Iterable[Any]) -> list[dict[str, A
     for phone in phones:
         answer = by_phone.get(phone)
         on = bool(answer is not None and answer.IsIn)
-        verified = None
-        if on and _has(answer, "VerifiedName"):
-            details = answer.VerifiedName.Details if _has(answer.VerifiedName, "Details") else None
-            verified = (getattr(details, "verifiedName", "") or None) if details is not None else None
         items.append({"phone": phone, "on_whatsapp": on, "jid": jid_text(answer.JID) if on else None,
-                      "verified_name": verified})
+                      "verified_name": _verified_name(answer) if on else None})
     return items
+
+
+def _verified_name(answer: Any) -> str | None:
+    if not _has(answer, "VerifiedName"):
+        return None
+    details = answer.VerifiedName.Details if _has(answer.VerifiedName, "Details") else None
+    return (getattr(details, "verifiedName", "") or None) if details is not None else None
 
 
 def participant_results(action: str, requested: list[str], answered: Iterable[Any]) -> list[dict[str, Any]]:

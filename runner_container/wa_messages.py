@@ -77,88 +77,129 @@ def _quote_context(payload: dict[str, Any], own_jid: Optional[str]) -> Any:
                        quotedMessage=Message(conversation=ref.get("preview") or ""))
 
 
+@dataclass
+class _Build:
+    """What every message builder needs: the client, the payload, the chat and the quote."""
+
+    client: Any
+    payload: dict[str, Any]
+    chat: Any
+    quote: Any
+    own_jid: Optional[str]
+    fetch_url: Callable[[str, int], bytes]
+    fetch_key: Optional[Callable[[str, int], bytes]]
+
+    def quoted(self, field: Any) -> Any:
+        if self.quote is not None:
+            field.contextInfo.MergeFrom(self.quote)
+        return field
+
+
 def build(client: Any, payload: dict[str, Any], *, own_jid: Optional[str],
           fetch_url: Callable[[str, int], bytes],
           fetch_key: Optional[Callable[[str, int], bytes]] = None) -> Outgoing:
     """The neonize message for one payload. `client` is a neonize NewClient."""
-    from neonize.builder import build_edit, build_revoke
-    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (ContactMessage, ExtendedTextMessage, LocationMessage,
-                                                             Message)
+    builder = _BUILDERS.get(payload["type"])
+    if builder is None:
+        raise MessageBuildError("unsupported_type", f"message type '{payload['type']}' is not supported")
+    chat = to_jid(payload["to"])
+    return builder(_Build(client, payload, chat, _quote_context(payload, own_jid), own_jid, fetch_url, fetch_key))
+
+
+def _text(b: _Build) -> Outgoing:
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ExtendedTextMessage, Message
+
+    if b.quote is None:
+        return Outgoing(b.chat, b.payload["text"], link_preview=bool(b.payload.get("link_preview")))
+    return Outgoing(b.chat, Message(extendedTextMessage=ExtendedTextMessage(text=b.payload["text"],
+                                                                              contextInfo=b.quote)))
+
+
+def _media(b: _Build) -> Outgoing:
+    payload, client, kind = b.payload, b.client, b.payload["type"]
+    data = media_bytes(payload, b.fetch_url, b.fetch_key)
+    caption = payload.get("caption")
+    if kind == "image":
+        message = client.build_image_message(data, caption=caption, viewonce=bool(payload.get("view_once")))
+    elif kind == "video":
+        message = client.build_video_message(data, caption=caption, viewonce=bool(payload.get("view_once")))
+    elif kind == "audio":
+        message = client.build_audio_message(data, ptt=bool(payload.get("voice_note")))
+    elif kind == "document":
+        message = client.build_document_message(data, caption=caption, filename=payload.get("filename"),
+                                                 title=payload.get("filename"), mimetype=payload.get("mime_type"))
+    else:
+        message = client.build_sticker_message(data)
+    b.quoted(getattr(message, f"{kind}Message"))
+    return Outgoing(b.chat, message)
+
+
+def _location(b: _Build) -> Outgoing:
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import LocationMessage, Message
+
+    p = b.payload
+    location = b.quoted(LocationMessage(degreesLatitude=p["latitude"], degreesLongitude=p["longitude"],
+                                        name=p.get("name"), address=p.get("address")))
+    return Outgoing(b.chat, Message(locationMessage=location))
+
+
+def _contact(b: _Build) -> Outgoing:
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ContactMessage, Message
+
+    p = b.payload
+    contact = b.quoted(ContactMessage(displayName=p.get("display_name") or _vcard_name(p["vcard"]),
+                                      vcard=p["vcard"]))
+    return Outgoing(b.chat, Message(contactMessage=contact))
+
+
+def _reaction(b: _Build) -> Outgoing:
+    # whose message it is: the message log's answer (`target`), else the API's `from_me` hint
+    payload, chat = b.payload, b.chat
+    target = payload.get("target") or {}
+    from_me = bool(target["from_me"]) if "from_me" in target else bool(payload.get("from_me"))
+    author = target.get("sender") or (b.own_jid if from_me else None)
+    sender = to_jid(_non_ad(author)) if author else chat
+    message = b.client.build_reaction(chat, sender, payload["message_id"], payload["emoji"])
+    # whatsmeow derives fromMe from its stored own JID; say it explicitly so the key is right
+    key = message.reactionMessage.key
+    key.fromMe = from_me
+    if chat.Server == "g.us" and author and not from_me:
+        key.participant = _non_ad(author)  # in a group the key names the message's author
+    return Outgoing(chat, message)
+
+
+def _edit(b: _Build) -> Outgoing:
+    from neonize.builder import build_edit
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+
+    return Outgoing(b.chat, build_edit(b.chat, b.payload["message_id"], Message(conversation=b.payload["text"])))
+
+
+def _revoke(b: _Build) -> Outgoing:
+    from neonize.builder import build_revoke
+
+    if not b.own_jid:
+        raise MessageBuildError("not_paired", "revoking needs the session's own JID (pair first)")
+    me = to_jid(b.own_jid)
+    return Outgoing(b.chat, build_revoke(b.chat, me, b.payload["message_id"], me))
+
+
+def _poll(b: _Build) -> Outgoing:
     from neonize.utils.enum import VoteType
 
-    kind = payload["type"]
-    chat = to_jid(payload["to"])
-    quote = _quote_context(payload, own_jid)
+    count = b.payload.get("selectable_count", 1)
+    vote = VoteType.SINGLE if count == 1 else VoteType.MULTIPLE
+    message = b.client.build_poll_vote_creation(b.payload["question"], b.payload["options"], vote)
+    if count not in (0, 1):
+        message.pollCreationMessage.selectableOptionsCount = count
+    b.quoted(message.pollCreationMessage)
+    return Outgoing(b.chat, message)
 
-    if kind == "text":
-        if quote is None:
-            return Outgoing(chat, payload["text"], link_preview=bool(payload.get("link_preview")))
-        return Outgoing(chat, Message(extendedTextMessage=ExtendedTextMessage(text=payload["text"],
-                                                                                contextInfo=quote)))
-    if kind in ("image", "video", "audio", "document", "sticker"):
-        data = media_bytes(payload, fetch_url, fetch_key)
-        caption = payload.get("caption")
-        if kind == "image":
-            message = client.build_image_message(data, caption=caption, viewonce=bool(payload.get("view_once")))
-            field = message.imageMessage
-        elif kind == "video":
-            message = client.build_video_message(data, caption=caption, viewonce=bool(payload.get("view_once")))
-            field = message.videoMessage
-        elif kind == "audio":
-            message = client.build_audio_message(data, ptt=bool(payload.get("voice_note")))
-            field = message.audioMessage
-        elif kind == "document":
-            message = client.build_document_message(data, caption=caption, filename=payload.get("filename"),
-                                                     title=payload.get("filename"), mimetype=payload.get("mime_type"))
-            field = message.documentMessage
-        else:
-            message = client.build_sticker_message(data)
-            field = message.stickerMessage
-        if quote is not None:
-            field.contextInfo.MergeFrom(quote)
-        return Outgoing(chat, message)
-    if kind == "location":
-        location = LocationMessage(degreesLatitude=payload["latitude"], degreesLongitude=payload["longitude"],
-                                   name=payload.get("name"), address=payload.get("address"))
-        if quote is not None:
-            location.contextInfo.MergeFrom(quote)
-        return Outgoing(chat, Message(locationMessage=location))
-    if kind == "contact":
-        contact = ContactMessage(displayName=payload.get("display_name") or _vcard_name(payload["vcard"]),
-                                 vcard=payload["vcard"])
-        if quote is not None:
-            contact.contextInfo.MergeFrom(quote)
-        return Outgoing(chat, Message(contactMessage=contact))
-    if kind == "reaction":
-        # whose message it is: the message log's answer (`target`), else the API's `from_me` hint
-        target = payload.get("target") or {}
-        from_me = bool(target["from_me"]) if "from_me" in target else bool(payload.get("from_me"))
-        author = target.get("sender") or (own_jid if from_me else None)
-        sender = to_jid(_non_ad(author)) if author else chat
-        message = client.build_reaction(chat, sender, payload["message_id"], payload["emoji"])
-        # whatsmeow derives fromMe from its stored own JID; say it explicitly so the key is right
-        key = message.reactionMessage.key
-        key.fromMe = from_me
-        if chat.Server == "g.us" and author and not from_me:
-            key.participant = _non_ad(author)  # in a group the key names the message's author
-        return Outgoing(chat, message)
-    if kind == "edit":
-        return Outgoing(chat, build_edit(chat, payload["message_id"], Message(conversation=payload["text"])))
-    if kind == "revoke":
-        if not own_jid:
-            raise MessageBuildError("not_paired", "revoking needs the session's own JID (pair first)")
-        me = to_jid(own_jid)
-        return Outgoing(chat, build_revoke(chat, me, payload["message_id"], me))
-    if kind == "poll":
-        count = payload.get("selectable_count", 1)
-        vote = VoteType.SINGLE if count == 1 else VoteType.MULTIPLE
-        message = client.build_poll_vote_creation(payload["question"], payload["options"], vote)
-        if count not in (0, 1):
-            message.pollCreationMessage.selectableOptionsCount = count
-        if quote is not None:
-            message.pollCreationMessage.contextInfo.MergeFrom(quote)
-        return Outgoing(chat, message)
-    raise MessageBuildError("unsupported_type", f"message type '{kind}' is not supported")
+
+_BUILDERS: dict[str, Callable[[_Build], Outgoing]] = {
+    "text": _text, "image": _media, "video": _media, "audio": _media, "document": _media, "sticker": _media,
+    "location": _location, "contact": _contact, "reaction": _reaction, "edit": _edit, "revoke": _revoke,
+    "poll": _poll}
 
 
 def _vcard_name(vcard: str) -> str:

@@ -1,4 +1,4 @@
-"""The command bus: rows first, SQS second, a sweeper for what SQS did not take, bounded
+"""The command outbox: rows first, SQS second, a sweeper for what SQS did not take, bounded
 awaits, idempotency keys, and the commands route."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import pytest
 
 from chalicelib.aws_clients import make_client
-from chalicelib.commands import CommandBus
+from chalicelib.commands import CommandOutbox
 from devstack.processes import free_port
 from tests.conftest import session_headers
 from tests.runner_harness import start_runner, wait_for
@@ -41,7 +41,7 @@ def _receive(container, session_id, timeout=10.0):
 def test_a_command_accepted_while_sqs_is_down_is_sent_by_the_sweeper(container, make_session, dead_sqs, db):
     created = make_session(name="sqs down")
     sid = created["session_id"]
-    down = CommandBus(container.db, dead_sqs, container.queues.command_url_for_session)
+    down = CommandOutbox(container.db, dead_sqs, container.queues.command_url_for_session)
     row = down.enqueue(sid, "ping")
     with db.connection() as conn:
         stored = conn.execute("SELECT status, enqueued_at FROM commands WHERE id = %s", (row["id"],)).fetchone()
@@ -64,7 +64,7 @@ def test_the_api_accepts_a_connect_while_sqs_is_down_and_the_runner_still_runs_i
         api, container, make_session, dead_sqs, stack, db, clean_runners):
     created = make_session(name="sqs down e2e")
     sid, headers = created["session_id"], session_headers(created)
-    container.__dict__["commands"] = CommandBus(container.db, dead_sqs, container.queues.command_url_for_session)
+    container.__dict__["commands"] = CommandOutbox(container.db, dead_sqs, container.queues.command_url_for_session)
     container.__dict__.pop("connections", None)
     response = api.post(f"/sessions/{sid}/connect", headers=headers)
     assert response.status_code == 202, response.body  # the row is the promise, not the queue

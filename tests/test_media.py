@@ -223,6 +223,8 @@ def test_a_message_held_by_a_dead_runner_is_written_once_without_its_file(contai
     sweep) writes nothing more."""
     from chalicelib.repositories.message_log import MessageLogRepository
     from psycopg.types.json import Jsonb
+    from chalicelib.repositories.inbound_media import PendingMediaRepository
+    from chalicelib.repositories.session_store import SessionStore
     from runner_container.inbound_media import record_message_event, sweep_abandoned
     from tests.runner_harness import outbox_events
 
@@ -230,8 +232,10 @@ def test_a_message_held_by_a_dead_runner_is_written_once_without_its_file(contai
     counter = SimpleNamespace(inc=lambda: None)
     outcomes: list[str] = []
     media_counter = SimpleNamespace(labels=lambda outcome: SimpleNamespace(inc=lambda: outcomes.append(outcome)))
-    runner = SimpleNamespace(db=container.db, container=container, runner_id="killed-runner",
-                             event_sender=SimpleNamespace(send=lambda envelopes: None),
+    runner = SimpleNamespace(store=SessionStore(container.db, container.events),
+                             pending=PendingMediaRepository(container.db),
+                             settings=SimpleNamespace(runner_id="killed-runner"),
+                             events=SimpleNamespace(send=lambda envelopes: None),
                              metrics=SimpleNamespace(events=SimpleNamespace(labels=lambda **_: counter),
                                                      inbound_media=media_counter))
     data = {"message_id": "3EB0HELD", "type": "image", "mime_type": "image/jpeg", "caption": "the receipt",

@@ -7,7 +7,7 @@ import pytest
 
 from chalicelib.queues import shard_for
 from runner_container.leases import LeaseManager
-from runner_container.supervisor import shard_sql
+from chalicelib.repositories.shards import shard_sql
 
 
 @pytest.mark.parametrize("shards", [1, 2, 4, 8])

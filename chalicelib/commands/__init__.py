@@ -1,4 +1,4 @@
-"""The command bus: API -> `commands` row (outbox + result store) -> SQS FIFO shard -> runner."""
-from chalicelib.commands.bus import COMMAND_TYPES, CommandBus, command_view
+"""The command outbox: API -> `commands` row (outbox + result store) -> SQS FIFO shard -> runner."""
+from chalicelib.commands.outbox import COMMAND_TYPES, CommandOutbox, command_view
 
-__all__ = ["COMMAND_TYPES", "CommandBus", "command_view"]
+__all__ = ["COMMAND_TYPES", "CommandOutbox", "command_view"]

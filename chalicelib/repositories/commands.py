@@ -97,3 +97,8 @@ class CommandRepository:
                 WHERE id = %s
                 """, ("succeeded" if ok else "failed", Jsonb(result) if result is not None else None,
                       Jsonb(error) if error is not None else None, command_id))
+
+    @staticmethod
+    def listen(conn: psycopg.Connection, channel: str) -> None:
+        """LISTEN on the channel a trigger NOTIFYs when a command finishes (its id as payload)."""
+        conn.execute(f"LISTEN {channel}")

@@ -64,3 +64,7 @@ class RuntimeRepository:
             ON CONFLICT (session_id) DO UPDATE SET {counter} = session_runtime.{counter} + EXCLUDED.{counter},
                 updated_at = now()
             """, (session_id, by, session_id))
+
+    @staticmethod
+    def count_qr(conn: psycopg.Connection, session_id: str) -> None:
+        conn.execute("UPDATE session_runtime SET qr_count = qr_count + 1 WHERE session_id = %s", (session_id,))

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.commands import CommandBus
-from chalicelib.commands.bus import ROUTE_WAIT_SECONDS
+from chalicelib.commands import CommandOutbox
+from chalicelib.commands.outbox import ROUTE_WAIT_SECONDS
 from chalicelib.errors import NotFound, RateLimited, ValidationFailed
 from chalicelib.repositories.rate_limits import RateLimitRepository
 from chalicelib.repositories.sessions import SessionRepository
@@ -27,7 +27,7 @@ from chalicelib.services.guards import require_logged_in
 
 
 class ChatService:
-    def __init__(self, sessions: SessionRepository, bus: CommandBus, rate_limits: RateLimitRepository, *,
+    def __init__(self, sessions: SessionRepository, bus: CommandOutbox, rate_limits: RateLimitRepository, *,
                  max_batch: int = 50, rate_limit: tuple[int, float] = (200, 3600.0),
                  wait_timeout: float = ROUTE_WAIT_SECONDS):
         self.sessions = sessions

@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from chalicelib.commands.bus import CommandBus, command_view
+from chalicelib.commands.outbox import CommandOutbox, command_view
 from chalicelib.db import Database
 from chalicelib.errors import Conflict, NotFound, RunnerFailed, UpstreamTimeout
 from chalicelib.repositories.runners import RunnerRepository
@@ -24,7 +24,7 @@ CONNECTED = ("connected", "authenticated")
 
 class ConnectionService:
     def __init__(self, db: Database, sessions: SessionRepository, runtime: RuntimeRepository,
-                 bus: CommandBus, runners: RunnerRepository, *, lease_ttl: float,
+                 bus: CommandOutbox, runners: RunnerRepository, *, lease_ttl: float,
                  pair_phone_timeout: float = 20.0, logout_timeout: float = 10.0,
                  clock: Callable[[], float] = time.monotonic):
         self.db = db

@@ -9,8 +9,8 @@ from __future__ import annotations
 import base64
 from typing import Any, Callable
 
-from chalicelib.commands import CommandBus
-from chalicelib.commands.bus import ROUTE_WAIT_SECONDS
+from chalicelib.commands import CommandOutbox
+from chalicelib.commands.outbox import ROUTE_WAIT_SECONDS
 from chalicelib.errors import (
     DependencyUnavailable,
     PayloadTooLarge,
@@ -25,7 +25,7 @@ MAX_INLINE_MEDIA_BYTES = 700 * 1024  # base64 of it stays under the 1 MiB API bo
 
 
 class MessageService:
-    def __init__(self, sessions: SessionRepository, bus: CommandBus,
+    def __init__(self, sessions: SessionRepository, bus: CommandOutbox,
                  check_media_url: Callable[[str], None] = lambda url: None, wait_timeout: float = ROUTE_WAIT_SECONDS,
                  check_media_key: Callable[[str, dict[str, Any]], None] | None = None):
         self.sessions = sessions

@@ -17,6 +17,7 @@ from chalicelib.db import Database
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.events import EventPublisher
 from chalicelib.repositories.commands import CommandRepository
+from chalicelib.repositories.devices import DeviceStore
 from chalicelib.repositories.sessions import SessionRepository
 from chalicelib.schemas.sessions import (CreateSessionRequest, ListSessionsQuery, ProxyIn,
                                          UpdateSessionRequest, WebhookIn)
@@ -219,7 +220,7 @@ class SessionService:
             self.repo.bury(conn, existing)
             self.repo.delete(conn, session_id)
             if existing.get("jid"):
-                _delete_device_rows(conn, existing["jid"])
+                DeviceStore.delete(conn, existing["jid"])
         self.events.send([envelope])
         if self.after_delete is not None:
             self.after_delete(existing)
@@ -267,9 +268,3 @@ def _public_field(column: str) -> str:
             return prefix
     return column
 
-
-def _delete_device_rows(conn: psycopg.Connection, jid: str) -> None:
-    """whatsmeow's device row (its other tables cascade from it), if neonize created them."""
-    exists = conn.execute("SELECT to_regclass('whatsmeow_device') IS NOT NULL AS ok").fetchone()
-    if exists and exists["ok"]:
-        conn.execute("DELETE FROM whatsmeow_device WHERE jid = %s", (jid,))

@@ -38,32 +38,24 @@ session that is not an admin of the group is refused as a whole (`not_admin`).
 """
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import json
-import re
 import secrets
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from chalicelib.db import Database
 from chalicelib.errors import ConfigError
 from chalicelib.netguard.resolve import NetPolicy
+from chalicelib.repositories.devices import EmulatorDeviceStore
 from runner_container.drivers.base import Driver, DriverError, SessionClient, SessionConfig, Sink
+from runner_container.drivers.emulator_api import _handler
+from runner_container.drivers.emulator_rules import (_bare, _change_participant, _group_view, _phone_of, _reachable,
+                                                     _render, _without_credentials, fake_message_id, fake_qr,
+                                                     on_whatsapp)
 
 PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
-
-
-def fake_qr() -> str:
-    b64 = lambda n: base64.b64encode(secrets.token_bytes(n)).decode()  # noqa: E731
-    return f"2@{b64(48)},{b64(32)},{b64(32)},{b64(32)}"
-
-
-def fake_message_id() -> str:
-    return "3EB0" + secrets.token_hex(8).upper()
 
 
 class EmulatorClient(SessionClient):
@@ -237,23 +229,7 @@ class EmulatorClient(SessionClient):
                 raise DriverError("not_admin", f"this account is not an admin of {group_jid}")
             for jid in participants:
                 bare = _bare(jid)
-                error = None
-                member = bare in group["members"]
-                if action == "add":
-                    error = ("already_member" if member else None if _reachable(bare) else "not_on_whatsapp")
-                    if error is None:
-                        group["members"].append(bare)
-                elif not member:
-                    error = "not_member"
-                elif bare == group["owner"] and action in ("remove", "demote"):
-                    error = "not_allowed"  # the creator stays (whatsmeow answers 403)
-                elif action == "remove":
-                    group["members"].remove(bare)
-                    group["admins"].discard(bare)
-                elif action == "promote":
-                    group["admins"].add(bare)
-                elif action == "demote":
-                    group["admins"].discard(bare)
+                error = _change_participant(group, action, bare)
                 results.append({"jid": jid, "phone": _phone_of(bare), "ok": error is None, "error": error})
         self._log(state, "update_participants", group_jid=group_jid, action=action, participants=list(participants))
         return results
@@ -336,71 +312,6 @@ class EmulatorClient(SessionClient):
                     "proxy": _without_credentials(self.config.proxy_url)}
 
 
-def on_whatsapp(phone: str) -> bool:
-    """The emulator's rule: a number is on WhatsApp unless its last digit is 0."""
-    return not phone.endswith("0")
-
-
-def _bare(jid: str) -> str:
-    user, _, server = jid.partition("@")
-    return f"{user.split(':')[0]}@{server or 's.whatsapp.net'}"
-
-
-def _phone_of(jid: str) -> str | None:
-    user, _, server = jid.partition("@")
-    return user.split(":")[0] if server == "s.whatsapp.net" else None
-
-
-def _reachable(jid: str) -> bool:
-    user, _, server = jid.partition("@")
-    return server == "lid" or on_whatsapp(user.split(":")[0])
-
-
-def _group_view(group: dict[str, Any]) -> dict[str, Any]:
-    participants = [{"jid": jid, "phone": _phone_of(jid), "is_admin": jid in group["admins"],
-                     "is_super_admin": jid == group["owner"]} for jid in group["members"]]
-    return {"jid": group["jid"], "name": group["name"], "topic": group.get("topic"), "owner": group["owner"],
-            "participants_count": len(participants),
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(group["created"])),
-            "is_announce": False, "is_locked": False, "participants": participants}
-
-
-_INBOUND_MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
-
-
-def _inbound_media(body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
-    """Validate an `inbound` body: (problem, media) where media is None for a text message."""
-    if not body.get("from"):
-        return "give from, and text or type + media_base64", None
-    kind = body.get("type", "text")
-    if kind == "text":
-        return (None, None) if isinstance(body.get("text"), str) else ("give from and text", None)
-    if kind not in _INBOUND_MEDIA_TYPES:
-        return f"type must be text or one of {', '.join(_INBOUND_MEDIA_TYPES)}", None
-    try:
-        blob = base64.b64decode(body.get("media_base64") or "", validate=True)
-    except (ValueError, TypeError):
-        return "media_base64 is not valid base64", None
-    if not blob:
-        return f"a {kind} message needs media_base64", None
-    return None, {"type": kind, "data": blob, "mime_type": body.get("mime_type"), "caption": body.get("caption"),
-                  "filename": body.get("filename")}
-
-
-def _without_credentials(url: str | None) -> str | None:
-    """The proxy this client would dial through, as `scheme://host:port` (never the password)."""
-    if not url:
-        return None
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
-
-
-def _render(address: str) -> dict[str, Any]:
-    digits = re.sub(r"\D", "", address.split("@")[0])
-    jid = address if "@" in address else f"{digits}@s.whatsapp.net"
-    return {"jid": jid, "phone": digits if jid.endswith("@s.whatsapp.net") else None}
-
-
 class EmulatorDriver(Driver):
     name = "emulator"
 
@@ -412,6 +323,7 @@ class EmulatorDriver(Driver):
                                "(make run generates one into .zemeow/local.env)"])
         self.token = token
         self.db = db
+        self.devices = EmulatorDeviceStore(db)
         self.media_policy = media_policy or NetPolicy()  # chalicelib.netguard: WEBHOOK_ALLOW_PRIVATE
         self.media_store = media_store
         self.media_max_bytes = media_max_bytes
@@ -457,26 +369,16 @@ class EmulatorDriver(Driver):
 
     # -- device store -------------------------------------------------------------------
     def load_device(self, session_id: str) -> dict[str, Any] | None:
-        with self.db.connection() as conn:
-            return conn.execute("SELECT jid, push_name FROM emulator_devices WHERE session_id = %s",
-                                (session_id,)).fetchone()
+        return self.devices.load(session_id)
 
     def store_device(self, session_id: str, jid: str, push_name: str | None) -> None:
-        with self.db.connection() as conn:
-            conn.execute(
-                """
-                INSERT INTO emulator_devices (session_id, jid, push_name)
-                SELECT %s, %s, %s WHERE EXISTS (SELECT 1 FROM sessions WHERE session_id = %s)
-                ON CONFLICT (session_id) DO UPDATE SET jid = EXCLUDED.jid, push_name = EXCLUDED.push_name,
-                    paired_at = now()
-                """, (session_id, jid, push_name, session_id))
+        self.devices.store(session_id, jid, push_name)
 
     def has_device(self, session_id: str, jid: str) -> bool:
         return self.load_device(session_id) is not None
 
     def forget_device(self, session_id: str, jid: str | None) -> None:
-        with self.db.connection() as conn:
-            conn.execute("DELETE FROM emulator_devices WHERE session_id = %s", (session_id,))
+        self.devices.forget(session_id)
 
     # -- control API --------------------------------------------------------------------
     def start(self) -> None:
@@ -491,95 +393,3 @@ class EmulatorDriver(Driver):
 
     def info(self) -> dict[str, Any]:
         return {"emulator_port": self.port}
-
-
-_ROUTE = re.compile(r"^/emulator/sessions(?:/(?P<sid>[a-z0-9][a-z0-9_-]{2,63})(?:/(?P<action>[a-z]+))?)?/?$")
-
-
-def _handler(driver: EmulatorDriver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:  # quiet: the runner logs what matters
-            pass
-
-        def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _authorised(self) -> bool:
-            given = (self.headers.get("X-Emulator-Token") or "").encode()
-            return hmac.compare_digest(given, driver.token.encode())
-
-        def _route(self, method: str) -> None:
-            if not self._authorised():
-                return self._send(401, {"code": "unauthorized",
-                                        "message": "the emulator control API needs the X-Emulator-Token header "
-                                                   "(the runner's EMULATOR_TOKEN)"})
-            match = _ROUTE.match(self.path.split("?")[0])
-            if not match:
-                return self._send(404, {"code": "not_found", "message": f"no emulator route {self.path}"})
-            sid, action = match.group("sid"), match.group("action")
-            if sid is None:
-                with driver._lock:
-                    held = [c.view() for c in driver.clients.values()]
-                return self._send(200, {"sessions": held})
-            client = driver.find(sid)
-            if client is None:
-                return self._send(404, {"code": "session_not_held",
-                                        "message": f"this runner does not hold session '{sid}'"})
-            length = int(self.headers.get("Content-Length") or 0)
-            try:
-                body = json.loads(self.rfile.read(length) or b"{}") if length else {}
-            except ValueError:
-                return self._send(400, {"code": "invalid_json", "message": "body is not JSON"})
-            try:
-                if method == "GET" and action is None:
-                    return self._send(200, client.view())
-                if method == "GET" and action == "outbox":
-                    with client._lock:
-                        return self._send(200, {"messages": list(client.outbox)})
-                if method == "GET" and action == "activity":
-                    state = driver.chat_state(sid)
-                    with driver._lock:
-                        return self._send(200, {"activity": list(state["activity"])})
-                if method == "POST" and action == "groups":
-                    me = client._me()
-                    members = [_bare(str(p)) for p in body.get("participants") or []]
-                    owner = members[0] if members else "5511900000001@s.whatsapp.net"
-                    admins = [_bare(str(p)) for p in body.get("admins") or []] or [owner]
-                    group = driver.add_group(sid, str(body.get("name") or "a group"), owner=owner,
-                                             members=[owner, *members, me], admins=admins)
-                    with driver._lock:
-                        return self._send(200, _group_view(group))
-                if method == "POST" and action == "scan":
-                    jid = client.scan(body.get("phone"), body.get("push_name"))
-                    return self._send(200, {"jid": jid})
-                if method == "POST" and action == "inbound":
-                    problem, media = _inbound_media(body)
-                    if problem:
-                        return self._send(422, {"code": "validation_failed", "message": problem})
-                    chat = body.get("chat")
-                    if chat is not None and not re.fullmatch(r"[0-9-]+@g\.us", str(chat)):
-                        return self._send(422, {"code": "validation_failed", "message": "chat must be a group JID"})
-                    return self._send(200, {"message_id": client.inbound(str(body["from"]), body.get("text"),
-                                                                         media, chat=chat)})
-                if method == "POST" and action == "fail":
-                    client.fail(str(body.get("code", "")))
-                    return self._send(200, {"failed": body.get("code")})
-                if method == "POST" and action == "drop":
-                    client.drop()
-                    return self._send(200, {"dropped": True})
-            except DriverError as exc:
-                return self._send(409, {"code": exc.code, "message": exc.message})
-            return self._send(404, {"code": "not_found", "message": f"no emulator route {method} {self.path}"})
-
-        def do_GET(self) -> None:  # noqa: N802
-            self._route("GET")
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._route("POST")
-
-    return Handler

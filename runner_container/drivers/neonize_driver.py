@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from chalicelib.db import Database
 from chalicelib.netguard.resolve import NetPolicy
+from chalicelib.repositories.devices import DeviceStore
 from runner_container.drivers.base import Driver, DriverError, SessionClient, SessionConfig, Sink
 
 
@@ -303,6 +304,7 @@ class NeonizeDriver(Driver):
                  media_store: Any = None, media_max_bytes: int | None = None):
         self.neonize_url = neonize_database_url(database_url)
         self.db = db
+        self.devices = DeviceStore(db)
         self.media_policy = media_policy or NetPolicy()  # chalicelib.netguard: WEBHOOK_ALLOW_PRIVATE
         self.media_store = media_store
         self.media_max_bytes = media_max_bytes
@@ -323,16 +325,8 @@ class NeonizeDriver(Driver):
     def has_device(self, session_id: str, jid: str) -> bool:
         # whatsmeow panics (nil device, the whole process dies) when asked to resume a JID it
         # does not store, so the runner checks first
-        with self.db.connection() as conn:
-            exists = conn.execute("SELECT to_regclass('whatsmeow_device') IS NOT NULL AS ok").fetchone()
-            if not exists or not exists["ok"]:
-                return False
-            return conn.execute("SELECT 1 FROM whatsmeow_device WHERE jid = %s", (jid,)).fetchone() is not None
+        return self.devices.has(jid)
 
     def forget_device(self, session_id: str, jid: str | None) -> None:
-        if not jid:
-            return
-        with self.db.connection() as conn:
-            exists = conn.execute("SELECT to_regclass('whatsmeow_device') IS NOT NULL AS ok").fetchone()
-            if exists and exists["ok"]:
-                conn.execute("DELETE FROM whatsmeow_device WHERE jid = %s", (jid,))
+        if jid:
+            self.devices.forget(jid)

@@ -103,6 +103,7 @@ def test_a_deleted_sessions_runner_writes_never_reach_its_successor(container, a
     """The runner side: a stale actor or media worker of the deleted row writes nothing into
     the new row (state, counters, message log, events), and the new row's commands are not
     claimed for the old one."""
+    from chalicelib.repositories.session_store import SessionStore
     from runner_container.inbound_media import record_message_event
 
     sid = f"beta-{uuid.uuid4().hex[:8]}"
@@ -110,8 +111,8 @@ def test_a_deleted_sessions_runner_writes_never_reach_its_successor(container, a
     assert api.delete(f"/sessions/{sid}", headers=admin_headers).status_code == 204
     new = make_session(session_id=sid)
     sent_events: list = []
-    runner = SimpleNamespace(db=db, container=container, runner_id="r-stale",
-                             event_sender=SimpleNamespace(send=sent_events.extend),
+    runner = SimpleNamespace(store=SessionStore(db, container.events), settings=SimpleNamespace(runner_id="r-stale"),
+                             events=SimpleNamespace(send=sent_events.extend),
                              metrics=SimpleNamespace(events=SimpleNamespace(
                                  labels=lambda **_: SimpleNamespace(inc=lambda: None))))
     data = {"message_id": "3EB0OLD", "type": "text", "text": "to the old number",

@@ -1,4 +1,4 @@
-"""The command bus.
+"""The command outbox (API -> runner), and the waiter for a command's result.
 
 A command is first a row in `commands` (status `queued`), written in the caller's
 transaction when it has one, then a message on the session's SQS FIFO shard
@@ -22,14 +22,11 @@ from typing import Any, Callable, Iterator
 
 import psycopg
 
+from chalicelib.commands.catalog import COMMAND_TYPES
 from chalicelib.db import Database
 from chalicelib.errors import NotFound, RunnerFailed, UpstreamTimeout
 from chalicelib.repositories.commands import TERMINAL, CommandRepository
 
-COMMAND_TYPES = ("connect", "disconnect", "logout", "pair_phone", "send_message", "ping",
-                 # chats, contacts and groups (chalicelib/services/chats.py)
-                 "mark_read", "send_presence", "check_contacts", "list_groups", "group_info", "create_group",
-                 "update_participants")
 NOTIFY_CHANNEL = "zemeow_command_done"
 # How long a route waits for the runner (`?wait=true`, groups, contact checks): under API
 # Gateway's 29 s integration timeout, so a slow runner gets our 504 `runner_timeout`
@@ -56,7 +53,10 @@ def command_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class CommandBus:
+class CommandOutbox:
+    """Records commands, hands them to SQS, resends what SQS did not take, and waits for
+    their results. It dispatches nothing: the runner runs them (`runner_container/commands.py`)."""
+
     def __init__(self, db: Database, sqs: Any, queue_url_for_session: Callable[[str], str],
                  repo: CommandRepository | None = None, logger: Any = None):
         self.db = db
@@ -181,15 +181,6 @@ class CommandBus:
             return 202, {"command_id": view["command_id"], "status": view["status"]}
         return 200, self.await_success(str(row["id"]), timeout, what=what, failure_code=failure_code)
 
-    def _poll(self, command_id: str, deadline: float) -> dict[str, Any]:
-        interval = 0.01
-        while True:
-            row = self.repo.get_by_id(command_id)
-            if row is None or row["status"] in TERMINAL or time.monotonic() >= deadline:
-                return row
-            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-            interval = min(interval * 2, 0.2)
-
 
 class CompletionListener:
     """One LISTEN connection per process, shared by every await: a finished command's
@@ -239,7 +230,7 @@ class CompletionListener:
                 time.sleep(1.0)
                 continue
             try:
-                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                CommandRepository.listen(conn, NOTIFY_CHANNEL)
                 self.alive = True
                 self._ready.set()
                 idle_since = time.monotonic()

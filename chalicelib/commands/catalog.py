@@ -1,0 +1,56 @@
+"""Every command the runner executes, in one table: `type -> CommandSpec`.
+
+The API records only types listed here; the runner looks the type up here to know
+whether it waits for the login and how to run it; a route that waits for it names it
+with `what` and answers a failure with `failure_code`. Adding a command is a row here,
+the method behind `runner_container/drivers/base.py` and its implementation in both
+drivers (a `ClientCall` row needs nothing else; a command that changes the session's
+state is a `handler` of `runner_container/commands.py`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClientCall:
+    """Run as `client.<method>(*payload[args])` on the logged-in session's client."""
+
+    method: str
+    args: tuple[str, ...] = ()
+    answer: str | None = None  # the result is {answer: value}; None: the handler shapes it
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    type: str
+    handler: str  # the function of runner_container/commands.py that runs it
+    waits_for_login: bool = False  # arriving while (re)connecting, it waits for the login, in order
+    what: str = "the command"  # how a waiting route names it in a timeout or failure
+    failure_code: str = "runner_failed"  # the code a waiting route answers when it failed
+    call: ClientCall | None = None
+
+
+def _chat(type: str, what: str, call: ClientCall | None = None, handler: str = "client_call") -> CommandSpec:
+    """A command that talks to WhatsApp as the logged-in account."""
+    return CommandSpec(type, handler, waits_for_login=True, what=what, failure_code=f"{type}_failed", call=call)
+
+
+COMMANDS: dict[str, CommandSpec] = {spec.type: spec for spec in (
+    CommandSpec("connect", "connect"),
+    CommandSpec("disconnect", "disconnect"),
+    CommandSpec("logout", "logout", failure_code="logout_failed"),
+    CommandSpec("pair_phone", "pair_phone", failure_code="pair_phone_failed"),
+    CommandSpec("send_message", "send_message", waits_for_login=True, what="the send", failure_code="send_failed"),
+    CommandSpec("ping", "ping"),
+    # chats, contacts and groups (chalicelib/services/chats.py)
+    _chat("mark_read", "marking messages read", handler="mark_read"),
+    _chat("send_presence", "sending the presence", handler="send_presence"),
+    _chat("check_contacts", "the number check", ClientCall("check_contacts", ("phones",), "contacts")),
+    _chat("list_groups", "listing the groups", ClientCall("list_groups", (), "groups")),
+    _chat("group_info", "reading the group", ClientCall("group_info", ("group_jid",), "group")),
+    _chat("create_group", "creating the group", ClientCall("create_group", ("name", "participants"), "group")),
+    _chat("update_participants", "updating the participants",
+          ClientCall("update_participants", ("group_jid", "action", "participants"), "participants")),
+)}
+COMMAND_TYPES = tuple(COMMANDS)

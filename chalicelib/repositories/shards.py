@@ -1,0 +1,41 @@
+"""The runner's reads by command shard: the sessions and the command backlog of the
+shards it owns."""
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.db import Database
+
+
+def shard_sql(column: str, shards: int) -> str:
+    """`chalicelib.queues.shard_for` in SQL: the first 8 bytes of sha256 as a 64-bit integer,
+    mod a power of two = its low bits (two's complement keeps them right for negatives)."""
+    assert shards & (shards - 1) == 0, "COMMAND_SHARDS must be a power of two"
+    return (f"((('x' || substr(encode(sha256(convert_to({column}, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint)"
+            f" & {shards - 1})")
+
+
+class ShardRepository:
+    def __init__(self, db: Database, shards: int):
+        self.db = db
+        self.shards = shards
+
+    def sessions_of(self, owned: set[int]) -> list[dict[str, Any]]:
+        with self.db.connection() as conn:
+            return conn.execute(
+                "SELECT id, session_id, jid, status, desired_state, auto_reconnect FROM sessions "
+                f"WHERE {shard_sql('session_id', self.shards)} = ANY(%s)", (sorted(owned),)).fetchall()
+
+    def backlog(self, owned: set[int], *, live_ttl: float, older_than: float) -> list[dict[str, Any]]:
+        """Commands of these shards still queued (or left running by a dead runner), oldest first."""
+        with self.db.connection() as conn:
+            return conn.execute(
+                f"""
+                SELECT c.id, c.session_id, c.type FROM commands c
+                WHERE (c.status = 'queued' OR (c.status = 'running' AND NOT EXISTS (
+                        SELECT 1 FROM runners r WHERE r.id = c.runner_id AND r.stopped_at IS NULL
+                          AND r.heartbeat_at > now() - make_interval(secs => %s))))
+                  AND c.created_at < now() - make_interval(secs => %s)
+                  AND {shard_sql('c.session_id', self.shards)} = ANY(%s)
+                ORDER BY c.created_at LIMIT 2000
+                """, (live_ttl, older_than, sorted(owned))).fetchall()

@@ -1,0 +1,192 @@
+"""Commands on the session actor's thread: claim, run by the command table, finish.
+
+`chalicelib/commands/catalog.py` says, per type, whether a command waits for the login
+and which handler below runs it (or which client method, for a plain `ClientCall`).
+A command that arrives while the session is (re)connecting and waits for the login is
+deferred, in order, until the login or `send_waits_for_login`. Received messages are
+written here too (`received`): the message log row and the event, or handed to the
+inbound media pool when they carry a file.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from chalicelib.commands.catalog import COMMANDS, CommandSpec
+from chalicelib.repositories.session_store import SessionGone
+from runner_container import handlers
+from runner_container.machine import message_change
+from runner_container.drivers.base import DriverError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from runner_container.session import SessionActor
+
+Deferred = tuple[str, Callable[[], None], float]
+
+
+class CommandRunner:
+    def __init__(self, actor: "SessionActor"):
+        self.actor = actor
+        self.ports = actor.ports
+        self.pending_ids: set[str] = set()  # posted and not finished (no duplicates in the inbox)
+        self.deferred: list[Deferred] = []  # waiting for the login, in order
+        self._lock = threading.Lock()
+
+    # -- bookkeeping (any thread) ---------------------------------------------------------
+    def track(self, command_id: str) -> bool:
+        """Mark the command as waiting here; False when it already is."""
+        with self._lock:
+            if command_id in self.pending_ids:
+                return False
+            self.pending_ids.add(command_id)
+            return True
+
+    def _forget(self, command_id: str) -> None:
+        with self._lock:
+            self.pending_ids.discard(command_id)
+
+    def next_deadline(self) -> float | None:
+        return self.deferred[0][2] if self.deferred else None
+
+    # -- running --------------------------------------------------------------------------
+    def run(self, command_id: str, on_done: Callable[[], None], type: str | None = None,
+            from_deferred: bool = False) -> None:
+        if not from_deferred and (self.deferred or self._must_wait_for_login(command_id, type)):
+            deadline = self.ports.clock.monotonic() + self.ports.settings.send_waits_for_login
+            self.deferred.append((command_id, on_done, deadline))
+            return
+        acknowledged = False
+        try:
+            if self.actor.uid is None:
+                self.actor.load()
+            row = self.ports.commands.claim(command_id, self.actor.uid)
+            if row is None:
+                self._not_ours(command_id)
+                return  # finished already (a resend), running on a live runner, or not this row's
+            # claimed: the row carries the command from here (runner_container/acker.py), so
+            # release the queue message now and let SQS hand over the session's next one
+            on_done()
+            acknowledged = True
+            self._execute_row(row)
+        finally:
+            self._forget(command_id)
+            if not acknowledged:
+                on_done()
+
+    def _execute_row(self, row: dict[str, Any]) -> None:
+        started = time.monotonic()
+        finish = self.ports.commands.finish
+        try:
+            result = self.dispatch(row["type"], row["payload"] or {})
+        except SessionGone:
+            finish(row, ok=False, error={"code": "session_not_found", "message": "the session was deleted"})
+            raise
+        except DriverError as exc:
+            finish(row, ok=False, error={"code": exc.code, "message": exc.message})
+        except Exception as exc:  # noqa: BLE001
+            self.actor.log.exception("command failed", extra={"command_id": str(row["id"])})
+            finish(row, ok=False, error={"code": "internal_error", "message": str(exc)[:300]})
+        else:
+            finish(row, ok=True, result=result)
+        self.actor.log.debug("command done", extra={"command_id": str(row["id"]), "type": row["type"],
+                                                    "ms": round((time.monotonic() - started) * 1000, 1)})
+
+    def dispatch(self, type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        spec: CommandSpec | None = COMMANDS.get(type)
+        if spec is None:
+            raise DriverError("unknown_command", f"unknown command type {type!r}")
+        handler: Callable[[Any, CommandSpec, dict[str, Any]], dict[str, Any]] = getattr(handlers, spec.handler)
+        return handler(self.actor, spec, payload)
+
+    def _not_ours(self, command_id: str) -> None:
+        """A queued command the claim refused because another session row owns it: either this
+        actor is stale (SessionReplaced, raised by `load`: the command is handed over) or
+        the command's owner was deleted (it fails, naming why)."""
+        row = self.ports.commands.get(command_id)
+        if row is None or row["status"] != "queued" or str(row["session_uid"]) == self.actor.uid:
+            return
+        self.actor.load()
+        claimed = self.ports.commands.claim(command_id)
+        if claimed is not None:
+            self.ports.commands.finish(claimed, ok=False, error={"code": "session_not_found",
+                                                                 "message": "the command's session was deleted"})
+
+    def _must_wait_for_login(self, command_id: str, type: str | None) -> bool:
+        """A send that arrives while the session is (re)connecting waits for the login."""
+        state = self.actor.state
+        if state.logged_in or not (state.active or state.retry_at is not None):
+            return False
+        if type is not None:  # the queue message named it: no read of the row
+            spec = COMMANDS.get(type)
+            return spec is not None and spec.waits_for_login
+        row = self.ports.commands.get(command_id)
+        spec = COMMANDS.get(row["type"]) if row is not None else None
+        return spec is not None and spec.waits_for_login and row is not None and row["status"] == "queued"
+
+    # -- the deferred queue and the end of the actor ---------------------------------------
+    def fail(self, command_id: str, on_done: Callable[[], None], code: str, message: str) -> None:
+        try:
+            row = self.ports.commands.claim(command_id)
+            if row is not None:
+                self.ports.commands.finish(row, ok=False, error={"code": code, "message": message})
+        finally:
+            self._forget(command_id)
+            on_done()
+
+    def fail_deferred(self, code: str, message: str) -> None:
+        deferred, self.deferred = self.deferred, []
+        for command_id, on_done, _ in deferred:
+            self.fail(command_id, on_done, code, message)
+
+    def flush_deferred(self) -> None:
+        deferred, self.deferred = self.deferred, []
+        for index, (command_id, on_done, _deadline) in enumerate(deferred):
+            if not self.actor.state.logged_in:  # lost the login again while flushing: wait again, in order
+                self.deferred = deferred[index:] + self.deferred
+                return
+            self.run(command_id, on_done, from_deferred=True)
+
+    def _take_inbox(self) -> list[tuple[str, Callable[[], None]]]:
+        """The commands still in the inbox (acks are released)."""
+        waiting = []
+        while True:
+            try:
+                item = self.actor.inbox.get_nowait()
+            except queue.Empty:
+                return waiting
+            if item[0] == "command":
+                waiting.append((item[1], item[2]))
+            elif item[0] == "ack":
+                item[1]()
+
+    def drain(self, code: str, message: str) -> None:
+        for command_id, on_done in self._take_inbox():
+            self.fail(command_id, on_done, code, message)
+        self.fail_deferred(code, message)
+
+    def hand_over(self) -> None:
+        """Give the commands waiting here to the actor of the session that now has this
+        session_id (they are its commands: a deleted session's commands are deleted with it)."""
+        actors = self.ports.actors
+        assert actors is not None
+        actors.finished(self.actor)  # actor_for() now builds a fresh actor
+        successor = actors.actor_for(self.actor.session_id)
+        deferred, self.deferred = self.deferred, []
+        waiting = [(command_id, on_done) for command_id, on_done, _ in deferred] + self._take_inbox()
+        for command_id, on_done in waiting:
+            self._forget(command_id)
+            successor.post_command(command_id, on_done)
+        successor.post("reconcile", None)
+
+    # -- received and sent messages ---------------------------------------------------------
+    def received(self, name: str, payload: dict[str, Any]) -> None:
+        if "download" in payload:  # received media: stored off this thread (runner_container/inbound_media.py)
+            if self.actor.uid is None:
+                self.actor.load()
+            payload = self.ports.media.handle(self.actor.session_id, name, payload, self.actor.uid)
+            if payload is None:
+                return  # a media worker writes the event once the file is stored
+        self.actor.write(message_change(name, payload))
+

@@ -1,0 +1,129 @@
+"""The emulator's control API (loopback only, `EMULATOR_PORT`): it plays the phone and
+the network for `emulator.py`. Every request carries `X-Emulator-Token` (401 without it);
+the routes are listed in `emulator.py`'s docstring."""
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import re
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+
+from runner_container.drivers.base import DriverError
+from runner_container.drivers.emulator_rules import _bare, _group_view
+
+if TYPE_CHECKING:  # pragma: no cover
+    from runner_container.drivers.emulator import EmulatorDriver
+
+_INBOUND_MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
+_ROUTE = re.compile(r"^/emulator/sessions(?:/(?P<sid>[a-z0-9][a-z0-9_-]{2,63})(?:/(?P<action>[a-z]+))?)?/?$")
+
+
+
+def _inbound_media(body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    """Validate an `inbound` body: (problem, media) where media is None for a text message."""
+    if not body.get("from"):
+        return "give from, and text or type + media_base64", None
+    kind = body.get("type", "text")
+    if kind == "text":
+        return (None, None) if isinstance(body.get("text"), str) else ("give from and text", None)
+    if kind not in _INBOUND_MEDIA_TYPES:
+        return f"type must be text or one of {', '.join(_INBOUND_MEDIA_TYPES)}", None
+    try:
+        blob = base64.b64decode(body.get("media_base64") or "", validate=True)
+    except (ValueError, TypeError):
+        return "media_base64 is not valid base64", None
+    if not blob:
+        return f"a {kind} message needs media_base64", None
+    return None, {"type": kind, "data": blob, "mime_type": body.get("mime_type"), "caption": body.get("caption"),
+                  "filename": body.get("filename")}
+
+
+def _handler(driver: "EmulatorDriver") -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # quiet: the runner logs what matters
+            pass
+
+        def _send(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _authorised(self) -> bool:
+            given = (self.headers.get("X-Emulator-Token") or "").encode()
+            return hmac.compare_digest(given, driver.token.encode())
+
+        def _route(self, method: str) -> None:
+            if not self._authorised():
+                return self._send(401, {"code": "unauthorized",
+                                        "message": "the emulator control API needs the X-Emulator-Token header "
+                                                   "(the runner's EMULATOR_TOKEN)"})
+            match = _ROUTE.match(self.path.split("?")[0])
+            if not match:
+                return self._send(404, {"code": "not_found", "message": f"no emulator route {self.path}"})
+            sid, action = match.group("sid"), match.group("action")
+            if sid is None:
+                with driver._lock:
+                    held = [c.view() for c in driver.clients.values()]
+                return self._send(200, {"sessions": held})
+            client = driver.find(sid)
+            if client is None:
+                return self._send(404, {"code": "session_not_held",
+                                        "message": f"this runner does not hold session '{sid}'"})
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+            except ValueError:
+                return self._send(400, {"code": "invalid_json", "message": "body is not JSON"})
+            try:
+                if method == "GET" and action is None:
+                    return self._send(200, client.view())
+                if method == "GET" and action == "outbox":
+                    with client._lock:
+                        return self._send(200, {"messages": list(client.outbox)})
+                if method == "GET" and action == "activity":
+                    state = driver.chat_state(sid)
+                    with driver._lock:
+                        return self._send(200, {"activity": list(state["activity"])})
+                if method == "POST" and action == "groups":
+                    me = client._me()
+                    members = [_bare(str(p)) for p in body.get("participants") or []]
+                    owner = members[0] if members else "5511900000001@s.whatsapp.net"
+                    admins = [_bare(str(p)) for p in body.get("admins") or []] or [owner]
+                    group = driver.add_group(sid, str(body.get("name") or "a group"), owner=owner,
+                                             members=[owner, *members, me], admins=admins)
+                    with driver._lock:
+                        return self._send(200, _group_view(group))
+                if method == "POST" and action == "scan":
+                    jid = client.scan(body.get("phone"), body.get("push_name"))
+                    return self._send(200, {"jid": jid})
+                if method == "POST" and action == "inbound":
+                    problem, media = _inbound_media(body)
+                    if problem:
+                        return self._send(422, {"code": "validation_failed", "message": problem})
+                    chat = body.get("chat")
+                    if chat is not None and not re.fullmatch(r"[0-9-]+@g\.us", str(chat)):
+                        return self._send(422, {"code": "validation_failed", "message": "chat must be a group JID"})
+                    return self._send(200, {"message_id": client.inbound(str(body["from"]), body.get("text"),
+                                                                         media, chat=chat)})
+                if method == "POST" and action == "fail":
+                    client.fail(str(body.get("code", "")))
+                    return self._send(200, {"failed": body.get("code")})
+                if method == "POST" and action == "drop":
+                    client.drop()
+                    return self._send(200, {"dropped": True})
+            except DriverError as exc:
+                return self._send(409, {"code": exc.code, "message": exc.message})
+            return self._send(404, {"code": "not_found", "message": f"no emulator route {method} {self.path}"})
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._route("GET")
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._route("POST")
+
+    return Handler

@@ -1,0 +1,145 @@
+"""The handlers the command table names (`chalicelib/commands/catalog.py` `handler`).
+
+Each is `handler(actor, spec, payload) -> result`, run on the session actor's thread; a
+`DriverError(code, message)` fails the command with that code. The state commands step
+the machine (`runner_container/machine.py`); the rest talk to WhatsApp through the
+session's client.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.commands.catalog import CommandSpec
+from chalicelib.repositories.message_log import person_jid, preview_of
+from chalicelib.repositories.session_store import StateChange
+from runner_container import machine
+from runner_container.drivers.base import DriverError, SessionClient
+
+if TYPE_CHECKING:  # pragma: no cover
+    from runner_container.session import SessionActor
+
+Result = dict[str, Any]
+
+
+def ping(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
+    return {"pong": True, "runner_id": actor.ports.settings.runner_id}
+
+
+def connect(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
+    if actor.state.logged_in:
+        return {"status": actor.state.status}
+    actor.step(machine.Requested("connect"))
+    return {"status": actor.state.status or "connecting"}
+
+
+def disconnect(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
+    actor.step(machine.Requested("disconnect"))
+    return {"status": "disconnected"}
+
+
+def logout(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
+    row = actor.load()
+    jid = actor.state.jid or row["jid"]
+    warning = None
+    if actor.client is not None and actor.state.logged_in:
+        try:
+            actor.client.logout()
+        except DriverError as exc:
+            warning = exc.message
+    actor.step(machine.Requested("logout", jid=jid))
+    return {"logged_out": True, "jid": jid, **({"warning": warning} if warning else {})}
+
+
+def pair_phone(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
+    if actor.state.logged_in:
+        raise DriverError("already_paired", "the session is already paired")
+    actor.step(machine.Requested("pair_phone"))
+    if actor.client is None:
+        raise DriverError("not_connecting", "the session could not start connecting")
+    code = actor.client.pair_phone(payload["phone"], bool(payload.get("show_push_notification", True)),
+                                   timeout=15.0)
+    return {"pairing_code": code}
+
+
+def _logged_in(actor: "SessionActor") -> SessionClient:
+    if not actor.state.logged_in or actor.client is None:
+        raise DriverError("not_connected", "the session is not connected to WhatsApp")
+    return actor.client
+
+
+def send_message(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
+    client = _logged_in(actor)
+    payload = with_references(actor, payload)
+    sent = client.send(payload)
+    shown = {k: v for k, v in payload.items() if k not in ("media_base64",)}  # no blobs in events
+    actor.write(StateChange(event="message.sent", data={**shown, "message_id": sent["message_id"],
+                                                         "timestamp": sent.get("timestamp")},
+                            counters=("messages_sent",), activity=True,
+                            message={"message_id": sent["message_id"], "chat_jid": payload["to"],
+                                     "sender_jid": person_jid({"jid": actor.state.jid}), "from_me": True,
+                                     "type": payload["type"], "preview": preview_of(payload),
+                                     "sent_at": sent.get("timestamp")}))
+    return sent
+
+
+def mark_read(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
+    client = _logged_in(actor)
+    for sender, message_ids in read_receipts(actor, payload):
+        client.mark_read(payload["chat"], message_ids, sender)
+    ids = payload["message_ids"]
+    return {"chat": payload["chat"], "message_ids": ids, "read": len(ids)}
+
+
+def send_presence(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
+    _logged_in(actor).send_presence(payload["state"], payload.get("chat"))
+    return {"state": payload["state"], **({"chat": payload["chat"]} if payload.get("chat") else {})}
+
+
+def client_call(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
+    """A `ClientCall` row: the client's method with the payload's fields, in order."""
+    call = spec.call
+    assert call is not None, f"{spec.type}: client_call needs a ClientCall"
+    value = getattr(_logged_in(actor), call.method)(*(payload[name] for name in call.args))
+    return {call.answer: value} if call.answer else value
+
+
+def with_references(actor: "SessionActor", payload: dict[str, Any]) -> dict[str, Any]:
+    """Add what WhatsApp needs about the messages a send refers to, from the message log:
+    `quoted` (a reply: the quoted message's sender and preview) and `target` (a reaction,
+    edit or revoke: whose message it is). Unknown ids (older than the log) are sent as
+    given, with the API's `from_me` as the only hint."""
+    out = dict(payload)
+    lookups = {"quoted": payload.get("quoted_message_id")}
+    if payload.get("type") in ("reaction", "edit", "revoke"):
+        lookups["target"] = payload.get("message_id")
+    for field, message_id in lookups.items():
+        if not message_id:
+            continue
+        found = actor.ports.message_log.find(actor.session_id, message_id)
+        if found is not None:
+            out[field] = {"message_id": message_id, "chat": found["chat_jid"], "from_me": found["from_me"],
+                          "sender": found["sender_jid"] or (actor.state.jid if found["from_me"] else None),
+                          "type": found["type"], "preview": found["preview"]}
+    return out
+
+
+def read_receipts(actor: "SessionActor", payload: dict[str, Any]) -> list[tuple[str | None, list[str]]]:
+    """(sender, ids) batches for a read: in a group, a receipt names the author of the
+    messages, so ids without a given sender are grouped by their author from the message
+    log; an id the log does not know fails the command, asking for `sender`."""
+    ids, sender = payload["message_ids"], payload.get("sender")
+    if sender or not payload["chat"].endswith("@g.us"):
+        return [(sender, ids)]
+    batches: dict[str, list[str]] = {}
+    unknown = []
+    known = actor.ports.message_log.find_many(actor.session_id, ids)
+    for message_id in ids:
+        found = known.get(message_id)
+        if found is None or not found["sender_jid"]:
+            unknown.append(message_id)
+        else:
+            batches.setdefault(found["sender_jid"], []).append(message_id)
+    if unknown:
+        raise DriverError("sender_required", f"the author of {', '.join(unknown[:5])} is not in the message "
+                          "log; give `sender` (a read receipt in a group names the message's author)")
+    return list(batches.items())
