@@ -349,3 +349,35 @@ def test_session_deleted_is_delivered_after_the_row_is_gone(container, api, admi
     deleted = [r for r in receiver.on("/gone") if r.json["event"] == "session.deleted"][0]
     assert deleted.verified, deleted.verify_error  # signed with the deleted session's own secret
     assert deleted.json["session_id"] == sid and deleted.json["data"]["session_id"] == sid
+
+
+def test_parked_deliveries_older_than_the_retry_schedule_expire_at_the_next_probe(
+        container, api, make_session, receiver, bridge, db):
+    """A breaker that stays open longer than the whole retry schedule: its parked
+    deliveries end `failed` (never sent, never left waiting forever) when the probe timer
+    fires."""
+    container.webhook_dispatcher.breaker = BreakerConfig(threshold=2, cooldown=600.0, probe_timeout=10.0)
+    receiver.set_behaviour("/expire", lambda n: (500, {}, 0))
+    created = _session(make_session, receiver, "/expire", events=["message.*"])
+    sid, url = created["session_id"], receiver.url("/expire")
+    for i in range(2):
+        container.events.publish(sid, "message.received", {"n": i})
+    wait_until(lambda: (e := _endpoint(db, url)) and e["state"] == "open", 20, "the breaker to open")
+    parked = container.events.publish(sid, "message.received", {"n": "parked"})
+    wait_until(lambda: (r := _delivery(db, parked["id"])) and r["status"] == "retrying"
+               and r["next_attempt_at"] is None, 20, "a parked delivery")
+    max_age = container.webhook_dispatcher.policy.max_age
+    with db.connection() as conn:  # it has waited longer than the whole retry schedule
+        conn.execute("UPDATE webhook_deliveries SET created_at = now() - make_interval(secs => %s) "
+                     "WHERE event_id = %s", (max_age + 60, parked["id"]))
+
+    # the probe timer fires (the cooldown is over)
+    container.webhook_dispatcher.breaker = BreakerConfig(threshold=2, cooldown=0.0, probe_timeout=10.0)
+    from chalicelib.webhooks.dispatcher import probe_message, send_delivery_messages
+
+    send_delivery_messages(container.sqs, container.queues.events_url,
+                           [probe_message((str(_endpoint(db, url)["session_uid"]), url), 0)])
+    expired = wait_until(lambda: (r := _delivery(db, parked["id"])) and r["status"] == "failed" and r, 30,
+                         "the parked delivery to expire")
+    assert "retry schedule" in expired["error"]
+    assert parked["id"] not in {r.webhook_id for r in receiver.on("/expire")}  # never sent
