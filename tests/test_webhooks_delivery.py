@@ -160,7 +160,8 @@ def test_retry_after_is_respected(container, api, make_session, receiver, bridge
     receiver.wait_for(lambda: len(receiver.on("/busy")) >= 2, 30, "the retry")
     first, second = receiver.on("/busy")[:2]
     assert second.at - first.at >= 4.0 - 0.05  # not the 1 s the schedule says
-    assert second.at - first.at < 4.0 + 3.0
+    # (that the delay is exactly Retry-After, not more, is the policy's decision:
+    # tests/test_webhooks_units.py::test_retry_after_is_the_delay_exactly; no time window here)
     assert wait_until(lambda: _delivery(db, envelope["id"])["status"] == "succeeded", 10, "success")
 
 
