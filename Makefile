@@ -7,13 +7,13 @@ LS_VENV := .venv-localstack
 PY := $(VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check --no-input
 
-.PHONY: run test unit venvs browser check-python clean-state bench
+.PHONY: run test unit venvs browser tools check-python clean-state bench
 
 run: venvs
 	@$(PY) -m devstack run
 
 # the fast layer first (no PostgreSQL, no LocalStack: seconds), so a broken core fails fast
-test: venvs browser unit
+test: venvs browser tools unit
 	@$(PY) -m devstack test $(ARGS)
 
 unit: venvs
@@ -28,6 +28,15 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || \
 	  { echo "Chromium is missing and could not be installed (apt-get install chromium): the console tests need it"; exit 1; }
 
+# System tools the suite runs for real (nothing skips for want of them): ffmpeg converts
+# voice notes. Installed with apt-get when missing (CI runs as root on a clean machine).
+tools:
+	@command -v ffmpeg >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "==> installing ffmpeg (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null || exit 1; \
+	  else echo "make test needs ffmpeg on PATH (as root: apt-get install -y ffmpeg)"; exit 1; fi; }
+
 venvs: check-python $(VENV)/.installed $(LS_VENV)/.installed
 
 check-python:
@@ -37,7 +46,8 @@ check-python:
 $(VENV)/.installed: requirements.txt requirements-dev.txt runner_container/requirements.txt
 	@echo "==> installing the app environment ($(VENV))"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt >$(VENV)/pip.log 2>&1 || \
+	  { cat $(VENV)/pip.log; echo "installing requirements-dev.txt failed"; exit 1; }
 	@$(PY) -c 'import chalice, psycopg, pgserver, neonize' 2>/dev/null || \
 	  { echo "installing requirements-dev.txt failed"; exit 1; }
 	@touch $@
@@ -45,7 +55,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt runner_container/requi
 $(LS_VENV)/.installed: devstack/localstack-requirements.txt
 	@echo "==> installing LocalStack ($(LS_VENV))"
 	@test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
-	@$(LS_VENV)/bin/python -m pip install $(PIP_FLAGS) -r devstack/localstack-requirements.txt 2>&1 | grep -v "^WARNING: Location" || true
+	@$(LS_VENV)/bin/python -m pip install $(PIP_FLAGS) -r devstack/localstack-requirements.txt >$(LS_VENV)/pip.log 2>&1 || \
+	  { cat $(LS_VENV)/pip.log; echo "installing LocalStack failed"; exit 1; }
 	@$(LS_VENV)/bin/python -c 'import localstack.runtime.main' 2>/dev/null || \
 	  { echo "installing LocalStack failed"; exit 1; }
 	@touch $@

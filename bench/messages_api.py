@@ -10,8 +10,8 @@ accepted/s: W worker processes (Lambda runs one request per process, so concurre
   no HTTP server in the way) as fast as they can, each on its own session.
   Floor: the same W processes doing only what cannot be avoided, one SQS SendMessage to
   a FIFO queue like the command shards per message. Ratio = API / floor.
-  The runner is paused (SIGSTOP) meanwhile, so the figure is the API's alone on these
-  2 cores; resumed, it drains the backlog: the runner's rate (one emulator runner, the
+  The runner is paused (SIGSTOP) for both the floor and the API, so both are measured
+  under the same condition (neither shares the 2 cores with it); resumed, it drains the backlog: the runner's rate (one emulator runner, the
   sessions in parallel, each session's commands in order) is printed as well.
 API->driver: one client sends at a fixed rate (--rate per second, spread over the
   sessions); for each message, the time from just before the POST to the moment the
@@ -246,9 +246,11 @@ def main() -> None:
         bench.stack.env["BENCH_FLOOR_QUEUE_URL"] = floor_queue(bench, "accept-floor")
         runner_pid = bench.runners["bench-msg"][0].process.pid
         for workers in worker_counts:
-            floor_rate, floor_lat = accepted_per_second(bench, sessions, "sqs", workers, args.messages)
-            os.killpg(runner_pid, signal.SIGSTOP)  # the API alone (its lease outlives the pause: TTL 10m)
+            # floor and API under the same condition: the runner paused for both (its lease
+            # outlives the pause: TTL 10m), so neither competes with it for the 2 cores
+            os.killpg(runner_pid, signal.SIGSTOP)
             try:
+                floor_rate, floor_lat = accepted_per_second(bench, sessions, "sqs", workers, args.messages)
                 api_rate, api_lat = accepted_per_second(bench, sessions, "api", workers, args.messages)
             finally:
                 os.killpg(runner_pid, signal.SIGCONT)

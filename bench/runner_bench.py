@@ -6,13 +6,19 @@
 
 roundtrip: commands go the API's way (CommandOutbox.enqueue: row + SQS FIFO shard) to one
   emulator runner, which executes them (send_message: the emulator's outbox, a message.sent
-  event, a receipt) and writes the result; the caller awaits the row (LISTEN/NOTIFY). One
+  event) and writes the result; the caller awaits the row (LISTEN/NOTIFY). One
   session per client thread, so each session's commands are sequential as FIFO requires.
+  Baseline, same run: the floor any such round trip pays here, one at a time: a bare SQS
+  FIFO send -> long-poll receive (the runner's poll settings) -> delete, then a pg_notify
+  that wakes a LISTEN. Ratio = roundtrip p50 / floor p50 (at concurrency 1).
 failover: two runners, N paired sessions; kill -9 the runner owning shard 0; time until
-  every session of that shard is authenticated again on the survivor (no QR).
+  every session of that shard is authenticated again on the survivor (no QR). Baseline:
+  the lease TTL (the survivor may not steal earlier), and the part after the steal
+  (restore) measured in the same run.
 memory: a runner's RSS with 0/100/500 sessions held: emulator sessions paired and
   authenticated; neonize clients dialing WhatsApp through a local proxy that accepts the
-  tunnel and holds it without answering (nothing leaves the machine).
+  tunnel and holds it without answering (nothing leaves the machine). Baseline, same run:
+  the idle runner's RSS (0 sessions); the figure is MB per session above it.
 
 Each run uses its own database and queue prefix (like the test suite), reuses a LocalStack
 on 127.0.0.1:4566 (or starts one), and removes its queues and database at the end.
@@ -42,6 +48,7 @@ from chalicelib.config import load_settings  # noqa: E402
 from chalicelib.queues import shard_for  # noqa: E402
 from chalicelib.schemas.sessions import CreateSessionRequest  # noqa: E402
 from devstack.processes import Child, free_port, start_child  # noqa: E402
+from devstack import offline_env  # noqa: E402
 from devstack.stack import LocalStackEnvironment  # noqa: E402
 
 
@@ -59,7 +66,7 @@ def bench_env(**extra: str) -> dict[str, str]:
         "API_RATE_LIMIT": "off",  # these benches measure throughput, not the per-key limit
         **extra,
     })
-    return env
+    return offline_env(env)  # the processes it starts resolve and connect on loopback only
 
 
 def wait_for(condition, timeout: float, interval: float = 0.05, what: str = "condition"):
@@ -206,12 +213,58 @@ def roundtrip(args) -> None:
             elapsed = time.perf_counter() - started
             return [v for chunk in chunks for v in chunk], elapsed
 
+        floor = floor_roundtrip(bench, min(args.commands, 300))
+        say(f"floor (same run, bare SQS FIFO send -> long-poll receive -> delete, then pg_notify -> LISTEN; "
+            f"one at a time): p50 {statistics.median(floor):.1f} ms, p99 {percentile(floor, 99):.1f} ms")
         for concurrency, total in ((1, args.commands), (4, args.commands), (args.sessions, args.commands)):
             latencies, elapsed = run(concurrency, total)
             say(f"roundtrip emulator: {len(latencies)} send_message commands, {concurrency} session(s) in parallel:"
                 f" p50 {statistics.median(latencies):.1f} ms, p90 {percentile(latencies, 90):.1f} ms,"
                 f" p99 {percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms,"
-                f" {len(latencies) / elapsed:.0f} commands/s")
+                f" {len(latencies) / elapsed:.0f} commands/s; p50 vs floor x{statistics.median(latencies) / statistics.median(floor):.1f}")
+
+
+def floor_roundtrip(bench: Bench, count: int) -> list[float]:
+    """What a command round trip costs without the runner's work: send to a bare FIFO queue,
+    a poller (the runner's settings: long poll 2 s, up to 10) receives and deletes it and
+    sends a pg_notify, which wakes the caller's LISTEN. Sequential; milliseconds."""
+    import psycopg  # noqa: PLC0415
+
+    sqs = bench.container.sqs
+    url = sqs.create_queue(QueueName=f"{bench.container.settings.queue_prefix}-floor.fifo",
+                           Attributes={"FifoQueue": "true"})["QueueUrl"]
+    channel = f"zr_floor_{os.getpid()}"
+    stop = threading.Event()
+
+    def poll() -> None:
+        with psycopg.connect(bench.container.database_url, autocommit=True) as conn:
+            while not stop.is_set():
+                for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                                   WaitTimeSeconds=2).get("Messages", []):
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    conn.execute("SELECT pg_notify(%s, %s)", (channel, message["Body"]))
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    latencies: list[float] = []
+    try:
+        with psycopg.connect(bench.container.database_url, autocommit=True) as listen:
+            listen.execute(f"LISTEN {channel}")
+            for n in range(count):
+                started = time.perf_counter()
+                sqs.send_message(QueueUrl=url, MessageBody=str(n), MessageGroupId="floor",
+                                 MessageDeduplicationId=f"{n}-{uuid.uuid4().hex}")
+                for notice in listen.notifies(timeout=30):
+                    if notice.payload == str(n):
+                        break
+                else:
+                    raise SystemExit("floor: no notification within 30 s")
+                latencies.append((time.perf_counter() - started) * 1000)
+    finally:
+        stop.set()
+        poller.join(timeout=5)
+        sqs.delete_queue(QueueUrl=url)
+    return latencies
 
 
 # -- failover ---------------------------------------------------------------------------
@@ -233,11 +286,16 @@ def failover(args) -> None:
         moved = [sid for sid in ids if shard_for(sid, 2) == 0]
         bench.runners[victim][0].kill()
         killed = time.monotonic()
+        wait_for(lambda: bench_owners(bench).get(0) == survivor, 120, 0.05, "shard 0 stolen")
+        stolen = time.monotonic() - killed
         wait_for(lambda: all(v == ("authenticated", survivor) for v in
                              [bench.statuses(moved)[s] for s in moved]), 120, 0.05, "sessions moved")
         took = time.monotonic() - killed
+        ttl = load_settings(bench.stack.env).runner_lease_ttl
         say(f"failover (heartbeat {args.heartbeat}, lease TTL {args.ttl}): kill -9 -> {len(moved)} sessions "
-            f"authenticated on the survivor in {took:.1f} s")
+            f"authenticated on the survivor in {took:.1f} s; baseline: the lease TTL {ttl:g} s from the last renewal (no steal before "
+            f"it), stolen after {stolen:.1f} s (x{stolen / ttl:.2f} of the TTL), restore after the steal "
+            f"{took - stolen:.1f} s (same run)")
 
 
 def bench_owners(bench: Bench) -> dict[int, str | None]:
@@ -317,9 +375,10 @@ def memory(args) -> None:
             time.sleep(3)  # let allocations settle before reading RSS
             results.append((len(held), rss_mb(pid)))
             say(f"memory {args.driver}: {len(held)} sessions -> runner RSS {results[-1][1]:.1f} MB")
-        base = results[0][1]
+        base_count, base = results[0]
         for n, rss in results[1:]:
-            say(f"memory {args.driver}: {(rss - base) / n:.2f} MB per session at {n} sessions")
+            say(f"memory {args.driver}: {(rss - base) / max(1, n - base_count):.2f} MB per session at {n} sessions "
+                f"(baseline, same run: {base:.1f} MB with {base_count} sessions)")
 
 
 def main() -> None:

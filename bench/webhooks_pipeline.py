@@ -6,9 +6,15 @@ Prints, in one run:
 1. the raw LocalStack SQS receive+delete rate (batches of 10, as many pollers as the pipeline);
 2. N events pre-loaded on the events queue and pushed through the whole pipeline (bridge
    processes running app.py's `dispatch_webhooks`, signing, POST, delivery rows) to a local
-   receiver on 10 session endpoints: events/s and the ratio to (1);
-3. p50/p99 enqueue -> received latency at a fixed rate (events sent as they are produced);
-4. (3) again with one of the ten endpoints always answering 500: latency of the other nine.
+   receiver on 10 session endpoints: events/s and the ratio to (1). The target (>= 0.5)
+   applies to the stricter ratio: events over the time from the bridges' start (their
+   start-up included), not the first->last delivery rate (printed too, kinder);
+3. p50/p99 enqueue -> received latency at a fixed rate (events sent as they are produced),
+   beside a bare-SQS canary running during the same phase (the same-run baseline): the
+   target applies to the pipeline's p99 over the canary's p99 (<= 1000 ms added), so a
+   LocalStack stall neither fails nor flatters it;
+4. (3) again with one of the ten endpoints always answering 500: latency of the other nine,
+   against (3)'s p99 in the same run (target within 10%), with its own canary.
 
 It uses its own database and queue prefix (like the test suite), reuses a LocalStack on
 127.0.0.1:4566 (or starts one), and removes its queues and database at the end.
@@ -35,6 +41,7 @@ from chalicelib.config import load_settings  # noqa: E402
 from chalicelib.events import make_envelope  # noqa: E402
 from chalicelib.schemas.sessions import CreateSessionRequest  # noqa: E402
 from devstack.processes import start_child  # noqa: E402
+from devstack import offline_env  # noqa: E402
 from devstack.stack import LocalStackEnvironment  # noqa: E402
 from tests.webhook_receiver import Receiver  # noqa: E402
 
@@ -54,7 +61,7 @@ def bench_env() -> dict[str, str]:
         "WHATSAPP_DRIVER": "emulator", "EMULATOR_TOKEN": secrets.token_urlsafe(24), "WEBHOOK_TIMEOUT": "5s",
         "API_RATE_LIMIT": "off",  # this bench measures throughput, not the per-key limit
     })
-    return env
+    return offline_env(env)  # the processes it starts resolve and connect on loopback only
 
 
 def send_envelopes(sqs, url: str, envelopes: list[dict], threads: int = 8) -> None:
@@ -179,8 +186,9 @@ class Canary:
             t.join(timeout=5)
         self.sqs.delete_queue(QueueUrl=self.url)
         lat = self.latencies or [0.0]
-        return (f"bare-SQS canary during the phase: p50 {percentile(lat, 0.5) * 1000:.0f} ms, "
-                f"p99 {percentile(lat, 0.99) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms")
+        self.p99 = percentile(lat, 0.99)
+        return (f"bare-SQS canary during the phase (same-run baseline): p50 {percentile(lat, 0.5) * 1000:.0f} ms, "
+                f"p99 {self.p99 * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms")
 
 
 class Arrivals:
@@ -303,8 +311,9 @@ def main() -> int:
         rate = got / elapsed
         steady = got / (times[-1] - times[0])
         say(f"[2] pipeline: {got:,}/{args.events:,} events delivered in {elapsed:.1f}s from the bridges' start = "
-            f"{rate:,.0f} events/s (ratio to raw {rate / raw:.2f}); first->last delivery {steady:,.0f} events/s "
-            f"(ratio to raw {steady / raw:.2f}; target >= 0.5){'' if finished else ' (TIMED OUT)'}")
+            f"{rate:,.0f} events/s (ratio to raw [1] {rate / raw:.2f}; target >= 0.5); first->last delivery "
+            f"{steady:,.0f} events/s (ratio to raw {steady / raw:.2f}, kinder: start-up left out)"
+            f"{'' if finished else ' (TIMED OUT)'}")
         deadline = time.monotonic() + 15  # the rows are written just after each batch's POSTs
         while True:
             with container.db.connection() as conn:
@@ -321,8 +330,9 @@ def main() -> int:
         canary_3 = canary.close()
         p50, p99 = percentile(lat, 0.5), percentile(lat, 0.99)
         say(f"[3] {args.rate:.0f} events/s for {args.seconds:.0f}s ({n:,} events): enqueue->received "
-            f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms "
-            f"(target p99 <= 1000 ms){'' if ok else ' (SOME MISSING)'}")
+            f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms; "
+            f"p99 over the canary's {(p99 - canary.p99) * 1000:+.0f} ms (target <= 1000 ms)"
+            f"{'' if ok else ' (SOME MISSING)'}")
         say(f"    {canary_3}")
 
         # 4. the same with one endpoint of ten always failing
@@ -331,6 +341,7 @@ def main() -> int:
         lat4, ok4, n4 = fixed_rate(sqs, events_url, sessions, args.rate, args.seconds, arrivals, {sessions[0]})
         canary_4 = canary.close()
         q50, q99 = percentile(lat4, 0.5), percentile(lat4, 0.99)
+        canary_4 += f"; p99 over this canary {(q99 - canary.p99) * 1000:+.0f} ms"
         say(f"[4] same, endpoint 1 of 10 always 500: the other nine ({n4:,} events): p50 {q50 * 1000:.0f} ms, "
             f"p99 {q99 * 1000:.0f} ms, max {max(lat4) * 1000:.0f} ms (p99 vs clean run: "
             f"{(q99 / p99 - 1) * 100:+.0f}%; target within 10%){'' if ok4 else ' (SOME MISSING)'}")

@@ -41,21 +41,22 @@ if TYPE_CHECKING:  # imported lazily below: only the processes that use them pay
 
 
 class Container:
-    def __init__(self, settings: Settings | None = None, *, service: str = "zemeow-api"):
+    def __init__(self, settings: Settings | None = None, *, service: str = "zemeow-api",
+                 outbound_resolver: Any = None, proxy_resolver: Any = None):
+        """`outbound_resolver` / `proxy_resolver`: how the network guard looks host names up
+        for webhooks and media, and for proxies (`NetPolicy` resolvers; default: the
+        system's). Tests pass loopback-only ones (chalicelib/netguard/offline.py)."""
         self._settings = settings
         self.service = service
+        self._outbound_resolver = outbound_resolver
+        self._proxy_resolver = proxy_resolver
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         self._embedded: Any = None
 
     @cached_property
     def settings(self) -> Settings:
-        settings = self._settings or load_settings()
-        if settings.environment == "test":
-            from chalicelib.netguard import install_offline_resolver  # noqa: PLC0415
-
-            install_offline_resolver()
-        return settings
+        return self._settings or load_settings()
 
     @cached_property
     def logger(self):
@@ -215,9 +216,9 @@ class Container:
         from chalicelib.repositories.rate_limits import RateLimitRepository  # noqa: PLC0415
         from chalicelib.services.proxy import ProxyProber, ProxyService  # noqa: PLC0415
 
-        # PROXY_ALLOW_PRIVATE decides (refused in production); test: only loopback proxies
-        # are dialled (tests and fuzzers never reach out)
-        prober = ProxyProber(policy=self.proxy_policy, loopback_only=self.settings.environment == "test")
+        # PROXY_ALLOW_PRIVATE decides (refused in production); the policy's resolver decides
+        # which names and addresses exist (tests inject a loopback-only one)
+        prober = ProxyProber(policy=self.proxy_policy)
         return ProxyService(self.sessions, self.session_repo.get, self.secret_box, prober,
                             rate_limits=RateLimitRepository(self.db),
                             rate_limit=self.settings.proxy_test_rate_limit)
@@ -228,14 +229,16 @@ class Container:
         """Webhook deliveries and media downloads: WEBHOOK_ALLOW_PRIVATE."""
         from chalicelib.netguard.resolve import NetPolicy  # noqa: PLC0415
 
-        return NetPolicy.from_settings(self.settings, allow_private=self.settings.webhook_allow_private)
+        return NetPolicy.from_settings(self.settings, allow_private=self.settings.webhook_allow_private,
+                                       resolver=self._outbound_resolver)
 
     @cached_property
     def proxy_policy(self):
         """Session proxies (save, probe, the runner's dial): PROXY_ALLOW_PRIVATE."""
         from chalicelib.netguard.resolve import NetPolicy  # noqa: PLC0415
 
-        return NetPolicy.from_settings(self.settings, allow_private=self.settings.proxy_allow_private)
+        return NetPolicy.from_settings(self.settings, allow_private=self.settings.proxy_allow_private,
+                                       resolver=self._proxy_resolver)
 
     @cached_property
     def proxy_host_check(self):

@@ -95,11 +95,14 @@ def participant_json(p: Any) -> dict[str, Any]:
 
 def group_json(info: Any) -> dict[str, Any]:
     """A neonize `GroupInfo` -> {jid, name, topic, owner, participants_count, created_at,
-    is_announce, is_locked, participants}."""
+    is_announce, is_locked, participants}: the members, never a participant WhatsApp
+    answered with an error."""
     created = None
     if info.GroupCreated:
         created = datetime.fromtimestamp(int(info.GroupCreated), timezone.utc).isoformat()
-    participants = [participant_json(p) for p in info.Participants]
+    # whatsmeow lists a participant WhatsApp did not add (not on WhatsApp, privacy: an
+    # invite instead) with its `Error` code: such a one is not a member (CreateGroup's answer)
+    participants = [participant_json(p) for p in info.Participants if not int(p.Error)]
     return {
         "jid": jid_text(info.JID) or "",
         "name": _field(info, "GroupName", "Name", ""),

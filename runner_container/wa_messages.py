@@ -29,6 +29,11 @@ class Outgoing:
     link_preview: bool = False
 
 
+# the message types `build` knows (the emulator refuses the others as `build` does)
+MESSAGE_TYPES = ("text", "image", "video", "audio", "document", "sticker", "location", "contact", "reaction",
+                 "edit", "revoke", "poll")
+
+
 def to_jid(text: str) -> Any:
     from neonize.utils.jid import build_jid
 

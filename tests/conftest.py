@@ -19,9 +19,14 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from chalicelib.bootstrap import Container, reset_container  # noqa: E402
 from chalicelib.config import load_settings  # noqa: E402
 from chalicelib.netguard import install_offline_resolver  # noqa: E402
+from chalicelib.netguard.offline import loopback_resolver, offline_resolver  # noqa: E402
+from devstack import offline_env  # noqa: E402
 from devstack.stack import LocalStackEnvironment  # noqa: E402
+from tests.skip_policy import (  # noqa: E402,F401 - hooks: a skip not on the allow-list fails the run
+    pytest_collectreport, pytest_runtest_logreport, pytest_sessionfinish, pytest_terminal_summary)
 
 install_offline_resolver()  # no test sends a DNS query off this machine (see chalicelib/netguard/offline.py)
+# processes the tests start load devstack/offline_site/sitecustomize.py (same guard, loopback-only connections)
 
 TEST_ADMIN_KEY = "zadm_test_" + secrets.token_urlsafe(24)
 
@@ -57,7 +62,7 @@ def _test_env() -> dict[str, str]:
         "METRICS_PORT": str(_free_port()),
         "EMULATOR_PORT": str(_free_port()),
     })
-    return env
+    return offline_env(env)
 
 
 @pytest.fixture(scope="session")
@@ -86,8 +91,10 @@ def settings(stack):
 
 @pytest.fixture
 def container(settings):
-    """A fresh composition root wired to the test stack, installed process-wide."""
-    instance = Container(settings)
+    """A fresh composition root wired to the test stack, installed process-wide. Its network
+    guard resolves offline (webhooks, media: IP literals and localhost) and loopback only
+    (proxies: nothing else is ever dialled), injected, not switched on by ENVIRONMENT."""
+    instance = Container(settings, outbound_resolver=offline_resolver, proxy_resolver=loopback_resolver)
     reset_container(instance)
     yield instance
     reset_container(None)

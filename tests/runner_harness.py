@@ -170,13 +170,16 @@ def env_without(env: dict[str, str], *names: str) -> dict[str, str]:
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
 
 
-def pair_with_emulator(api: Any, runner: "RunnerProcess", created: dict[str, Any], phone: str) -> None:
-    """Connect a session through the API, scan its QR on the emulator as `phone`, and wait
+def pair_with_emulator(api: Any, runner: "RunnerProcess", created: dict[str, Any], phone: str,
+                       push_name: str | None = "Test Phone") -> None:
+    """Connect a session through the API, scan its QR on the emulator as `phone` (with the
+    push name WhatsApp would sync; None: none, as whatsmeow has before the sync), and wait
     until the API reports it authenticated."""
     sid = created["session_id"]
     headers = {"Authorization": f"Bearer {created['api_key']}", "Content-Type": "application/json"}
     assert api.post(f"/sessions/{sid}/connect", headers=headers).status_code == 202
-    wait_for(lambda: runner.emulator("POST", f"/emulator/sessions/{sid}/scan", {"phone": phone})[0] == 200,
+    wait_for(lambda: runner.emulator("POST", f"/emulator/sessions/{sid}/scan",
+                                             {"phone": phone, "push_name": push_name})[0] == 200,
              message="the emulator waits for a scan")
     wait_for(lambda: api.get(f"/sessions/{sid}/status", headers=headers).json_body["status"] == "authenticated",
              message="authenticated")

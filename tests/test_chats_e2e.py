@@ -37,7 +37,8 @@ def paired(stack, runner):
             {"name": "chats", "session_id": f"t-{uuid.uuid4().hex[:10]}"})).body)
         sid, headers = created["session_id"], session_headers(created)
         assert client.http.post(f"/sessions/{sid}/connect", headers=headers).status_code == 202
-        wait_for(lambda: runner.emulator("POST", f"/emulator/sessions/{sid}/scan", {"phone": ME})[0] == 200,
+        wait_for(lambda: runner.emulator("POST", f"/emulator/sessions/{sid}/scan",
+                                                 {"phone": ME, "push_name": "Chats"})[0] == 200,
                  message="the emulator waits for a scan")
         wait_for(lambda: json.loads(client.http.get(f"/sessions/{sid}/status", headers=headers).body)["status"]
                  == "authenticated", message="authenticated")
@@ -200,3 +201,18 @@ def test_groups_and_chat_commands_survive_a_reconnect(api, runner, paired):
     assert _activity(runner, sid, "presence")[-1]["state"] == "available"
     groups_after = api.get(f"/sessions/{sid}/groups", headers=headers).json_body["groups"]
     assert [g["jid"] for g in groups_after] == [g["jid"] for g in groups_before]
+
+
+def test_account_presence_without_a_push_name_is_refused_as_whatsmeow_refuses_it(api, runner, make_session):
+    """whatsmeow's SendPresence needs the account's push name (ErrNoPushName); typing in a
+    chat does not. The emulator refuses the same way, through the same error mapping."""
+    from tests.runner_harness import pair_with_emulator
+
+    created = make_session(name="no push name")
+    pair_with_emulator(api, runner, created, "5511999990003", push_name=None)
+    refused = _post(api, created, "/presence", {"state": "available"}, "?wait=true")
+    assert refused.status_code == 502, refused.body
+    assert refused.json_body["code"] == "push_name_missing" and "PushName" in refused.json_body["message"]
+    typing = _post(api, created, "/presence", {"chat": "5511912345678", "state": "composing"}, "?wait=true")
+    assert typing.status_code == 200, typing.body
+    assert [a["state"] for a in _activity(runner, created["session_id"], "presence")] == ["composing"]

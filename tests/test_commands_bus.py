@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -94,23 +95,46 @@ def test_idempotency_key_returns_the_same_command_and_sends_once(container, make
     assert bodies.count(str(first["id"])) == 1
 
 
-def test_await_result_wakes_on_notify_and_is_bounded(container, make_session):
+def test_await_result_wakes_on_notify_and_is_bounded(container, make_session, monkeypatch):
     sid = make_session(name="await")["session_id"]
     row = container.commands.enqueue(sid, "ping")
     started = time.monotonic()
     assert container.commands.await_result(str(row["id"]), 0.5)["status"] == "queued"
-    assert 0.45 <= time.monotonic() - started < 2.0
+    assert time.monotonic() - started >= 0.5  # it waited its whole timeout, then answered with the row
 
-    def finish_later():
-        time.sleep(0.3)  # stands in for the runner's work
+    # every wait of await_result is seen: True when the NOTIFY set the event, False when the
+    # wait ran out (the safety re-read)
+    listener = container.commands.listener
+    watch, waits, watching = listener.watch, [], threading.Event()
+
+    class SpiedEvent:
+        def __init__(self, event):
+            self.event = event
+
+        def wait(self, timeout=None):
+            watching.set()
+            woken = self.event.wait(timeout)
+            waits.append(woken)
+            return woken
+
+        def clear(self):
+            self.event.clear()
+
+    @contextmanager
+    def spied_watch(command_id):
+        with watch(command_id) as event:
+            yield SpiedEvent(event)
+
+    monkeypatch.setattr(listener, "watch", spied_watch)
+
+    def finish_when_waited_on():
+        watching.wait(30)  # the runner's work ends while await_result is blocked
         container.commands.repo.finish(str(row["id"]), ok=True, result={"pong": True})
 
-    threading.Thread(target=finish_later).start()
-    started = time.monotonic()
-    done = container.commands.await_result(str(row["id"]), 10)
-    waited = time.monotonic() - started
+    threading.Thread(target=finish_when_waited_on, daemon=True).start()
+    done = container.commands.await_result(str(row["id"]), 30)
     assert done["status"] == "succeeded" and done["result"] == {"pong": True}
-    assert waited < 1.0  # woken by NOTIFY, not by the 1 s safety re-read
+    assert waits and waits[-1] is True, waits  # woken by NOTIFY, not by the 1 s safety re-read
 
 
 def test_commands_route_shows_state_and_keeps_sessions_apart(api, container, make_session):

@@ -158,7 +158,14 @@ def test_pair_phone_inbound_send_stats_and_drop_reconnect(api, db, runner, make_
     _, outbox = runner.emulator("GET", f"/emulator/sessions/{sid}/outbox")
     assert [m["text"] for m in outbox["messages"]] == ["hi"]
     assert outbox["messages"][0]["message_id"] == done["result"]["message_id"]
-    wait_for(lambda: [e for e in outbox_events(db, sid) if e["event"] == "message.receipt"])
+    # no receipt arrives by itself (the emulator invents none); the other phone reads it
+    assert not [e for e in outbox_events(db, sid) if e["event"] == "message.receipt"]
+    status, _ = runner.emulator("POST", f"/emulator/sessions/{sid}/receipt",
+                                {"message_ids": [done["result"]["message_id"]], "type": "read"})
+    assert status == 200
+    receipt = wait_for(lambda: [e for e in outbox_events(db, sid) if e["event"] == "message.receipt"])
+    assert receipt[0]["data"]["message_ids"] == [done["result"]["message_id"]]
+    assert receipt[0]["data"]["type"] == "read" and receipt[0]["data"]["chat"]["phone"] == "5511777770000"
 
     stats = api.get(f"/sessions/{sid}/stats", headers=headers).json_body
     assert stats["messages_sent"] == 1 and stats["messages_received"] == 1 and stats["reconnects"] == 0

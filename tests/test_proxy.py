@@ -287,7 +287,7 @@ def test_proxy_change_emits_session_updated(api, make_session, db):
 
     assert updated_events() == []
     response = _post(api, f"/sessions/{sid}/proxy", session_headers(created),
-                     {"type": "http", "host": "10.9.8.7", "port": 3128, "username": "u", "password": "p-1"})
+                     {"type": "http", "host": "proxy.corp.example", "port": 3128, "username": "u", "password": "p-1"})
     assert response.status_code == 200
     events = updated_events()
     assert len(events) == 1
@@ -442,10 +442,9 @@ def test_probe_target_unreachable_through_the_proxy(api, make_session, pproxies,
 def test_probe_dns_failure_at_the_proxy(api, make_session, pproxies, kind):
     """The proxy (not the API) resolves the target: the name fails inside pproxy."""
     created = make_session()
-    started = time.monotonic()
     result = _probe(api, created, {"proxy": _proxy(kind, pproxies), "target_host": "no-such-host.invalid",
                                    "target_port": 443, "timeout": 5})
-    assert time.monotonic() - started < 4
+    # the proxy's answer, not our deadline: a timeout would be code `timeout`, with no "resolve"
     assert result["ok"] is False and result["error"]["code"] == "target_unreachable", result
     assert "resolve" in result["error"]["message"] and "no-such-host.invalid:443" in result["error"]["message"]
 
@@ -459,7 +458,9 @@ def test_probe_timeout_on_a_proxy_that_never_answers(api, make_session, silent_p
     elapsed = time.monotonic() - started
     assert result["ok"] is False and result["error"]["code"] == "timeout", result
     assert "within 1s" in result["error"]["message"]
-    assert 0.9 <= elapsed < 3, elapsed
+    # it waited its timeout; the silent proxy never answers, so a probe that ignored the
+    # timeout would not have returned at all (the test's own 300 s timeout would end it)
+    assert elapsed >= 0.95, elapsed
 
 
 def test_probe_proxy_host_that_does_not_resolve():
@@ -470,9 +471,11 @@ def test_probe_proxy_host_that_does_not_resolve():
     assert "proxy.invalid" in result["error"]["message"]
 
 
-def test_under_environment_test_the_api_dials_loopback_proxies_only(api, make_session, monkeypatch):
+def test_the_test_stack_dials_loopback_proxies_only(api, make_session, monkeypatch):
     """The suite (and the schemathesis fuzzer) post arbitrary proxies: none may be looked up
-    or dialled unless it is loopback."""
+    or dialled unless it is loopback. The test container's proxy resolver is loopback-only
+    (injected, chalicelib/netguard/offline.py): a name does not exist, an address that is
+    not loopback is refused."""
     def no_lookup(*args, **kwargs):
         raise AssertionError(f"looked up {args[0]!r}")
 
@@ -482,7 +485,10 @@ def test_under_environment_test_the_api_dials_loopback_proxies_only(api, make_se
     created = make_session()
     monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
     monkeypatch.setattr(socket.socket, "connect", no_connect)
-    for host in ("proxy.example.com", "a", "0.0.0.0", "10.0.0.1", "93.184.216.34", "2001:db8::1"):
+    for host in ("proxy.example.com", "a"):
+        result = _probe(api, created, {"proxy": {"type": "socks5", "host": host, "port": 1080}, "timeout": 2})
+        assert result["ok"] is False and result["error"]["code"] == "proxy_dns_failed", result
+    for host in ("0.0.0.0", "10.0.0.1", "93.184.216.34", "2001:db8::1"):
         result = _probe(api, created, {"proxy": {"type": "socks5", "host": host, "port": 1080}, "timeout": 2})
         assert result["ok"] is False and result["error"]["code"] == "proxy_address_not_allowed", result
 

@@ -94,13 +94,13 @@ def test_oversized_bodies_are_413(api, admin_headers):
 
 def test_read_shape_never_carries_secrets(api, make_session):
     created = make_session(webhook={"url": "http://127.0.0.1:9/hook", "events": ["message.*"]},
-                           proxy={"type": "socks5", "host": "10.1.1.1", "port": 1080,
+                           proxy={"type": "socks5", "host": "proxy.corp.example", "port": 1080,
                                   "username": "u", "password": "proxy-pass-123"},
                            metadata={"team": "sales"})
     response = api.get(f"/sessions/{created['session_id']}", headers=session_headers(created))
     assert response.status_code == 200
     body = response.json_body
-    assert body["proxy"] == {"enabled": True, "type": "socks5", "host": "10.1.1.1", "port": 1080,
+    assert body["proxy"] == {"enabled": True, "type": "socks5", "host": "proxy.corp.example", "port": 1080,
                              "username": "u", "has_password": True, "status": "active"}
     assert body["webhook"]["url"] == "http://127.0.0.1:9/hook"
     assert body["webhook"]["events"] == ["message.*"] and body["webhook"]["status"] == "active"

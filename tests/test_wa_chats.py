@@ -51,6 +51,23 @@ def test_group_info_becomes_our_group_json():
     }
 
 
+def test_participants_whatsapp_did_not_add_are_not_members():
+    """CreateGroup's answer lists every requested participant; one that is not on WhatsApp
+    (404) or asks for an invite (403 + AddRequest) carries an Error and is left out, as the
+    emulator leaves a number that is not on WhatsApp out of a new group."""
+    info = GroupInfo(JID=GROUP, OwnerJID=jid("5511999990002"), GroupName=GroupName(Name="Team"), Participants=[
+        GroupParticipant(JID=jid("5511999990002"), IsAdmin=True, IsSuperAdmin=True),
+        GroupParticipant(JID=jid("5511912345671")),
+        GroupParticipant(JID=jid("5511912345670"), Error=404),
+        GroupParticipant(JID=jid("5511912345679"), Error=403,
+                         AddRequest=GroupParticipantAddRequest(Code="abc", Expiration=1767225600)),
+    ])
+    out = wa_chats.group_json(info)
+    assert [p["jid"] for p in out["participants"]] == ["5511999990002@s.whatsapp.net",
+                                                       "5511912345671@s.whatsapp.net"]
+    assert out["participants_count"] == 2
+
+
 def test_a_sparse_group_info_has_safe_defaults():
     out = wa_chats.group_json(GroupInfo(JID=GROUP, OwnerJID=jid("5511999990000")))
     assert out["name"] == "" and out["topic"] is None and out["created_at"] is None

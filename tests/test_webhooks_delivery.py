@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import statistics
+import threading
 import time
 
 import pytest
@@ -160,7 +160,8 @@ def test_retry_after_is_respected(container, api, make_session, receiver, bridge
     receiver.wait_for(lambda: len(receiver.on("/busy")) >= 2, 30, "the retry")
     first, second = receiver.on("/busy")[:2]
     assert second.at - first.at >= 4.0 - 0.05  # not the 1 s the schedule says
-    assert second.at - first.at < 4.0 + 3.0
+    # (that the delay is exactly Retry-After, not more, is the policy's decision:
+    # tests/test_webhooks_units.py::test_retry_after_is_the_delay_exactly; no time window here)
     assert wait_until(lambda: _delivery(db, envelope["id"])["status"] == "succeeded", 10, "success")
 
 
@@ -187,7 +188,8 @@ def _queue_empty(container) -> bool:
 
 
 def test_breaker_opens_defers_and_a_probe_closes_it(container, api, make_session, receiver, bridge, db):
-    container.webhook_dispatcher.breaker = BreakerConfig(threshold=2, cooldown=3.0, probe_timeout=10.0)
+    # a cooldown far longer than the test: while it runs, nothing may reach the endpoint
+    container.webhook_dispatcher.breaker = BreakerConfig(threshold=2, cooldown=600.0, probe_timeout=10.0)
     down = {"on": True}
     receiver.set_behaviour("/brk", lambda n: (500, {}, 0) if down["on"] else (200, {}, 0))
     created = _session(make_session, receiver, "/brk", events=["message.*"])
@@ -198,17 +200,30 @@ def test_breaker_opens_defers_and_a_probe_closes_it(container, api, make_session
     assert api.get(f"/sessions/{sid}", headers=headers).json_body["webhook"]["status"] == "failing"
     stats = api.get(f"/webhooks/sessions/{sid}/stats", headers=headers).json_body
     assert stats["webhook_status"] == "failing" and stats["breakers"][0]["state"] == "open"
-    # while open, deliveries wait in the database (parked), not on the queue, and nothing is sent
-    def parked():
+
+    # while open, deliveries wait in the database (parked), not on the queue, and nothing is sent:
+    # an event published now is handled (it gets parked) without a request to the endpoint
+    def parked(event_id=None):
         with db.connection() as conn:
             return conn.execute("SELECT count(*) AS n FROM webhook_deliveries WHERE session_id = %s AND "
-                                "status = 'retrying' AND next_attempt_at IS NULL", (sid,)).fetchone()["n"]
+                                "status = 'retrying' AND next_attempt_at IS NULL "
+                                "AND (%s::text IS NULL OR event_id = %s)", (sid, event_id, event_id)).fetchone()["n"]
 
-    wait_until(lambda: parked() >= 1, 10, "a parked delivery")
+    wait_until(lambda: parked() >= 1, 20, "a parked delivery")
     count = len(receiver.on("/brk"))
-    time.sleep(2.0)
-    assert len(receiver.on("/brk")) == count
+    late = container.events.publish(sid, "message.received", {"n": "while open"})
+    envelopes.append(late)
+    wait_until(lambda: parked(late["id"]) == 1, 20, "the event published while open to be parked")
+    assert len(receiver.on("/brk")) == count  # handled, and not sent
+
+    # the cooldown ends (the probe timer fires): one probe, the breaker closes, the parked ones go out
     down["on"] = False
+    container.webhook_dispatcher.breaker = BreakerConfig(threshold=2, cooldown=0.0, probe_timeout=10.0)
+    endpoint = _endpoint(db, url)
+    from chalicelib.webhooks.dispatcher import probe_message, send_delivery_messages
+
+    send_delivery_messages(container.sqs, container.queues.events_url,
+                           [probe_message((str(endpoint["session_uid"]), url), 0)])
     for envelope in envelopes:
         wait_until(lambda: (r := _delivery(db, envelope["id"])) and r["status"] == "succeeded", 40,
                    "every event after the probe closed the breaker")
@@ -287,30 +302,42 @@ def test_poison_messages_go_to_the_events_dlq_and_ready_reports_it(container, ap
 
 
 def test_a_hanging_endpoint_does_not_hold_up_other_sessions(container, api, make_session, receiver, bridge, db):
-    container.webhook_dispatcher.breaker = BreakerConfig(threshold=3, cooldown=30.0, probe_timeout=60.0)
-    receiver.set_behaviour("/hang", lambda n: (200, {}, 30.0))  # answers long after WEBHOOK_TIMEOUT (2 s)
+    """The slow session's endpoint holds every request until the test lets go, and the
+    timeout is longer than the test: the healthy session's events can only arrive if the
+    dispatcher keeps delivering while the slow session's slots are all held."""
+    dispatcher = container.webhook_dispatcher
+    dispatcher.timeout = 120.0  # no attempt to /hang ends by itself while the test runs
+    dispatcher.breaker = BreakerConfig(threshold=3, cooldown=600.0, probe_timeout=600.0)
+    gate = threading.Event()
+
+    def hang(_n):
+        gate.wait(300)
+        return 200, {}, 0
+
+    receiver.set_behaviour("/hang", hang)
     slow = _session(make_session, receiver, "/hang", events=["message.*"])
     fast = _session(make_session, receiver, "/fast", events=["message.*"])
-    sent: dict[str, float] = {}
-    for i in range(30):
-        container.events.publish(slow["session_id"], "message.received", {"n": i})
-        envelope = container.events.publish(fast["session_id"], "message.received", {"n": i})
-        sent[envelope["id"]] = time.time()
-        time.sleep(0.1)  # a steady trickle: 10 events/s for each session
-    receiver.wait_for(lambda: {r.webhook_id for r in receiver.on("/fast")} >= set(sent), 30,
-                      "every event of the healthy session")
-    latencies = sorted(r.at - sent[r.webhook_id] for r in receiver.on("/fast") if r.webhook_id in sent)
-    median = statistics.median(latencies)
-    print(f"healthy session latency: median {median:.3f}s, max {latencies[-1]:.3f}s")
-    assert median < 0.5
-    assert latencies[-1] < 2.0 + 2.0  # at worst one WEBHOOK_TIMEOUT before the breaker opened
-    # the hanging endpoint's attempts time out in the background and open its breaker
-    wait_until(lambda: (e := _endpoint(db, receiver.url("/hang"))) and e["state"] in ("open", "half_open"), 10,
-               "the hanging endpoint's breaker to open")
+    try:
+        slow_events = [container.events.publish(slow["session_id"], "message.received", {"n": i})
+                       for i in range(20)]
+        receiver.wait_for(lambda: receiver.counts.get("/hang", 0) >= 1, 60, "a request held by /hang")
+        fast_ids = {container.events.publish(fast["session_id"], "message.received", {"n": i})["id"]
+                    for i in range(20)}
+        receiver.wait_for(lambda: {r.webhook_id for r in receiver.on("/fast")} >= fast_ids, 60,
+                          "every event of the healthy session while /hang holds its requests")
+        held = receiver.counts["/hang"]
+        assert not gate.is_set() and receiver.on("/hang") == []  # every /hang request still held
+    finally:
+        gate.set()
+    # let go: the held attempts are answered and recorded; every slow event has its delivery row
+    receiver.wait_for(lambda: len(receiver.on("/hang")) >= held, 30, "the held requests to be answered")
+    for webhook_id in {r.webhook_id for r in receiver.on("/hang")}:
+        wait_until(lambda: (r := _delivery(db, webhook_id)) and r["status"] == "succeeded", 30,
+                   "the held attempt recorded as delivered")
     with db.connection() as conn:
-        rows = conn.execute("SELECT status, count(*) AS n FROM webhook_deliveries WHERE session_id = %s "
-                            "GROUP BY status", (slow["session_id"],)).fetchall()
-    assert {r["status"] for r in rows} <= {"retrying", "delivering"}  # kept for later, none lost
+        rows = conn.execute("SELECT event_id FROM webhook_deliveries WHERE session_id = %s",
+                            (slow["session_id"],)).fetchall()
+    assert {str(r["event_id"]) for r in rows} == {e["id"] for e in slow_events}  # none lost
 
 
 def test_session_deleted_is_delivered_after_the_row_is_gone(container, api, admin_headers, make_session,
@@ -323,3 +350,35 @@ def test_session_deleted_is_delivered_after_the_row_is_gone(container, api, admi
     deleted = [r for r in receiver.on("/gone") if r.json["event"] == "session.deleted"][0]
     assert deleted.verified, deleted.verify_error  # signed with the deleted session's own secret
     assert deleted.json["session_id"] == sid and deleted.json["data"]["session_id"] == sid
+
+
+def test_parked_deliveries_older_than_the_retry_schedule_expire_at_the_next_probe(
+        container, api, make_session, receiver, bridge, db):
+    """A breaker that stays open longer than the whole retry schedule: its parked
+    deliveries end `failed` (never sent, never left waiting forever) when the probe timer
+    fires."""
+    container.webhook_dispatcher.breaker = BreakerConfig(threshold=2, cooldown=600.0, probe_timeout=10.0)
+    receiver.set_behaviour("/expire", lambda n: (500, {}, 0))
+    created = _session(make_session, receiver, "/expire", events=["message.*"])
+    sid, url = created["session_id"], receiver.url("/expire")
+    for i in range(2):
+        container.events.publish(sid, "message.received", {"n": i})
+    wait_until(lambda: (e := _endpoint(db, url)) and e["state"] == "open", 20, "the breaker to open")
+    parked = container.events.publish(sid, "message.received", {"n": "parked"})
+    wait_until(lambda: (r := _delivery(db, parked["id"])) and r["status"] == "retrying"
+               and r["next_attempt_at"] is None, 20, "a parked delivery")
+    max_age = container.webhook_dispatcher.policy.max_age
+    with db.connection() as conn:  # it has waited longer than the whole retry schedule
+        conn.execute("UPDATE webhook_deliveries SET created_at = now() - make_interval(secs => %s) "
+                     "WHERE event_id = %s", (max_age + 60, parked["id"]))
+
+    # the probe timer fires (the cooldown is over)
+    container.webhook_dispatcher.breaker = BreakerConfig(threshold=2, cooldown=0.0, probe_timeout=10.0)
+    from chalicelib.webhooks.dispatcher import probe_message, send_delivery_messages
+
+    send_delivery_messages(container.sqs, container.queues.events_url,
+                           [probe_message((str(_endpoint(db, url)["session_uid"]), url), 0)])
+    expired = wait_until(lambda: (r := _delivery(db, parked["id"])) and r["status"] == "failed" and r, 30,
+                         "the parked delivery to expire")
+    assert "retry schedule" in expired["error"]
+    assert parked["id"] not in {r.webhook_id for r in receiver.on("/expire")}  # never sent

@@ -66,6 +66,13 @@ def test_retry_after_seconds_and_dates():
     assert retry.parse_retry_after("-5", now) == 0.0
 
 
+def test_retry_after_is_the_delay_exactly():
+    policy = retry.RetryPolicy.from_settings((1.0, 3.0, 6.0), 3)
+    assert policy.next_delay(1, retry_after=4.0, rand=lambda a, b: b) == 4.0  # no jitter on top, not the 1 s
+    assert policy.next_delay(2, retry_after=0.0) == 0.0
+    assert policy.next_delay(4, retry_after=4.0) is None  # the schedule still ends the retries
+
+
 def test_policy_truncates_and_jitters():
     svix = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
     policy = retry.RetryPolicy.from_settings(svix, 3)

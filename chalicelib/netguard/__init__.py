@@ -8,7 +8,8 @@
   `deadline`: its total deadline per request (a watchdog that shuts sockets down).
 - `proxies`: the check of a session proxy before the probe or the runner dials it.
 - `validation`: the configuration-time checks (422 naming the field).
-- `offline`: ENVIRONMENT=test, no name lookups leave the machine.
+- `offline`: resolvers for tests and benchmarks (no name lookup leaves the machine), injected
+  by whoever builds a policy; nothing turns them on from a setting.
 
 Imports stay lazy here: the API imports this package without pulling `requests` in.
 """

@@ -21,9 +21,9 @@ PROXY_ALLOW_PRIVATE=true (refused in production). Refusal happens before any pac
 sent, and the probe connects to the addresses it checked (no second lookup that DNS
 rebinding could change).
 
-With `loopback_only=True` (ENVIRONMENT=test) only loopback proxies are dialled and no
-name but `localhost` is looked up: the test suite and the API fuzzer post arbitrary
-proxies to the probe, and nothing may leave the machine.
+Which names exist is the policy's resolver's business: the test suite injects one that
+answers loopback only (chalicelib/netguard/offline.py), since it and the API fuzzer post
+arbitrary proxies to the probe and nothing may leave the machine.
 
 Answers are ours: a code and a message in our words. Nothing the peer sent (a banner, a
 reason phrase) is ever echoed back, or the probe would read internal services for the
@@ -35,7 +35,6 @@ the lookup of the proxy's own host name is left to the system resolver's timeout
 """
 from __future__ import annotations
 
-import ipaddress
 import socket
 import ssl
 import time
@@ -222,22 +221,18 @@ class _Dialer:
 
 
 class ProxyProber:
-    def __init__(self, *, policy: NetPolicy, loopback_only: bool = False, settle_seconds: float = 1.0,
+    def __init__(self, *, policy: NetPolicy, settle_seconds: float = 1.0,
                  tls_context: Callable[[], ssl.SSLContext] = ssl.create_default_context):
-        """`policy`: the network guard's rules for proxies (PROXY_ALLOW_PRIVATE).
-        `loopback_only=True` (ENVIRONMENT=test): only loopback proxies are dialled and no
-        name but `localhost` is even looked up, so a test or a fuzzer never reaches out.
-        `tls_context` builds the context for https proxies (system CAs, hostname checked)."""
+        """`policy`: the network guard's rules for proxies (PROXY_ALLOW_PRIVATE) and its
+        resolver. `tls_context` builds the context for https proxies (system CAs, hostname
+        checked)."""
         self.policy = policy
-        self.loopback_only = loopback_only
         self.settle_seconds = settle_seconds
         self._tls_context = tls_context
 
     # -- policy -------------------------------------------------------------------------
     def resolve_proxy(self, host: str, port: int) -> list[tuple[int, tuple]]:
         """One lookup; the addresses we connect to are the addresses we checked."""
-        if self.loopback_only:
-            host = _loopback_literal(host)
         try:
             infos = self.policy.resolve(host, port)
         except Unresolvable:
@@ -374,19 +369,6 @@ def _classify_socks5(exc: BaseException, cause: BaseException, proxy: ProxyConfi
     if isinstance(cause, OSError):
         return ProbeFailure("proxy_unreachable", f"connection to the proxy at {where} failed: {_os_reason(cause)}")
     return ProbeFailure("proxy_protocol_error", f"the server at {where} did not answer like a SOCKS5 proxy")
-
-
-def _loopback_literal(host: str) -> str:
-    if host.rstrip(".").lower() == "localhost":
-        return "127.0.0.1"
-    try:
-        ip = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        ip = None
-    if ip is None or not ip.is_loopback:
-        raise ProbeFailure("proxy_address_not_allowed", f"the proxy host '{host}' is not a loopback address; "
-                                                        "with ENVIRONMENT=test only loopback proxies are dialled")
-    return host
 
 
 def _os_reason(exc: BaseException) -> str:

@@ -6,18 +6,37 @@ stored device (connected at once, no QR) or emits QR codes of whatsmeow's shape
 Its device store is the `emulator_devices` table, so a paired session survives a
 runner restart and failover exactly as whatsmeow's device rows do.
 
+It refuses and fails where whatsmeow does and the code handles it, so a pipeline test
+through the emulator means what it says:
+- a session with a proxy dials through it (HTTP CONNECT or SOCKS5, credentials and all) to
+  the emulator's own listener, which plays `web.whatsapp.com:443`; a proxy that refuses,
+  rejects the credentials or does not answer within `dial_timeout` ends the dial as
+  neonize's does: `retryable` {code: dial_failed, "failed to dial whatsapp web websocket: ..."};
+- account presence without a push name (none given at scan) is refused as whatsmeow's
+  `ErrNoPushName` (`push_name_missing`);
+- a logout while WhatsApp does not answer (`/unreachable`) removes the device locally and
+  raises `logout_incomplete`;
+- nothing arrives that nobody sent: a receipt comes only when the test plays the other
+  phone (`/receipt`), never by itself on a send.
+
 The control API (loopback only, `EMULATOR_PORT`) plays the phone and the network. It pairs
 and drives any session it holds, so every request must carry `X-Emulator-Token: <EMULATOR_TOKEN>`
 (compared in constant time; 401 without it): a webhook URL or any other request forged
 through the API cannot carry it. The driver refuses to start without a token, and
 `chalicelib.config` refuses the emulator in production.
 
-    POST /emulator/sessions/{id}/scan      {"phone": "5511..."}   complete the pending login
+    POST /emulator/sessions/{id}/scan      {"phone": "5511...", "push_name": "..."} complete the
+                                           pending login (no push_name: none, as before WhatsApp
+                                           syncs it; account presence is then refused)
     POST /emulator/sessions/{id}/inbound   {"from": "...", "text": "..."} -> message.received
                                            ("chat": "<id>@g.us": in a group, from a member), or media:
                                            {"from", "type": "image"|"video"|"audio"|"document"|"sticker",
                                             "media_base64", "mime_type", "caption", "filename"}
     POST /emulator/sessions/{id}/drop      drop the socket, as a network fault would
+    POST /emulator/sessions/{id}/receipt   {"message_ids": [...], "type": "delivered"|"read"|"played"}
+                                           the other phone acknowledges messages this session sent
+    POST /emulator/sessions/{id}/unreachable {"on": true|false} WhatsApp stops answering requests
+                                           on the open socket (a logout then cannot be confirmed)
     POST /emulator/sessions/{id}/fail      {"code": ...} what WhatsApp says when it refuses the
                                            session: logged_out, client_outdated, temporary_ban,
                                            stream_replaced, service_unavailable
@@ -63,31 +82,75 @@ class EmulatorClient(SessionClient):
         self.driver = driver
         self.config = config
         self.sink = sink
-        self.state = "idle"  # idle | waiting_scan | connected
+        self.state = "idle"  # idle | dialing (through a proxy) | waiting_scan | connected
         self.qr_code: str | None = None
         self.pairing: dict[str, Any] | None = None
         self.outbox: list[dict[str, Any]] = []
         self.jid: str | None = config.jid
+        self.push_name: str | None = None
+        self.unreachable = False  # WhatsApp does not answer requests on the socket
+        self.dialed: list[str] = []  # proxies this client dialed through (scheme://host:port), for tests
         self._lock = threading.RLock()
         self._qr_timer: threading.Timer | None = None
         self._generation = 0
 
     # -- SessionClient ------------------------------------------------------------------
     def connect(self) -> None:
-        device = self.driver.load_device(self.config.session_id)
         with self._lock:
             self._generation += 1
+            generation = self._generation
+            self.state = "dialing"
+        if not self.config.proxy_url:
+            self._login(generation)
+            return
+        # as neonize: the dial runs on its own thread, a failure arrives through the sink
+        threading.Thread(target=self._dial_then_login, args=(generation,), daemon=True,
+                         name=f"emulator-dial-{self.config.session_id}").start()
+
+    def _dial_then_login(self, generation: int) -> None:
+        problem = self._dial(self.config.proxy_url or "")
+        if problem is not None:
+            with self._lock:
+                if generation != self._generation:
+                    return
+                self.state = "idle"
+            self.sink("retryable", {"code": "dial_failed",
+                                    "message": f"failed to dial whatsapp web websocket: {problem}"})
+            return
+        self._login(generation)
+
+    def _dial(self, proxy_url: str) -> str | None:
+        """Open a tunnel through the proxy to the emulator's listener (its `web.whatsapp.com`);
+        None when the proxy carried it, else why not (never the password)."""
+        from python_socks.sync import Proxy  # noqa: PLC0415
+
+        try:
+            sock = Proxy.from_url(proxy_url).connect(dest_host=self.driver.server_host, dest_port=self.driver.port,
+                                                     timeout=self.driver.dial_timeout)
+        except Exception as exc:  # noqa: BLE001 - ProxyError, ProxyTimeoutError, OSError: the dial failed
+            return (" ".join(str(exc).split())[:200] or exc.__class__.__name__).replace(proxy_url, "<proxy>")
+        sock.close()
+        with self._lock:
+            self.dialed.append(_without_credentials(proxy_url) or "")
+        return None
+
+    def _login(self, generation: int) -> None:
+        device = self.driver.load_device(self.config.session_id)
+        with self._lock:
+            if generation != self._generation:
+                return
             if device is not None:
                 self.state = "connected"
                 jid = device["jid"]
                 self.jid = jid
+                self.push_name = device.get("push_name")
             else:
                 self.state = "waiting_scan"
                 jid = None
         if jid:
             self.sink("connected", {"jid": jid})
         else:
-            self._emit_qr(self._generation)
+            self._emit_qr(generation)
 
     def _emit_qr(self, generation: int) -> None:
         with self._lock:
@@ -114,24 +177,34 @@ class EmulatorClient(SessionClient):
             self._stop_timers()
 
     def logout(self) -> None:
+        with self._lock:
+            unconfirmed = self.state == "connected" and self.unreachable
         self.disconnect()
         self.driver.forget_device(self.config.session_id, None)
+        if unconfirmed:  # neonize: Logout failed, the device is removed locally anyway
+            raise DriverError("logout_incomplete", "WhatsApp did not confirm the logout: context deadline "
+                              "exceeded; the device was removed locally")
 
     def pair_phone(self, phone: str, show_push_notification: bool, timeout: float) -> str:
         with self._lock:
             if self.state == "connected":
                 raise DriverError("already_paired", "the session is already paired")
-            if self.state != "waiting_scan":
-                raise DriverError("not_connecting", "the session is not connecting")
+            if self.state != "waiting_scan":  # as neonize: no open socket, no pairing code
+                raise DriverError("not_connected", "the WhatsApp socket is not open (the session is not connecting)")
             raw = "".join(secrets.choice(PAIR_ALPHABET) for _ in range(8))
             self.pairing = {"phone": phone, "code": raw}
         return f"{raw[:4]}-{raw[4:]}"
 
     def send(self, payload: dict[str, Any]) -> dict[str, Any]:
+        from runner_container.wa_messages import MESSAGE_TYPES  # noqa: PLC0415
+
         to = str(payload.get("to", ""))
         with self._lock:
             if self.state != "connected":
                 raise DriverError("not_connected", "the session is not connected")
+        kind = payload.get("type", "text")
+        if kind not in MESSAGE_TYPES:  # as wa_messages.build refuses it for neonize
+            raise DriverError("unsupported_type", f"message type '{kind}' is not supported")
         media = self._media(payload)  # fetched as the neonize driver does: capped, SSRF-guarded
         with self._lock:
             shown = {k: v for k, v in payload.items() if k != "media_base64"}
@@ -143,10 +216,6 @@ class EmulatorClient(SessionClient):
             if len(self.outbox) > 1000:
                 del self.outbox[:-1000]
         self._log(self.driver.chat_state(self.config.session_id), "message", message_id=message["message_id"], to=to)
-        # the phone on the other side "receives" it at once
-        self.sink("event", {"event": "message.receipt", "data": {
-            "message_ids": [message["message_id"]], "type": "delivered",
-            "chat": _render(to), "sender": _render(to), "is_group": False, "timestamp": None}})
         return {"message_id": message["message_id"], "timestamp": message["timestamp"]}
 
     def _media(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -182,7 +251,12 @@ class EmulatorClient(SessionClient):
         self._log(state, "read", chat=chat, message_ids=list(message_ids), sender=sender)
 
     def send_presence(self, state_name: str, chat: str | None) -> None:
+        from runner_container import wa_chats  # noqa: PLC0415
+
         state = self._connected()
+        if chat is None and not self.push_name:
+            # whatsmeow's SendPresence: ErrNoPushName, mapped as the neonize driver maps it
+            raise wa_chats.driver_error(Exception("can't send presence without PushName set"), "presence_failed")
         self._log(state, "presence", state=state_name, chat=chat)
 
     def check_contacts(self, phones: list[str]) -> list[dict[str, Any]]:
@@ -244,6 +318,7 @@ class EmulatorClient(SessionClient):
             phone = phone or "5511" + "".join(secrets.choice("0123456789") for _ in range(9))
             jid = f"{phone}:{secrets.randbelow(90) + 10}@s.whatsapp.net"
             self.jid = jid
+            self.push_name = push_name or None
             self.state = "connected"
             self.qr_code = None
             self.pairing = None
@@ -281,6 +356,23 @@ class EmulatorClient(SessionClient):
         self.sink("event", {"event": "message.received", "data": data})
         return message_id
 
+    def receipt(self, message_ids: list[str], kind: str) -> None:
+        """The other phone acknowledges messages this session sent to it (one chat)."""
+        with self._lock:
+            if self.state != "connected":
+                raise DriverError("not_connected", f"the session is {self.state}, not connected")
+            sent = {m["message_id"]: m for m in self.outbox}
+        unknown = [m for m in message_ids if m not in sent]
+        if unknown or not message_ids:
+            raise DriverError("unknown_message", f"this session did not send {unknown or 'any message'}")
+        to = {sent[m]["to"] for m in message_ids}
+        if len(to) != 1:
+            raise DriverError("several_chats", "a receipt acknowledges messages of one chat")
+        chat = _render(to.pop())
+        self.sink("event", {"event": "message.receipt", "data": {
+            "message_ids": list(message_ids), "type": kind, "chat": chat, "sender": chat, "is_group": False,
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}})
+
     def drop(self) -> None:
         with self._lock:
             was = self.state
@@ -309,14 +401,17 @@ class EmulatorClient(SessionClient):
         with self._lock:
             return {"session_id": self.config.session_id, "state": self.state, "qr_code": self.qr_code,
                     "pairing_pending": self.pairing is not None, "sent": len(self.outbox),
-                    "proxy": _without_credentials(self.config.proxy_url)}
+                    "proxy": _without_credentials(self.config.proxy_url), "dialed_through": list(self.dialed),
+                    "push_name": self.push_name, "unreachable": self.unreachable}
 
 
 class EmulatorDriver(Driver):
     name = "emulator"
 
+    server_host = "127.0.0.1"  # the emulator's listener plays web.whatsapp.com: dials through a proxy end here
+
     def __init__(self, db: Database, *, token: str | None, port: int = 8081, qr_rotate: float = 20.0,
-                 media_policy: NetPolicy | None = None, media_store: Any = None, media_max_bytes: int | None = None):
+                 dial_timeout: float = 10.0, media_policy: NetPolicy | None = None, media_store: Any = None, media_max_bytes: int | None = None):
         if not token:
             raise ConfigError(["EMULATOR_TOKEN is required when WHATSAPP_DRIVER=emulator: its control API "
                                "can pair any session, so it never answers without the token "
@@ -329,6 +424,7 @@ class EmulatorDriver(Driver):
         self.media_max_bytes = media_max_bytes
         self.port = port
         self.qr_rotate = qr_rotate
+        self.dial_timeout = dial_timeout
         self.clients: dict[str, EmulatorClient] = {}
         self.chats: dict[str, dict[str, Any]] = {}  # session_id -> {"groups": {...}, "activity": [...]}
         self._lock = threading.RLock()

@@ -110,6 +110,18 @@ def _handler(driver: "EmulatorDriver") -> type[BaseHTTPRequestHandler]:
                         return self._send(422, {"code": "validation_failed", "message": "chat must be a group JID"})
                     return self._send(200, {"message_id": client.inbound(str(body["from"]), body.get("text"),
                                                                          media, chat=chat)})
+                if method == "POST" and action == "receipt":
+                    kind = str(body.get("type") or "delivered")
+                    ids = body.get("message_ids")
+                    if kind not in ("delivered", "read", "played") or not isinstance(ids, list):
+                        return self._send(422, {"code": "validation_failed",
+                                                "message": "give message_ids (a list) and type delivered|read|played"})
+                    client.receipt([str(m) for m in ids], kind)
+                    return self._send(200, {"acknowledged": len(ids)})
+                if method == "POST" and action == "unreachable":
+                    with client._lock:
+                        client.unreachable = bool(body.get("on", True))
+                    return self._send(200, {"unreachable": client.unreachable})
                 if method == "POST" and action == "fail":
                     client.fail(str(body.get("code", "")))
                     return self._send(200, {"failed": body.get("code")})

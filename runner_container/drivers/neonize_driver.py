@@ -206,8 +206,12 @@ class NeonizeClient(SessionClient):
             response = self.client.send_message(out.chat, out.message, link_preview=out.link_preview)
         except DriverError:
             raise
-        except Exception as exc:  # noqa: BLE001 - MessageBuildError, NeonizeError...
-            raise DriverError(getattr(exc, "code", "send_failed"), _clean(str(exc))) from exc
+        except Exception as exc:  # noqa: BLE001 - MessageBuildError (has a code), NeonizeError...
+            if getattr(exc, "code", None):
+                raise DriverError(exc.code, _clean(str(exc))) from exc
+            from runner_container import wa_chats  # noqa: PLC0415 - whatsmeow's texts -> codes, as for chats
+
+            raise wa_chats.driver_error(exc, "send_failed") from exc
         return {"message_id": response.ID, "timestamp": int(response.Timestamp)}
 
     # -- chats, contacts and groups (translation in runner_container/wa_chats.py) -------------
