@@ -49,6 +49,14 @@ class NotFound(ZemeowError):
     code = "not_found"
 
 
+class SessionNotFound(NotFound):
+    """The one answer for a session id that names no session (or one the caller cannot see)."""
+    code = "session_not_found"
+
+    def __init__(self, session_id: str, *, details: Any = None):
+        super().__init__(f"session '{session_id}' does not exist", details=details)
+
+
 class Conflict(ZemeowError):
     status = 409
     code = "conflict"

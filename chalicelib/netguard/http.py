@@ -42,13 +42,38 @@ CHUNK = 64 * 1024
 
 class OutboundError(Exception):
     """kind: refused | unresolvable | timeout | connection_failed | too_many_redirects |
-    too_large | protocol_error. The message is ours and safe to store or show."""
+    too_large | protocol_error. The message is ours and safe to store or show.
+
+    The kinds a caller treats apart have their own type (`OutboundRefused`,
+    `OutboundUnresolvable`, `OutboundTimeout`): catch those, never match the message."""
 
     def __init__(self, kind: str, message: str, *, declared_size: int | None = None):
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.declared_size = declared_size
+
+
+class OutboundRefused(OutboundError):
+    """The guard refused the destination (a private or metadata address, a bad scheme or URL,
+    a redirect to one): nothing was sent, and trying again cannot help."""
+
+    def __init__(self, message: str):
+        super().__init__("refused", message)
+
+
+class OutboundUnresolvable(OutboundError):
+    """The host name did not resolve: a network error like any other (retried)."""
+
+    def __init__(self, message: str):
+        super().__init__("unresolvable", message)
+
+
+class OutboundTimeout(OutboundError):
+    """No complete answer within the total deadline."""
+
+    def __init__(self, message: str):
+        super().__init__("timeout", message)
 
 
 @dataclass(frozen=True)
@@ -142,7 +167,7 @@ class GuardedAdapter(HTTPAdapter):
         self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
 
     def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:  # belt and braces: trust_env is off
-        raise OutboundError("refused", "outbound requests never go through a proxy")
+        raise OutboundRefused("outbound requests never go through a proxy")
 
 
 # -- the client --------------------------------------------------------------------------
@@ -183,7 +208,7 @@ class OutboundHttp:
         try:
             split_http_url(url, what=what)
         except Refused as exc:
-            raise OutboundError("refused", exc.message) from None
+            raise OutboundRefused(exc.message) from None
         scope = deadline.begin(timeout)
         session = self._session()
         session.max_redirects = max_redirects
@@ -255,24 +280,41 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def _classify(exc: BaseException, scope: deadline.Scope, timeout: float, what: str) -> OutboundError:
     chain = list(_chain(exc))
-    for item in chain:
-        if isinstance(item, _GuardRefusal):
-            if isinstance(item.refusal, Unresolvable):
-                return OutboundError("unresolvable", item.refusal.message)
-            return OutboundError("refused", item.refusal.message)
+    refusal = _guard_refusal(chain)
+    if refusal is not None:
+        return refusal
     if isinstance(exc, OutboundError):
         return exc
     if scope.expired or any(isinstance(i, (requests.exceptions.Timeout, socket.timeout, TimeoutError))
                             for i in chain):
-        return OutboundError("timeout", f"no complete answer within {timeout:g}s")
+        return OutboundTimeout(f"no complete answer within {timeout:g}s")
+    return _by_type(exc, chain, what) or _by_connection(exc, chain)
+
+
+def _guard_refusal(chain: list[BaseException]) -> OutboundError | None:
+    for item in chain:
+        if isinstance(item, _GuardRefusal):
+            if isinstance(item.refusal, Unresolvable):
+                return OutboundUnresolvable(item.refusal.message)
+            return OutboundRefused(item.refusal.message)
+    return None
+
+
+_BAD_URL = (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema, requests.exceptions.InvalidURL,
+            requests.exceptions.URLRequired, ValueError)
+
+
+def _by_type(exc: BaseException, chain: list[BaseException], what: str) -> OutboundError | None:
     if isinstance(exc, requests.exceptions.SSLError):
         return OutboundError("connection_failed", "connection failed: the TLS handshake or certificate check failed")
     if isinstance(exc, requests.exceptions.TooManyRedirects):
         return OutboundError("too_many_redirects", f"the {what} redirected too many times")
-    if isinstance(exc, (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
-                        requests.exceptions.InvalidURL, requests.exceptions.URLRequired, ValueError)) or \
-            any(type(i).__name__ == "LocationParseError" for i in chain):
-        return OutboundError("refused", f"the {what} redirected to a URL that is not a valid http(s) URL")
+    if isinstance(exc, _BAD_URL) or any(type(i).__name__ == "LocationParseError" for i in chain):
+        return OutboundRefused(f"the {what} redirected to a URL that is not a valid http(s) URL")
+    return None
+
+
+def _by_connection(exc: BaseException, chain: list[BaseException]) -> OutboundError:
     for item in chain:
         if isinstance(item, OSError) and item.errno:
             return OutboundError("connection_failed", f"connection failed: {os.strerror(item.errno)}")

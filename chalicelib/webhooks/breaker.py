@@ -15,11 +15,9 @@ end `failed` (dead letters); a 410 fails them at once.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.config import parse_duration
 
 GO = "go"
 PROBE = "probe"
@@ -34,11 +32,11 @@ class BreakerConfig:
     probe_timeout: float = 60.0  # a probe older than this (its dispatcher died) may be re-claimed
 
     @classmethod
-    def from_env(cls, webhook_timeout: float, env: Any = None) -> "BreakerConfig":
-        env = os.environ if env is None else env
-        threshold = int(env.get("WEBHOOK_BREAKER_THRESHOLD") or 5)
-        cooldown = parse_duration(env.get("WEBHOOK_BREAKER_COOLDOWN") or "30s")
-        return cls(threshold=max(1, threshold), cooldown=cooldown, probe_timeout=webhook_timeout + 30.0)
+    def from_settings(cls, settings: Any) -> "BreakerConfig":
+        """WEBHOOK_BREAKER_THRESHOLD, WEBHOOK_BREAKER_COOLDOWN (read by `Settings`); a probe
+        may run a whole WEBHOOK_TIMEOUT before another dispatcher re-claims it."""
+        return cls(threshold=settings.webhook_breaker_threshold, cooldown=settings.webhook_breaker_cooldown,
+                   probe_timeout=settings.webhook_timeout + 30.0)
 
 
 def decide(endpoint: dict[str, Any] | None, config: BreakerConfig) -> tuple[str, float]:

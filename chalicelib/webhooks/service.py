@@ -7,13 +7,13 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from chalicelib.crypto import SecretBox
-from chalicelib.errors import Conflict, DependencyUnavailable, NotFound
+from chalicelib.errors import Conflict, DependencyUnavailable, NotFound, SessionNotFound
 from chalicelib.events import make_envelope
 from chalicelib.queues import QueueDirectory
 from chalicelib.repositories.webhooks import WebhookRepository
 from chalicelib.schemas.webhooks import BulkRedeliverRequest, DeliveriesQuery, SendWebhookRequest
 from chalicelib.services.sessions import generate_webhook_secret
-from chalicelib.webhooks.dispatcher import delivery_id_for, delivery_message, send_delivery_messages
+from chalicelib.webhooks.messages import delivery_id_for, delivery_message, send_delivery_messages
 
 ROTATION_GRACE_SECONDS = 24 * 3600.0
 MAX_PREVIOUS_SECRETS = 5  # each adds a `v1,` signature (44 bytes) to every delivery
@@ -32,7 +32,7 @@ class WebhookService:
     def _require_session(self, session_id: str) -> dict[str, Any]:
         row = self._session(session_id)
         if row is None:
-            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+            raise SessionNotFound(session_id)
         return row
 
     def _enqueue(self, messages: list[dict[str, Any]]) -> None:
@@ -128,7 +128,7 @@ class WebhookService:
         row = self.repo.rotate_secret(session_id, box.encrypt(secret, context=context), ROTATION_GRACE_SECONDS,
                                       MAX_PREVIOUS_SECRETS)
         if row is None:
-            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+            raise SessionNotFound(session_id)
         if not row.get("webhook_url"):
             raise Conflict(f"session '{session_id}' has no webhook", code="webhook_not_configured")
         previous = [{"fingerprint": secret_fingerprint(box.decrypt(enc, context=context)), "expires_at": expires}
