@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from functools import lru_cache
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from chalice import Chalice, Rate, Response
 
@@ -22,6 +22,9 @@ from chalicelib.metrics import record_prune, record_request
 from chalicelib.routing import ADMIN, PUBLIC, SESSION, RequestContext, Router, RouteSpec
 from chalicelib.services.auth import Principal
 from chalicelib.untrusted_input import printable_or_none
+
+if TYPE_CHECKING:
+    from chalicelib.commands.outcome import Outcome
 
 app = Chalice(app_name="zemeow")
 app.log.disabled = True  # Chalice's own logger would print tracebacks outside our JSON logs
@@ -350,30 +353,31 @@ def probe_proxy(ctx: RequestContext, session_id: str) -> dict[str, Any]:
 # -- connections and commands (the runner's side: chalicelib/services/connections.py) -----
 
 
-def _answer(ctx: RequestContext, result: tuple[int, dict[str, Any]]) -> Response:
-    status, body = result
-    return Response(body=ctx.shape(body, status=status, exclude_none=True), status_code=status,
+def _answer(ctx: RequestContext, outcome: "Outcome", *, exclude_none: bool = False) -> Response:
+    """Done now: 200; accepted (the runner will do it): 202. Shaped by the route's model for that status."""
+    status = 200 if outcome.done else 202
+    return Response(body=ctx.shape(outcome.body, status=status, exclude_none=exclude_none), status_code=status,
                     headers={"Content-Type": "application/json"})
 
 
 @route("/sessions/{session_id}/connect", "POST", access=SESSION, summary="Connect the session to WhatsApp",
        tags=["connection"], status=202, responses={200: "connections.ConnectAnswer", 202: "connections.ConnectAnswer", 404: None})
 def connect_session(ctx: RequestContext, session_id: str) -> Response:
-    return _answer(ctx, get_container().connections.connect(session_id))
+    return _answer(ctx, get_container().connections.connect(session_id), exclude_none=True)
 
 
 @route("/sessions/{session_id}/disconnect", "POST", access=SESSION,
        summary="Close the socket (the device stays paired)", tags=["connection"], status=202,
        responses={200: "connections.ConnectAnswer", 202: "connections.ConnectAnswer", 404: None})
 def disconnect_session(ctx: RequestContext, session_id: str) -> Response:
-    return _answer(ctx, get_container().connections.disconnect(session_id))
+    return _answer(ctx, get_container().connections.disconnect(session_id), exclude_none=True)
 
 
 @route("/sessions/{session_id}/logout", "POST", access=SESSION,
        summary="Unlink the device (the next connect needs a new QR)", tags=["connection"],
        responses={200: "connections.ConnectAnswer", 202: "connections.ConnectAnswer", 404: None, 409: None, 502: None})
 def logout_session(ctx: RequestContext, session_id: str) -> Response:
-    return _answer(ctx, get_container().connections.logout(session_id))
+    return _answer(ctx, get_container().connections.logout(session_id), exclude_none=True)
 
 
 @route("/sessions/{session_id}/status", "GET", access=SESSION, summary="Connection status", tags=["connection"],
@@ -498,8 +502,7 @@ def session_webhook_stats(ctx: RequestContext, session_id: str) -> dict[str, Any
        body="messages.SendMessageRequest", query="messages.SendQuery", status=202,
        responses={202: "messages.MessageAccepted", 200: "messages.MessageSent", 404: None, 409: None, 502: None, 504: None})
 def send_message(ctx: RequestContext, session_id: str) -> Response:
-    status, body = get_container().messages.send(session_id, ctx.body.root, wait=ctx.query.wait)
-    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+    return _answer(ctx, get_container().messages.send(session_id, ctx.body.root, wait=ctx.query.wait))
 
 
 # -- chats, contacts and groups (chalicelib/services/chats.py) ----------------------------
@@ -509,15 +512,11 @@ def _group(text: str) -> str:
     return group_jid(text)
 
 
-def _json(status: int, body: dict[str, Any]) -> Response:
-    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
-
-
 @route("/sessions/{session_id}/read", "POST", access=SESSION, summary="Mark messages in a chat as read",
        tags=["chats"], body="chats.MarkReadRequest", query="chats.WaitQuery", status=202,
        responses={202: "chats.CommandAccepted", 200: "chats.CommandDone", 404: None, 409: None, 502: None, 504: None})
 def mark_read(ctx: RequestContext, session_id: str) -> Response:
-    return _json(*get_container().chats.mark_read(session_id, ctx.body, wait=ctx.query.wait))
+    return _answer(ctx, get_container().chats.mark_read(session_id, ctx.body, wait=ctx.query.wait))
 
 
 @route("/sessions/{session_id}/presence", "POST", access=SESSION,
@@ -525,7 +524,7 @@ def mark_read(ctx: RequestContext, session_id: str) -> Response:
        tags=["chats"], body="chats.PresenceRequest", query="chats.WaitQuery", status=202,
        responses={202: "chats.CommandAccepted", 200: "chats.CommandDone", 404: None, 409: None, 502: None, 504: None})
 def send_presence(ctx: RequestContext, session_id: str) -> Response:
-    return _json(*get_container().chats.presence(session_id, ctx.body, wait=ctx.query.wait))
+    return _answer(ctx, get_container().chats.presence(session_id, ctx.body, wait=ctx.query.wait))
 
 
 @route("/sessions/{session_id}/contacts/check", "POST", access=SESSION,

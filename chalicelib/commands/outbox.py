@@ -23,8 +23,9 @@ from typing import Any, Callable, Iterator
 import psycopg
 
 from chalicelib.commands.catalog import COMMAND_TYPES
+from chalicelib.commands.outcome import Outcome
 from chalicelib.db import Database
-from chalicelib.errors import NotFound, RunnerFailed, UpstreamTimeout
+from chalicelib.errors import NotFound, RunnerFailed, SessionNotFound, UpstreamTimeout
 from chalicelib.repositories.commands import TERMINAL, CommandRepository
 
 NOTIFY_CHANNEL = "zemeow_command_done"
@@ -75,7 +76,7 @@ class CommandOutbox:
         row, created = self.repo.insert(conn, session_id=session_id, type=type, payload=payload or {},
                                         idempotency_key=idempotency_key)
         if row is None:
-            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+            raise SessionNotFound(session_id)
         return row, created
 
     def enqueue(self, session_id: str, type: str, payload: dict[str, Any] | None = None, *,
@@ -172,14 +173,14 @@ class CommandOutbox:
 
     def submit(self, session_id: str, type: str, payload: dict[str, Any], *, wait: bool, timeout: float,
                idempotency_key: str | None = None, what: str = "the command",
-               failure_code: str = "runner_failed") -> tuple[int, dict[str, Any]]:
-        """Enqueue a command; without `wait` answer 202 {command_id, status}, with it the
-        finished view (200) or the errors of `await_success`."""
+               failure_code: str = "runner_failed") -> Outcome:
+        """Enqueue a command; without `wait` it is accepted ({command_id, status}), with it
+        done (the finished view) or the errors of `await_success`."""
         row = self.enqueue(session_id, type, payload, idempotency_key=idempotency_key)
         if not wait:
             view = command_view(row)
-            return 202, {"command_id": view["command_id"], "status": view["status"]}
-        return 200, self.await_success(str(row["id"]), timeout, what=what, failure_code=failure_code)
+            return Outcome.accepted({"command_id": view["command_id"], "status": view["status"]})
+        return Outcome.finished(self.await_success(str(row["id"]), timeout, what=what, failure_code=failure_code))
 
 
 class CompletionListener:

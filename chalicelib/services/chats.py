@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.commands import CommandOutbox
+from chalicelib.commands import CommandOutbox, Outcome
 from chalicelib.commands.outbox import ROUTE_WAIT_SECONDS
 from chalicelib.errors import NotFound, RateLimited, ValidationFailed
 from chalicelib.repositories.rate_limits import RateLimitRepository
@@ -46,23 +46,25 @@ class ChatService:
         return self.bus.await_success(str(row["id"]), self.wait_timeout, what=what, failure_code=f"{type}_failed")
 
     # -- 202 / ?wait commands -----------------------------------------------------------
-    def mark_read(self, session_id: str, request: Any, *, wait: bool) -> tuple[int, dict[str, Any]]:
+    def mark_read(self, session_id: str, request: Any, *, wait: bool) -> Outcome:
         self._ready(session_id)
         payload = request.model_dump(mode="json", exclude_none=True)
         return self._submit(session_id, "mark_read", payload, wait, "marking messages read")
 
-    def presence(self, session_id: str, request: Any, *, wait: bool) -> tuple[int, dict[str, Any]]:
+    def presence(self, session_id: str, request: Any, *, wait: bool) -> Outcome:
         self._ready(session_id)
         payload = request.model_dump(mode="json", exclude_none=True)
         return self._submit(session_id, "send_presence", payload, wait, "sending the presence")
 
     def _submit(self, session_id: str, type: str, payload: dict[str, Any], wait: bool,
-                what: str) -> tuple[int, dict[str, Any]]:
-        status, view = self.bus.submit(session_id, type, payload, wait=wait, timeout=self.wait_timeout, what=what,
-                                       failure_code=f"{type}_failed")
-        if status == 202:
-            return status, view
-        return 200, {"command_id": view["command_id"], "status": "succeeded", "result": view.get("result") or {}}
+                what: str) -> Outcome:
+        outcome = self.bus.submit(session_id, type, payload, wait=wait, timeout=self.wait_timeout, what=what,
+                                  failure_code=f"{type}_failed")
+        if not outcome.done:
+            return outcome
+        view = outcome.body
+        return Outcome.finished({"command_id": view["command_id"], "status": "succeeded",
+                                 "result": view.get("result") or {}})
 
     # -- contacts -----------------------------------------------------------------------
     def check_contacts(self, session_id: str, inputs: list[str]) -> dict[str, Any]:

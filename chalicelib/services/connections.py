@@ -9,12 +9,12 @@ in the end.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 from chalicelib.commands.outbox import CommandOutbox, command_view
+from chalicelib.commands.outcome import Outcome
 from chalicelib.db import Database
-from chalicelib.errors import Conflict, NotFound, RunnerFailed, UpstreamTimeout
+from chalicelib.errors import Conflict, NotFound, RunnerFailed, SessionNotFound, UpstreamTimeout
 from chalicelib.repositories.runners import RunnerRepository
 from chalicelib.repositories.runtime import RuntimeRepository
 from chalicelib.repositories.sessions import SessionRepository
@@ -41,7 +41,7 @@ class ConnectionService:
     def _state(self, session_id: str) -> dict[str, Any]:
         row = self.runtime.status(session_id)
         if row is None:
-            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+            raise SessionNotFound(session_id)
         return row
 
     def _command(self, session_id: str, type: str, payload: dict[str, Any] | None = None, *,
@@ -49,7 +49,7 @@ class ConnectionService:
         """Set the desired state and record the command in one transaction, then send it."""
         with self.db.connection() as conn, conn.transaction():
             if self.sessions.lock(conn, session_id) is None:
-                raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+                raise SessionNotFound(session_id)
             if desired:
                 conn.execute("UPDATE sessions SET desired_state = %s, updated_at = now() WHERE session_id = %s",
                              (desired, session_id))
@@ -59,35 +59,38 @@ class ConnectionService:
         return row
 
     # -- routes -------------------------------------------------------------------------
-    def connect(self, session_id: str) -> tuple[int, dict[str, Any]]:
+    def connect(self, session_id: str) -> Outcome:
         state = self._state(session_id)
         if state["status"] in CONNECTED and state["desired_state"] == "connected":
-            return 200, {"session_id": session_id, "status": state["status"], "message": "already connected"}
+            return Outcome.finished({"session_id": session_id, "status": state["status"],
+                                     "message": "already connected"})
         row = self._command(session_id, "connect", desired="connected")
-        return 202, {"session_id": session_id, "status": "connecting", "command_id": str(row["id"]),
-                     "message": "the runner is connecting the session; follow GET /status or GET /qr"}
+        return Outcome.accepted({"session_id": session_id, "status": "connecting", "command_id": str(row["id"]),
+                                 "message": "the runner is connecting the session; follow GET /status or GET /qr"})
 
-    def disconnect(self, session_id: str) -> tuple[int, dict[str, Any]]:
+    def disconnect(self, session_id: str) -> Outcome:
         state = self._state(session_id)
         if state["status"] == "disconnected" and state["desired_state"] == "disconnected":
-            return 200, {"session_id": session_id, "status": "disconnected", "message": "already disconnected"}
+            return Outcome.finished({"session_id": session_id, "status": "disconnected",
+                                     "message": "already disconnected"})
         row = self._command(session_id, "disconnect", desired="disconnected")
-        return 202, {"session_id": session_id, "status": "disconnecting", "command_id": str(row["id"]),
-                     "message": "the runner is closing the socket; the device stays paired"}
+        return Outcome.accepted({"session_id": session_id, "status": "disconnecting", "command_id": str(row["id"]),
+                                 "message": "the runner is closing the socket; the device stays paired"})
 
-    def logout(self, session_id: str) -> tuple[int, dict[str, Any]]:
+    def logout(self, session_id: str) -> Outcome:
         state = self._state(session_id)
         if not state["jid"] and not state["logged_in"]:
             raise Conflict(f"session '{session_id}' has no paired device", code="not_paired")
         row = self._command(session_id, "logout", desired="disconnected")
         done = self.bus.await_result(str(row["id"]), self.logout_timeout)
         if done is not None and done["status"] == "succeeded":
-            return 200, {"session_id": session_id, "status": "disconnected", "command_id": str(row["id"]),
-                         "message": "logged out; the device is unlinked and the next connect needs a new QR"}
+            return Outcome.finished({"session_id": session_id, "status": "disconnected", "command_id": str(row["id"]),
+                                     "message": "logged out; the device is unlinked and the next connect needs a "
+                                                "new QR"})
         if done is not None and done["status"] == "failed":
             raise RunnerFailed(_error_text(done, "logout failed"), code="logout_failed")
-        return 202, {"session_id": session_id, "status": "logging_out", "command_id": str(row["id"]),
-                     "message": "the runner is logging out; follow GET /commands/{command_id}"}
+        return Outcome.accepted({"session_id": session_id, "status": "logging_out", "command_id": str(row["id"]),
+                                 "message": "the runner is logging out; follow GET /commands/{command_id}"})
 
     def status(self, session_id: str) -> dict[str, Any]:
         s = self._state(session_id)
@@ -172,6 +175,3 @@ def _error_text(row: dict[str, Any], default: str) -> str:
     error = row.get("error") or {}
     return str(error.get("message") or error.get("code") or default)
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)

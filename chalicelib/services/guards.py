@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.errors import Conflict, NotFound
+from chalicelib.errors import Conflict, SessionNotFound
 from chalicelib.repositories.sessions import SessionRepository
 
 LOGGED_IN_STATUSES = ("authenticated",)
@@ -15,7 +15,7 @@ def require_logged_in(sessions: SessionRepository, session_id: str, *, before: s
     runner could only fail."""
     session = sessions.status_of(session_id)
     if session is None:
-        raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+        raise SessionNotFound(session_id)
     if session["status"] not in LOGGED_IN_STATUSES:
         raise Conflict(f"session '{session_id}' is {session['status']}; connect and pair it {before}",
                        code="not_connected")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.errors import DependencyUnavailable, NotFound, PayloadTooLarge, ValidationFailed
+from chalicelib.errors import DependencyUnavailable, NotFound, PayloadTooLarge, SessionNotFound, ValidationFailed
 from chalicelib.media import MediaNotFound, MediaStore, MediaStoreError, belongs_to, session_prefix, upload_key
 from chalicelib.repositories.sessions import SessionRepository
 
@@ -30,7 +30,7 @@ class MediaService:
     def _session_uuid(self, session_id: str) -> str:
         row = self.sessions.status_of(session_id)
         if row is None:
-            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+            raise SessionNotFound(session_id)
         return str(row["id"])
 
     def upload_url(self, session_id: str, mime_type: str, size: int, filename: str | None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from typing import Any, Callable
 
-from chalicelib.commands import CommandOutbox
+from chalicelib.commands import CommandOutbox, Outcome
 from chalicelib.commands.outbox import ROUTE_WAIT_SECONDS
 from chalicelib.errors import (
     DependencyUnavailable,
@@ -34,7 +34,7 @@ class MessageService:
         self.check_media_key = check_media_key  # (session uuid, payload): chalicelib.services.media
         self.wait_timeout = wait_timeout
 
-    def send(self, session_id: str, message: Any, *, wait: bool) -> tuple[int, dict[str, Any]]:
+    def send(self, session_id: str, message: Any, *, wait: bool) -> Outcome:
         session = require_logged_in(self.sessions, session_id, before="before sending")
         payload = message.model_dump(mode="json", exclude_none=True)
         idempotency_key = payload.pop("idempotency_key", None)
@@ -42,13 +42,14 @@ class MessageService:
             self._check_media(payload)
             if payload.get("media_key"):
                 self._check_media_key(str(session["id"]), payload)
-        status, view = self.bus.submit(session_id, "send_message", payload, wait=wait, timeout=self.wait_timeout,
-                                       idempotency_key=idempotency_key, what="the send", failure_code="send_failed")
-        if status == 202:
-            return status, view
+        outcome = self.bus.submit(session_id, "send_message", payload, wait=wait, timeout=self.wait_timeout,
+                                  idempotency_key=idempotency_key, what="the send", failure_code="send_failed")
+        if not outcome.done:
+            return outcome
+        view = outcome.body
         result = view.get("result") or {}
-        return 200, {"command_id": view["command_id"], "status": "succeeded",
-                     "message_id": result.get("message_id"), "timestamp": result.get("timestamp")}
+        return Outcome.finished({"command_id": view["command_id"], "status": "succeeded",
+                                 "message_id": result.get("message_id"), "timestamp": result.get("timestamp")})
 
     def _check_media_key(self, session_uuid: str, payload: dict[str, Any]) -> None:
         if self.check_media_key is None:

@@ -14,7 +14,7 @@ import psycopg
 
 from chalicelib.crypto import SecretBox
 from chalicelib.db import Database
-from chalicelib.errors import Conflict, NotFound
+from chalicelib.errors import Conflict, SessionNotFound
 from chalicelib.events import EventPublisher
 from chalicelib.repositories.commands import CommandRepository
 from chalicelib.repositories.devices import DeviceStore
@@ -22,9 +22,9 @@ from chalicelib.repositories.sessions import SessionRepository
 from chalicelib.schemas.sessions import (CreateSessionRequest, ListSessionsQuery, ProxyIn,
                                          UpdateSessionRequest, WebhookIn)
 from chalicelib.services.auth import generate_session_key, key_digest
+from chalicelib.proxy_config import PROXY_CONTEXT
 
 WEBHOOK_CONTEXT = "webhook:{}"
-PROXY_CONTEXT = "proxy:{}"
 
 
 def generate_webhook_secret() -> str:
@@ -138,7 +138,7 @@ class SessionService:
     def get(self, session_id: str) -> dict[str, Any]:
         row = self.repo.get(session_id)
         if row is None:
-            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+            raise SessionNotFound(session_id)
         return session_view(row)
 
     def list(self, query: ListSessionsQuery) -> dict[str, Any]:
@@ -154,7 +154,7 @@ class SessionService:
         with self.db.connection() as conn, conn.transaction():
             existing = self.repo.lock(conn, session_id)
             if existing is None:
-                raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+                raise SessionNotFound(session_id)
             values: dict[str, Any] = {}
             if "name" in given and request.name is not None:
                 values["name"] = request.name
@@ -198,7 +198,7 @@ class SessionService:
         with self.db.connection() as conn, conn.transaction():
             row = self.repo.replace_key_digest(conn, session_id, key_digest(api_key))
         if row is None:
-            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+            raise SessionNotFound(session_id)
         return {"session_id": row["session_id"], "api_key": api_key, "rotated_at": row["updated_at"]}
 
     # -- delete -------------------------------------------------------------------------
@@ -208,12 +208,12 @@ class SessionService:
             # shows the device as unlinked rather than silently dead
             current = self.repo.get(session_id)
             if current is None:
-                raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+                raise SessionNotFound(session_id)
             self.before_delete(session_id, current)
         with self.db.connection() as conn, conn.transaction():
             existing = self.repo.lock(conn, session_id)
             if existing is None:
-                raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+                raise SessionNotFound(session_id)
             envelope = self.events.record(conn, session_id, "session.deleted",
                                           {"session_id": session_id, "jid": existing.get("jid")})
             CommandRepository.delete_for_session(conn, existing["id"])
