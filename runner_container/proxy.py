@@ -3,10 +3,10 @@ by the network guard (`chalicelib/netguard/proxies.py`)."""
 from __future__ import annotations
 
 from typing import Any, Callable
-from urllib.parse import quote
 
 from chalicelib.netguard.proxies import dial_url
 from chalicelib.netguard.resolve import NetPolicy, Refused, Unresolvable
+from chalicelib.proxy_config import proxy_url
 from runner_container.machine import ProxyPlan
 
 
@@ -16,22 +16,10 @@ class ProxyDialer:
         self.policy = policy
 
     def url_for(self, session_id: str, row: dict[str, Any]) -> str | None:
-        """The proxy URL of the session row (None: no proxy). Raises when the stored
-        password cannot be decrypted (the key was rotated?)."""
-        if not row["proxy_enabled"] or not row["proxy_host"] or not row["proxy_port"]:
-            return None
-        scheme = row["proxy_type"] or "http"
-        credentials = ""
-        if row["proxy_username"]:
-            credentials = quote(row["proxy_username"], safe="")
-            if row["proxy_password_enc"] is not None:
-                password = self.secret_box().decrypt(row["proxy_password_enc"], context=f"proxy:{session_id}")
-                credentials += ":" + quote(password, safe="")
-            credentials += "@"
-        host = row["proxy_host"]
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        return f"{scheme}://{credentials}{host}:{row['proxy_port']}"
+        """The proxy URL of the session row (None: no proxy), built by the one builder the
+        API's probe uses too (`chalicelib.proxy_config`). Raises when the stored password
+        cannot be decrypted (the key was rotated?)."""
+        return proxy_url({**row, "session_id": session_id}, self.secret_box())
 
     def plan(self, session_id: str, row: dict[str, Any]) -> ProxyPlan:
         """What a connect dials: the URL and its checked form (its host looked up now,

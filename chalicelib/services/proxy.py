@@ -38,9 +38,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
-from urllib.parse import quote
 
 from python_socks import ProxyError, ProxyTimeoutError, ProxyType
 from python_socks.sync.v2 import Proxy as SyncProxy
@@ -48,10 +46,11 @@ from python_socks.sync.v2 import Proxy as SyncProxy
 from chalicelib.crypto import DecryptionError, SecretBox
 from chalicelib.errors import Conflict, RateLimited
 from chalicelib.netguard.resolve import NetPolicy, Refused, Unresolvable
+from chalicelib.proxy_config import ProxyConfig
 from chalicelib.repositories.rate_limits import RateLimitRepository
 from chalicelib.schemas.proxy import ProxyTestRequest
 from chalicelib.schemas.sessions import ProxyIn, UpdateSessionRequest
-from chalicelib.services.sessions import PROXY_CONTEXT, SessionService
+from chalicelib.services.sessions import SessionService
 
 _TYPES = {"http": ProxyType.HTTP, "https": ProxyType.HTTP, "socks5": ProxyType.SOCKS5}
 _SOCKS5_REPLIES = {
@@ -64,54 +63,6 @@ _SOCKS5_REPLIES = {
     0x07: "command not supported",
     0x08: "address type not supported",
 }
-
-
-@dataclass(frozen=True)
-class ProxyConfig:
-    """A usable proxy: what the prober and the runner (neonize) need, password in clear."""
-
-    type: str
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def from_input(cls, proxy: ProxyIn) -> "ProxyConfig":
-        return cls(type=proxy.type, host=proxy.host or "", port=proxy.port or 0,
-                   username=proxy.username or None, password=proxy.password or None)
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any], secret_box: SecretBox) -> "ProxyConfig | None":
-        """The session row's proxy, password decrypted; None when disabled or incomplete."""
-        if not row.get("proxy_enabled") or not row.get("proxy_host") or not row.get("proxy_port"):
-            return None
-        password = None
-        if row.get("proxy_password_enc") is not None:
-            password = secret_box.decrypt(row["proxy_password_enc"],
-                                          context=PROXY_CONTEXT.format(row["session_id"]))
-        return cls(type=row.get("proxy_type") or "http", host=row["proxy_host"], port=int(row["proxy_port"]),
-                   username=row.get("proxy_username") or None, password=password)
-
-    @property
-    def host_for_url(self) -> str:
-        return f"[{self.host}]" if ":" in self.host else self.host
-
-    def address(self) -> str:
-        """The proxy URL neonize/whatsmeow take (`ProxySettings(proxy_address=...)`,
-        `client.set_proxy_address(...)`): `socks5://user:pass@host:port`. Contains the
-        password: never log it."""
-        auth = ""
-        if self.username or self.password:
-            auth = quote(self.username or "", safe="")
-            if self.password:
-                auth += ":" + quote(self.password, safe="")
-            auth += "@"
-        return f"{self.type}://{auth}{self.host_for_url}:{self.port}"
-
-    def __repr__(self) -> str:  # never show the password
-        return (f"ProxyConfig(type={self.type!r}, host={self.host!r}, port={self.port}, "
-                f"username={self.username!r}, password={'***' if self.password else None})")
 
 
 class ProbeFailure(Exception):
