@@ -6,7 +6,6 @@ command outbox keeps what was accepted) instead of hanging a Lambda for a minute
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import boto3
@@ -32,7 +31,7 @@ def make_client(service: str, settings: Settings, *, connect_timeout: float = 3,
     kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": config}
     if settings.aws_endpoint_url:
         kwargs["endpoint_url"] = settings.aws_endpoint_url
-        if not os.environ.get("AWS_ACCESS_KEY_ID") and not os.environ.get("AWS_PROFILE"):
+        if not settings.aws_credentials_configured:
             # LocalStack accepts any credentials; a fresh machine has none configured.
             kwargs["aws_access_key_id"] = "test"
             kwargs["aws_secret_access_key"] = "test"

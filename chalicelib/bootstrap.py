@@ -277,7 +277,7 @@ class Container:
             repo=self.webhook_repo, sqs=self.sqs, events_queue_url=lambda: self.queues.events_url,
             dlq_url=lambda: self.queues.events_dlq_url, secret_box=self.secret_box,
             policy=RetryPolicy.from_settings(s.webhook_retry_schedule, s.webhook_retry_count),
-            breaker_config=BreakerConfig.from_env(s.webhook_timeout), timeout=s.webhook_timeout,
+            breaker_config=BreakerConfig.from_settings(s), timeout=s.webhook_timeout,
             net_policy=self.outbound_policy, session_concurrency=s.webhook_session_concurrency,
             logger=self.logger, observe=lambda statuses, latencies, opens: record_deliveries(
                 self.webhook_metrics, statuses, latencies, opens))

@@ -245,6 +245,9 @@ class Settings:
     webhook_retry_schedule: tuple[float, ...] = DEFAULT_WEBHOOK_RETRY_SCHEDULE
     webhook_allow_private: bool = False
     webhook_session_concurrency: int = 8  # POSTs in flight per session in one dispatcher
+    webhook_breaker_threshold: int = 5  # consecutive failures that open an endpoint's breaker
+    webhook_breaker_cooldown: float = 30.0  # seconds open before a half-open probe
+    aws_credentials_configured: bool = False  # AWS_ACCESS_KEY_ID or AWS_PROFILE set
     proxy_allow_private: bool = False  # session proxies on private/loopback addresses (dev, tests)
     proxy_test_rate_limit: tuple[int, float] = (20, 60.0)  # POST /proxy/test per session
     whatsapp_driver: str = "neonize"
@@ -437,13 +440,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         event_retention=r.get("EVENT_RETENTION", parse_duration, 7 * 86400.0),
         log_level=r.get("LOG_LEVEL", _parse_choice(LOG_LEVELS, upper=True), "INFO"),
         log_pretty=r.get("LOG_PRETTY", parse_bool, False),
-        webhook_timeout=r.get("WEBHOOK_TIMEOUT", parse_duration, 10.0),
-        webhook_retry_count=r.get("WEBHOOK_RETRY_COUNT", _parse_int_range(0, 50), 7),
-        webhook_retry_schedule=r.get(
-            "WEBHOOK_RETRY_SCHEDULE", _parse_schedule, DEFAULT_WEBHOOK_RETRY_SCHEDULE
-        ),
-        webhook_allow_private=r.get("WEBHOOK_ALLOW_PRIVATE", parse_bool, False),
-        webhook_session_concurrency=r.get("WEBHOOK_SESSION_CONCURRENCY", _parse_int_range(1, 64), 8),
         proxy_allow_private=r.get("PROXY_ALLOW_PRIVATE", parse_bool, False),
         proxy_test_rate_limit=r.get("PROXY_TEST_RATE_LIMIT", parse_rate, (20, 60.0)),
         whatsapp_driver=r.get("WHATSAPP_DRIVER", _parse_choice(DRIVERS), "neonize"),
@@ -453,6 +449,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         runner_bind_host=r.get("RUNNER_BIND_HOST", _parse_bind_host, "127.0.0.1"),
         aws_endpoint_url=r.get("AWS_ENDPOINT_URL", _parse_url, None),
         aws_region=r.text("AWS_REGION") or r.text("AWS_DEFAULT_REGION") or "us-east-1",
+        aws_credentials_configured=bool(r.text("AWS_ACCESS_KEY_ID") or r.text("AWS_PROFILE")),
         queue_prefix=r.get("QUEUE_PREFIX", _parse_queue_prefix, "zemeow"),
         command_shards=r.get("COMMAND_SHARDS", _parse_shards, 4),
         db_pool_max_size=r.get("DB_POOL_MAX_SIZE", _parse_int_range(1, 100), 1 if in_lambda else 10),
@@ -470,7 +467,32 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cors_allow_origins=r.get("CORS_ALLOW_ORIGINS", parse_origins, ()),
         **_media_settings(r),
         **_retention_settings(r),
+        **_webhook_settings(r),
     )
+    _cross_checks(settings, r)
+    if r.problems:
+        raise ConfigError(r.problems)
+    return settings
+
+
+def _parse_breaker_threshold(text: str) -> int:
+    return max(1, int(text))  # 0 or less: every failure opens it
+
+
+def _webhook_settings(r: _Reader) -> dict[str, object]:
+    return {
+        "webhook_timeout": r.get("WEBHOOK_TIMEOUT", parse_duration, 10.0),
+        "webhook_retry_count": r.get("WEBHOOK_RETRY_COUNT", _parse_int_range(0, 50), 7),
+        "webhook_retry_schedule": r.get("WEBHOOK_RETRY_SCHEDULE", _parse_schedule, DEFAULT_WEBHOOK_RETRY_SCHEDULE),
+        "webhook_allow_private": r.get("WEBHOOK_ALLOW_PRIVATE", parse_bool, False),
+        "webhook_session_concurrency": r.get("WEBHOOK_SESSION_CONCURRENCY", _parse_int_range(1, 64), 8),
+        "webhook_breaker_threshold": r.get("WEBHOOK_BREAKER_THRESHOLD", _parse_breaker_threshold, 5),
+        "webhook_breaker_cooldown": r.get("WEBHOOK_BREAKER_COOLDOWN", parse_duration, 30.0),
+    }
+
+
+def _cross_checks(settings: Settings, r: _Reader) -> None:
+    """Rules between variables, and what production refuses."""
     if settings.runner_lease_ttl <= settings.runner_heartbeat_interval:
         r.problems.append(
             "RUNNER_LEASE_TTL must be longer than RUNNER_HEARTBEAT_INTERVAL "
@@ -499,6 +521,3 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                           "(use neonize; the emulator is for development and tests)")
     if settings.environment == "production" and settings.proxy_allow_private:
         r.problems.append("PROXY_ALLOW_PRIVATE=true is refused when ENVIRONMENT=production")
-    if r.problems:
-        raise ConfigError(r.problems)
-    return settings
