@@ -7,13 +7,13 @@ LS_VENV := .venv-localstack
 PY := $(VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check --no-input
 
-.PHONY: run test unit venvs browser tools check-python clean-state bench
+.PHONY: run test unit lint venvs browser tools check-python clean-state bench
 
 run: venvs
 	@$(PY) -m devstack run
 
-# the fast layer first (no PostgreSQL, no LocalStack: seconds), so a broken core fails fast
-test: venvs browser tools unit
+# lint and the fast layer first (no PostgreSQL, no LocalStack: seconds), so a broken core fails fast
+test: venvs browser tools lint unit
 	@$(PY) -m devstack test $(ARGS)
 
 unit: venvs
@@ -36,6 +36,11 @@ tools:
 	    echo "==> installing ffmpeg (apt-get)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null || exit 1; \
 	  else echo "make test needs ffmpeg on PATH (as root: apt-get install -y ffmpeg)"; exit 1; fi; }
+
+# ruff (ruff.toml) and mypy (mypy.ini) on app.py, chalicelib and runner_container.
+lint: venvs
+	@$(VENV)/bin/ruff check --quiet
+	@$(VENV)/bin/mypy --no-error-summary
 
 venvs: check-python $(VENV)/.installed $(LS_VENV)/.installed
 

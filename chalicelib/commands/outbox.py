@@ -134,7 +134,7 @@ class CommandOutbox:
                            code="command_not_found")
         return row
 
-    def await_result(self, command_id: str, timeout: float) -> dict[str, Any]:
+    def await_result(self, command_id: str, timeout: float) -> dict[str, Any] | None:
         """The command's row once finished, or its current row when `timeout` passes."""
         deadline = time.monotonic() + max(0.0, timeout)
         row = self.repo.get_by_id(command_id)

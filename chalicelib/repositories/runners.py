@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from chalicelib.db import Database
 
 
@@ -11,8 +13,6 @@ class RunnerRepository:
 
     def register(self, runner_id: str, *, hostname: str, pid: int, version: str,
                  driver: str, info: dict[str, Any] | None = None) -> None:
-        from psycopg.types.json import Jsonb
-
         with self.db.connection() as conn:
             conn.execute(
                 """

@@ -81,7 +81,7 @@ class SecretSource:
                 return self._cached[0]
             try:
                 value = self._client_factory().get_secret_value(SecretId=self._arn)["SecretString"]
-            except Exception as exc:  # noqa: BLE001 - reported as 503, never as "bad key"
+            except Exception as exc:
                 raise DependencyUnavailable(f"the {self.name} secret could not be read",
                                             code="secrets_unavailable") from exc
             self._cached = (value.strip(), self._clock())

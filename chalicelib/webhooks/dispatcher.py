@@ -36,6 +36,7 @@ import random
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any, Callable
 
 from chalicelib.crypto import SecretBox
@@ -164,7 +165,7 @@ class WebhookDispatcher:
             self._record(jobs, handed, batch.followups)
         finally:  # after the 'delivering' rows are written (or the batch failed): late outcomes may land
             for job, future in handed.items():
-                future.add_done_callback(lambda f, job=job: self._finish_handed_off(job, f))
+                future.add_done_callback(partial(self._finish_handed_off, job))
         return {"batchItemFailures": [{"itemIdentifier": rid} for rid in batch.failures]}
 
     def _build(self, batch: _Batch) -> list[Job]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -58,7 +59,7 @@ class Poster:
                       "flight (WEBHOOK_SESSION_CONCURRENCY)")
                 continue
             future = self.pool.submit(self.post, job)
-            future.add_done_callback(lambda _f, sid=job.session_id: self._release_slot(sid))
+            future.add_done_callback(partial(self._release_after, job.session_id))
             futures[future] = job
         done, running = wait(futures, timeout=batch_wait)
         for future in done:
@@ -94,6 +95,9 @@ class Poster:
                 return False
             self.in_flight_by_session[session_id] = running + 1
             return True
+
+    def _release_after(self, session_id: str, _future: Future) -> None:
+        self._release_slot(session_id)
 
     def _release_slot(self, session_id: str) -> None:
         with self._lock:

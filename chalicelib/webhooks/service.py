@@ -38,7 +38,7 @@ class WebhookService:
     def _enqueue(self, messages: list[dict[str, Any]]) -> None:
         try:
             send_delivery_messages(self.queues.sqs, self.queues.events_url, messages)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise DependencyUnavailable("the events queue did not take the delivery",
                                         code="queue_unavailable") from exc
 
