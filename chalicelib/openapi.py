@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from chalicelib.routing import ADMIN, PUBLIC, RouteSpec
+from chalicelib.routing import ADMIN, PUBLIC, SESSION, RouteSpec
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -53,6 +53,33 @@ ERROR_HEADERS = {
 _PATH_PARAM = re.compile(r"{([^}]+)}")
 
 
+ACCESS_DESCRIPTIONS = {ADMIN: "Admin key only.", SESSION: "Admin key, or the key of the session in the path."}
+
+
+def _parameters(spec: RouteSpec) -> list[dict[str, Any]]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PATH_PARAM.findall(spec.path)]
+    if spec.query is not None:
+        query_schema = spec.query.model_json_schema()
+        required = set(query_schema.get("required", []))
+        parameters += [{"name": name, "in": "query", "required": name in required, "schema": prop}
+                       for name, prop in query_schema.get("properties", {}).items()]
+    return parameters
+
+
+def _implied_errors(spec: RouteSpec) -> set[int]:
+    """The errors every route of its kind can answer, beside those it declares."""
+    errors = {400, 503} if spec.body is not None else {503}
+    if spec.body is not None or spec.query is not None or "{" in spec.path:
+        errors.add(422)  # path parameters too: NUL or a lone surrogate (chalicelib/untrusted_input.py)
+    if spec.body is not None:
+        errors.add(413)
+    if spec.access != PUBLIC:
+        errors |= {401, 403, 429}  # 429: the per-key limit (API_RATE_LIMIT)
+    return errors
+
+
 class OpenApiBuilder:
     def __init__(self, title: str, version: str):
         self.title = title
@@ -82,56 +109,41 @@ class OpenApiBuilder:
             "operationId": spec.name,
             "summary": spec.summary,
             "tags": spec.tags,
-            "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                for name in _PATH_PARAM.findall(spec.path)
-            ],
+            "parameters": _parameters(spec),
             "responses": {},
         }
-        if spec.query is not None:
-            query_schema = spec.query.model_json_schema()
-            required = set(query_schema.get("required", []))
-            for name, prop in query_schema.get("properties", {}).items():
-                op["parameters"].append({"name": name, "in": "query", "required": name in required,
-                                         "schema": prop})
-        if spec.body is not None:
+        if spec.body is not None:  # before the responses: a model's first schema (input) is kept
             op["requestBody"] = {"required": True, "content": {
                 "application/json": {"schema": self._input_schema(spec.body)}}}
         for status in sorted({spec.status, *spec.responses}):
-            model = spec.responses.get(status)
-            description = "OK" if status < 400 else ERROR_DESCRIPTIONS.get(status, "Error")
-            response: dict[str, Any] = {"description": description}
-            if status >= 400 and model is None:
-                response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-                if status in ERROR_HEADERS:
-                    response["headers"] = ERROR_HEADERS[status]
-            elif model is not None or (status == spec.status and spec.produces != ["application/json"]):
-                response["content"] = {
-                    media: {"schema": self._ref(model) if "json" in media and model is not None
-                            else {"type": "string", **({} if media.startswith("text/") else {"format": "binary"})}}
-                    for media in spec.produces or ["application/json"]}
-            op["responses"][str(status)] = response
-        errors = {400, 503} if spec.body is not None else {503}
-        if spec.body is not None or spec.query is not None or "{" in spec.path:
-            errors.add(422)  # path parameters too: NUL or a lone surrogate (chalicelib/untrusted_input.py)
-        if spec.body is not None:
-            errors.add(413)
-        if spec.access != PUBLIC:
-            errors |= {401, 403, 429}  # 429: the per-key limit (API_RATE_LIMIT)
-            op["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
-        else:
-            op["security"] = []
-        for status in sorted(errors):
+            op["responses"][str(status)] = self._response(spec, status)
+        op["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}] if spec.access != PUBLIC else []
+        for status in sorted(_implied_errors(spec)):
             op["responses"].setdefault(str(status), {
                 "description": ERROR_DESCRIPTIONS[status],
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
                 **({"headers": ERROR_HEADERS[status]} if status in ERROR_HEADERS else {})})
         op["x-zemeow-access"] = spec.access
-        if spec.access == ADMIN:
-            op["description"] = "Admin key only."
-        elif spec.access != PUBLIC:
-            op["description"] = "Admin key, or the key of the session in the path."
+        if spec.access in ACCESS_DESCRIPTIONS:
+            op["description"] = ACCESS_DESCRIPTIONS[spec.access]
         return op
+
+    def _response(self, spec: RouteSpec, status: int) -> dict[str, Any]:
+        model = spec.responses.get(status)
+        response: dict[str, Any] = {"description": "OK" if status < 400 else ERROR_DESCRIPTIONS.get(status, "Error")}
+        if status >= 400 and model is None:
+            response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+            if status in ERROR_HEADERS:
+                response["headers"] = ERROR_HEADERS[status]
+        elif model is not None or (status == spec.status and spec.produces != ["application/json"]):
+            response["content"] = {media: {"schema": self._media_schema(media, model)}
+                                   for media in spec.produces or ["application/json"]}
+        return response
+
+    def _media_schema(self, media: str, model: Any) -> dict[str, Any]:
+        if "json" in media and model is not None:
+            return self._ref(model)
+        return {"type": "string", **({} if media.startswith("text/") else {"format": "binary"})}
 
     def build(self, specs: list[RouteSpec]) -> dict[str, Any]:
         paths: dict[str, Any] = {}

@@ -83,14 +83,19 @@ def address_problem(ip: IPAddress | str, *, allow_private: bool) -> str | None:
         return f"{shown} is a cloud metadata address"
     if allow_private:
         return None
-    if real.is_loopback:
-        return f"{shown} is a loopback address"
-    if real.is_link_local:
-        return f"{shown} is a link-local address"
-    if real.is_private:
-        return f"{shown} is a private address"
-    if not real.is_global or real.is_multicast or real.is_reserved or real.is_unspecified:
-        return f"{shown} is not a public address"
+    kind = _non_public_kind(real)
+    return f"{shown} is {kind}" if kind else None
+
+
+def _non_public_kind(ip: IPAddress) -> str | None:
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_link_local:
+        return "a link-local address"
+    if ip.is_private:
+        return "a private address"
+    if not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified:
+        return "not a public address"
     return None
 
 

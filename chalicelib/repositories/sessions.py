@@ -97,6 +97,12 @@ class SessionRepository:
         return conn.execute("SELECT * FROM sessions WHERE session_id = %s FOR UPDATE", (session_id,)).fetchone()
 
     @staticmethod
+    def set_desired_state(conn: psycopg.Connection, session_id: str, desired: str) -> None:
+        """What the runner reconciles towards (`connected` / `disconnected`)."""
+        conn.execute("UPDATE sessions SET desired_state = %s, updated_at = now() WHERE session_id = %s",
+                     (desired, session_id))
+
+    @staticmethod
     def bury(conn: psycopg.Connection, session: dict[str, Any], keep_days: int = 7) -> None:
         """Keep the webhook routing of a session row being deleted (see migrations 0012, 0050),
         keyed by its row id: events it produced are still delivered (and signed) with its own

@@ -51,8 +51,7 @@ class ConnectionService:
             if self.sessions.lock(conn, session_id) is None:
                 raise SessionNotFound(session_id)
             if desired:
-                conn.execute("UPDATE sessions SET desired_state = %s, updated_at = now() WHERE session_id = %s",
-                             (desired, session_id))
+                self.sessions.set_desired_state(conn, session_id, desired)
             row, created = self.bus.record(conn, session_id, type, payload, idempotency_key=idempotency_key)
         if created:
             self.bus.send([row])

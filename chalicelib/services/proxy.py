@@ -47,48 +47,22 @@ from chalicelib.crypto import DecryptionError, SecretBox
 from chalicelib.errors import Conflict, RateLimited
 from chalicelib.netguard.resolve import NetPolicy, Refused, Unresolvable
 from chalicelib.proxy_config import ProxyConfig
+from chalicelib.services.proxy_failures import (ConnectionClosed, ProbeFailure, Trace, classify_http,
+                                                classify_socks5, os_reason)
 from chalicelib.repositories.rate_limits import RateLimitRepository
 from chalicelib.schemas.proxy import ProxyTestRequest
 from chalicelib.schemas.sessions import ProxyIn, UpdateSessionRequest
 from chalicelib.services.sessions import SessionService
 
 _TYPES = {"http": ProxyType.HTTP, "https": ProxyType.HTTP, "socks5": ProxyType.SOCKS5}
-_SOCKS5_REPLIES = {
-    0x01: "general SOCKS server failure",
-    0x02: "connection not allowed by ruleset",
-    0x03: "network unreachable",
-    0x04: "host unreachable",
-    0x05: "connection refused",
-    0x06: "TTL expired",
-    0x07: "command not supported",
-    0x08: "address type not supported",
-}
 
-
-class ProbeFailure(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class _ConnectionClosed(Exception):
-    """The proxy hung up in the middle of the handshake."""
-
-
-class _Trace:
-    """What the proxy sent so far, so that a failure can be attributed to its step."""
-
-    def __init__(self) -> None:
-        self.reads: list[bytes] = []
-        self.tls_done = False
 
 
 class _Stream:
     """The transport python-socks drives (its `SyncSocketStream` interface), with one
     deadline for the whole probe and a record of what was received."""
 
-    def __init__(self, sock: Any, deadline: float, trace: _Trace):
+    def __init__(self, sock: Any, deadline: float, trace: Trace):
         self._socket = sock
         self._deadline = deadline
         self.trace = trace
@@ -116,7 +90,7 @@ class _Stream:
             packet = self._socket.recv(n - len(data))
             if not packet:
                 self.trace.reads.append(bytes(data))
-                raise _ConnectionClosed("the proxy closed the connection")
+                raise ConnectionClosed("the proxy closed the connection")
             data.extend(packet)
         self.trace.reads.append(bytes(data))
         return bytes(data)
@@ -141,7 +115,7 @@ class _Stream:
 class _Dialer:
     """python-socks' `forward` hook: opens the TCP connection to the proxy itself."""
 
-    def __init__(self, prober: "ProxyProber", deadline: float, trace: _Trace):
+    def __init__(self, prober: "ProxyProber", deadline: float, trace: Trace):
         self.prober = prober
         self.deadline = deadline
         self.trace = trace
@@ -165,7 +139,7 @@ class _Dialer:
                                                   "before the timeout")
             except OSError as exc:
                 failure = ProbeFailure("proxy_unreachable", f"could not connect to the proxy at "
-                                                            f"{dest_host}:{dest_port}: {_os_reason(exc)}")
+                                                            f"{dest_host}:{dest_port}: {os_reason(exc)}")
             sock.close()
         raise failure or ProbeFailure("timeout", f"could not connect to the proxy at {dest_host}:{dest_port} "
                                                  "before the timeout")
@@ -196,7 +170,7 @@ class ProxyProber:
     def probe(self, proxy: ProxyConfig, target_host: str, target_port: int, timeout: float) -> dict[str, Any]:
         started = time.monotonic()
         deadline = started + timeout
-        trace = _Trace()
+        trace = Trace()
         result: dict[str, Any] = {
             "ok": False, "latency_ms": None, "error": None, "proxy_type": proxy.type,
             "proxy": {"host": proxy.host, "port": proxy.port},
@@ -245,7 +219,7 @@ class ProxyProber:
                                "it could not resolve or reach the target")
 
     @staticmethod
-    def _classify(exc: BaseException, proxy: ProxyConfig, trace: _Trace, host: str, port: int,
+    def _classify(exc: BaseException, proxy: ProxyConfig, trace: Trace, host: str, port: int,
                   timeout: float) -> ProbeFailure:
         where = f"{proxy.host}:{proxy.port}"
         target = f"{host}:{port}"
@@ -261,75 +235,10 @@ class ProxyProber:
             return ProbeFailure("proxy_tls_failed", f"TLS handshake with the https proxy at {where} failed"
                                 + (f" ({cause.reason})" if cause.reason else ""))
         if proxy.type == "socks5":
-            return _classify_socks5(exc, cause, proxy, trace, where, target)
-        return _classify_http(exc, cause, proxy, trace, where, target)
+            return classify_socks5(exc, cause, proxy, trace, where, target)
+        return classify_http(exc, cause, proxy, trace, where, target)
 
 
-def _classify_http(exc: BaseException, cause: BaseException, proxy: ProxyConfig, trace: _Trace,
-                   where: str, target: str) -> ProbeFailure:
-    status = getattr(exc, "error_code", None)
-    if status == 407:
-        detail = "the username/password were refused" if proxy.username else "it requires a username and password"
-        return ProbeFailure("proxy_auth_failed", f"proxy authentication failed at {where}: {detail} (HTTP 407)")
-    if status == 403:
-        return ProbeFailure("proxy_forbidden", f"the proxy at {where} refuses tunnels to {target} (HTTP 403)")
-    if status in (502, 503, 504):
-        return ProbeFailure("target_unreachable", f"the proxy at {where} could not resolve or reach {target} "
-                                                  f"(HTTP {status})")
-    if isinstance(status, int):
-        return ProbeFailure("proxy_protocol_error", f"the proxy at {where} answered CONNECT {target} with "
-                                                    f"HTTP {status}, not 200")
-    if trace.reads and trace.reads[-1] == b"" or isinstance(cause, (_ConnectionClosed, ConnectionResetError)):
-        return ProbeFailure("target_unreachable", f"the proxy at {where} closed the connection instead of answering "
-                                                  f"CONNECT {target}: it could not resolve or reach the target")
-    if isinstance(cause, OSError):
-        return ProbeFailure("proxy_unreachable", f"connection to the proxy at {where} failed: {_os_reason(cause)}")
-    return ProbeFailure("proxy_protocol_error", f"the server at {where} did not answer like an HTTP proxy")
-
-
-def _classify_socks5(exc: BaseException, cause: BaseException, proxy: ProxyConfig, trace: _Trace,
-                     where: str, target: str) -> ProbeFailure:
-    reads = trace.reads
-    method_reply = reads[0] if reads else b""
-    method = method_reply[1] if len(method_reply) == 2 and method_reply[0] == 5 else None
-    code = getattr(exc, "error_code", None)
-    if code is not None:
-        reason = _SOCKS5_REPLIES.get(code, f"reply {code:#04x}")
-        if code == 0x02:
-            return ProbeFailure("proxy_forbidden", f"the SOCKS5 proxy at {where} refuses {target}: {reason}")
-        if code in (0x01, 0x03, 0x04, 0x05, 0x06):
-            return ProbeFailure("target_unreachable", f"the SOCKS5 proxy at {where} could not resolve or reach "
-                                                      f"{target}: {reason}")
-        return ProbeFailure("proxy_protocol_error", f"the SOCKS5 proxy at {where} answered: {reason}")
-    closed = isinstance(cause, (_ConnectionClosed, ConnectionResetError, BrokenPipeError))
-    if method == 0xFF or method is None and closed and not proxy.username:
-        detail = ("it accepts none of the offered authentication methods" if proxy.username
-                  else "it requires a username and password")
-        return ProbeFailure("proxy_auth_failed", f"SOCKS5 authentication failed at {where}: {detail}")
-    if method is None:
-        if closed:
-            return ProbeFailure("proxy_protocol_error", f"the SOCKS5 proxy at {where} closed the connection "
-                                                        "during the greeting")
-        return ProbeFailure("proxy_protocol_error", f"the server at {where} did not answer like a SOCKS5 proxy")
-    if method == 0x02 and (len(reads) < 2 or len(reads[1]) < 2 or reads[1][1] != 0):
-        return ProbeFailure("proxy_auth_failed", f"SOCKS5 authentication failed at {where}: "
-                                                 "the username/password were refused")
-    if closed:
-        return ProbeFailure("target_unreachable", f"the SOCKS5 proxy at {where} closed the connection instead of "
-                                                  f"answering CONNECT {target}: it could not resolve or reach it")
-    if isinstance(cause, OSError):
-        return ProbeFailure("proxy_unreachable", f"connection to the proxy at {where} failed: {_os_reason(cause)}")
-    return ProbeFailure("proxy_protocol_error", f"the server at {where} did not answer like a SOCKS5 proxy")
-
-
-def _os_reason(exc: BaseException) -> str:
-    """The operating system's words for a socket error (never text the peer sent)."""
-    number = getattr(exc, "errno", None)
-    if number:
-        import os  # noqa: PLC0415
-
-        return os.strerror(number)
-    return "the connection failed"
 
 
 class ProxyService:

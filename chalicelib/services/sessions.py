@@ -149,31 +149,11 @@ class SessionService:
 
     # -- update -------------------------------------------------------------------------
     def update(self, session_id: str, request: UpdateSessionRequest) -> dict[str, Any]:
-        given = request.model_fields_set
-        new_secret = None
         with self.db.connection() as conn, conn.transaction():
             existing = self.repo.lock(conn, session_id)
             if existing is None:
                 raise SessionNotFound(session_id)
-            values: dict[str, Any] = {}
-            if "name" in given and request.name is not None:
-                values["name"] = request.name
-            if "auto_reconnect" in given and request.auto_reconnect is not None:
-                values["auto_reconnect"] = request.auto_reconnect
-            if "metadata" in given and request.metadata is not None:
-                values["metadata"] = request.metadata
-            if "webhook" in given:
-                if request.webhook is None:
-                    values.update(webhook_url=None, webhook_events=[], webhook_secret_enc=None)
-                else:
-                    webhook_values, new_secret = self._webhook_columns(session_id, request.webhook, existing)
-                    values.update(webhook_values)
-            if "proxy" in given:
-                if request.proxy is None:
-                    values.update(proxy_enabled=False, proxy_type=None, proxy_host=None, proxy_port=None,
-                                  proxy_username=None, proxy_password_enc=None)
-                else:
-                    values.update(self._proxy_columns(session_id, request.proxy, existing))
+            values, new_secret = self._columns(session_id, request, existing)
             envelope = None
             if values:
                 self.repo.update(conn, session_id, values)
@@ -185,6 +165,27 @@ class SessionService:
         if new_secret:
             view["webhook_secret"] = new_secret
         return view
+
+    def _columns(self, session_id: str, request: UpdateSessionRequest,
+                 existing: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """The columns the request changes (only the fields it gave), and a new webhook secret."""
+        given = request.model_fields_set
+        values: dict[str, Any] = {name: getattr(request, name) for name in ("name", "auto_reconnect", "metadata")
+                                  if name in given and getattr(request, name) is not None}
+        new_secret = None
+        if "webhook" in given:
+            if request.webhook is None:
+                values.update(webhook_url=None, webhook_events=[], webhook_secret_enc=None)
+            else:
+                webhook_values, new_secret = self._webhook_columns(session_id, request.webhook, existing)
+                values.update(webhook_values)
+        if "proxy" in given:
+            if request.proxy is None:
+                values.update(proxy_enabled=False, proxy_type=None, proxy_host=None, proxy_port=None,
+                              proxy_username=None, proxy_password_enc=None)
+            else:
+                values.update(self._proxy_columns(session_id, request.proxy, existing))
+        return values, new_secret
 
     # -- key rotation -------------------------------------------------------------------
     def rotate_key(self, session_id: str) -> dict[str, Any]:
