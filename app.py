@@ -123,8 +123,10 @@ def _respond(event: Any, get_response: Callable[[Any], Response], container: Any
     return http_errors.normalise_chalice_error(get_response(event), request_id)
 
 
-def _health_response(answer: Any) -> Response:
-    return Response(body=answer.body, status_code=answer.status_code,
+def _health_response(ctx: RequestContext, answer: Any) -> Response:
+    """200 when every check passed, else 503; a check the answer leaves out stays out (not null)."""
+    status = 200 if answer.ok else 503
+    return Response(body=ctx.shape(answer.body, status=status, exclude_unset=True), status_code=status,
                     headers={"Cache-Control": "no-store", "Content-Type": "application/json"})
 
 
@@ -132,13 +134,13 @@ def _health_response(answer: Any) -> Response:
 @route("/health", "GET", access=PUBLIC, summary="Liveness: database, runner, events queue", tags=["operations"],
        responses={200: "operations.HealthOut", 503: "operations.HealthOut"})
 def health(ctx: RequestContext) -> Response:
-    return _health_response(get_container().health.health())
+    return _health_response(ctx, get_container().health.health())
 
 
 @route("/ready", "GET", access=PUBLIC, summary="Readiness: migrations, queues, DLQ, runner (details: admin key)",
        tags=["operations"], responses={200: "operations.ReadyOut", 503: "operations.ReadyOut"})
 def ready(ctx: RequestContext) -> Response:
-    return _health_response(get_container().health.ready(detailed=_called_by_admin(ctx)))
+    return _health_response(ctx, get_container().health.ready(detailed=_called_by_admin(ctx)))
 
 
 def _called_by_admin(ctx: RequestContext) -> bool:

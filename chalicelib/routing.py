@@ -97,12 +97,15 @@ class RequestContext:
     raw_request: Any
     spec: RouteSpec | None = None
 
-    def shape(self, data: dict[str, Any], *, status: int | None = None, exclude_none: bool = False) -> dict[str, Any]:
+    def shape(self, data: dict[str, Any], *, status: int | None = None, exclude_none: bool = False,
+              exclude_unset: bool = False) -> dict[str, Any]:
         """`data` through the route's response model for `status` (default: the route's
-        status), as JSON-ready values: the one place an answer meets its documented shape."""
+        status), as JSON-ready values: the one place an answer meets its documented shape.
+        `exclude_unset`: a field the data does not give stays out of the answer (not null)."""
         assert self.spec is not None
         model = resolve_model(self.spec.response_refs[status or self.spec.status])
-        return model.model_validate(data).model_dump(mode="json", exclude_none=exclude_none)
+        return model.model_validate(data).model_dump(mode="json", exclude_none=exclude_none,
+                                                     exclude_unset=exclude_unset)
 
 
 def validation_details(exc: "ValidationError", *, tagged_union: bool = False) -> list[dict[str, Any]]:

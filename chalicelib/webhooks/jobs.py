@@ -92,13 +92,12 @@ class JobBuilder:
         for record, envelope in events:
             try:
                 job = _job_for_event(record, envelope, owners.get(envelope["id"]), configs)
+                if job is not None:
+                    jobs.append(job)
+                    if int(record.get("attributes", {}).get("ApproximateReceiveCount", "1")) > 1:
+                        redelivered.append(job)
             except Exception:  # noqa: BLE001 - one odd record must not hold the others back
                 failures.append(record["messageId"])
-                continue
-            if job is not None:
-                jobs.append(job)
-                if int(record.get("attributes", {}).get("ApproximateReceiveCount", "1")) > 1:
-                    redelivered.append(job)
         self._resume_redelivered(redelivered)
         return [j for j in jobs if j.status != "done"]
 
