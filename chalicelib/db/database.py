@@ -99,6 +99,16 @@ class Database:
         kwargs = {**self._kwargs, **overrides}
         return psycopg.connect(self.url, **kwargs)
 
+    def ping(self) -> None:
+        """One round trip through the pool (the health check); raises when the database does not answer."""
+        with self.connection() as conn:
+            conn.execute("SELECT 1")
+
+    @staticmethod
+    def listen(conn: psycopg.Connection, channel: str) -> None:
+        """LISTEN on `channel` (a fixed name of ours, never input) on a direct connection."""
+        conn.execute(f"LISTEN {channel}")
+
     def close(self) -> None:
         with self._lock:
             if self._pool is not None:

@@ -50,8 +50,7 @@ class HealthService:
     # -- individual checks; each returns a CheckResult and never raises --------------
     def check_database(self) -> CheckResult:
         try:
-            with self.db.connection() as conn:
-                conn.execute("SELECT 1")
+            self.db.ping()
             return CheckResult(True)
         except Exception as exc:  # noqa: BLE001 - a health check reports, it does not raise
             return CheckResult(False, _describe(exc))
