@@ -153,3 +153,19 @@ def test_contacts_check_limits_parse_and_must_allow_a_full_batch():
         with pytest.raises(ConfigError) as bad:
             load_settings(env)
         assert named in str(bad.value), env
+
+
+def test_breaker_settings_are_read_once_and_name_their_variable():
+    """Issue 12: BreakerConfig read the environment itself and raised a bare ValueError."""
+    from chalicelib.webhooks.breaker import BreakerConfig
+
+    settings = load_settings({"WEBHOOK_BREAKER_THRESHOLD": "3", "WEBHOOK_BREAKER_COOLDOWN": "45s",
+                              "WEBHOOK_TIMEOUT": "4s"})
+    assert BreakerConfig.from_settings(settings) == BreakerConfig(threshold=3, cooldown=45.0, probe_timeout=34.0)
+    assert load_settings({"WEBHOOK_BREAKER_THRESHOLD": "0"}).webhook_breaker_threshold == 1
+    assert BreakerConfig.from_settings(load_settings({})) == BreakerConfig(threshold=5, cooldown=30.0,
+                                                                           probe_timeout=40.0)
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"WEBHOOK_BREAKER_THRESHOLD": "many", "WEBHOOK_BREAKER_COOLDOWN": "soon"})
+    assert "WEBHOOK_BREAKER_THRESHOLD=many" in str(caught.value)
+    assert "WEBHOOK_BREAKER_COOLDOWN=soon" in str(caught.value)
