@@ -34,7 +34,7 @@ class _Reader:
         self.env = env
         self.problems: list[str] = []
 
-    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
+    def get(self, name: str, parse: Callable[[str], Any], default: T) -> Any:
         raw = self.env.get(name)
         if raw is None or raw.strip() == "":
             return default
@@ -231,7 +231,7 @@ def _media_settings(r: _Reader) -> dict[str, Any]:
     }
 
 
-def _retention_settings(r: _Reader) -> dict[str, object]:
+def _retention_settings(r: _Reader) -> dict[str, Any]:
     return {
         "command_retention": r.get("COMMAND_RETENTION", _parse_retention, 7 * 86400.0),
         "webhook_delivery_retention": r.get("WEBHOOK_DELIVERY_RETENTION", _parse_retention, 3 * 86400.0),
@@ -340,6 +340,11 @@ def _cross_checks(settings: Settings, r: _Reader) -> None:
             "CONTACTS_CHECK_RATE_LIMIT must allow at least one full batch of CONTACTS_CHECK_MAX_BATCH numbers "
             f"(got {settings.contacts_check_rate_limit[0]} < {settings.contacts_check_max_batch})"
         )
+    _retention_checks(settings, r)
+    _production_refusals(settings, r)
+
+
+def _retention_checks(settings: Settings, r: _Reader) -> None:
     name, longest_period = max(((name, getattr(settings, field)[1]) for name, field in RATE_LIMIT_SETTINGS.items()
                                 if getattr(settings, field, None)), key=lambda item: item[1])
     if settings.rate_limit_retention is not None and settings.rate_limit_retention < longest_period:
@@ -350,6 +355,9 @@ def _cross_checks(settings: Settings, r: _Reader) -> None:
     if failed is not None and (delivered is None or failed < delivered):
         r.problems.append("WEBHOOK_FAILED_DELIVERY_RETENTION must not be shorter than WEBHOOK_DELIVERY_RETENTION "
                           "(failed deliveries are the ones a user redelivers)")
+
+
+def _production_refusals(settings: Settings, r: _Reader) -> None:
     if settings.environment == "production" and settings.webhook_allow_private:
         r.problems.append("WEBHOOK_ALLOW_PRIVATE=true is refused when ENVIRONMENT=production")
     if settings.environment == "production" and settings.whatsapp_driver == "emulator":

@@ -24,7 +24,7 @@ import psycopg
 
 from chalicelib.crypto import SecretBox
 from chalicelib.db import Database
-from chalicelib.errors import Conflict, NotFound, ValidationFailed, ZemeowError
+from chalicelib.errors import Conflict, SessionNotFound, ValidationFailed, ZemeowError
 from chalicelib.events import EventPublisher
 from chalicelib.passphrase_seal import MIN_PASSPHRASE_CHARS, SealBroken, Sealer, UnsupportedSeal
 from chalicelib.repositories.sessions import SessionRepository
@@ -63,7 +63,7 @@ class SessionBackup:
         sealer = Sealer.new(check_passphrase(passphrase)) if include_secrets else None
         row = self.repo.get(session_id)
         if row is None:
-            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+            raise SessionNotFound(session_id)
         return self._document([row], sealer)
 
     def export_all(self, *, include_secrets: bool, passphrase: str | None, limit: int, offset: int) -> dict[str, Any]:

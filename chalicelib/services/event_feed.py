@@ -24,7 +24,7 @@ import uuid
 from typing import Any, Callable
 
 from chalicelib.db import Database
-from chalicelib.errors import NotFound, ValidationFailed
+from chalicelib.errors import SessionNotFound, ValidationFailed
 from chalicelib.repositories.events import EventOutboxRepository
 
 
@@ -57,7 +57,7 @@ class EventFeed:
     def list(self, session_id: str, after: str | None, limit: int) -> dict[str, Any]:
         session = self.session_of(session_id)
         if session is None:
-            raise NotFound(f"session '{session_id}' does not exist", code="session_not_found")
+            raise SessionNotFound(session_id)
         uid = str(session["id"])
         since: int | None = None
         if after:
