@@ -244,7 +244,7 @@ def _retention_settings(r: _Reader) -> dict[str, Any]:
     }
 
 
-def _runner_tuning(r: _Reader) -> dict[str, object]:
+def _runner_tuning(r: _Reader) -> dict[str, Any]:
     return {"runner_reconcile_interval": r.get("RUNNER_RECONCILE_INTERVAL", parse_duration, 10.0),
             "reconnect_backoff_base": r.get("RECONNECT_BACKOFF_BASE", parse_duration, 1.0),
             "reconnect_backoff_max": r.get("RECONNECT_BACKOFF_MAX", parse_duration, 60.0),

@@ -85,7 +85,7 @@ class CommandRunner:
             raise
         except DriverError as exc:
             finish(row, ok=False, error={"code": exc.code, "message": exc.message})
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.actor.log.exception("command failed", extra={"command_id": str(row["id"])})
             finish(row, ok=False, error={"code": "internal_error", "message": str(exc)[:300]})
         else:
@@ -150,7 +150,7 @@ class CommandRunner:
 
     def _take_inbox(self) -> list[tuple[str, Callable[[], None]]]:
         """The commands still in the inbox (acks are released)."""
-        waiting = []
+        waiting: list[tuple[str, Callable[[], None]]] = []
         while True:
             try:
                 item = self.actor.inbox.get_nowait()

@@ -85,9 +85,10 @@ class ActorRegistry:
             return actor
 
     def finished(self, actor: Any) -> None:
+        session_id = actor.session_id
         with self.lock:
-            if self.actors.get(actor.session_id) is actor:
-                del self.actors[actor.session_id]
+            if self.actors.get(session_id) is actor:
+                del self.actors[session_id]
 
     def get(self, session_id: str) -> Any:
         with self.lock:

@@ -104,11 +104,6 @@ class Database:
         with self.connection() as conn:
             conn.execute("SELECT 1")
 
-    @staticmethod
-    def listen(conn: psycopg.Connection, channel: str) -> None:
-        """LISTEN on `channel` (a fixed name of ours, never input) on a direct connection."""
-        conn.execute(f"LISTEN {channel}")
-
     def close(self) -> None:
         with self._lock:
             if self._pool is not None:

@@ -132,10 +132,10 @@ def _handler(driver: "EmulatorDriver") -> type[BaseHTTPRequestHandler]:
                 return self._send(409, {"code": exc.code, "message": exc.message})
             return self._send(404, {"code": "not_found", "message": f"no emulator route {method} {self.path}"})
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._route("GET")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self._route("POST")
 
     return Handler

@@ -207,8 +207,9 @@ class NeonizeClient(SessionClient):
         except DriverError:
             raise
         except Exception as exc:  # noqa: BLE001 - MessageBuildError (has a code), NeonizeError...
-            if getattr(exc, "code", None):
-                raise DriverError(exc.code, _clean(str(exc))) from exc
+            code = getattr(exc, "code", None)
+            if code:
+                raise DriverError(code, _clean(str(exc))) from exc
             from runner_container import wa_chats  # noqa: PLC0415 - whatsmeow's texts -> codes, as for chats
 
             raise wa_chats.driver_error(exc, "send_failed") from exc
