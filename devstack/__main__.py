@@ -151,11 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the whole local stack").set_defaults(func=cmd_run)
-    test = commands.add_parser("test", help="run the test suite (sets up its own stack)")
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    test.set_defaults(func=cmd_test)
+    commands.add_parser("test", help="run the test suite (sets up its own stack); "
+                                     "every further argument goes to pytest").set_defaults(func=cmd_test)
     commands.add_parser("bridge", help="SQS -> @app.on_sqs_message, schedules -> @app.schedule handlers").set_defaults(func=cmd_bridge)
-    args = parser.parse_args(argv)
+    # `test`'s arguments are pytest's, options first included (`make test ARGS="-x -q"`):
+    # argparse's REMAINDER refuses a leading option, so they are not parsed here at all
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.pytest_args = rest
     return args.func(args)
 
 
