@@ -1,6 +1,32 @@
-"""The emulator's control API (loopback only, `EMULATOR_PORT`): it plays the phone and
-the network for `emulator.py`. Every request carries `X-Emulator-Token` (401 without it);
-the routes are listed in `emulator.py`'s docstring."""
+"""The control API (loopback only, `EMULATOR_PORT`) plays the phone and the network. It pairs
+and drives any session it holds, so every request must carry `X-Emulator-Token: <EMULATOR_TOKEN>`
+(compared in constant time; 401 without it): a webhook URL or any other request forged
+through the API cannot carry it. The driver refuses to start without a token, and
+`chalicelib.config` refuses the emulator in production.
+
+    POST /emulator/sessions/{id}/scan      {"phone": "5511...", "push_name": "..."} complete the
+                                           pending login (no push_name: none, as before WhatsApp
+                                           syncs it; account presence is then refused)
+    POST /emulator/sessions/{id}/inbound   {"from": "...", "text": "..."} -> message.received
+                                           ("chat": "<id>@g.us": in a group, from a member), or media:
+                                           {"from", "type": "image"|"video"|"audio"|"document"|"sticker",
+                                            "media_base64", "mime_type", "caption", "filename"}
+    POST /emulator/sessions/{id}/drop      drop the socket, as a network fault would
+    POST /emulator/sessions/{id}/receipt   {"message_ids": [...], "type": "delivered"|"read"|"played"}
+                                           the other phone acknowledges messages this session sent
+    POST /emulator/sessions/{id}/unreachable {"on": true|false} WhatsApp stops answering requests
+                                           on the open socket (a logout then cannot be confirmed)
+    POST /emulator/sessions/{id}/fail      {"code": ...} what WhatsApp says when it refuses the
+                                           session: logged_out, client_outdated, temporary_ban,
+                                           stream_replaced, service_unavailable
+    GET  /emulator/sessions/{id}/outbox    messages the session sent (for tests)
+    GET  /emulator/sessions/{id}/activity  everything the driver was asked, in order: messages (by
+                                           id), read receipts, presences, number checks, group changes
+    POST /emulator/sessions/{id}/groups    {"name", "participants": [...], "admins": [...]} a group
+                                           someone else created with this session as a plain member
+    GET  /emulator/sessions/{id}           what the emulator holds for the session
+    GET  /emulator/sessions                every session held by this runner
+"""
 from __future__ import annotations
 
 import base64
