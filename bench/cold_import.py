@@ -7,7 +7,7 @@ fresh interpreters, interleaved, in the same run:
     .venv/bin/python bench/cold_import.py --package  # from `chalice package --stage prod`'s zip
 
 `--package` builds the Lambda zip (chalice package on a copy of the project, as
-tests/test_infra_package.py does), extracts it and imports from it alone plus boto3 & co
+tests/infra/test_infra_package.py does), extracts it and imports from it alone plus boto3 & co
 (what Lambda's runtime provides), without site-packages: what a cold Lambda imports.
 
 Each sample is a new `python` process that times only its imports (perf_counter around

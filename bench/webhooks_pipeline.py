@@ -43,7 +43,7 @@ from chalicelib.schemas.sessions import CreateSessionRequest  # noqa: E402
 from devstack.processes import start_child  # noqa: E402
 from devstack import offline_env  # noqa: E402
 from devstack.stack import LocalStackEnvironment  # noqa: E402
-from tests.webhook_receiver import Receiver  # noqa: E402
+from tests.support.webhook_receiver import Receiver  # noqa: E402
 
 SESSIONS = 10
 

@@ -5,7 +5,7 @@
 The API checks phone numbers against this table instead of importing `phonenumbers`
 (48 MB installed; too big for the Lambda package and slow to import). The runner, which
 has `phonenumbers` anyway (neonize needs it), is where the full library is used.
-tests/test_recipients.py fails when the table drifts from the installed library.
+tests/unit/test_recipients.py fails when the table drifts from the installed library.
 """
 from __future__ import annotations
 

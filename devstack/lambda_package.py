@@ -1,6 +1,6 @@
 """The API Lambda's deployment package, built the way `chalice deploy` builds it, and a
 stand-in for the libraries the Lambda Python runtime provides. Shared by the packaging
-tests (tests/test_infra_package.py) and the cold-start benchmark (bench/cold_import.py).
+tests (tests/infra/test_infra_package.py) and the cold-start benchmark (bench/cold_import.py).
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from chalicelib.netguard import install_offline_resolver  # noqa: E402
 from chalicelib.netguard.offline import loopback_resolver, offline_resolver  # noqa: E402
 from devstack import offline_env  # noqa: E402
 from devstack.stack import LocalStackEnvironment  # noqa: E402
-from tests.skip_policy import (  # noqa: E402,F401 - hooks: a skip not on the allow-list fails the run
+from tests.support.skip_policy import (  # noqa: E402,F401 - hooks: a skip not on the allow-list fails the run
     pytest_collectreport, pytest_runtest_logreport, pytest_sessionfinish, pytest_terminal_summary)
 
 install_offline_resolver()  # no test sends a DNS query off this machine (see chalicelib/netguard/offline.py)
@@ -55,7 +55,7 @@ def _test_env() -> dict[str, str]:
         "DB_CONNECT_TIMEOUT": "3s",
         "LOG_LEVEL": "INFO",
         # the per-key limits stay on (every request is charged) but high enough for the suite;
-        # tests/test_api_rate_limit.py sets low ones
+        # tests/integration/test_api_rate_limit.py sets low ones
         "API_RATE_LIMIT": "100000/1m",
         "API_ADMIN_RATE_LIMIT": "1000000/1m",
         # runner processes started by tests must never collide with `make run`'s ports
@@ -106,7 +106,7 @@ def api(container):
     from chalice.test import Client
 
     import app as app_module
-    from tests.openapi_validation import OpenApiResponseChecker, ValidatingHttp
+    from tests.support.openapi_validation import OpenApiResponseChecker, ValidatingHttp
 
     with Client(app_module.app, stage_name="local") as client:
         yield ValidatingHttp(client.http, OpenApiResponseChecker(app_module._openapi()))
@@ -158,8 +158,8 @@ def online(make_session, db):
 
 @pytest.fixture
 def receiver():
-    """A real HTTP server receiving webhooks (tests/webhook_receiver.py)."""
-    from tests.webhook_receiver import Receiver
+    """A real HTTP server receiving webhooks (tests/support/webhook_receiver.py)."""
+    from tests.support.webhook_receiver import Receiver
 
     instance = Receiver()
     yield instance

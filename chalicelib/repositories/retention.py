@@ -6,7 +6,7 @@ one short transaction: it picks at most `limit` keys through the rule's index (m
 now, say a failed delivery being redelivered, is skipped, never waited for), and deletes
 them. `lock_timeout` bounds the wait for the table lock (only DDL conflicts with it).
 No lock outlives its batch, so writers wait at most one batch (measured in
-tests/test_retention.py).
+tests/integration/test_retention.py).
 
 What is never a candidate, whatever the settings:
 - an event not yet sent (`sent_at IS NULL`): it is the outbox's promise to deliver;

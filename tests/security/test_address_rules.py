@@ -19,7 +19,7 @@ from chalicelib.netguard.addresses import address_problem
 from chalicelib.netguard.proxies import dial_url
 from chalicelib.netguard.resolve import NetPolicy, Refused
 from tests.conftest import session_headers
-from tests.runner_harness import sole_runner, wait_for
+from tests.support.runner_harness import sole_runner, wait_for
 from tests.security.servers import RawServer
 
 # (literal, refused when private is not allowed, refused even when private is allowed)

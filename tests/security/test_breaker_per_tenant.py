@@ -14,7 +14,7 @@ import pytest
 from chalicelib.bootstrap import Container, reset_container
 from chalicelib.webhooks.breaker import BreakerConfig
 from tests.conftest import session_headers
-from tests.webhook_receiver import wait_until
+from tests.support.webhook_receiver import wait_until
 
 
 @pytest.fixture

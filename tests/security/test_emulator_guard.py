@@ -12,7 +12,7 @@ from chalicelib.config import load_settings
 from chalicelib.errors import ConfigError
 from devstack import PROJECT_ROOT
 from devstack.processes import free_port
-from tests.runner_harness import http_json, start_runner
+from tests.support.runner_harness import http_json, start_runner
 
 
 def test_production_refuses_the_emulator_driver_naming_the_variable():

@@ -11,7 +11,7 @@ import pytest
 
 from devstack.localstack import ensure_localstack, health
 from devstack.processes import free_port
-from tests.runner_harness import http_json, start_runner
+from tests.support.runner_harness import http_json, start_runner
 
 
 def non_loopback_address() -> str | None:

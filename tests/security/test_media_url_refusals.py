@@ -13,7 +13,7 @@ from chalicelib.netguard.resolve import NetPolicy
 from runner_container.media_fetch import fetch_media
 from runner_container.wa_messages import MessageBuildError
 from tests.conftest import session_headers
-from tests.runner_harness import module_runner, pair_with_emulator
+from tests.support.runner_harness import module_runner, pair_with_emulator
 from tests.security.servers import HttpServer, body, redirect_to
 
 TARGETS = {

@@ -17,8 +17,8 @@ import textwrap
 import pytest
 
 from tests.conftest import PROJECT_ROOT, session_headers
-from tests.runner_harness import outbox_events, shard_owners, start_runner, wait_for
-from tests.test_neonize_driver import Pproxy
+from tests.support.runner_harness import outbox_events, shard_owners, start_runner, wait_for
+from tests.integration.test_neonize_driver import Pproxy
 
 PASSWORD = "Zpw-7f3k-secret"
 

@@ -20,9 +20,9 @@ from chalicelib.events import make_envelope
 from chalicelib.netguard.resolve import NetPolicy
 from runner_container.media_fetch import fetch_media
 from runner_container.wa_messages import MessageBuildError
-from tests.runner_harness import wait_for
+from tests.support.runner_harness import wait_for
 from tests.security.servers import HttpServer, RawServer, drip, hold
-from tests.webhook_receiver import Receiver
+from tests.support.webhook_receiver import Receiver
 
 DEADLINE = 2.0
 MARGIN = 1.0

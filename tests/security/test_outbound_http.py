@@ -20,7 +20,7 @@ from runner_container.media_fetch import fetch_media
 from runner_container.wa_messages import MessageBuildError
 from tests.conftest import PROJECT_ROOT
 from tests.security.servers import HttpServer, RawServer, body
-from tests.webhook_receiver import Receiver
+from tests.support.webhook_receiver import Receiver
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 

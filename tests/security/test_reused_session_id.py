@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import session_headers
-from tests.webhook_receiver import wait_until
+from tests.support.webhook_receiver import wait_until
 
 
 def _delivered(receiver, path, event_id):

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.runner_harness import pair_with_emulator, session_row, sole_runner, wait_for
+from tests.support.runner_harness import pair_with_emulator, session_row, sole_runner, wait_for
 
 
 @pytest.fixture

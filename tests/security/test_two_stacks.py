@@ -19,9 +19,9 @@ from devstack.local_env import queue_prefix_for, read_env_file
 from devstack.localstack import is_ready
 from devstack.messaging_stack import MEDIA_TEMPLATE_PATH, delete_stack, deploy_messaging_stack
 from devstack.processes import free_port, port_in_use
-from tests.runner_harness import http_json
+from tests.support.runner_harness import http_json
 from tests.security.test_local_bindings import ADDRESS, assert_loopback_only
-from tests.test_make_run import _read_until, _rest
+from tests.infra.test_make_run import _read_until, _rest
 
 
 def test_each_data_dir_gets_its_own_stable_queue_prefix(tmp_path):
