@@ -253,6 +253,12 @@ def test_rotated_secret_signs_with_old_and_new(container, api, make_session, rec
     assert "webhook_secret" not in json.dumps(api.get(f"/sessions/{sid}", headers=headers).json_body)
 
 
+def _dlq_depth(container) -> int:
+    attributes = container.sqs.get_queue_attributes(QueueUrl=container.queues.events_dlq_url,
+                                                    AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
 def test_send_to_a_given_url_and_stats(container, api, make_session, receiver, bridge, db, admin_headers):
     created = _session(make_session, receiver, "/main", events=["message.*"])
     sid = created["session_id"]
@@ -269,7 +275,12 @@ def test_send_to_a_given_url_and_stats(container, api, make_session, receiver, b
     stats = api.get("/webhooks/stats", headers=admin_headers)
     assert stats.status_code == 200, stats.body
     assert stats.json_body["deliveries"].get("succeeded", 0) >= 1 and stats.json_body["queue_depth"] is not None
-    assert stats.json_body["dlq_depth"] == 0
+    # the events DLQ is the suite's, not this test's: the figure is SQS's own count of it
+    # (read around the call: nothing in this test adds to it)
+    before = _dlq_depth(container)
+    reported = api.get("/webhooks/stats", headers=admin_headers).json_body["dlq_depth"]
+    after = _dlq_depth(container)
+    assert isinstance(reported, int) and min(before, after) <= reported <= max(before, after)
     wait_until(lambda: _delivery(db, item.webhook_id)["status"] == "succeeded", 10, "the row")
     mine = api.get(f"/webhooks/sessions/{sid}/stats", headers=session_headers(created)).json_body
     assert mine["deliveries"] == {"succeeded": 1} and mine["success_rate"] == 1.0 and mine["latency_p50_ms"] >= 0

@@ -127,33 +127,31 @@ class EventsReader:
         self.seen: list[dict] = []
 
     def poll(self) -> list[dict]:
-        while True:
-            answer = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                              VisibilityTimeout=30)
-            messages = answer.get("Messages", [])
-            if not messages:
-                break
-            for message in messages:
-                envelope = json.loads(message["Body"])
-                if envelope.get("session_id") == self.session_id:
-                    self.seen.append(envelope)
-                    self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
-                else:
-                    self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"],
-                                                       VisibilityTimeout=0)
-            if len(messages) < 10:
-                break
+        """One pass over the queue. Other sessions' messages stay invisible until the pass
+        ends, so each is received once per poll, not once per batch: the queue is shared by
+        the whole suite, and receiving a message counts towards its `maxReceiveCount` (5),
+        past which SQS moves it to the events DLQ (it sent other tests' retries there)."""
+        foreign: list[str] = []
+        try:
+            while True:
+                answer = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                                  VisibilityTimeout=30)
+                messages = answer.get("Messages", [])
+                for message in messages:
+                    envelope = json.loads(message["Body"])
+                    if envelope.get("session_id") == self.session_id:
+                        self.seen.append(envelope)
+                        self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+                    else:
+                        foreign.append(message["ReceiptHandle"])
+                if len(messages) < 10:
+                    break
+        finally:
+            for handle in foreign:  # back to their owners at once
+                self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=handle, VisibilityTimeout=0)
         unique = {e["id"]: e for e in self.seen}
         self.seen = sorted(unique.values(), key=lambda e: e["metadata"]["sequence"])
         return self.seen
-
-    def names(self) -> list[str]:
-        return [e["event"] for e in self.poll()]
-
-    def wait_for(self, name: str, count: int = 1, timeout: float = 20.0) -> list[dict]:
-        return wait_for(lambda: [e for e in self.poll() if e["event"] == name][count - 1:] and
-                        [e for e in self.seen if e["event"] == name], timeout=timeout, interval=0.1,
-                        message=f"{count} x {name} event")
 
 
 def outbox_events(db, session_id: str) -> list[dict]:
