@@ -189,7 +189,7 @@ class Container:
     def backup(self) -> "SessionBackup":
         from chalicelib.services.backup import SessionBackup  # noqa: PLC0415
 
-        return SessionBackup(self.db, self.session_repo, self.events, self.secret_box, self.webhook_url_check)
+        return SessionBackup(self.sessions, self.secret_box)
 
     @cached_property
     def commands(self) -> "CommandOutbox":

@@ -87,6 +87,13 @@ class ExportedSession(Strict):
         return check_metadata(value)
 
 
+class ExportWarning(Model):
+    session_id: str
+    code: Literal["secret_unreadable"]
+    secret: str = Field(description="which secret was left out: webhook_secret or proxy_password")
+    message: str
+
+
 class ExportDocument(Strict):
     format: Literal["zemeow.sessions"] = FORMAT
     version: Literal[1] = 1
@@ -96,6 +103,9 @@ class ExportDocument(Strict):
     next_offset: Optional[int] = Field(default=None, description="the next page's offset, when there is one")
     encryption: Optional[Encryption] = Field(default=None, description="how `secrets` are sealed (see README)")
     sessions: list[ExportedSession] = Field(max_length=MAX_SESSIONS_PER_DOCUMENT)
+    warnings: Optional[list[ExportWarning]] = Field(default=None, max_length=2 * MAX_SESSIONS_PER_DOCUMENT,
+                                          description="secrets left out of an export (they could not be "
+                                                      "decrypted); an import ignores this list")
 
 
 class ImportResult(Model):

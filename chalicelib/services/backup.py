@@ -20,16 +20,12 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-import psycopg
-
-from chalicelib.crypto import SecretBox
-from chalicelib.db import Database
+from chalicelib.crypto import DecryptionError, SecretBox
 from chalicelib.errors import Conflict, SessionNotFound, ValidationFailed, ZemeowError
-from chalicelib.events import EventPublisher
 from chalicelib.passphrase_seal import MIN_PASSPHRASE_CHARS, SealBroken, Sealer, UnsupportedSeal
-from chalicelib.repositories.sessions import SessionRepository
+from chalicelib.schemas.sessions import WebhookIn
 from chalicelib.services.auth import generate_session_key, key_digest
-from chalicelib.services.sessions import PROXY_CONTEXT, WEBHOOK_CONTEXT, generate_webhook_secret
+from chalicelib.services.sessions import PROXY_CONTEXT, WEBHOOK_CONTEXT, SessionService
 
 PASSPHRASE_HEADER = "X-Export-Passphrase"
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -50,13 +46,10 @@ def check_passphrase(passphrase: str | None) -> str:
 
 
 class SessionBackup:
-    def __init__(self, db: Database, repo: SessionRepository, events: EventPublisher,
-                 secret_box: Callable[[], SecretBox], check_webhook_url: Callable[[str], None]):
-        self.db = db
-        self.repo = repo
-        self.events = events
+    def __init__(self, sessions: SessionService, secret_box: Callable[[], SecretBox]):
+        self.sessions = sessions  # creates the imported rows, exactly as POST /sessions does
+        self.repo = sessions.repo
         self._secret_box = secret_box
-        self.check_webhook_url = check_webhook_url
 
     # -- export -------------------------------------------------------------------------
     def export_one(self, session_id: str, *, include_secrets: bool, passphrase: str | None) -> dict[str, Any]:
@@ -74,11 +67,15 @@ class SessionBackup:
                               next_offset=following if following < total else None)
 
     def _document(self, rows: list[dict[str, Any]], sealer: Sealer | None, **page: Any) -> dict[str, Any]:
-        return {"format": "zemeow.sessions", "version": 1, "exported_at": datetime.now(timezone.utc), **page,
-                "encryption": sealer.parameters if sealer else None,
-                "sessions": [self._exported(row, sealer) for row in rows]}
+        warnings: list[dict[str, Any]] = []
+        document = {"format": "zemeow.sessions", "version": 1, "exported_at": datetime.now(timezone.utc), **page,
+                    "encryption": sealer.parameters if sealer else None,
+                    "sessions": [self._exported(row, sealer, warnings) for row in rows]}
+        if warnings:
+            document["warnings"] = warnings
+        return document
 
-    def _exported(self, row: dict[str, Any], sealer: Sealer | None) -> dict[str, Any]:
+    def _exported(self, row: dict[str, Any], sealer: Sealer | None, warnings: list[dict[str, Any]]) -> dict[str, Any]:
         session_id = row["session_id"]
         exported: dict[str, Any] = {
             "session_id": session_id, "name": row["name"], "auto_reconnect": row["auto_reconnect"],
@@ -90,12 +87,17 @@ class SessionBackup:
         }
         if sealer is not None:
             secrets: dict[str, Any] = {"api_key_digest": row["api_key_hash"]}
-            if row.get("webhook_secret_enc") is not None:
-                secrets["webhook_secret"] = self._secret_box().decrypt(
-                    row["webhook_secret_enc"], context=WEBHOOK_CONTEXT.format(session_id))
-            if row.get("proxy_password_enc") is not None:
-                secrets["proxy_password"] = self._secret_box().decrypt(
-                    row["proxy_password_enc"], context=PROXY_CONTEXT.format(session_id))
+            for name, column, context in (("webhook_secret", "webhook_secret_enc", WEBHOOK_CONTEXT),
+                                          ("proxy_password", "proxy_password_enc", PROXY_CONTEXT)):
+                if row.get(column) is None:
+                    continue
+                try:
+                    secrets[name] = self._secret_box().decrypt(row[column], context=context.format(session_id))
+                except DecryptionError:  # one unreadable secret must not sink the whole export
+                    warnings.append({"session_id": session_id, "code": "secret_unreadable", "secret": name,
+                                     "message": f"the {name.replace('_', ' ')} cannot be decrypted with the current "
+                                                "ENCRYPTION_KEY (was it rotated?); exported without it, an import "
+                                                "generates a new one"})
             exported["secrets"] = sealer.seal(session_id, secrets)
         return exported
 
@@ -139,9 +141,11 @@ class SessionBackup:
             raise _passphrase_problem("wrong_passphrase", f"{exc}; nothing was imported") from None
 
     def _create(self, session: Any, secrets: dict[str, Any] | None) -> dict[str, Any]:
+        """One session of the document, through the same column builders and insert as
+        `POST /sessions`: the webhook URL and the proxy host meet the same network guards."""
         secrets = secrets or {}
         session_id = session.session_id
-        if self.repo.status_of(session_id) is not None:  # a conflict, whatever else is wrong with it
+        if self.sessions.repo.status_of(session_id) is not None:  # a conflict, whatever else is wrong with it
             raise Conflict(f"session_id '{session_id}' already exists", code="session_exists")
         result: dict[str, Any] = {"session_id": session_id, "status": "created"}
         digest = secrets.get("api_key_digest")
@@ -153,32 +157,18 @@ class SessionBackup:
             digest = key_digest(result["api_key"])
         values: dict[str, Any] = {"session_id": session_id, "name": session.name, "api_key_hash": digest,
                                   "auto_reconnect": session.auto_reconnect, "metadata": session.metadata}
-        box = self._secret_box
         if session.webhook is not None:
-            self.check_webhook_url(session.webhook.url)
-            secret = secrets.get("webhook_secret")
-            if not secret:
-                secret = result["webhook_secret"] = generate_webhook_secret()
-            values.update(webhook_url=session.webhook.url, webhook_events=session.webhook.events,
-                          webhook_secret_enc=box().encrypt(secret, context=WEBHOOK_CONTEXT.format(session_id)))
+            # the sealed secret was ours when it was exported: kept as it is, not re-validated
+            webhook = WebhookIn.model_construct(url=session.webhook.url, events=session.webhook.events,
+                                                secret=secrets.get("webhook_secret") or None)
+            webhook_values, shown = self.sessions.webhook_columns(session_id, webhook, existing=None)
+            values.update(webhook_values)
+            if shown:
+                result["webhook_secret"] = shown
         if session.proxy is not None:
-            proxy = session.proxy
-            values.update(proxy_enabled=proxy.enabled, proxy_type=proxy.type, proxy_host=proxy.host,
-                          proxy_port=proxy.port, proxy_username=proxy.username)
-            if secrets.get("proxy_password"):
-                values["proxy_password_enc"] = box().encrypt(secrets["proxy_password"],
-                                                             context=PROXY_CONTEXT.format(session_id))
-        try:
-            with self.db.connection() as conn, conn.transaction():
-                row = self.repo.insert(conn, values)
-                envelope = self.events.record(conn, session_id, "session.created",
-                                              {"session_id": session_id, "name": session.name,
-                                               "status": row["status"], "imported": True})
-        except psycopg.errors.UniqueViolation as exc:
-            constraint = getattr(exc.diag, "constraint_name", "") or ""
-            if "api_key" in constraint:
-                raise Conflict("a session already uses this key (its digest was exported)", code="api_key_taken") from None
-            raise Conflict(f"session_id '{session_id}' already exists", code="session_exists") from None
-        self.events.send([envelope])
+            proxy = session.proxy.model_copy(update={"password": secrets.get("proxy_password") or None})
+            values.update(self.sessions.proxy_columns(session_id, proxy, existing=None))
+        row = self.sessions.insert_new(values, {"session_id": session_id, "name": session.name, "imported": True},
+                                       key_taken="a session already uses this key (its digest was exported)")
         result["id"] = str(row["id"])
         return result

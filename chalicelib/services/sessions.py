@@ -106,22 +106,11 @@ class SessionService:
         }
         webhook_secret = None
         if request.webhook:
-            webhook_values, webhook_secret = self._webhook_columns(session_id, request.webhook, existing=None)
+            webhook_values, webhook_secret = self.webhook_columns(session_id, request.webhook, existing=None)
             values.update(webhook_values)
         if request.proxy:
-            values.update(self._proxy_columns(session_id, request.proxy, existing=None))
-        try:
-            with self.db.connection() as conn, conn.transaction():
-                row = self.repo.insert(conn, values)
-                envelope = self.events.record(conn, session_id, "session.created",
-                                              {"session_id": session_id, "name": request.name,
-                                               "status": row["status"]})
-        except psycopg.errors.UniqueViolation as exc:
-            constraint = getattr(exc.diag, "constraint_name", "") or ""
-            if "api_key" in constraint:
-                raise Conflict("a session already uses this api_key", code="api_key_taken") from None
-            raise Conflict(f"session_id '{session_id}' already exists", code="session_exists") from None
-        self.events.send([envelope])
+            values.update(self.proxy_columns(session_id, request.proxy, existing=None))
+        row = self.insert_new(values, {"session_id": session_id, "name": request.name})
         created = {
             "session_id": row["session_id"],
             "id": str(row["id"]),
@@ -133,6 +122,24 @@ class SessionService:
         if webhook_secret:
             created["webhook_secret"] = webhook_secret
         return created
+
+    def insert_new(self, values: dict[str, Any], event: dict[str, Any], *,
+                   key_taken: str = "a session already uses this api_key") -> dict[str, Any]:
+        """The one way a session row is born (create and import): the row and its
+        `session.created` event in one transaction, a unique violation named (409), the
+        event sent after the commit."""
+        session_id = values["session_id"]
+        try:
+            with self.db.connection() as conn, conn.transaction():
+                row = self.repo.insert(conn, values)
+                envelope = self.events.record(conn, session_id, "session.created", {**event, "status": row["status"]})
+        except psycopg.errors.UniqueViolation as exc:
+            constraint = getattr(exc.diag, "constraint_name", "") or ""
+            if "api_key" in constraint:
+                raise Conflict(key_taken, code="api_key_taken") from None
+            raise Conflict(f"session_id '{session_id}' already exists", code="session_exists") from None
+        self.events.send([envelope])
+        return row
 
     # -- read ---------------------------------------------------------------------------
     def get(self, session_id: str) -> dict[str, Any]:
@@ -177,14 +184,14 @@ class SessionService:
             if request.webhook is None:
                 values.update(webhook_url=None, webhook_events=[], webhook_secret_enc=None)
             else:
-                webhook_values, new_secret = self._webhook_columns(session_id, request.webhook, existing)
+                webhook_values, new_secret = self.webhook_columns(session_id, request.webhook, existing)
                 values.update(webhook_values)
         if "proxy" in given:
             if request.proxy is None:
                 values.update(proxy_enabled=False, proxy_type=None, proxy_host=None, proxy_port=None,
                               proxy_username=None, proxy_password_enc=None)
             else:
-                values.update(self._proxy_columns(session_id, request.proxy, existing))
+                values.update(self.proxy_columns(session_id, request.proxy, existing))
         return values, new_secret
 
     # -- key rotation -------------------------------------------------------------------
@@ -226,8 +233,8 @@ class SessionService:
         if self.after_delete is not None:
             self.after_delete(existing)
 
-    # -- helpers ------------------------------------------------------------------------
-    def _webhook_columns(self, session_id: str, webhook: WebhookIn,
+    # -- columns (create, update, import) -----------------------------------------------
+    def webhook_columns(self, session_id: str, webhook: WebhookIn,
                          existing: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
         self.check_webhook_url(webhook.url)
         values: dict[str, Any] = {"webhook_url": webhook.url, "webhook_events": webhook.events}
@@ -241,7 +248,7 @@ class SessionService:
         values["webhook_secret_enc"] = self._secret_box().encrypt(secret, context=WEBHOOK_CONTEXT.format(session_id))
         return values, shown
 
-    def _proxy_columns(self, session_id: str, proxy: ProxyIn, existing: dict[str, Any] | None) -> dict[str, Any]:
+    def proxy_columns(self, session_id: str, proxy: ProxyIn, existing: dict[str, Any] | None) -> dict[str, Any]:
         if proxy.enabled and proxy.host and proxy.port:
             self.check_proxy(proxy.host, proxy.port)
         values: dict[str, Any] = {

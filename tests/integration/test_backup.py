@@ -238,3 +238,54 @@ def test_the_export_of_every_session_imports_as_it_is(api, admin_headers, make_s
         view = api.get(f"/sessions/{created['session_id']}", headers=session_headers(created)).json_body
         assert view["name"] == "Shop 1" and view["proxy"]["has_password"] is True
     assert results[stays["session_id"]]["code"] == "session_exists"
+
+
+def test_an_unreadable_secret_is_left_out_with_a_warning_not_a_500(container, api, admin_headers, make_session,
+                                                                   receiver, db):
+    """A secret sealed under an older ENCRYPTION_KEY (or damaged) cannot be exported; the
+    other sessions and the other secrets still are, and the document says what is missing."""
+    broken = _full_session(make_session, receiver, "/broken")
+    fine = _full_session(make_session, receiver, "/fine")
+    with db.connection() as conn:  # as if sealed under another key
+        conn.execute("UPDATE sessions SET webhook_secret_enc = %s WHERE session_id = %s",
+                     (container.secret_box().encrypt("whsec_" + "A" * 43, context="webhook:someone-else"),
+                      broken["session_id"]))
+    answer = api.get(f"/sessions/{broken['session_id']}/export?include_secrets=true",
+                     headers=_with_passphrase(admin_headers))
+    assert answer.status_code == 200, answer.body
+    assert answer.json_body["warnings"] == [{
+        "session_id": broken["session_id"], "code": "secret_unreadable", "secret": "webhook_secret",
+        "message": answer.json_body["warnings"][0]["message"]}]
+    assert "ENCRYPTION_KEY" in answer.json_body["warnings"][0]["message"]
+    every = api.get("/sessions/export?include_secrets=true&limit=1000", headers=_with_passphrase(admin_headers))
+    assert every.status_code == 200, every.body
+    assert [w["session_id"] for w in every.json_body["warnings"]] == [broken["session_id"]]
+    assert fine["session_id"] in {s["session_id"] for s in every.json_body["sessions"]}
+
+    document = answer.json_body
+    assert api.delete(f"/sessions/{broken['session_id']}", headers=admin_headers).status_code == 204
+    result = api.post("/sessions/import", headers=_with_passphrase(admin_headers),
+                      body=json.dumps(document)).json_body["results"][0]
+    assert result["status"] == "created" and result["key_kept"] is True
+    assert result["webhook_secret"].startswith("whsec_")  # a new one, shown once
+    row = container.session_repo.get(broken["session_id"])  # the proxy password survived
+    assert container.secret_box().decrypt(row["proxy_password_enc"],
+                                          context=f"proxy:{broken['session_id']}") == "proxy-pass-123"
+
+
+def test_an_import_meets_the_same_proxy_guard_as_a_create(api, admin_headers, make_session):
+    """The metadata address is never a proxy, whatever PROXY_ALLOW_PRIVATE says: POST /sessions
+    refuses it, and so must an import (a hand-written document could carry it)."""
+    created = make_session(name="guarded")
+    document = api.get(f"/sessions/{created['session_id']}/export", headers=admin_headers).json_body
+    direct = api.post("/sessions", headers=admin_headers, body=json.dumps(
+        {"name": "direct", "proxy": {"type": "http", "host": "169.254.169.254", "port": 80}}))
+    assert direct.status_code == 422, direct.body
+    document["sessions"][0].update(session_id=created["session_id"] + "-x",
+                                   proxy={"enabled": True, "type": "http", "host": "169.254.169.254", "port": 80,
+                                          "username": None})
+    answer = api.post("/sessions/import", headers=admin_headers, body=json.dumps(document))
+    assert answer.status_code == 200, answer.body
+    result = answer.json_body["results"][0]
+    assert result["status"] == "failed" and result["code"] == direct.json_body["code"], result
+    assert api.get(f"/sessions/{created['session_id']}-x", headers=admin_headers).status_code == 404
