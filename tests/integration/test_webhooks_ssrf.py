@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import socket
 import uuid
-from urllib.parse import urlsplit
 
 import pytest
 
 from chalicelib.bootstrap import Container, reset_container
 from chalicelib.netguard.resolve import NetPolicy, Refused as UrlRefused
+from tests.support.sockets import localstack_address
 from tests.support.webhook_receiver import Receiver
 
 REFUSED = ["http://127.0.0.1/", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/",
@@ -28,12 +27,6 @@ def container(settings):
     reset_container(None)
 
 
-def _localstack() -> tuple:
-    endpoint = urlsplit(os.environ.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:4566")
-    return (endpoint.hostname, endpoint.port or 4566)
-    # wherever the suite's LocalStack is (the stack fixture sets AWS_ENDPOINT_URL)
-
-
 @pytest.fixture
 def connections(monkeypatch):
     """Every socket connect in this process, recorded; anything but LocalStack is refused."""
@@ -42,7 +35,7 @@ def connections(monkeypatch):
 
     def connect(sock, address):
         seen.append(address)
-        if tuple(address[:2]) != _localstack():
+        if tuple(address[:2]) != localstack_address():
             raise AssertionError(f"a connection to {address} was attempted")
         return real_connect(sock, address)
 
@@ -69,7 +62,7 @@ def test_private_loopback_and_metadata_refused_at_configuration(api, admin_heade
     assert answer.status_code == 422, answer.body
     assert answer.json_body["code"] == "webhook_url_refused"
     assert answer.json_body["details"][0]["field"] == "webhook.url"
-    assert [c for c in connections if tuple(c[:2]) != _localstack()] == []
+    assert [c for c in connections if tuple(c[:2]) != localstack_address()] == []
 
 
 def test_refused_on_update_and_for_hostnames_resolving_privately(api, admin_headers, make_session, connections,
@@ -84,7 +77,7 @@ def test_refused_on_update_and_for_hostnames_resolving_privately(api, admin_head
     # a public address passes the check; nothing is sent to it here (configuration only)
     answer = api.put(path, headers=admin_headers, body=json.dumps({"webhook": {"url": "https://public.test/hook"}}))
     assert answer.status_code == 200, answer.body
-    assert [c for c in connections if tuple(c[:2]) != _localstack()] == []
+    assert [c for c in connections if tuple(c[:2]) != localstack_address()] == []
 
 
 def test_scheme_credentials_and_metadata_even_when_private_allowed(monkeypatch):
@@ -141,6 +134,6 @@ def test_refused_again_at_delivery_time_before_any_connection(container, setting
             assert "refused by the SSRF guard" in row["error"], (name, row)
         assert "10.9.8.7" in rows[sessions["rebind"]]["error"]
         assert receiver.total == 0
-        assert [c for c in connections if tuple(c[:2]) != _localstack()] == []
+        assert [c for c in connections if tuple(c[:2]) != localstack_address()] == []
     finally:
         receiver.close()

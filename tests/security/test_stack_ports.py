@@ -7,7 +7,6 @@ any local address. Refused at save time (422) and again at send time by the guar
 from __future__ import annotations
 
 import json
-import os
 import socket
 import uuid
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ from chalicelib.events import make_envelope
 from chalicelib.netguard.resolve import NetPolicy, Refused
 from chalicelib.schemas.sessions import CreateSessionRequest
 from tests.conftest import session_headers
+from tests.support.sockets import localstack_address
 
 
 def _ports(settings) -> dict[str, int]:
@@ -28,10 +28,7 @@ def _ports(settings) -> dict[str, int]:
 @pytest.fixture
 def connections(monkeypatch):
     """Connections this process opens to anything but LocalStack (the dispatcher's SQS)."""
-    from urllib.parse import urlparse
-
-    endpoint = urlparse(os.environ.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:4566")
-    localstack = (endpoint.hostname, endpoint.port or 4566)
+    localstack = localstack_address()
     seen: list = []
     real = socket.socket.connect
 
