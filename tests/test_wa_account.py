@@ -138,7 +138,7 @@ def test_without_a_socket_every_call_is_not_connected(driver):
 def test_a_real_neonize_client_takes_our_arguments_and_its_refusal_is_readable(driver):
     """A neonize client that never logged in: each call encodes our JIDs, enums and bytes into
     neonize's protobufs and reaches whatsmeow, which refuses (no connection, no device).
-    SetStatusMessage and UpdateBlocklist would panic on neonize's missing Go client (seen:
+    SetStatusMessage, UpdateBlocklist and SetPushName would panic on neonize's missing Go client (seen:
     a nil pointer in whatsmeow's sendMexIQ kills the process); the driver asks neonize
     whether it is connected first, so here they are refused as not_connected, and the
     process lives on to run the next call."""

@@ -26,14 +26,17 @@ class NeonizeAccountCalls:
     driver: Any
 
     def _call(self, default: str, action: Callable[[Any], Any], *, go_client: bool = False) -> Any:
-        """`go_client`: the call dereferences whatsmeow's client without checking it (SetStatusMessage,
-        UpdateBlocklist): with no client on neonize's Go side (never connected, or stopped) it
-        panics and takes the whole runner down, so it runs only while neonize says connected."""
+        """`go_client`: the call dereferences whatsmeow's client or its device without checking
+        (seen offline: SetStatusMessage and UpdateBlocklist with no client on neonize's Go side,
+        SetPushName with a client that never logged in): it panics and takes the whole runner
+        down, so it runs only while neonize says connected and logged in."""
         from runner_container import wa_account  # noqa: PLC0415
 
         client = self._live()
         if go_client and not client.is_connected:
             raise DriverError("not_connected", "the WhatsApp socket is not connected")
+        if go_client and not client.is_logged_in:
+            raise DriverError("not_logged_in", "the session is not logged in to WhatsApp")
         try:
             return action(client)
         except DriverError:
@@ -107,7 +110,7 @@ class NeonizeAccountCalls:
 
     # -- profile and privacy --------------------------------------------------------------
     def set_push_name(self, name: str) -> dict[str, Any]:
-        self._call("set_push_name_failed", lambda c: c.set_profile_name(name))
+        self._call("set_push_name_failed", lambda c: c.set_profile_name(name), go_client=True)
         return {"push_name": name}
 
     def set_about(self, about: str) -> dict[str, Any]:
