@@ -151,3 +151,26 @@ def test_bad_input_is_a_4xx_json_naming_the_problem(api, make_session, method, p
                    "picture_too_large" if status == 413 else "validation_failed")
     if status == 422:
         assert error["details"], error
+
+
+def _upload(api, created, data: bytes, mime_type: str) -> str:
+    import requests
+
+    upload = _call(api, created, "post", "/media/upload-url", {"mime_type": mime_type, "size": len(data)})
+    assert upload.status_code == 201, upload.body
+    put = requests.put(upload.json_body["upload_url"], data=data, headers=upload.json_body["headers"], timeout=10)
+    assert put.status_code == 200
+    return upload.json_body["media_key"]
+
+
+def test_a_profile_picture_by_media_key_is_read_from_the_bucket_and_checked_by_the_runner(api, runner, paired):
+    """The runner reads the uploaded object (the emulator's picture id is derived from the
+    bytes' sha256, so the same id means the same bytes) and refuses a non-JPEG it reads."""
+    import hashlib
+
+    key = _upload(api, paired, JPEG, "image/jpeg")
+    done = _call(api, paired, "put", "/profile/picture", {"media_key": key})
+    assert done.status_code == 200, done.body
+    assert done.json_body["picture_id"] == str(int(hashlib.sha256(JPEG).hexdigest()[:12], 16))
+    png = _upload(api, paired, b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "image/jpeg")  # a liar's mime type
+    _error(_call(api, paired, "put", "/profile/picture", {"media_key": png}), 502, "picture_not_jpeg")
