@@ -105,6 +105,13 @@ def test_block_unblock_and_list(api, runner, paired):
     assert _call(api, paired, "get", "/blocklist").json_body["blocked"] == ["5511912345671@s.whatsapp.net"]
     assert [(a["contact"], a["action"]) for a in _activity(runner, sid, "blocklist")][-1] == (
         "5511912345672@s.whatsapp.net", "unblock")
+    # WhatsApp delivers nothing from a blocked contact; the unblocked one gets through again
+    status, refused = runner.emulator("POST", f"/emulator/sessions/{sid}/inbound",
+                                      {"from": "+55 11 91234-5671", "text": "let me in"})
+    assert (status, refused["code"]) == (409, "blocked")
+    status, delivered = runner.emulator("POST", f"/emulator/sessions/{sid}/inbound",
+                                        {"from": "5511912345672", "text": "thanks"})
+    assert status == 200 and delivered["message_id"]
 
 
 ROUTES = [

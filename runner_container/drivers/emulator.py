@@ -229,6 +229,7 @@ class EmulatorClient(EmulatorAccountCalls, EmulatorChats, SessionClient):
         with self._lock:
             if self.state != "connected":
                 raise DriverError("not_connected", f"the session is {self.state}, not connected")
+        self.refuse_if_blocked(sender, chat)  # WhatsApp delivers nothing from a blocked contact
         message_id = fake_message_id()
         group = bool(chat and chat.endswith("@g.us"))
         data: dict[str, Any] = {

@@ -9,7 +9,8 @@ errors to, `runner_container/wa_account.py`):
   that approves members files a join request (the answer is the group's JID either way);
 - pictures are JPEG within `MAX_PICTURE_BYTES` (`picture_bytes`, shared with neonize);
 - the push name set here is stored with the device, so account presence works after it;
-- privacy starts as WhatsApp's defaults (everyone); blocking is idempotent.
+- privacy starts as WhatsApp's defaults (everyone); blocking is idempotent, and a blocked
+  contact's 1:1 messages are not delivered (the control API's `inbound` answers 409 `blocked`).
 State lives beside the groups, per session in memory (`EmulatorDriver.chat_state`).
 
 Control API (`emulator_api.py` hands these actions here):
@@ -219,6 +220,18 @@ class EmulatorAccountCalls:
         state = self._connected()
         with self.driver._lock:
             return {"blocked": sorted(state.setdefault("blocked", set()))}
+
+    def refuse_if_blocked(self, sender: str, chat: str | None) -> None:
+        """The control API's `inbound`: a 1:1 message from a blocked contact never arrives
+        (WhatsApp's server drops it; in groups blocked members' messages still arrive)."""
+        if chat and chat.endswith("@g.us"):
+            return
+        digits = "".join(ch for ch in sender.split("@")[0].split(":")[0] if ch.isdigit())
+        state = self.driver.chat_state(self.config.session_id)
+        with self.driver._lock:
+            blocked = state.get("blocked", set())
+            if _bare(sender if "@" in sender else f"{digits}@s.whatsapp.net") in blocked:
+                raise DriverError("blocked", f"{sender} is blocked by this account: WhatsApp does not deliver it")
 
     def update_blocklist(self, contact: str, action: str) -> dict[str, Any]:
         if action not in ("block", "unblock"):
