@@ -583,3 +583,7 @@ def media_download_url(ctx: RequestContext, session_id: str) -> dict[str, Any]:
 
 # -- route modules (chalicelib/views): each declares its routes with the same router ------
 # one line a module, so features land without touching the routes above
+from chalicelib.views import account as account_views, group_admin as group_admin_views  # noqa: E402
+
+group_admin_views.register(route)
+account_views.register(route)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # imported lazily below: only the processes that use them pay
     from chalicelib.repositories.runtime import RuntimeRepository
     from chalicelib.services.api_limits import ApiRateLimiter
     from chalicelib.services.backup import SessionBackup
+    from chalicelib.services.account import AccountService
     from chalicelib.services.chats import ChatService
     from chalicelib.services.connections import ConnectionService
     from chalicelib.services.event_feed import EventFeed
@@ -335,6 +336,13 @@ class Container:
         return ChatService(self.session_repo, self.commands, RateLimitRepository(self.db),
                            max_batch=self.settings.contacts_check_max_batch,
                            rate_limit=self.settings.contacts_check_rate_limit)
+
+    @cached_property
+    def account(self) -> "AccountService":
+        from chalicelib.services.account import AccountService  # noqa: PLC0415
+
+        return AccountService(self.session_repo, self.commands,
+                              check_media_key=self.media.check_for_send if self.media_store else None)
 
     @cached_property
     def retention(self):

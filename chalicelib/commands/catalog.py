@@ -52,5 +52,26 @@ COMMANDS: dict[str, CommandSpec] = {spec.type: spec for spec in (
     _chat("create_group", "creating the group", ClientCall("create_group", ("name", "participants"), "group")),
     _chat("update_participants", "updating the participants",
           ClientCall("update_participants", ("group_jid", "action", "participants"), "participants")),
+    # group administration, profile, privacy, blocklist (chalicelib/services/account.py): the
+    # client method answers the whole result (runner_container/drivers/account_base.py)
+    *(_chat(type, what, ClientCall(type, args)) for type, what, args in (
+        ("leave_group", "leaving the group", ("group_jid",)),
+        ("group_invite_link", "the invite link", ("group_jid", "revoke")),
+        ("group_invite_preview", "the invite preview", ("code",)),
+        ("join_group", "joining the group", ("code",)),
+        ("set_group_subject", "renaming the group", ("group_jid", "subject")),
+        ("set_group_description", "changing the description", ("group_jid", "description")),
+        ("set_group_picture", "changing the group picture", ("group_jid", "picture")),
+        ("set_group_settings", "changing the group settings", ("group_jid", "announce", "locked")),
+        ("group_requests", "listing the join requests", ("group_jid",)),
+        ("update_group_requests", "answering the join requests", ("group_jid", "action", "participants")),
+        ("set_push_name", "setting the push name", ("name",)),
+        ("set_about", "setting the about text", ("about",)),
+        ("set_profile_picture", "setting the profile picture", ("picture",)),
+        ("get_privacy", "reading the privacy settings", ()),
+        ("set_privacy", "changing the privacy settings", ("settings",)),
+        ("blocklist", "reading the blocklist", ()),
+        ("update_blocklist", "changing the blocklist", ("contact", "action")),
+    )),
 )}
 COMMAND_TYPES = tuple(COMMANDS)

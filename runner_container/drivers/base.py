@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from runner_container.drivers.account_base import AccountCalls
+
 Sink = Callable[[str, dict[str, Any]], None]
 
 
@@ -28,7 +30,7 @@ class SessionConfig:
     proxy_url: Optional[str]  # http://user:pass@host:port or socks5://...
 
 
-class SessionClient(ABC):
+class SessionClient(AccountCalls, ABC):
     @abstractmethod
     def connect(self) -> None:
         """Start connecting; returns quickly. Progress arrives through the sink (qr,

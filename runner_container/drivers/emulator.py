@@ -22,6 +22,7 @@ through the emulator means what it says:
 The control API (`emulator_api.py`, loopback only, `EMULATOR_PORT`, every request with
 `X-Emulator-Token`) plays the phone and the network; chats, contacts and groups follow the
 fixed rules of `emulator_chats.py`.
+Group administration, the profile, privacy and the blocklist follow `emulator_account.py`.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from chalicelib.errors import ConfigError
 from chalicelib.netguard.resolve import NetPolicy
 from chalicelib.repositories.devices import EmulatorDeviceStore
 from runner_container.drivers.base import Driver, DriverError, SessionClient, SessionConfig, Sink
+from runner_container.drivers.emulator_account import EmulatorAccountCalls
 from runner_container.drivers.emulator_api import _handler
 from runner_container.drivers.emulator_chats import EmulatorChats
 from runner_container.drivers.emulator_rules import (_render, _without_credentials, fake_message_id, fake_qr)
@@ -44,7 +46,7 @@ from runner_container.drivers.emulator_rules import (_render, _without_credentia
 PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
 
 
-class EmulatorClient(EmulatorChats, SessionClient):
+class EmulatorClient(EmulatorAccountCalls, EmulatorChats, SessionClient):
     def __init__(self, driver: "EmulatorDriver", config: SessionConfig, sink: Sink):
         self.driver = driver
         self.config = config
@@ -227,6 +229,7 @@ class EmulatorClient(EmulatorChats, SessionClient):
         with self._lock:
             if self.state != "connected":
                 raise DriverError("not_connected", f"the session is {self.state}, not connected")
+        self.refuse_if_blocked(sender, chat)  # WhatsApp delivers nothing from a blocked contact
         message_id = fake_message_id()
         group = bool(chat and chat.endswith("@g.us"))
         data: dict[str, Any] = {

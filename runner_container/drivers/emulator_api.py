@@ -24,6 +24,10 @@ through the API cannot carry it. The driver refuses to start without a token, an
                                            id), read receipts, presences, number checks, group changes
     POST /emulator/sessions/{id}/groups    {"name", "participants": [...], "admins": [...]} a group
                                            someone else created with this session as a plain member
+    POST /emulator/sessions/{id}/invites   {"name", "participants": [...], "approval": bool} someone
+                                           else's group, reachable by the returned {jid, code, link}
+    POST /emulator/sessions/{id}/requests  {"group_jid", "participants": [...]} people asking to join
+                                           (both: emulator_account.py)
     GET  /emulator/sessions/{id}           what the emulator holds for the session
     GET  /emulator/sessions                every session held by this runner
 """
@@ -37,6 +41,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 from runner_container.drivers.base import DriverError
+from runner_container.drivers.emulator_account import CONTROL_ACTIONS
+from runner_container.drivers.emulator_account import control as account_control
 from runner_container.drivers.emulator_rules import _bare, _group_view
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -124,6 +130,8 @@ def _handler(driver: "EmulatorDriver") -> type[BaseHTTPRequestHandler]:
                                              members=[owner, *members, me], admins=admins)
                     with driver._lock:
                         return self._send(200, _group_view(group))
+                if method == "POST" and action in CONTROL_ACTIONS:
+                    return self._send(*account_control(driver, client, sid, action, body))
                 if method == "POST" and action == "scan":
                     jid = client.scan(body.get("phone"), body.get("push_name"))
                     return self._send(200, {"jid": jid})

@@ -66,7 +66,8 @@ def _group_view(group: dict[str, Any]) -> dict[str, Any]:
     return {"jid": group["jid"], "name": group["name"], "topic": group.get("topic"), "owner": group["owner"],
             "participants_count": len(participants),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(group["created"])),
-            "is_announce": False, "is_locked": False, "participants": participants}
+            "is_announce": bool(group.get("announce")), "is_locked": bool(group.get("locked")),
+            "participants": participants}
 
 
 

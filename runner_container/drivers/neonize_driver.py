@@ -22,6 +22,7 @@ from chalicelib.db import Database
 from chalicelib.netguard.resolve import NetPolicy
 from chalicelib.repositories.devices import DeviceStore
 from runner_container.drivers.base import Driver, DriverError, SessionClient, SessionConfig, Sink
+from runner_container.drivers.neonize_account import NeonizeAccountCalls
 
 
 def _import_neonize_quietly() -> None:
@@ -84,7 +85,7 @@ def _event_types() -> list[type]:
             ev.KeepAliveTimeoutEv, ev.KeepAliveRestoredEv]
 
 
-class NeonizeClient(SessionClient):
+class NeonizeClient(NeonizeAccountCalls, SessionClient):
     def __init__(self, driver: "NeonizeDriver", config: SessionConfig, sink: Sink):
         self.driver = driver
         self.config = config

@@ -31,5 +31,9 @@ def test_client_calls_name_methods_of_the_driver_interface_with_their_arguments(
 
 def test_what_waits_for_the_login():
     waiting = {type for type, spec in COMMANDS.items() if spec.waits_for_login}
+    account = {"leave_group", "group_invite_link", "group_invite_preview", "join_group", "set_group_subject",
+               "set_group_description", "set_group_picture", "set_group_settings", "group_requests",
+               "update_group_requests", "set_push_name", "set_about", "set_profile_picture", "get_privacy",
+               "set_privacy", "blocklist", "update_blocklist"}
     assert waiting == {"send_message", "mark_read", "send_presence", "check_contacts", "list_groups",
-                       "group_info", "create_group", "update_participants"}
+                       "group_info", "create_group", "update_participants"} | account

@@ -23,6 +23,7 @@ path up to whatsmeow's own answer without WhatsApp; "not offline": needs WhatsAp
 | send                | real     | offline-real: refusals (not_connected, not_logged_in)           |
 | mark_read ... update_participants | real | offline-real: refusals (tests/integration/test_wa_chats.py too)  |
 | send_presence       | real     | offline-real: push_name_missing from whatsmeow itself          |
+| group admin, profile, privacy, blocklist | real | offline-real: refusals; join request approval not_supported (tests/test_wa_account.py too) |
 | has_device / forget_device | real | real (whatsmeow_device rows)                               |
 """
 from __future__ import annotations
@@ -65,6 +66,33 @@ def _requests(client):
         "group_info": lambda: client.group_info(GROUP),
         "create_group": lambda: client.create_group("Team", [PEER]),
         "update_participants": lambda: client.update_participants(GROUP, "add", [PEER]),
+        **_account_requests(client),
+    }
+
+
+JPEG = {"media_base64": "/9j/4AAQSkZJRgABAQ=="}  # a JPEG's first bytes, base64
+
+
+def _account_requests(client):
+    """Group administration, profile, privacy and blocklist (runner_container/drivers/account_base.py)."""
+    return {
+        "leave_group": lambda: client.leave_group(GROUP),
+        "group_invite_link": lambda: client.group_invite_link(GROUP, False),
+        "group_invite_preview": lambda: client.group_invite_preview("AbCdEfGhIjKlMnOpQrStUv"),
+        "join_group": lambda: client.join_group("AbCdEfGhIjKlMnOpQrStUv"),
+        "set_group_subject": lambda: client.set_group_subject(GROUP, "Team"),
+        "set_group_description": lambda: client.set_group_description(GROUP, "Plans"),
+        "set_group_picture": lambda: client.set_group_picture(GROUP, JPEG),
+        "set_group_settings": lambda: client.set_group_settings(GROUP, True, None),
+        "group_requests": lambda: client.group_requests(GROUP),
+        "update_group_requests": lambda: client.update_group_requests(GROUP, "approve", [PEER]),
+        "set_push_name": lambda: client.set_push_name("Support"),
+        "set_about": lambda: client.set_about("Hi"),
+        "set_profile_picture": lambda: client.set_profile_picture(JPEG),
+        "get_privacy": lambda: client.get_privacy(),
+        "set_privacy": lambda: client.set_privacy({"last_seen": "none"}),
+        "blocklist": lambda: client.blocklist(),
+        "update_blocklist": lambda: client.update_blocklist(PEER, "block"),
     }
 
 
@@ -79,7 +107,7 @@ def _refusal(call) -> DriverError:
 def test_every_method_of_the_interface_is_implemented(kit):
     client_type = type(kit.client("contract-impl")[0])
     optional = ["mark_read", "send_presence", "check_contacts", "list_groups", "group_info", "create_group",
-                "update_participants"]
+                "update_participants", *_account_requests(None)]
     for name in ["connect", "disconnect", "logout", "pair_phone", "send", *optional]:
         assert getattr(client_type, name) is not getattr(SessionClient, name), f"{kit.name} lacks {name}"
     for name in ["has_device", "forget_device"]:
@@ -249,7 +277,7 @@ def test_chats_contacts_and_groups_answer_their_shapes_or_refuse(kit, sid):
     client, _ = _open_socket(kit, sid)
     if not kit.reaches_whatsapp:  # not possible offline: whatsmeow answers each without a socket or device
         codes = {name: _refusal(call).code for name, call in _requests(client).items()
-                 if name not in ("send", "account_presence")}
+                 if name not in ("send", "account_presence", *_account_requests(None))}
         assert set(codes.values()) <= {"not_connected", "not_logged_in"}, codes
         return
     [contact] = client.check_contacts(["5511912345671"])
@@ -267,3 +295,34 @@ def test_chats_contacts_and_groups_answer_their_shapes_or_refuse(kit, sid):
     client.mark_read(PEER, ["3EB0A"], None)
     client.send_presence("composing", PEER)
     client.send_presence("available", None)
+
+
+def test_group_admin_profile_and_blocklist_answer_their_shapes_or_refuse(kit, sid):
+    client, _ = _open_socket(kit, sid)
+    if not kit.reaches_whatsapp:  # not possible offline: whatsmeow (or neonize) refuses each
+        codes = {name: _refusal(call).code for name, call in _account_requests(client).items()}
+        assert codes.pop("update_group_requests") == "not_supported"  # neonize 0.5.2 lacks the call
+        assert codes.pop("get_privacy") == "privacy_unavailable"  # neonize answers empty settings
+        assert set(codes.values()) <= {"not_connected", "not_logged_in"}, codes
+        return
+    group = client.create_group("Team", [PEER])
+    link = client.group_invite_link(group["jid"], False)
+    assert set(link) == {"group_jid", "link", "code"} and link["link"].endswith(link["code"])
+    assert client.group_invite_preview(link["code"])["group"]["jid"] == group["jid"]
+    assert _refusal(lambda: client.join_group(link["link"])).code == "already_member"
+    assert _refusal(lambda: client.join_group("AAAAAAAAAAAAAAAAAAAAAA")).code == "invite_invalid"
+    assert client.set_group_subject(group["jid"], "Renamed") == {"group_jid": group["jid"], "subject": "Renamed"}
+    assert client.set_group_settings(group["jid"], True, None) == {"group_jid": group["jid"], "announce": True,
+                                                                  "locked": None}
+    assert client.group_info(group["jid"])["is_announce"] is True
+    assert set(client.set_group_picture(group["jid"], JPEG)) == {"group_jid", "picture_id"}
+    assert _refusal(lambda: client.set_profile_picture({"media_base64": "R0lGODlh"})).code == "picture_not_jpeg"
+    assert client.group_requests(group["jid"]) == {"group_jid": group["jid"], "requests": []}
+    assert client.update_group_requests(group["jid"], "approve", [PEER])["participants"][0]["error"] == "no_request"
+    assert client.set_push_name("Support") == {"push_name": "Support"}
+    assert client.get_privacy()["privacy"]["last_seen"] == "all"
+    assert client.set_privacy({"last_seen": "none"})["privacy"]["last_seen"] == "none"
+    assert _refusal(lambda: client.set_privacy({"groups_add": "none"})).code == "bad_privacy_value"
+    assert client.update_blocklist(PEER, "block") == {"blocked": [PEER]} == client.blocklist()
+    assert client.leave_group(group["jid"]) == {"group_jid": group["jid"], "left": True}
+    assert _refusal(lambda: client.group_info(group["jid"])).code == "group_not_found"
