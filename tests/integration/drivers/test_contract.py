@@ -23,7 +23,7 @@ path up to whatsmeow's own answer without WhatsApp; "not offline": needs WhatsAp
 | send                | real     | offline-real: refusals (not_connected, not_logged_in)           |
 | mark_read ... update_participants | real | offline-real: refusals (tests/integration/test_wa_chats.py too)  |
 | send_presence       | real     | offline-real: push_name_missing from whatsmeow itself          |
-| group admin, profile, privacy, blocklist | real | offline-real: refusals; join request approval not_supported (tests/test_wa_account.py too) |
+| group admin, profile, privacy, blocklist | real | offline-real: refusals; join request approval not_supported (tests/integration/test_wa_account.py too) |
 | has_device / forget_device | real | real (whatsmeow_device rows)                               |
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from tests.conftest import TEST_ADMIN_KEY, session_headers
-from tests.runner_harness import module_runner, wait_for
+from tests.support.runner_harness import module_runner, wait_for
 
 ME = "5511999990012"
 MY_JID = f"{ME}@s.whatsapp.net"

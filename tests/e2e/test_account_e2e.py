@@ -10,7 +10,7 @@ import json
 import pytest
 
 from tests.conftest import session_headers
-from tests.runner_harness import module_runner, pair_with_emulator
+from tests.support.runner_harness import module_runner, pair_with_emulator
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x20" * 512
 
