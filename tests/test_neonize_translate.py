@@ -84,7 +84,7 @@ def test_text_image_location_contact_reaction_messages():
     contact = decode_message(Message(contactMessage=ContactMessage(displayName="Bia", vcard="BEGIN:VCARD")))
     assert contact == {"type": "contact", "display_name": "Bia", "vcard": "BEGIN:VCARD"}
     reaction = decode_message(Message(reactionMessage=ReactionMessage(key=MessageKey(ID="3EB0X"), text="👍")))
-    assert reaction == {"type": "reaction", "message_id": "3EB0X", "emoji": "👍"}
+    assert reaction == {"type": "reaction", "message_id": "3EB0X", "emoji": "👍", "removed": False}
 
     mine = translate(_message(Message(conversation="sent elsewhere"), from_me=True))[0][1]
     assert mine["event"] == "message.sent"
