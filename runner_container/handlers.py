@@ -69,9 +69,12 @@ def _logged_in(actor: "SessionActor") -> SessionClient:
 
 def send_message(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
     client = _logged_in(actor)
-    payload = with_references(actor, payload)
+    payload = with_mention_all(client, actor.state.jid, with_references(actor, payload))
     sent = client.send(payload)
-    shown = {k: v for k, v in payload.items() if k not in ("media_base64",)}  # no blobs in events
+    # no blobs in events, nor a group's whole participant list
+    shown = {k: v for k, v in payload.items() if k not in ("media_base64", "mention_all_jids")}
+    if payload["type"] in ("reaction", "edit", "revoke"):
+        shown["target_message_id"] = payload.get("message_id")
     actor.write(StateChange(event="message.sent", data={**shown, "message_id": sent["message_id"],
                                                          "timestamp": sent.get("timestamp")},
                             counters=("messages_sent",), activity=True,
@@ -121,6 +124,17 @@ def with_references(actor: "SessionActor", payload: dict[str, Any]) -> dict[str,
                           "sender": found["sender_jid"] or (actor.state.jid if found["from_me"] else None),
                           "type": found["type"], "preview": found["preview"]}
     return out
+
+
+def with_mention_all(client: SessionClient, own_jid: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+    """`mention_all`: every participant of the group but this account, asked of WhatsApp
+    now (group_info), as `mention_all_jids` for the message builder."""
+    if not payload.get("mention_all"):
+        return payload
+    me = person_jid({"jid": own_jid}) if own_jid else None
+    group = client.group_info(payload["to"])
+    everyone = [p["jid"] for p in group.get("participants") or [] if person_jid({"jid": p["jid"]}) != me]
+    return {**payload, "mention_all_jids": everyone}
 
 
 def read_receipts(actor: "SessionActor", payload: dict[str, Any]) -> list[tuple[str | None, list[str]]]:
