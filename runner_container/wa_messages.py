@@ -115,7 +115,8 @@ class _Build:
         if self.quote is not None:
             field.contextInfo.MergeFrom(self.quote)
         mentioned = mention_jids(self.payload)
-        if mentioned:
+        if mentioned:  # exactly these (neonize's media builders add the caption's @numbers on their own)
+            del field.contextInfo.mentionedJID[:]
             field.contextInfo.mentionedJID.extend(mentioned)
         return field
 
