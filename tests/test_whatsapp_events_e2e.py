@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from chalicelib.schemas.webhook_events import EVENT_DATA
 from tests.conftest import session_headers
 from tests.runner_harness import module_runner, pair_with_emulator
 
@@ -48,6 +49,7 @@ def _arrived(receiver, name, match, what):
             body = item.json
             if body["event"] == name and match(body["data"]):
                 assert item.verified, item.verify_error
+                EVENT_DATA[name][0].model_validate(body["data"])  # the OpenAPI document's `webhooks` model
                 found.append(body["data"])
                 return True
         return False
