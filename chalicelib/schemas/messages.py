@@ -37,15 +37,17 @@ class Mentions(Strict):
     """`mentions` (people named with @ in the text or caption) and `mention_all` (a group's
     every participant, mentioned without @ names in the text)."""
 
-    mentions: list[str] = Field(default_factory=list, max_length=MAX_MENTIONS,
+    mentions: Optional[list[str]] = Field(default=None, max_length=MAX_MENTIONS,
                                 description="phones or user JIDs: each is put in contextInfo.mentionedJID and "
                                             "written as @<number> in the text (appended when the text lacks it)")
-    mention_all: bool = Field(default=False, description="groups only: mention every participant (fetched "
+    mention_all: Optional[bool] = Field(default=None, description="groups only: mention every participant (fetched "
                                                          "from WhatsApp when sending), without changing the text")
 
     @field_validator("mentions")
     @classmethod
-    def _people(cls, values: list[str]) -> list[str]:
+    def _people(cls, values: Optional[list[str]]) -> Optional[list[str]]:
+        if values is None:
+            return None
         out = []
         for value in values:
             try:
