@@ -148,6 +148,11 @@ def test_polls_votes_and_group_changes_reach_the_receiver(api, runner, session, 
     changed = _arrived(receiver, "group.update", lambda d: d["changes"].get("subject") == "Team B", "group.update")
     assert changed["changes"] == {"subject": "Team B", "description": None, "announce": True}
     assert changed["by"]["phone"] == ADMIN and changed["kind"] == "changed"
+    # the emulator's group follows what it played: the API's group info says the same
+    info = api.get(f"/sessions/{sid}/groups/{group}", headers=headers)
+    assert info.status_code == 200, info.body
+    assert info.json_body["name"] == "Team B"
+    assert [p["is_admin"] for p in info.json_body["participants"] if p["phone"] == BIA] == [True]
 
 
 def test_mentions_mention_all_and_view_once_reach_the_driver(api, runner, session, receiver):

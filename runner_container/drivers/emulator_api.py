@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner_container.drivers.base import DriverError
 from runner_container.drivers.emulator_inbound import RECEIPT_KINDS, InboundError, group_change_event
-from runner_container.drivers.emulator_rules import _bare, _group_view
+from runner_container.drivers.emulator_rules import _bare, _group_view, apply_group_change
 
 if TYPE_CHECKING:  # pragma: no cover
     from runner_container.drivers.emulator import EmulatorDriver
@@ -127,6 +127,8 @@ def _handler(driver: "EmulatorDriver") -> type[BaseHTTPRequestHandler]:
                     return self._send(200, {"message_id": client.inbound(body)})
                 if method == "POST" and action == "groupchange":
                     client.play(group_change_event(body))
+                    with driver._lock:
+                        apply_group_change(driver.chat_state(sid)["groups"].get(str(body.get("chat"))), body)
                     return self._send(200, {"changed": body.get("chat")})
                 if method == "POST" and action == "receipt":
                     kind = str(body.get("type") or "delivered")
