@@ -78,32 +78,46 @@ class NameTracker:
         self._seen: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def _remember(self, jid: str, push: str | None, business: str | None
+                  ) -> tuple[tuple[str | None, str | None] | None, tuple[str | None, str | None]]:
+        """(names before, names now) of a contact; a missing name keeps the last one."""
+        with self._lock:
+            before = self._seen.pop(jid, None)
+            old_push, old_business = before if before else (None, None)
+            kept = (push or old_push, business or old_business)
+            self._seen[jid] = kept
+            while len(self._seen) > self.limit:
+                self._seen.popitem(last=False)
+        return before, kept
+
     def observe(self, event: Any, resolve_pn: Resolver) -> dict[str, Any] | None:
         """A `contact.updated` event when this message's names differ from the last ones seen."""
         info = event.Info
         source = info.MessageSource
-        if source.IsFromMe:
-            return None
         jid = jid_string(source.Sender)
-        if not jid:
+        if source.IsFromMe or not jid:
             return None
-        jid = jid.split(":")[0] + "@" + jid.partition("@")[2] if ":" in jid else jid
         push = info.Pushname or None
-        business = info.VerifiedName.Details.verifiedName or None if info.HasField("VerifiedName") else None
-        with self._lock:
-            before = self._seen.pop(jid, None)
-            kept = (push or (before[0] if before else None), business or (before[1] if before else None))
-            self._seen[jid] = kept
-            while len(self._seen) > self.limit:
-                self._seen.popitem(last=False)
-        if before is None:
+        business = (info.VerifiedName.Details.verifiedName or None) if info.HasField("VerifiedName") else None
+        before, kept = self._remember(_person(jid), push, business)
+        if before is None:  # first sight: the baseline
             return None
         changed = [name for name, new, old in (("push_name", push, before[0]), ("business_name", business, before[1]))
                    if new and new != old]
-        if not changed:
-            return None
-        return {"event": "contact.updated", "data": {
-            "contact": render_jid(source.Sender, resolve_pn, source.SenderAlt), "changed": changed,
-            "push_name": kept[0], "previous_push_name": before[0] if "push_name" in changed else None,
-            "business_name": kept[1], "previous_business_name": before[1] if "business_name" in changed else None,
-            "timestamp": ts(info.Timestamp)}}
+        return _contact_updated(event, resolve_pn, changed, before, kept) if changed else None
+
+
+def _contact_updated(event: Any, resolve_pn: Resolver, changed: list[str], before: tuple[str | None, str | None],
+                     kept: tuple[str | None, str | None]) -> dict[str, Any]:
+    source = event.Info.MessageSource
+    return {"event": "contact.updated", "data": {
+        "contact": render_jid(source.Sender, resolve_pn, source.SenderAlt), "changed": changed,
+        "push_name": kept[0], "previous_push_name": before[0] if "push_name" in changed else None,
+        "business_name": kept[1], "previous_business_name": before[1] if "business_name" in changed else None,
+        "timestamp": ts(event.Info.Timestamp)}}
+
+
+def _person(jid: str) -> str:
+    """A contact, whichever of their devices wrote (`user:device@server` -> `user@server`)."""
+    user, _, server = jid.partition("@")
+    return f"{user.split(':')[0]}@{server}"

@@ -13,6 +13,7 @@ import base64
 import os
 import re
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from neonize.events import GroupInfoEv, MessageEv, ReceiptEv
@@ -72,62 +73,76 @@ def _media(body: dict[str, Any], kind: str) -> tuple[Any, bytes]:
     return wa.Message(**{f"{kind}Message": cls(**fields)}), blob
 
 
-def _content(body: dict[str, Any], kind: str, chat: str, sender: str, me: str, group: bool,
-             polls: PollLookup) -> tuple[Any, Optional[bytes], str]:
-    """(message, media bytes, Info.Edit attribute) for one inbound kind."""
-    if kind == "text":
-        text = body.get("text")
-        if not isinstance(text, str):
-            raise InboundError("give from and text")
-        if body.get("mentions") or body.get("quoted_message_id"):
-            context = wa.ContextInfo(mentionedJID=[_jid(m) for m in body.get("mentions") or []],
-                                     stanzaID=body.get("quoted_message_id") or None)
-            return wa.Message(extendedTextMessage=wa.ExtendedTextMessage(text=text, contextInfo=context)), None, ""
-        return wa.Message(conversation=text), None, ""
-    if kind in MEDIA_TYPES:
-        message, blob = _media(body, kind)
-        return message, blob, ""
-    if kind == "reaction":
-        key = MessageKey(remoteJID=chat, fromMe=bool(body.get("target_from_me", True)), ID=_str(body, "message_id"))
-        emoji = body.get("emoji", "")
-        if not isinstance(emoji, str):
-            raise InboundError("emoji must be a string (\"\" takes the reaction back)")
-        return wa.Message(reactionMessage=wa.ReactionMessage(key=key, text=emoji,
-                                                             senderTimestampMS=int(time.time() * 1000))), None, ""
-    if kind == "edit":
-        key = MessageKey(remoteJID=chat, fromMe=True, ID=_str(body, "message_id"))
-        protocol = wa.ProtocolMessage(key=key, type=wa.ProtocolMessage.MESSAGE_EDIT,
-                                      editedMessage=wa.Message(conversation=_str(body, "text")),
-                                      timestampMS=int(time.time() * 1000))
-        # as WhatsApp sends it: the edit inside an editedMessage wrapper (whatsmeow's "1" edit attribute)
-        return wa.Message(editedMessage=wa.FutureProofMessage(message=wa.Message(protocolMessage=protocol))), None, "1"
-    if kind == "revoke":
-        by_admin = bool(body.get("by_admin"))
-        if by_admin and not group:
-            raise InboundError("by_admin needs a group chat")
-        author = _jid(body["author"]) if body.get("author") else (me if by_admin else sender)
-        key = MessageKey(remoteJID=chat, fromMe=author == sender, ID=_str(body, "message_id"),
-                         participant=author if group else None)
-        protocol = wa.ProtocolMessage(key=key, type=wa.ProtocolMessage.REVOKE)
-        return wa.Message(protocolMessage=protocol), None, "8" if by_admin else "7"
-    if kind == "poll":
-        options = body.get("options")
-        if not isinstance(options, list) or len(options) < 2 or not all(isinstance(o, str) and o for o in options):
-            raise InboundError("a poll needs name and options (at least two strings)")
-        poll = wa.PollCreationMessage(name=_str(body, "name"),
-                                      options=[wa.PollCreationMessage.Option(optionName=o) for o in options],
-                                      selectableOptionsCount=int(body.get("selectable_count", 1)))
-        return wa.Message(pollCreationMessage=poll,
-                          messageContextInfo=wa.MessageContextInfo(messageSecret=os.urandom(32))), None, ""
-    return _vote(body, chat, sender, me, group, polls), None, ""
+@dataclass
+class _Play:
+    """What every inbound builder needs: the body, the chat, who sends, this account."""
+
+    body: dict[str, Any]
+    chat: str
+    sender: str
+    me: str
+    group: bool
+    polls: PollLookup
 
 
-def _vote(body: dict[str, Any], chat: str, sender: str, me: str, group: bool, polls: PollLookup) -> Any:
+def _text(p: _Play) -> tuple[Any, str]:
+    text = p.body.get("text")
+    if not isinstance(text, str):
+        raise InboundError("give from and text")
+    if p.body.get("mentions") or p.body.get("quoted_message_id"):
+        context = wa.ContextInfo(mentionedJID=[_jid(m) for m in p.body.get("mentions") or []],
+                                 stanzaID=p.body.get("quoted_message_id") or None)
+        return wa.Message(extendedTextMessage=wa.ExtendedTextMessage(text=text, contextInfo=context)), ""
+    return wa.Message(conversation=text), ""
+
+
+def _reaction(p: _Play) -> tuple[Any, str]:
+    key = MessageKey(remoteJID=p.chat, fromMe=bool(p.body.get("target_from_me", True)), ID=_str(p.body, "message_id"))
+    emoji = p.body.get("emoji", "")
+    if not isinstance(emoji, str):
+        raise InboundError("emoji must be a string (\"\" takes the reaction back)")
+    return wa.Message(reactionMessage=wa.ReactionMessage(key=key, text=emoji,
+                                                         senderTimestampMS=int(time.time() * 1000))), ""
+
+
+def _edit(p: _Play) -> tuple[Any, str]:
+    key = MessageKey(remoteJID=p.chat, fromMe=True, ID=_str(p.body, "message_id"))
+    protocol = wa.ProtocolMessage(key=key, type=wa.ProtocolMessage.MESSAGE_EDIT,
+                                  editedMessage=wa.Message(conversation=_str(p.body, "text")),
+                                  timestampMS=int(time.time() * 1000))
+    # as WhatsApp sends it: the edit inside an editedMessage wrapper (whatsmeow's "1" edit attribute)
+    return wa.Message(editedMessage=wa.FutureProofMessage(message=wa.Message(protocolMessage=protocol))), "1"
+
+
+def _revoke(p: _Play) -> tuple[Any, str]:
+    by_admin = bool(p.body.get("by_admin"))
+    if by_admin and not p.group:
+        raise InboundError("by_admin needs a group chat")
+    author = _jid(p.body["author"]) if p.body.get("author") else (p.me if by_admin else p.sender)
+    key = MessageKey(remoteJID=p.chat, fromMe=author == p.sender, ID=_str(p.body, "message_id"),
+                     participant=author if p.group else None)
+    return wa.Message(protocolMessage=wa.ProtocolMessage(key=key, type=wa.ProtocolMessage.REVOKE)), \
+        "8" if by_admin else "7"
+
+
+def _poll(p: _Play) -> tuple[Any, str]:
+    options = p.body.get("options")
+    if not isinstance(options, list) or len(options) < 2 or not all(isinstance(o, str) and o for o in options):
+        raise InboundError("a poll needs name and options (at least two strings)")
+    poll = wa.PollCreationMessage(name=_str(p.body, "name"),
+                                  options=[wa.PollCreationMessage.Option(optionName=o) for o in options],
+                                  selectableOptionsCount=int(p.body.get("selectable_count", 1)))
+    return wa.Message(pollCreationMessage=poll,
+                      messageContextInfo=wa.MessageContextInfo(messageSecret=os.urandom(32))), ""
+
+
+def _vote(p: _Play) -> tuple[Any, str]:
+    body, chat, sender, me, group = p.body, p.chat, p.sender, p.me, p.group
     poll_id = _str(body, "poll_id")
     selected = body.get("options")
     if not isinstance(selected, list) or not all(isinstance(o, str) for o in selected):
         raise InboundError("a poll_vote needs poll_id and options (the option names chosen; [] withdraws)")
-    poll = polls(poll_id)
+    poll = p.polls(poll_id)
     creator = poll["creator_jid"] if poll else me
     if poll is not None:
         payload, iv = poll_crypto.encrypt_vote(bytes(poll["secret"]), poll_id, creator, sender, selected)
@@ -138,7 +153,11 @@ def _vote(body: dict[str, Any], chat: str, sender: str, me: str, group: bool, po
                      participant=creator if group else None)
     return wa.Message(pollUpdateMessage=wa.PollUpdateMessage(
         pollCreationMessageKey=key, vote=wa.PollEncValue(encPayload=payload, encIV=iv),
-        senderTimestampMS=int(time.time() * 1000)))
+        senderTimestampMS=int(time.time() * 1000))), ""
+
+
+_BUILDERS: dict[str, Callable[[_Play], tuple[Any, str]]] = {
+    "text": _text, "reaction": _reaction, "edit": _edit, "revoke": _revoke, "poll": _poll, "poll_vote": _vote}
 
 
 def _wrap(message: Any, body: dict[str, Any]) -> Any:
@@ -162,7 +181,12 @@ def message_event(body: dict[str, Any], me: str, polls: PollLookup) -> tuple[Any
     sender = _jid(body["from"])
     group = chat_given is not None
     chat = str(chat_given) if group else sender
-    message, blob, edit = _content(body, kind, chat, sender, me, group, polls)
+    blob: Optional[bytes] = None
+    if kind in MEDIA_TYPES:
+        message, blob = _media(body, kind)
+        edit = ""
+    else:
+        message, edit = _BUILDERS[kind](_Play(body, chat, sender, me, group, polls))
     info = MessageInfo(ID=fake_message_id(), Timestamp=int(time.time()), Pushname=body.get("push_name") or "",
                        Edit=edit, Type="media" if blob else "text",
                        MessageSource=MessageSource(Chat=parse_jid_text(chat), Sender=parse_jid_text(sender),
@@ -180,23 +204,16 @@ def receipt_event(chat: str, sender: str, message_ids: list[str], kind: str) -> 
                      MessageIDs=list(message_ids), Timestamp=int(time.time()), Type=RECEIPT_KINDS[kind])
 
 
-def group_change_event(body: dict[str, Any]) -> Any:
-    """A GroupInfoEv: a participant change (`action`, `participants`) and/or new settings
-    (`subject`, `description` (null removes), `announce`, `locked`), made by `by`."""
-    chat = str(body.get("chat") or "")
-    if not re.fullmatch(r"[0-9-]+@g\.us", chat):
-        raise InboundError("give chat (a group JID)")
-    event = GroupInfoEv(JID=parse_jid_text(chat), Timestamp=int(time.time()))
-    if body.get("by"):
-        event.Sender.CopyFrom(parse_jid_text(_jid(body["by"])))
-    action = body.get("action")
-    if action is not None:
-        people = body.get("participants")
-        if action not in PARTICIPANT_ACTIONS or not isinstance(people, list) or not people:
-            raise InboundError(f"action must be one of {', '.join(PARTICIPANT_ACTIONS)}, with participants")
-        getattr(event, PARTICIPANT_ACTIONS[action]).extend(parse_jid_text(_jid(p)) for p in people)
-        if action == "added" and body.get("reason"):
-            event.JoinReason = str(body["reason"])
+def _participants(event: Any, body: dict[str, Any]) -> None:
+    action, people = body["action"], body.get("participants")
+    if action not in PARTICIPANT_ACTIONS or not isinstance(people, list) or not people:
+        raise InboundError(f"action must be one of {', '.join(PARTICIPANT_ACTIONS)}, with participants")
+    getattr(event, PARTICIPANT_ACTIONS[action]).extend(parse_jid_text(_jid(p)) for p in people)
+    if action == "added" and body.get("reason"):
+        event.JoinReason = str(body["reason"])
+
+
+def _settings(event: Any, body: dict[str, Any]) -> None:
     if "subject" in body:
         event.Name.CopyFrom(GroupName(Name=str(body["subject"]), NameSetAt=int(time.time())))
     if "description" in body:
@@ -206,6 +223,20 @@ def group_change_event(body: dict[str, Any]) -> Any:
         event.Announce.CopyFrom(GroupAnnounce(IsAnnounce=bool(body["announce"])))
     if "locked" in body:
         event.Locked.CopyFrom(GroupLocked(isLocked=bool(body["locked"])))
-    if action is None and not ({"subject", "description", "announce", "locked"} & body.keys()):
+
+
+def group_change_event(body: dict[str, Any]) -> Any:
+    """A GroupInfoEv: a participant change (`action`, `participants`) and/or new settings
+    (`subject`, `description` (null removes), `announce`, `locked`), made by `by`."""
+    chat = str(body.get("chat") or "")
+    if not re.fullmatch(r"[0-9-]+@g\.us", chat):
+        raise InboundError("give chat (a group JID)")
+    if body.get("action") is None and not ({"subject", "description", "announce", "locked"} & body.keys()):
         raise InboundError("give action + participants, or subject, description, announce or locked")
+    event = GroupInfoEv(JID=parse_jid_text(chat), Timestamp=int(time.time()))
+    if body.get("by"):
+        event.Sender.CopyFrom(parse_jid_text(_jid(body["by"])))
+    if body.get("action") is not None:
+        _participants(event, body)
+    _settings(event, body)
     return event
