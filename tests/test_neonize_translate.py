@@ -111,7 +111,7 @@ def test_receipts():
 
 def test_the_neonize_client_handler_feeds_the_actor_sink():
     seen = []
-    client = NeonizeClient(SimpleNamespace(neonize_url="postgres://x"), SessionConfig("s-1", None, None),
+    client = NeonizeClient(SimpleNamespace(neonize_url="postgres://x", polls=None), SessionConfig("s-1", None, None),
                            lambda kind, data: seen.append((kind, data)))
     me = Device(JID=JID(User="5511999990000", Device=3, Server="s.whatsapp.net"))
     client.client = SimpleNamespace(get_me=lambda: me,

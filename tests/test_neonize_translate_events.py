@@ -131,7 +131,7 @@ def test_received_media_carries_a_download_of_that_very_message():
     """The neonize client puts `download` into the event: whatsmeow's download_any of the
     message that arrived (called later, off the event thread, by inbound_media)."""
     seen, asked = [], []
-    client = NeonizeClient(SimpleNamespace(neonize_url="postgres://x"), SessionConfig("s-1", None, None),
+    client = NeonizeClient(SimpleNamespace(neonize_url="postgres://x", polls=None), SessionConfig("s-1", None, None),
                            lambda kind, data: seen.append((kind, data)))
     client.client = SimpleNamespace(download_any=lambda message: asked.append(message) or b"video bytes",
                                     get_pn_from_lid=lambda jid: JID(User="", Server=""))
