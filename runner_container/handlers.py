@@ -82,7 +82,41 @@ def send_message(actor: "SessionActor", spec: CommandSpec, payload: dict[str, An
                                      "sender_jid": person_jid({"jid": actor.state.jid}), "from_me": True,
                                      "type": payload["type"], "preview": preview_of(payload),
                                      "sent_at": sent.get("timestamp")}))
+    follow = own_change_event(payload, sent, actor.state.jid)
+    if follow is not None:  # the receiver hears of an edit or a deletion the same way, whoever made it
+        actor.write(StateChange(event=follow[0], data=follow[1], activity=True))
     return sent
+
+
+def _rendered(jid: str | None) -> dict[str, Any] | None:
+    if not jid:
+        return None
+    user, _, server = jid.partition("@")
+    return {"jid": jid, "phone": user.split(":")[0] if server == "s.whatsapp.net" else None}
+
+
+def own_change_event(payload: dict[str, Any], sent: dict[str, Any], own_jid: str | None
+                     ) -> tuple[str, dict[str, Any]] | None:
+    """`message.edited` / `message.revoked` for an edit or revoke this session just sent
+    (what a receiver gets when the edit comes from the phone), else None."""
+    kind = payload.get("type")
+    if kind not in ("edit", "revoke"):
+        return None
+    from datetime import datetime, timezone  # noqa: PLC0415
+
+    stamp = sent.get("timestamp")
+    when = (datetime.fromtimestamp(stamp, timezone.utc).isoformat().replace("+00:00", "Z")
+            if isinstance(stamp, (int, float)) and stamp else None)
+    me = _rendered(person_jid({"jid": own_jid}) if own_jid else None)
+    base = {"message_id": payload.get("message_id"), "chat": _rendered(payload["to"]),
+            "is_group": payload["to"].endswith("@g.us"), "from_me": True}
+    if kind == "edit":
+        return "message.edited", {**base, "sender": me, "type": "text", "text": payload.get("text"),
+                                  "edited_at": when, "edit_id": sent.get("message_id")}
+    target = payload.get("target") or {}
+    author = _rendered(target.get("sender")) if target.get("sender") else (me if target.get("from_me", True) else None)
+    by_admin = bool(base["is_group"] and author is not None and me is not None and author["jid"] != me["jid"])
+    return "message.revoked", {**base, "sender": author, "revoked_by": me, "by_admin": by_admin, "timestamp": when}
 
 
 def mark_read(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:

@@ -179,6 +179,21 @@ def test_mentions_mention_all_and_view_once_reach_the_driver(api, runner, sessio
     event = _arrived(receiver, "message.sent", lambda d: d["message_id"] == ids[1], "message.sent with mention_all")
     assert event["mention_all"] is True and "mention_all_jids" not in event
 
+    # an edit and a revoke sent through the API are heard as the phone's would be
+    edit = api.post(f"/sessions/{sid}/messages?wait=true", headers=headers,
+                    body=json.dumps({"to": group, "type": "edit", "message_id": ids[0], "text": "hi, edited"}))
+    assert edit.status_code == 200, edit.body
+    edited = _arrived(receiver, "message.edited", lambda d: d["message_id"] == ids[0], "our own edit")
+    assert (edited["from_me"], edited["text"], edited["edit_id"]) == (True, "hi, edited", edit.json_body["message_id"])
+    sent_edit = _arrived(receiver, "message.sent", lambda d: d.get("target_message_id") == ids[0], "the edit sent")
+    assert sent_edit["type"] == "edit"
+    revoke = api.post(f"/sessions/{sid}/messages?wait=true", headers=headers,
+                      body=json.dumps({"to": group, "type": "revoke", "message_id": ids[1]}))
+    assert revoke.status_code == 200, revoke.body
+    revoked = _arrived(receiver, "message.revoked", lambda d: d["message_id"] == ids[1], "our own revoke")
+    assert (revoked["from_me"], revoked["by_admin"]) == (True, False)
+    assert revoked["sender"]["phone"] == revoked["revoked_by"]["phone"] == "5511977770000"
+
     refused = api.post(f"/sessions/{sid}/messages", headers=headers,
                        body=json.dumps({"to": ANA, "type": "text", "text": "x", "mention_all": True}))
     assert refused.status_code == 422 and "mention_all" in refused.body.decode()
