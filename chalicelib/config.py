@@ -122,6 +122,7 @@ class Settings:
     webhook_failed_delivery_retention: float | None = 30 * 86400.0  # failed or skipped: redeliverable
     audit_log_retention: float | None = 90 * 86400.0
     rate_limit_retention: float | None = 86400.0  # at least the longest rate-limit period
+    poll_retention: float | None = 90 * 86400.0  # a vote on an older poll arrives without option names
     retention_batch_size: int = 1000
     retention_time_budget: float = 25.0  # per run; the scheduled Lambda's timeout is 30 s
     version: str = field(default="0.1.0")
@@ -132,7 +133,8 @@ class Settings:
         return {"event_outbox": self.event_retention, "commands": self.command_retention,
                 "webhook_deliveries_delivered": self.webhook_delivery_retention,
                 "webhook_deliveries_failed": self.webhook_failed_delivery_retention,
-                "audit_log": self.audit_log_retention, "rate_limits": self.rate_limit_retention}
+                "audit_log": self.audit_log_retention, "rate_limits": self.rate_limit_retention,
+                "poll_secrets": self.poll_retention}
 
     @property
     def events_queue_name(self) -> str:
@@ -239,6 +241,7 @@ def _retention_settings(r: _Reader) -> dict[str, Any]:
                                                    30 * 86400.0),
         "audit_log_retention": r.get("AUDIT_LOG_RETENTION", _parse_retention, 90 * 86400.0),
         "rate_limit_retention": r.get("RATE_LIMIT_RETENTION", _parse_retention, 86400.0),
+        "poll_retention": r.get("POLL_RETENTION", _parse_retention, 90 * 86400.0),
         "retention_batch_size": r.get("RETENTION_BATCH_SIZE", _parse_int_range(10, 50_000), 1000),
         "retention_time_budget": r.get("RETENTION_TIME_BUDGET", parse_duration, 25.0),
     }

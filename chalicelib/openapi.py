@@ -146,9 +146,12 @@ class OpenApiBuilder:
         return {"type": "string", **({} if media.startswith("text/") else {"format": "binary"})}
 
     def build(self, specs: list[RouteSpec]) -> dict[str, Any]:
+        from chalicelib.schemas.webhook_events import webhooks  # noqa: PLC0415 - loaded for the document only
+
         paths: dict[str, Any] = {}
         for spec in specs:
             paths.setdefault(spec.path, {})[spec.method.lower()] = self.operation(spec)
+        events = webhooks(self._ref)
         return {
             "openapi": "3.1.0",
             "info": {"title": self.title, "version": self.version,
@@ -156,6 +159,7 @@ class OpenApiBuilder:
                                     "`{code, message, request_id}`; keys go in "
                                     "`Authorization: Bearer <key>` or `X-API-Key`."},
             "paths": dict(sorted(paths.items())),
+            "webhooks": events,
             "components": {
                 "schemas": dict(sorted(self.schemas.items())),
                 "securitySchemes": {

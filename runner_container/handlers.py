@@ -69,9 +69,12 @@ def _logged_in(actor: "SessionActor") -> SessionClient:
 
 def send_message(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
     client = _logged_in(actor)
-    payload = with_references(actor, payload)
+    payload = with_mention_all(client, actor.state.jid, with_references(actor, payload))
     sent = client.send(payload)
-    shown = {k: v for k, v in payload.items() if k not in ("media_base64",)}  # no blobs in events
+    # no blobs in events, nor a group's whole participant list
+    shown = {k: v for k, v in payload.items() if k not in ("media_base64", "mention_all_jids")}
+    if payload["type"] in ("reaction", "edit", "revoke"):
+        shown["target_message_id"] = payload.get("message_id")
     actor.write(StateChange(event="message.sent", data={**shown, "message_id": sent["message_id"],
                                                          "timestamp": sent.get("timestamp")},
                             counters=("messages_sent",), activity=True,
@@ -79,7 +82,41 @@ def send_message(actor: "SessionActor", spec: CommandSpec, payload: dict[str, An
                                      "sender_jid": person_jid({"jid": actor.state.jid}), "from_me": True,
                                      "type": payload["type"], "preview": preview_of(payload),
                                      "sent_at": sent.get("timestamp")}))
+    follow = own_change_event(payload, sent, actor.state.jid)
+    if follow is not None:  # the receiver hears of an edit or a deletion the same way, whoever made it
+        actor.write(StateChange(event=follow[0], data=follow[1], activity=True))
     return sent
+
+
+def _rendered(jid: str | None) -> dict[str, Any] | None:
+    if not jid:
+        return None
+    user, _, server = jid.partition("@")
+    return {"jid": jid, "phone": user.split(":")[0] if server == "s.whatsapp.net" else None}
+
+
+def own_change_event(payload: dict[str, Any], sent: dict[str, Any], own_jid: str | None
+                     ) -> tuple[str, dict[str, Any]] | None:
+    """`message.edited` / `message.revoked` for an edit or revoke this session just sent
+    (what a receiver gets when the edit comes from the phone), else None."""
+    kind = payload.get("type")
+    if kind not in ("edit", "revoke"):
+        return None
+    from datetime import datetime, timezone  # noqa: PLC0415
+
+    stamp = sent.get("timestamp")
+    when = (datetime.fromtimestamp(stamp, timezone.utc).isoformat().replace("+00:00", "Z")
+            if isinstance(stamp, (int, float)) and stamp else None)
+    me = _rendered(person_jid({"jid": own_jid}) if own_jid else None)
+    base = {"message_id": payload.get("message_id"), "chat": _rendered(payload["to"]),
+            "is_group": payload["to"].endswith("@g.us"), "from_me": True}
+    if kind == "edit":
+        return "message.edited", {**base, "sender": me, "type": "text", "text": payload.get("text"),
+                                  "edited_at": when, "edit_id": sent.get("message_id")}
+    target = payload.get("target") or {}
+    author = _rendered(target.get("sender")) if target.get("sender") else (me if target.get("from_me", True) else None)
+    by_admin = bool(base["is_group"] and author is not None and me is not None and author["jid"] != me["jid"])
+    return "message.revoked", {**base, "sender": author, "revoked_by": me, "by_admin": by_admin, "timestamp": when}
 
 
 def mark_read(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
@@ -121,6 +158,17 @@ def with_references(actor: "SessionActor", payload: dict[str, Any]) -> dict[str,
                           "sender": found["sender_jid"] or (actor.state.jid if found["from_me"] else None),
                           "type": found["type"], "preview": found["preview"]}
     return out
+
+
+def with_mention_all(client: SessionClient, own_jid: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+    """`mention_all`: every participant of the group but this account, asked of WhatsApp
+    now (group_info), as `mention_all_jids` for the message builder."""
+    if not payload.get("mention_all"):
+        return payload
+    me = person_jid({"jid": own_jid}) if own_jid else None
+    group = client.group_info(payload["to"])
+    everyone = [p["jid"] for p in group.get("participants") or [] if person_jid({"jid": p["jid"]}) != me]
+    return {**payload, "mention_all_jids": everyone}
 
 
 def read_receipts(actor: "SessionActor", payload: dict[str, Any]) -> list[tuple[str | None, list[str]]]:

@@ -172,7 +172,8 @@ class SessionActor:
             self._drop_client()
         elif isinstance(effect, machine.OpenClient):
             self.generation += 1
-            self.client = self.ports.driver.client(SessionConfig(self.session_id, effect.jid, effect.dial),
+            self.client = self.ports.driver.client(SessionConfig(self.session_id, effect.jid, effect.dial,
+                                                                         session_uid=self.uid),
                                                    self._sink(self.generation))
         elif isinstance(effect, machine.Dial):
             self._dial()

@@ -15,16 +15,20 @@ address when whatsmeow gives one.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from neonize.events import (CallOfferEv, ChatPresenceEv, ClientOutdatedEv, ConnectedEv, ConnectFailureEv,
                             DisconnectedEv, GroupInfoEv, JoinedGroupEv, KeepAliveRestoredEv,
                             KeepAliveTimeoutEv, LoggedOutEv, MessageEv, PairStatusEv, PresenceEv, QREv,
                             ReceiptEv, StreamErrorEv, StreamReplacedEv, TemporaryBanEv)
 
-Resolver = Optional[Callable[[Any], Optional[str]]]
-Translated = list[tuple[str, dict[str, Any]]]
+from runner_container.translate_common import Resolver, Translated, jid_string, render_jid, ts
+from runner_container.translate_groups import NameTracker, group_info_events, joined_group_event
+from runner_container.translate_messages import (MEDIA_KINDS, PollLookup, decode_message, message_events,
+                                                 poll_record, quoted_message_id)
+
+__all__ = ["MEDIA_KINDS", "NameTracker", "decode_message", "jid_string", "poll_record", "quoted_message_id",
+           "render_jid", "translate", "translate_failure"]
 
 RECEIPT_TYPES = {1: "delivered", 2: "sender", 3: "retry", 4: "read", 5: "read_self", 6: "played",
                  7: "played_self", 8: "server_error", 9: "inactive", 10: "peer_msg", 11: "history_sync"}
@@ -37,97 +41,12 @@ TEMP_BAN_REASONS = {1: "sent_to_too_many_people", 2: "blocked_by_users", 3: "cre
 RETRYABLE_FAILURES = {"connect_failure", "internal_server_error", "service_unavailable", "experimental"}
 
 
-def jid_string(jid: Any) -> str | None:
-    if jid is None or not getattr(jid, "User", "") and not getattr(jid, "Server", ""):
-        return None
-    user = jid.User
-    if getattr(jid, "Device", 0):
-        user = f"{user}:{jid.Device}"
-    return f"{user}@{jid.Server}" if user else jid.Server
-
-
-def render_jid(jid: Any, resolve_pn: Resolver = None, alt: Any = None) -> dict[str, Any] | None:
-    text = jid_string(jid)
-    if text is None:
-        return None
-    out: dict[str, Any] = {"jid": text, "phone": None}
-    if jid.Server == "s.whatsapp.net":
-        out["phone"] = jid.User
-    elif jid.Server == "lid":
-        out["lid"] = text
-        if alt is not None and getattr(alt, "Server", "") == "s.whatsapp.net" and alt.User:
-            out["phone"] = alt.User
-        elif resolve_pn is not None:
-            try:
-                out["phone"] = resolve_pn(jid)
-            except Exception:  # noqa: BLE001 - unknown mapping: the LID stays as it is
-                out["phone"] = None
-    return out
-
-
-def _ts(seconds: int | float) -> str | None:
-    if not seconds:
-        return None
-    if seconds > 10_000_000_000:  # milliseconds
-        seconds = seconds / 1000
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def decode_message(message: Any) -> dict[str, Any]:
-    """The message body as the contract's `type` + fields (text, media, location, contact, reaction)."""
-    if message is None:
-        return {"type": "unknown"}
-    if message.conversation:
-        return {"type": "text", "text": message.conversation}
-    for field, decode in _DECODERS:
-        if message.HasField(field):
-            return decode(getattr(message, field), field)
-    return {"type": "unknown"}
-
-
-def _decode_media(media: Any, field: str) -> dict[str, Any]:
-    kind = field[:-len("Message")]
-    body: dict[str, Any] = {"type": kind, "mime_type": media.mimetype or None,
-                            "file_length": int(media.fileLength) if media.fileLength else None}
-    if hasattr(media, "caption") and media.caption:
-        body["caption"] = media.caption
-    if kind == "document":
-        body["filename"] = media.fileName or None
-    if kind == "audio":
-        body["ptt"] = bool(getattr(media, "PTT", False))
-    return body
-
-
-_DECODERS: tuple[tuple[str, Callable[[Any, str], dict[str, Any]]], ...] = (
-    ("extendedTextMessage", lambda m, _: {"type": "text", "text": m.text}),
-    *((f"{kind}Message", _decode_media) for kind in ("image", "video", "audio", "document", "sticker")),
-    ("locationMessage", lambda loc, _: {"type": "location", "latitude": loc.degreesLatitude,
-                                        "longitude": loc.degreesLongitude, "name": loc.name or None,
-                                        "address": loc.address or None}),
-    ("contactMessage", lambda c, _: {"type": "contact", "display_name": c.displayName, "vcard": c.vcard}),
-    ("reactionMessage", lambda r, _: {"type": "reaction", "message_id": r.key.ID, "emoji": r.text}),
-)
-
-
-MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
-_QUOTABLE = ("extendedTextMessage", "imageMessage", "videoMessage", "audioMessage", "documentMessage",
-             "stickerMessage", "locationMessage", "contactMessage")
-
-
-def quoted_message_id(message: Any) -> str | None:
-    """The id of the message this one replies to (contextInfo.stanzaID), if any."""
-    if message is None:
-        return None
-    for field in _QUOTABLE:
-        if message.HasField(field):
-            part = getattr(message, field)
-            if part.HasField("contextInfo") and part.contextInfo.stanzaID:
-                return part.contextInfo.stanzaID
-            return None
-    return None
-
-
-def translate(event: Any, resolve_pn: Resolver = None) -> Translated:
+def translate(event: Any, resolve_pn: Resolver = None, polls: PollLookup = None,
+              names: NameTracker | None = None) -> Translated:
+    """`polls` finds a poll's secret and options by its id (to read votes); `names`
+    remembers contacts' names (to report their changes): both per session."""
+    if isinstance(event, MessageEv):
+        return _message_ev(event, resolve_pn, polls, names)
     handler = _TRANSLATORS.get(type(event))
     if handler is None:
         handler = next((h for cls, h in _TRANSLATORS.items() if isinstance(event, cls)), None)
@@ -172,7 +91,7 @@ def _receipt(event: Any, resolve_pn: Resolver) -> Translated:
         "message_ids": list(event.MessageIDs), "type": RECEIPT_TYPES.get(event.Type, "unknown"),
         "chat": render_jid(source.Chat, resolve_pn),
         "sender": render_jid(source.Sender, resolve_pn, source.SenderAlt),
-        "is_group": source.IsGroup, "timestamp": _ts(event.Timestamp)}})]
+        "is_group": source.IsGroup, "timestamp": ts(event.Timestamp)}})]
 
 
 def _chat_presence(event: Any, resolve_pn: Resolver) -> Translated:
@@ -187,20 +106,20 @@ def _chat_presence(event: Any, resolve_pn: Resolver) -> Translated:
 def _presence(event: Any, resolve_pn: Resolver) -> Translated:
     return [("event", {"event": "presence.update", "data": {
         "from": render_jid(event.From, resolve_pn), "available": not event.Unavailable,
-        "last_seen": _ts(event.LastSeen)}})]
+        "last_seen": ts(event.LastSeen)}})]
 
 
 def _call_offer(event: Any, resolve_pn: Resolver) -> Translated:
     meta = event.basicCallMeta
     return [("event", {"event": "call.offer", "data": {
         "call_id": meta.callID, "from": render_jid(getattr(meta, "from"), resolve_pn),
-        "timestamp": _ts(meta.timestamp)}})]
+        "timestamp": ts(meta.timestamp)}})]
 
 
-def _group(event: Any, resolve_pn: Resolver) -> Translated:
-    jid = event.JID if isinstance(event, GroupInfoEv) else event.GroupInfo.JID
-    return [("event", {"event": "group.update", "data": {
-        "group": render_jid(jid), "kind": "joined" if isinstance(event, JoinedGroupEv) else "changed"}})]
+def _message_ev(event: Any, resolve_pn: Resolver, polls: PollLookup, names: NameTracker | None) -> Translated:
+    out: Translated = [("event", e) for e in message_events(event, resolve_pn, polls)]
+    contact = names.observe(event, resolve_pn) if names is not None else None
+    return ([("event", contact)] if contact else []) + out
 
 
 def _fixed(*items: tuple[str, dict[str, Any]]) -> Callable[[Any, Resolver], Translated]:
@@ -221,28 +140,10 @@ _TRANSLATORS: dict[type, Callable[[Any, Resolver], Translated]] = {
     ConnectFailureEv: _connect_failure,
     StreamErrorEv: lambda event, _: [("retryable", {"code": "stream_error",
                                                     "message": f"stream error {event.Code}".strip()})],
-    MessageEv: lambda event, resolve_pn: [("event", _message(event, resolve_pn))],
     ReceiptEv: _receipt, ChatPresenceEv: _chat_presence, PresenceEv: _presence, CallOfferEv: _call_offer,
-    JoinedGroupEv: _group, GroupInfoEv: _group,
+    JoinedGroupEv: lambda event, resolve_pn: [("event", joined_group_event(event, resolve_pn))],
+    GroupInfoEv: lambda event, resolve_pn: [("event", e) for e in group_info_events(event, resolve_pn)],
 }
-
-
-def _message(event: Any, resolve_pn: Resolver) -> dict[str, Any]:
-    info = event.Info
-    source = info.MessageSource
-    body = decode_message(event.Message)
-    data = {
-        "message_id": info.ID,
-        "chat": render_jid(source.Chat, resolve_pn),
-        "from": render_jid(source.Sender, resolve_pn, source.SenderAlt),
-        "is_group": source.IsGroup,
-        "from_me": source.IsFromMe,
-        "push_name": info.Pushname or None,
-        "timestamp": _ts(info.Timestamp),
-        "quoted_message_id": quoted_message_id(event.Message),
-        **body,
-    }
-    return {"event": "message.sent" if source.IsFromMe else "message.received", "data": data}
 
 
 def translate_failure(code: str) -> tuple[str, dict[str, Any]]:

@@ -82,6 +82,23 @@ def _quote_context(payload: dict[str, Any], own_jid: Optional[str]) -> Any:
                        quotedMessage=Message(conversation=ref.get("preview") or ""))
 
 
+def mention_jids(payload: dict[str, Any]) -> list[str]:
+    """contextInfo.mentionedJID: the `mentions`, then a group's participants for
+    `mention_all` (the runner puts them in `mention_all_jids` from group_info)."""
+    people = [_non_ad(j) for j in (*(payload.get("mentions") or []), *(payload.get("mention_all_jids") or []))]
+    return list(dict.fromkeys(j for j in people if j))
+
+
+def mentioned_text(text: Optional[str], payload: dict[str, Any]) -> Optional[str]:
+    """The text or caption with `@<number>` for each of `mentions` it does not name yet
+    (WhatsApp shows a mention where the text says @<number>; `mention_all` stays silent)."""
+    missing = [f"@{jid.split('@')[0]}" for jid in (payload.get("mentions") or [])]
+    missing = [tag for tag in missing if tag not in (text or "")]
+    if not missing:
+        return text
+    return " ".join([text, *missing]) if text else " ".join(missing)
+
+
 @dataclass
 class _Build:
     """What every message builder needs: the client, the payload, the chat and the quote."""
@@ -97,6 +114,10 @@ class _Build:
     def quoted(self, field: Any) -> Any:
         if self.quote is not None:
             field.contextInfo.MergeFrom(self.quote)
+        mentioned = mention_jids(self.payload)
+        if mentioned:  # exactly these (neonize's media builders add the caption's @numbers on their own)
+            del field.contextInfo.mentionedJID[:]
+            field.contextInfo.mentionedJID.extend(mentioned)
         return field
 
 
@@ -114,16 +135,16 @@ def build(client: Any, payload: dict[str, Any], *, own_jid: Optional[str],
 def _text(b: _Build) -> Outgoing:
     from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ExtendedTextMessage, Message
 
-    if b.quote is None:
-        return Outgoing(b.chat, b.payload["text"], link_preview=bool(b.payload.get("link_preview")))
-    return Outgoing(b.chat, Message(extendedTextMessage=ExtendedTextMessage(text=b.payload["text"],
-                                                                              contextInfo=b.quote)))
+    text = mentioned_text(b.payload["text"], b.payload)
+    if b.quote is None and not mention_jids(b.payload):
+        return Outgoing(b.chat, text, link_preview=bool(b.payload.get("link_preview")))
+    return Outgoing(b.chat, Message(extendedTextMessage=b.quoted(ExtendedTextMessage(text=text))))
 
 
 def _media(b: _Build) -> Outgoing:
     payload, client, kind = b.payload, b.client, b.payload["type"]
     data = media_bytes(payload, b.fetch_url, b.fetch_key)
-    caption = payload.get("caption")
+    caption = mentioned_text(payload.get("caption"), payload)
     if kind == "image":
         message = client.build_image_message(data, caption=caption, viewonce=bool(payload.get("view_once")))
     elif kind == "video":

@@ -47,6 +47,7 @@ RULES: tuple[Rule, ...] = (
          "status IN ('failed', 'skipped') AND updated_at < now() - make_interval(secs => %(cutoff)s)"),
     Rule("audit_log", "audit_log", "id", "at < now() - make_interval(secs => %(cutoff)s)"),
     Rule("rate_limits", "rate_limits", "bucket", "updated_at < now() - make_interval(secs => %(cutoff)s)"),
+    Rule("poll_secrets", "poll_secrets", "id", "created_at < now() - make_interval(secs => %(cutoff)s)"),
 )
 
 

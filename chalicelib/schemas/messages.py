@@ -30,7 +30,43 @@ class MessageBase(Strict):
             raise ValueError(str(exc)) from None
 
 
-class TextMessage(MessageBase):
+MAX_MENTIONS = 1024  # WhatsApp's largest groups
+
+
+class Mentions(Strict):
+    """`mentions` (people named with @ in the text or caption) and `mention_all` (a group's
+    every participant, mentioned without @ names in the text)."""
+
+    mentions: Optional[list[str]] = Field(default=None, max_length=MAX_MENTIONS,
+                                description="phones or user JIDs: each is put in contextInfo.mentionedJID and "
+                                            "written as @<number> in the text (appended when the text lacks it)")
+    mention_all: Optional[bool] = Field(default=None, description="groups only: mention every participant (fetched "
+                                                         "from WhatsApp when sending), without changing the text")
+
+    @field_validator("mentions")
+    @classmethod
+    def _people(cls, values: Optional[list[str]]) -> Optional[list[str]]:
+        if values is None:
+            return None
+        out = []
+        for value in values:
+            try:
+                jid = normalise_recipient(value)
+            except InvalidRecipient as exc:
+                raise ValueError(f"'{value[:40]}': {exc}") from None
+            if not jid.endswith(("@s.whatsapp.net", "@lid")):
+                raise ValueError(f"'{value[:40]}' is not a person (a phone, …@s.whatsapp.net or …@lid)")
+            out.append(jid)
+        return list(dict.fromkeys(out))
+
+    @model_validator(mode="after")
+    def _all_in_groups(self):
+        if self.mention_all and not getattr(self, "to", "").endswith("@g.us"):
+            raise ValueError("mention_all needs a group recipient (…@g.us)")
+        return self
+
+
+class TextMessage(MessageBase, Mentions):
     type: Literal["text"]
     text: str = Field(min_length=1, max_length=MAX_TEXT)
     link_preview: bool = False
@@ -70,14 +106,14 @@ class MediaMessage(MessageBase):
         return self
 
 
-class ImageMessage(MediaMessage):
+class ImageMessage(MediaMessage, Mentions):
     type: Literal["image"]
-    view_once: bool = False
+    view_once: bool = Field(default=False, description="the recipient can open it once (viewOnce set)")
 
 
-class VideoMessage(MediaMessage):
+class VideoMessage(MediaMessage, Mentions):
     type: Literal["video"]
-    view_once: bool = False
+    view_once: bool = Field(default=False, description="the recipient can open it once (viewOnce set)")
 
 
 class AudioMessage(MediaMessage):
@@ -85,7 +121,7 @@ class AudioMessage(MediaMessage):
     voice_note: bool = Field(default=False, description="send as a push-to-talk voice note")
 
 
-class DocumentMessage(MediaMessage):
+class DocumentMessage(MediaMessage, Mentions):
     type: Literal["document"]
 
 

@@ -28,6 +28,7 @@ class SessionConfig:
     session_id: str
     jid: Optional[str]  # the stored device (None: pair a new one)
     proxy_url: Optional[str]  # http://user:pass@host:port or socks5://...
+    session_uid: Optional[str] = None  # the session row's id: what the driver's own rows (poll_secrets) are keyed by
 
 
 class SessionClient(AccountCalls, ABC):

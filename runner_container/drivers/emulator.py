@@ -23,6 +23,10 @@ The control API (`emulator_api.py`, loopback only, `EMULATOR_PORT`, every reques
 `X-Emulator-Token`) plays the phone and the network; chats, contacts and groups follow the
 fixed rules of `emulator_chats.py`.
 Group administration, the profile, privacy and the blocklist follow `emulator_account.py`.
+
+What arrives from "other phones" (messages, edits, revokes, reactions, polls and votes,
+receipts, group changes) is built as neonize's protobuf events and translated by the
+neonize driver's own code (`emulator_inbound.py`).
 """
 from __future__ import annotations
 
@@ -37,11 +41,15 @@ from chalicelib.db import Database
 from chalicelib.errors import ConfigError
 from chalicelib.netguard.resolve import NetPolicy
 from chalicelib.repositories.devices import EmulatorDeviceStore
+from chalicelib.repositories.polls import PollStore
 from runner_container.drivers.base import Driver, DriverError, SessionClient, SessionConfig, Sink
 from runner_container.drivers.emulator_account import EmulatorAccountCalls
 from runner_container.drivers.emulator_api import _handler
 from runner_container.drivers.emulator_chats import EmulatorChats
-from runner_container.drivers.emulator_rules import (_render, _without_credentials, fake_message_id, fake_qr)
+from runner_container.drivers.emulator_rules import _without_credentials, fake_message_id, fake_qr
+from runner_container.drivers.emulator_sent import sent_fields, sent_poll
+from runner_container.poll_memory import SessionPolls
+from runner_container.translate_groups import NameTracker
 
 PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
 
@@ -62,6 +70,8 @@ class EmulatorClient(EmulatorAccountCalls, EmulatorChats, SessionClient):
         self._lock = threading.RLock()
         self._qr_timer: threading.Timer | None = None
         self._generation = 0
+        self.polls = SessionPolls(driver.polls, config.session_uid)
+        self.names = NameTracker()
 
     # -- SessionClient ------------------------------------------------------------------
     def connect(self) -> None:
@@ -180,10 +190,11 @@ class EmulatorClient(EmulatorAccountCalls, EmulatorChats, SessionClient):
             message = {"message_id": fake_message_id(), "to": to, "type": payload.get("type", "text"),
                        "text": payload.get("text"), "timestamp": int(time.time()),
                        "received_at": time.time(),  # when "WhatsApp" got it: benchmarks time API->driver
-                       "payload": shown, **media}
+                       "payload": shown, **media, **sent_fields(payload)}
             self.outbox.append(message)
             if len(self.outbox) > 1000:
                 del self.outbox[:-1000]
+        self.polls.remember(sent_poll(payload, message["message_id"], self.jid))
         self._log(self.driver.chat_state(self.config.session_id), "message", message_id=message["message_id"], to=to)
         return {"message_id": message["message_id"], "timestamp": message["timestamp"]}
 
@@ -200,7 +211,6 @@ class EmulatorClient(EmulatorAccountCalls, EmulatorChats, SessionClient):
             raise DriverError(exc.code, exc.message) from exc
         return {"media_size": len(data), "media_sha256": hashlib.sha256(data).hexdigest()}
 
-    # -- chats, contacts and groups -------------------------------------------------------
     # -- the phone and the network (control API) ----------------------------------------
     def scan(self, phone: str | None, push_name: str | None) -> str:
         with self._lock:
@@ -221,51 +231,55 @@ class EmulatorClient(EmulatorAccountCalls, EmulatorChats, SessionClient):
         self.sink("connected", {"jid": jid})
         return jid
 
-    def inbound(self, sender: str, text: str | None = None, media: dict[str, Any] | None = None,
-                chat: str | None = None) -> str:
-        """A message from `sender`, in `chat` when it is a group (…@g.us): text, or media
-        ({type, data, mime_type, caption, filename}) whose bytes reach the runner through
-        `download`, as whatsmeow's download_any would."""
-        with self._lock:
-            if self.state != "connected":
-                raise DriverError("not_connected", f"the session is {self.state}, not connected")
-        self.refuse_if_blocked(sender, chat)  # WhatsApp delivers nothing from a blocked contact
-        message_id = fake_message_id()
-        group = bool(chat and chat.endswith("@g.us"))
-        data: dict[str, Any] = {
-            "message_id": message_id, "chat": _render(chat if group else sender), "from": _render(sender),
-            "is_group": group,
-            "from_me": False, "push_name": None,
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quoted_message_id": None}
-        if media is None:
-            data.update({"type": "text", "text": text})
-        else:
-            blob = media["data"]
-            data.update({"type": media["type"], "mime_type": media.get("mime_type"), "file_length": len(blob)})
-            if media.get("caption"):
-                data["caption"] = media["caption"]
-            if media["type"] == "document":
-                data["filename"] = media.get("filename")
-            data["download"] = lambda: blob
-        self.sink("event", {"event": "message.received", "data": data})
-        return message_id
+    def play(self, event: Any, blob: bytes | None = None) -> None:
+        """Hand a neonize protobuf event to the runner as the neonize driver does: through
+        `translate` (polls and contact names included); media carries its `download`."""
+        from neonize.events import MessageEv  # noqa: PLC0415
 
-    def receipt(self, message_ids: list[str], kind: str) -> None:
-        """The other phone acknowledges messages this session sent to it (one chat)."""
+        from runner_container.translate import MEDIA_KINDS, translate  # noqa: PLC0415
+
         with self._lock:
             if self.state != "connected":
                 raise DriverError("not_connected", f"the session is {self.state}, not connected")
+        if isinstance(event, MessageEv):
+            self.polls.remember_received(event)
+        for kind, data in translate(event, None, self.polls.lookup, self.names):
+            if kind == "event" and blob is not None and data["data"].get("type") in MEDIA_KINDS:
+                data["data"]["download"] = lambda: blob
+            self.sink(kind, data)
+
+    def inbound(self, body: dict[str, Any]) -> str:
+        """A message from another phone (runner_container/drivers/emulator_inbound.py)."""
+        from runner_container.drivers.emulator_inbound import message_event  # noqa: PLC0415
+
+        with self._lock:
+            if self.state != "connected":
+                raise DriverError("not_connected", f"the session is {self.state}, not connected")
+        self.refuse_if_blocked(str(body.get("from") or ""), body.get("chat"))  # WhatsApp delivers nothing from a blocked contact
+        event, blob = message_event(body, self._me(), self.polls.lookup)
+        self.play(event, blob)
+        return str(event.Info.ID)
+
+    def receipt(self, message_ids: list[str], kind: str, chat: str | None = None) -> None:
+        """Another phone acknowledges messages this session sent to it (one chat), or this
+        account reads/plays a received message on another device (`read_self`, `played_self`, in `chat`)."""
+        from runner_container.drivers.emulator_inbound import receipt_event  # noqa: PLC0415
+
+        with self._lock:
             sent = {m["message_id"]: m for m in self.outbox}
+        if kind.endswith("_self"):
+            if not chat or not message_ids:
+                raise DriverError("chat_required", f"a {kind} receipt names the chat of the messages read")
+            self.play(receipt_event(chat, self._me(), message_ids, kind))
+            return
         unknown = [m for m in message_ids if m not in sent]
         if unknown or not message_ids:
             raise DriverError("unknown_message", f"this session did not send {unknown or 'any message'}")
         to = {sent[m]["to"] for m in message_ids}
         if len(to) != 1:
             raise DriverError("several_chats", "a receipt acknowledges messages of one chat")
-        chat = _render(to.pop())
-        self.sink("event", {"event": "message.receipt", "data": {
-            "message_ids": list(message_ids), "type": kind, "chat": chat, "sender": chat, "is_group": False,
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}})
+        chat = to.pop()
+        self.play(receipt_event(chat, chat, message_ids, kind))
 
     def drop(self) -> None:
         with self._lock:
@@ -313,6 +327,7 @@ class EmulatorDriver(Driver):
         self.token = token
         self.db = db
         self.devices = EmulatorDeviceStore(db)
+        self.polls = PollStore(db)
         self.media_policy = media_policy or NetPolicy()  # chalicelib.netguard: WEBHOOK_ALLOW_PRIVATE
         self.media_store = media_store
         self.media_max_bytes = media_max_bytes

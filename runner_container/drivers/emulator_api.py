@@ -7,19 +7,35 @@ through the API cannot carry it. The driver refuses to start without a token, an
     POST /emulator/sessions/{id}/scan      {"phone": "5511...", "push_name": "..."} complete the
                                            pending login (no push_name: none, as before WhatsApp
                                            syncs it; account presence is then refused)
-    POST /emulator/sessions/{id}/inbound   {"from": "...", "text": "..."} -> message.received
-                                           ("chat": "<id>@g.us": in a group, from a member), or media:
-                                           {"from", "type": "image"|"video"|"audio"|"document"|"sticker",
-                                            "media_base64", "mime_type", "caption", "filename"}
+    POST /emulator/sessions/{id}/inbound   a message from another phone: {"from", "chat"?: "<id>@g.us"
+                                           (a group), "push_name"?, "business_name"? (a change of
+                                           either -> contact.updated), "ephemeral"?, "view_once"?
+                                           (wrapped as WhatsApp does), "type": ...}:
+                                           text {"text", "mentions"?, "quoted_message_id"?};
+                                           image|video|audio|document|sticker {"media_base64",
+                                             "mime_type", "caption", "filename"};
+                                           reaction {"message_id", "emoji" ("" takes it back)};
+                                           edit {"message_id", "text"} -> message.edited;
+                                           revoke {"message_id", "by_admin"?, "author"?} -> message.revoked;
+                                           poll {"name", "options", "selectable_count"};
+                                           poll_vote {"poll_id", "options": [names]} -> poll.vote
+                                           (encrypted with the poll's kept secret)
+    POST /emulator/sessions/{id}/receipt   {"message_ids": [...], "type": delivered|read|played|sender|
+                                           retry|server_error|inactive|peer_msg} the other phone
+                                           acknowledges messages this session sent; read_self|played_self
+                                           with "chat": this account read them on another device
+    POST /emulator/sessions/{id}/groupchange {"chat": "<id>@g.us", "by", "action": added|removed|
+                                           promoted|demoted, "participants": [...], "reason"?} and/or
+                                           {"subject", "description" (null removes), "announce",
+                                           "locked"} -> group.participants / group.update
     POST /emulator/sessions/{id}/drop      drop the socket, as a network fault would
-    POST /emulator/sessions/{id}/receipt   {"message_ids": [...], "type": "delivered"|"read"|"played"}
-                                           the other phone acknowledges messages this session sent
     POST /emulator/sessions/{id}/unreachable {"on": true|false} WhatsApp stops answering requests
                                            on the open socket (a logout then cannot be confirmed)
     POST /emulator/sessions/{id}/fail      {"code": ...} what WhatsApp says when it refuses the
                                            session: logged_out, client_outdated, temporary_ban,
                                            stream_replaced, service_unavailable
-    GET  /emulator/sessions/{id}/outbox    messages the session sent (for tests)
+    GET  /emulator/sessions/{id}/outbox    messages the session sent (for tests), with the text and
+                                           `mentioned_jids` as the neonize builder writes them
     GET  /emulator/sessions/{id}/activity  everything the driver was asked, in order: messages (by
                                            id), read receipts, presences, number checks, group changes
     POST /emulator/sessions/{id}/groups    {"name", "participants": [...], "admins": [...]} a group
@@ -33,7 +49,6 @@ through the API cannot carry it. The driver refuses to start without a token, an
 """
 from __future__ import annotations
 
-import base64
 import hmac
 import json
 import re
@@ -43,33 +58,14 @@ from typing import TYPE_CHECKING, Any
 from runner_container.drivers.base import DriverError
 from runner_container.drivers.emulator_account import CONTROL_ACTIONS
 from runner_container.drivers.emulator_account import control as account_control
-from runner_container.drivers.emulator_rules import _bare, _group_view
+from runner_container.drivers.emulator_inbound import RECEIPT_KINDS, InboundError, group_change_event
+from runner_container.drivers.emulator_rules import _bare, _group_view, apply_group_change
 
 if TYPE_CHECKING:  # pragma: no cover
     from runner_container.drivers.emulator import EmulatorDriver
 
-_INBOUND_MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 _ROUTE = re.compile(r"^/emulator/sessions(?:/(?P<sid>[a-z0-9][a-z0-9_-]{2,63})(?:/(?P<action>[a-z]+))?)?/?$")
 
-
-
-def _inbound_media(body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
-    """Validate an `inbound` body: (problem, media) where media is None for a text message."""
-    if not body.get("from"):
-        return "give from, and text or type + media_base64", None
-    kind = body.get("type", "text")
-    if kind == "text":
-        return (None, None) if isinstance(body.get("text"), str) else ("give from and text", None)
-    if kind not in _INBOUND_MEDIA_TYPES:
-        return f"type must be text or one of {', '.join(_INBOUND_MEDIA_TYPES)}", None
-    try:
-        blob = base64.b64decode(body.get("media_base64") or "", validate=True)
-    except (ValueError, TypeError):
-        return "media_base64 is not valid base64", None
-    if not blob:
-        return f"a {kind} message needs media_base64", None
-    return None, {"type": kind, "data": blob, "mime_type": body.get("mime_type"), "caption": body.get("caption"),
-                  "filename": body.get("filename")}
 
 
 def _handler(driver: "EmulatorDriver") -> type[BaseHTTPRequestHandler]:
@@ -136,21 +132,20 @@ def _handler(driver: "EmulatorDriver") -> type[BaseHTTPRequestHandler]:
                     jid = client.scan(body.get("phone"), body.get("push_name"))
                     return self._send(200, {"jid": jid})
                 if method == "POST" and action == "inbound":
-                    problem, media = _inbound_media(body)
-                    if problem:
-                        return self._send(422, {"code": "validation_failed", "message": problem})
-                    chat = body.get("chat")
-                    if chat is not None and not re.fullmatch(r"[0-9-]+@g\.us", str(chat)):
-                        return self._send(422, {"code": "validation_failed", "message": "chat must be a group JID"})
-                    return self._send(200, {"message_id": client.inbound(str(body["from"]), body.get("text"),
-                                                                         media, chat=chat)})
+                    return self._send(200, {"message_id": client.inbound(body)})
+                if method == "POST" and action == "groupchange":
+                    client.play(group_change_event(body))
+                    with driver._lock:
+                        apply_group_change(driver.chat_state(sid)["groups"].get(str(body.get("chat"))), body)
+                    return self._send(200, {"changed": body.get("chat")})
                 if method == "POST" and action == "receipt":
                     kind = str(body.get("type") or "delivered")
                     ids = body.get("message_ids")
-                    if kind not in ("delivered", "read", "played") or not isinstance(ids, list):
+                    if kind not in RECEIPT_KINDS or not isinstance(ids, list):
                         return self._send(422, {"code": "validation_failed",
-                                                "message": "give message_ids (a list) and type delivered|read|played"})
-                    client.receipt([str(m) for m in ids], kind)
+                                                "message": f"give message_ids (a list) and type, one of "
+                                                           f"{', '.join(RECEIPT_KINDS)}"})
+                    client.receipt([str(m) for m in ids], kind, chat=body.get("chat"))
                     return self._send(200, {"acknowledged": len(ids)})
                 if method == "POST" and action == "unreachable":
                     with client._lock:
@@ -162,6 +157,8 @@ def _handler(driver: "EmulatorDriver") -> type[BaseHTTPRequestHandler]:
                 if method == "POST" and action == "drop":
                     client.drop()
                     return self._send(200, {"dropped": True})
+            except InboundError as exc:
+                return self._send(422, {"code": "validation_failed", "message": str(exc)})
             except DriverError as exc:
                 return self._send(409, {"code": exc.code, "message": exc.message})
             return self._send(404, {"code": "not_found", "message": f"no emulator route {method} {self.path}"})

@@ -84,3 +84,27 @@ def _render(address: str) -> dict[str, Any]:
     digits = re.sub(r"\D", "", address.split("@")[0])
     jid = address if "@" in address else f"{digits}@s.whatsapp.net"
     return {"jid": jid, "phone": digits if jid.endswith("@s.whatsapp.net") else None}
+
+
+_MEMBER_CHANGES = {
+    "added": lambda g, jid: jid in g["members"] or g["members"].append(jid),
+    "removed": lambda g, jid: jid in g["members"] and (g["members"].remove(jid), g["admins"].discard(jid)),
+    "promoted": lambda g, jid: g["admins"].add(jid),
+    "demoted": lambda g, jid: g["admins"].discard(jid),
+}
+
+
+def apply_group_change(group: dict[str, Any] | None, body: dict[str, Any]) -> None:
+    """Keep the emulator's own view of a group (group_info, mention_all) in step with a
+    change the control API plays (`/groupchange`); a group it does not hold is left alone."""
+    if group is None:
+        return
+    change = _MEMBER_CHANGES.get(str(body.get("action")))
+    for person in body.get("participants") or []:
+        text = str(person)
+        if change is not None:
+            change(group, _bare(text) if "@" in text else f"{re.sub(r'[^0-9]', '', text)}@s.whatsapp.net")
+    if "subject" in body:
+        group["name"] = str(body["subject"])
+    if "description" in body:
+        group["topic"] = body["description"]

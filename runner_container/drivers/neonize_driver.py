@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from chalicelib.db import Database
 from chalicelib.netguard.resolve import NetPolicy
 from chalicelib.repositories.devices import DeviceStore
+from chalicelib.repositories.polls import PollStore
 from runner_container.drivers.base import Driver, DriverError, SessionClient, SessionConfig, Sink
 from runner_container.drivers.neonize_account import NeonizeAccountCalls
 
@@ -42,7 +43,8 @@ def _import_neonize_quietly() -> None:
 
 
 _import_neonize_quietly()
-from runner_container.translate import MEDIA_KINDS, jid_string, translate  # noqa: E402 - after the quiet import
+from runner_container.poll_memory import SessionPolls  # noqa: E402
+from runner_container.translate import MEDIA_KINDS, NameTracker, jid_string, translate  # noqa: E402 - after the quiet import
 
 
 # neonize's Go side registers each client in a plain map at the start of its blocking
@@ -94,6 +96,8 @@ class NeonizeClient(NeonizeAccountCalls, SessionClient):
         self.thread: threading.Thread | None = None
         self.socket_up = threading.Event()
         self._stopping = False
+        self.polls = SessionPolls(driver.polls, config.session_uid)
+        self.names = NameTracker()
 
     def _build(self) -> Any:
         from neonize.client import NewClient
@@ -117,7 +121,11 @@ class NeonizeClient(NeonizeAccountCalls, SessionClient):
         return pn.User or None
 
     def _on_event(self, _client: Any, event: Any) -> None:
-        for kind, data in translate(event, self._resolve_pn):
+        from neonize.events import MessageEv
+
+        if isinstance(event, MessageEv):
+            self.polls.remember_received(event)  # before its votes can arrive
+        for kind, data in translate(event, self._resolve_pn, self.polls.lookup, self.names):
             if kind == "connected":
                 self.socket_up.set()
                 try:
@@ -205,6 +213,7 @@ class NeonizeClient(NeonizeAccountCalls, SessionClient):
             out = wa_messages.build(self.client, payload, own_jid=self.config.jid, fetch_url=self.driver.fetch_url,
                                     fetch_key=self.driver.fetch_key)
             response = self.client.send_message(out.chat, out.message, link_preview=out.link_preview)
+            self.polls.remember_sent(response.ID, payload["to"], self.config.jid, out.message)
         except DriverError:
             raise
         except Exception as exc:  # noqa: BLE001 - MessageBuildError (has a code), NeonizeError...
@@ -311,6 +320,7 @@ class NeonizeDriver(Driver):
         self.neonize_url = neonize_database_url(database_url)
         self.db = db
         self.devices = DeviceStore(db)
+        self.polls = PollStore(db)
         self.media_policy = media_policy or NetPolicy()  # chalicelib.netguard: WEBHOOK_ALLOW_PRIVATE
         self.media_store = media_store
         self.media_max_bytes = media_max_bytes

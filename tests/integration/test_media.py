@@ -289,7 +289,7 @@ def test_a_real_neonize_download_failure_reaches_the_event(tmp_path, container):
             mimetype="image/jpeg", fileLength=2048, caption="from the phone",
             contextInfo=ContextInfo(stanzaID="3EB0QUOTED"))))
     seen = []
-    client = NeonizeClient(SimpleNamespace(neonize_url="unused"), SessionConfig("s-neo", None, None),
+    client = NeonizeClient(SimpleNamespace(neonize_url="unused", polls=None), SessionConfig("s-neo", None, None),
                            lambda kind, data: seen.append((kind, data)))
     client.client = NewClient(str(tmp_path / "neonize.sqlite3"), uuid="s-neo")
     client._on_event(None, event)

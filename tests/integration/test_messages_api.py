@@ -64,11 +64,26 @@ def test_sending_on_a_session_that_is_not_paired_is_409(api, make_session):
     ({"to": TO, "type": "poll", "question": "q", "options": ["only one"]}, "options"),
     ({"to": TO, "type": "fax", "text": "x"}, "body"),
     ({"to": TO, "type": "text", "text": "x", "colour": "red"}, "colour"),
+    ({"to": TO, "type": "text", "text": "x", "mentions": ["120363000000000000@g.us"]}, "mentions"),
+    ({"to": TO, "type": "text", "text": "x", "mentions": ["12"]}, "mentions"),
+    ({"to": TO, "type": "location", "latitude": 1, "longitude": 1, "mentions": [TO]}, "mentions"),
 ])
 def test_bad_messages_are_422_naming_the_field(api, online, body, field):
     response = _send(api, online, body)
     assert response.status_code == 422, response.body
     assert field in [d["field"] for d in response.json_body["details"]], response.json_body
+
+
+def test_mentions_are_normalised_and_mention_all_needs_a_group(api, online, db):
+    response = _send(api, online, {"to": "120363000000000000@g.us", "type": "text", "text": "hi",
+                                   "mentions": ["+55 11 91234-5678", "5511912345678@s.whatsapp.net",
+                                                "123456789012345@lid"], "mention_all": True})
+    assert response.status_code == 202, response.body
+    [row] = _commands(db, online["session_id"])
+    assert row["payload"]["mentions"] == ["5511912345678@s.whatsapp.net", "123456789012345@lid"]
+    assert row["payload"]["mention_all"] is True
+    refused = _send(api, online, {"to": TO, "type": "text", "text": "hi", "mention_all": True})
+    assert refused.status_code == 422 and "group" in refused.json_body["message"] + str(refused.json_body)
 
 
 def test_every_type_is_accepted(api, online, db):

@@ -57,3 +57,16 @@ def test_docs_page_loads_its_assets_from_us(api):
         assert len(asset.body) > (50 if source.endswith("zemeow-docs.js") else 10_000)
     assert api.get("/docs/assets/../../app.py").status_code in (403, 404)
     assert api.get("/docs/assets/nope.js").status_code == 404
+
+
+def test_the_webhook_events_are_described_in_the_document(api):
+    document = api.get("/openapi.json").json_body
+    hooks = document["webhooks"]
+    assert {"message.edited", "message.revoked", "message.receipt", "poll.vote", "group.participants",
+            "group.update", "contact.updated", "message.received"} <= set(hooks)
+    body = hooks["poll.vote"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["event"] == {"const": "poll.vote"}
+    assert body["properties"]["data"] == {"$ref": "#/components/schemas/PollVote"}
+    assert "options" in document["components"]["schemas"]["PollVote"]["properties"]
+    changes = document["components"]["schemas"]["GroupChanges"]["properties"]
+    assert {"subject", "description", "announce", "locked"} <= set(changes)

@@ -161,3 +161,69 @@ def test_audio_voice_note_needs_ffmpeg_for_its_duration(client, tmp_path):
     audio = build(client, type="audio", media_base64=base64.b64encode(wav.read_bytes()).decode(),
                   voice_note=True).message.audioMessage
     assert audio.PTT is True and audio.seconds >= 0
+
+
+def test_mentions_go_in_context_info_and_as_at_numbers_in_the_text(client):
+    message = build(client, to="120363041234567890@g.us", type="text", text="hi @5511912345678, see this",
+                    mentions=["5511912345678@s.whatsapp.net", "5511987654321@s.whatsapp.net"]).message
+    text = message.extendedTextMessage
+    assert list(text.contextInfo.mentionedJID) == ["5511912345678@s.whatsapp.net", "5511987654321@s.whatsapp.net"]
+    # the one the text already names stays where it is; the other is appended, as WhatsApp shows mentions
+    assert text.text == "hi @5511912345678, see this @5511987654321"
+    quoted = build(client, type="text", text="yes", quoted_message_id="Q9",
+                   mentions=["5511987654321@s.whatsapp.net"]).message.extendedTextMessage
+    assert quoted.contextInfo.stanzaID == "Q9" and list(quoted.contextInfo.mentionedJID) == [
+        "5511987654321@s.whatsapp.net"]
+    assert quoted.text == "yes @5511987654321"
+
+
+def test_mention_all_mentions_every_participant_without_changing_the_text(client):
+    everyone = ["5511912345678@s.whatsapp.net", "5511987654321@s.whatsapp.net", "123456789012345@lid"]
+    text = build(client, to="120363041234567890@g.us", type="text", text="meeting at 3", mention_all=True,
+                 mention_all_jids=everyone).message.extendedTextMessage
+    assert text.text == "meeting at 3" and list(text.contextInfo.mentionedJID) == everyone
+
+
+def test_a_caption_carries_mentions_and_view_once_is_set_on_video(client, tmp_path):
+    import subprocess
+
+    png = tiny_png()
+    image = build(client, type="image", media_base64=base64.b64encode(png).decode(), caption="look",
+                  mentions=["5511987654321@s.whatsapp.net"]).message.imageMessage
+    assert image.caption == "look @5511987654321"
+    assert list(image.contextInfo.mentionedJID) == ["5511987654321@s.whatsapp.net"] and image.viewOnce is False
+    mp4 = tmp_path / "v.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=red:s=16x16:d=0.2",
+                    "-pix_fmt", "yuv420p", str(mp4)], check=True)
+    video = build(client, type="video", media_base64=base64.b64encode(mp4.read_bytes()).decode(), view_once=True)
+    assert video.message.videoMessage.viewOnce is True
+
+
+def test_what_neonize_builds_reads_back_as_the_events_the_other_side_gets(client):
+    """The edit, revoke and poll neonize builds, received by the other phone, become
+    message.edited, message.revoked and a poll whose votes decrypt with its own secret."""
+    import os
+
+    from neonize.events import MessageEv
+    from neonize.proto.Neonize_pb2 import MessageInfo, MessageSource
+
+    from runner_container import poll_crypto
+    from runner_container.translate import poll_record, translate
+    from runner_container.translate_common import parse_jid_text
+
+    def as_received(message, msg_id):
+        source = MessageSource(Chat=parse_jid_text(ME), Sender=parse_jid_text(ME), IsFromMe=False)
+        return MessageEv(Info=MessageInfo(ID=msg_id, Timestamp=1767225600, MessageSource=source), Message=message)
+
+    [(_, edited)] = translate(as_received(build(client, type="edit", message_id="M2", text="fixed").message, "E1"))
+    assert (edited["event"], edited["data"]["message_id"], edited["data"]["text"]) == ("message.edited", "M2", "fixed")
+    [(_, revoked)] = translate(as_received(build(client, type="revoke", message_id="M3").message, "R1"))
+    assert (revoked["event"], revoked["data"]["message_id"], revoked["data"]["by_admin"]) == ("message.revoked",
+                                                                                          "M3", False)
+    poll = build(client, type="poll", question="Lunch?", options=["pizza", "sushi"], selectable_count=1).message
+    assert len(poll.messageContextInfo.messageSecret) == 32  # whatsmeow's BuildPollCreation secret
+    record = poll_record(as_received(poll, "P1"))
+    assert record is not None and record["secret"] == poll.messageContextInfo.messageSecret
+    payload, iv = poll_crypto.encrypt_vote(record["secret"], "P1", ME, TO, ["sushi"], iv=os.urandom(12))
+    assert poll_crypto.option_names(record["options"], poll_crypto.decrypt_vote(
+        record["secret"], "P1", [ME], [TO], payload, iv) or []) == ["sushi"]

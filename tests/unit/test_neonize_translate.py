@@ -84,7 +84,7 @@ def test_text_image_location_contact_reaction_messages():
     contact = decode_message(Message(contactMessage=ContactMessage(displayName="Bia", vcard="BEGIN:VCARD")))
     assert contact == {"type": "contact", "display_name": "Bia", "vcard": "BEGIN:VCARD"}
     reaction = decode_message(Message(reactionMessage=ReactionMessage(key=MessageKey(ID="3EB0X"), text="👍")))
-    assert reaction == {"type": "reaction", "message_id": "3EB0X", "emoji": "👍"}
+    assert reaction == {"type": "reaction", "message_id": "3EB0X", "emoji": "👍", "removed": False}
 
     mine = translate(_message(Message(conversation="sent elsewhere"), from_me=True))[0][1]
     assert mine["event"] == "message.sent"
@@ -111,7 +111,7 @@ def test_receipts():
 
 def test_the_neonize_client_handler_feeds_the_actor_sink():
     seen = []
-    client = NeonizeClient(SimpleNamespace(neonize_url="postgres://x"), SessionConfig("s-1", None, None),
+    client = NeonizeClient(SimpleNamespace(neonize_url="postgres://x", polls=None), SessionConfig("s-1", None, None),
                            lambda kind, data: seen.append((kind, data)))
     me = Device(JID=JID(User="5511999990000", Device=3, Server="s.whatsapp.net"))
     client.client = SimpleNamespace(get_me=lambda: me,

@@ -73,12 +73,15 @@ def test_call_offer():
 
 
 def test_joined_group_and_group_info_changes():
-    name, joined = _only(JoinedGroupEv(Reason="invite", Type="new",
+    name, joined = _only(JoinedGroupEv(Reason="invite", Type="new", Sender=PHONE,
                                        GroupInfo=GroupInfo(JID=GROUP, GroupName=GroupName(Name="Team"))))
     assert name == "group.update"
-    assert joined == {"group": {"jid": "120363000000000000@g.us", "phone": None}, "kind": "joined"}
+    assert joined == {"group": {"jid": "120363000000000000@g.us", "phone": None}, "kind": "joined",
+                      "by": {"jid": "5511999990000@s.whatsapp.net", "phone": "5511999990000"}, "timestamp": None,
+                      "changes": {"subject": "Team", "description": None, "announce": False, "locked": False,
+                                  "participants_count": 0}}
     name, changed = _only(GroupInfoEv(JID=GROUP, Sender=PHONE, Timestamp=1767225600, Join=[OTHER]))
-    assert name == "group.update" and changed["kind"] == "changed"
+    assert name == "group.participants" and changed["action"] == "added"
     assert changed["group"]["jid"] == "120363000000000000@g.us"
 
 
@@ -128,7 +131,7 @@ def test_received_media_carries_a_download_of_that_very_message():
     """The neonize client puts `download` into the event: whatsmeow's download_any of the
     message that arrived (called later, off the event thread, by inbound_media)."""
     seen, asked = [], []
-    client = NeonizeClient(SimpleNamespace(neonize_url="postgres://x"), SessionConfig("s-1", None, None),
+    client = NeonizeClient(SimpleNamespace(neonize_url="postgres://x", polls=None), SessionConfig("s-1", None, None),
                            lambda kind, data: seen.append((kind, data)))
     client.client = SimpleNamespace(download_any=lambda message: asked.append(message) or b"video bytes",
                                     get_pn_from_lid=lambda jid: JID(User="", Server=""))
