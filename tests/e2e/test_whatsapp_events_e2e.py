@@ -13,7 +13,7 @@ import pytest
 
 from chalicelib.schemas.webhook_events import EVENT_DATA
 from tests.conftest import session_headers
-from tests.runner_harness import module_runner, pair_with_emulator
+from tests.support.runner_harness import module_runner, pair_with_emulator
 
 SUBSCRIBED = ["message.received", "message.sent", "message.edited", "message.revoked", "message.receipt",
               "poll.vote", "group.participants", "group.update", "contact.updated"]
