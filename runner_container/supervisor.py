@@ -1,6 +1,7 @@
 """The runner supervisor: registration, shard leases, command pollers, reconciliation.
 
-Loop (every RUNNER_HEARTBEAT_INTERVAL): heartbeat; renew/balance/claim shard leases
+Loop (every RUNNER_HEARTBEAT_INTERVAL): heartbeat; check the lifeline (`lifeline.py`: the
+advisory lock that makes a killed runner dead for the others at once); renew/balance/claim shard leases
 (`leases.py`); for each shard gained, run its backlog of commands straight from the
 `commands` table (those a dead runner left, or SQS still holds invisible), start a
 long-poll thread on its SQS FIFO queue and reconcile its sessions; for each shard lost,
@@ -41,6 +42,7 @@ class RunnerParts:
     actors: ActorRegistry
     runners: Any  # RunnerRepository
     leases: Any  # LeaseManager
+    lifeline: Any  # Lifeline
     shards: Any  # ShardRepository
     acker: Any  # SqsAcker
     sessions_metric: Any  # SessionsMetricPublisher (zemeow/Runner Sessions, every SESSIONS_METRIC_INTERVAL)
@@ -58,6 +60,7 @@ class RunnerSupervisor:
         self.runner_id = parts.ports.settings.runner_id
         self.runners = parts.runners
         self.leases = parts.leases
+        self.lifeline = parts.lifeline
         self.shards = parts.shards
         self.acker = parts.acker
         self.sessions_metric = parts.sessions_metric
@@ -98,6 +101,7 @@ class RunnerSupervisor:
     def _tick(self, reconcile: bool) -> None:
         try:
             self._beat()
+            self.lifeline.ensure()
             gained, lost = self.leases.tick()
             for shard in sorted(lost):
                 self.log.info("shard lost", extra={"shard": shard})
@@ -142,6 +146,7 @@ class RunnerSupervisor:
             self.runners.register(self.runner_id, hostname=socket.gethostname(), pid=os.getpid(),
                                   version=self.settings.version, driver=self.settings.whatsapp_driver,
                                   info={"metrics_port": self.settings.metrics_port, **self.driver.info()})
+            self.lifeline.close()  # the new row names no lifeline: take one again (ensure, next)
 
     def healthz(self) -> tuple[bool, dict[str, Any]]:
         age = time.monotonic() - self._last_tick_ok if self._last_tick_ok else None
@@ -175,6 +180,7 @@ class RunnerSupervisor:
             self.runners.mark_stopped(self.runner_id)
         except DependencyUnavailable as exc:
             self.log.warning("could not mark runner stopped", extra={"reason": exc.message})
+        self.lifeline.close()
         self.driver.stop()
 
     # -- shards -------------------------------------------------------------------------
