@@ -4,9 +4,11 @@
     .venv/bin/python bench/runner_bench.py failover  [--sessions 20] [--heartbeat 1s --ttl 15s]
     .venv/bin/python bench/runner_bench.py memory    [--driver emulator|neonize] [--counts 0,100,500]
 
-roundtrip: commands go the API's way (CommandOutbox.enqueue: row + SQS FIFO shard) to one
-  emulator runner, which executes them (send_message: the emulator's outbox, a message.sent
-  event) and writes the result; the caller awaits the row (LISTEN/NOTIFY). One
+roundtrip: commands go the API's way (`POST .../messages?wait=true`: CommandOutbox.submit
+  with wait: the row, whose insert rings the runner's doorbell, and the SQS FIFO shard
+  message) to one emulator runner, which executes them (send_message: the emulator's
+  outbox, a message.sent event) and writes the result; the caller awaits the row
+  (LISTEN/NOTIFY). One
   session per client thread, so each session's commands are sequential as FIFO requires.
   Baseline, same run: the floor any such round trip pays here, one at a time: a bare SQS
   FIFO send -> long-poll receive (the runner's poll settings) -> delete, then a pg_notify
@@ -197,12 +199,13 @@ def roundtrip(args) -> None:
         marks: dict[str, tuple[float, float]] = {}  # command id -> (wall clock before enqueue, after the answer)
 
         def one(sid: str, n: int) -> float:
+            """What `POST /sessions/{id}/messages?wait=true` does: CommandOutbox.submit(wait=True)."""
             started, wall = time.perf_counter(), time.time()
-            row = bus.enqueue(sid, "send_message", {"to": "5511777770000", "type": "text", "text": f"m{n}"})
-            done = bus.await_result(str(row["id"]), 30)
-            if done is None or done["status"] != "succeeded":
+            done = bus.submit(sid, "send_message", {"to": "5511777770000", "type": "text", "text": f"m{n}"},
+                              wait=True, timeout=30).body
+            if done["status"] != "succeeded":
                 raise SystemExit(f"command failed: {done}")
-            marks[str(row["id"])] = (wall, time.time())
+            marks[done["command_id"]] = (wall, time.time())
             return (time.perf_counter() - started) * 1000
 
         for sid in ids:  # warm-up: connections, queue URL caches
@@ -220,14 +223,56 @@ def roundtrip(args) -> None:
         floor = floor_roundtrip(bench, min(args.commands, 300))
         say(f"floor (same run, bare SQS FIFO send -> long-poll receive -> delete, then pg_notify -> LISTEN; "
             f"one at a time): p50 {statistics.median(floor):.1f} ms, p99 {percentile(floor, 99):.1f} ms")
+        cpu = CpuMeter(bench)
         for concurrency, total in ((1, args.commands), (4, args.commands), (args.sessions, args.commands)):
             marks.clear()
+            cpu.start()
             latencies, elapsed = run(concurrency, total)
             say(f"roundtrip emulator: {len(latencies)} send_message commands, {concurrency} session(s) in parallel:"
                 f" p50 {statistics.median(latencies):.1f} ms, p90 {percentile(latencies, 90):.1f} ms,"
                 f" p99 {percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms,"
                 f" {len(latencies) / elapsed:.0f} commands/s; p50 vs floor x{statistics.median(latencies) / statistics.median(floor):.1f}")
             say("  where the time goes (p50, ms): " + breakdown(bench, marks))
+            say("  CPU per command (ms): " + cpu.per(len(latencies)))
+
+
+class CpuMeter:
+    """CPU time per command by process: this process (the API's side: insert, SQS send,
+    await), the runner, the bench's PostgreSQL (its backends) and LocalStack (shared with
+    whatever else uses it: an upper bound). On two shared cores, CPU is what latency
+    under concurrency is made of."""
+
+    def __init__(self, bench: "Bench"):
+        import psutil  # noqa: PLC0415
+
+        self.psutil = psutil
+        with bench.container.db.connection() as conn:
+            backend = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+        localstack = next((c.pid for c in psutil.net_connections("tcp") if c.status == "LISTEN"
+                           and c.laddr and c.laddr.port == 4566 and c.pid), None)
+        self.groups = {"API side (bench)": lambda: [psutil.Process()],
+                       "runner": lambda: [psutil.Process(child.process.pid) for child, _, _ in bench.runners.values()
+                                          if child.alive()],
+                       "PostgreSQL": lambda: psutil.Process(backend).parent().children(),
+                       "LocalStack (shared)": lambda: [psutil.Process(localstack)] if localstack else []}
+        self.before: dict[str, float] = {}
+
+    def _total(self, name: str) -> float:
+        total = 0.0
+        for process in self.groups[name]():
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
+            except self.psutil.Error:
+                pass
+        return total
+
+    def start(self) -> None:
+        self.before = {name: self._total(name) for name in self.groups}
+
+    def per(self, count: int) -> str:
+        return ", ".join(f"{name} {(self._total(name) - self.before[name]) * 1000 / max(1, count):.1f}"
+                         for name in self.groups)
 
 
 def breakdown(bench: Bench, marks: dict[str, tuple[float, float]]) -> str:

@@ -10,8 +10,10 @@ session of the owned shards to `desired_state`, run stale commands, resend comma
 never took (the sweeper) and flush the events outbox.
 
 Commands run in order per session because a session's messages share one FIFO group
-(SQS hands the next one only after the previous is deleted) and one actor inbox; they
-run once because the actor claims the row (`queued` -> `running`) before executing.
+(SQS hands the next one only after the previous is deleted) and one actor inbox, and the
+claim refuses a command while an older one of its session is queued (those run first);
+they run once because the actor claims the row (`queued` -> `running`) before executing.
+The doorbell (`doorbell.py`: LISTEN for new rows) brings most commands before SQS does.
 
 On SIGTERM: pollers stop, actors close their clients, leases are released and the runner
 row is marked stopped, so another runner takes over at once rather than after the TTL.
@@ -28,6 +30,7 @@ from typing import Any
 
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.queues import shard_for
+from runner_container.doorbell import CommandDoorbell
 from runner_container.inbound_media import sweep_abandoned
 from runner_container.metrics import MetricsServer
 from runner_container.ports import ActorRegistry, SessionPorts
@@ -71,6 +74,7 @@ class RunnerSupervisor:
         self._last_tick_ok = 0.0
         self._last_prune = 0.0
         self._stopping = False
+        self.doorbell = CommandDoorbell(self.container.db, self._doorbell, self.log)
 
     # -- lifecycle ----------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -82,6 +86,7 @@ class RunnerSupervisor:
         metrics_server.start()
         self.sessions_metric.start()
         self.driver.start()
+        self.doorbell.start()
         self.log.info("runner started", extra={"runner_id": self.runner_id, "driver": self.settings.whatsapp_driver,
                                                **info})
         next_reconcile = 0.0
@@ -157,6 +162,7 @@ class RunnerSupervisor:
 
     def _shutdown(self) -> None:
         self._stopping = True
+        self.doorbell.stop()
         # let every poller finish its current long poll: a ReceiveMessage abandoned mid-wait
         # can still take the next message, which then stays invisible for the visibility timeout
         pollers = list(self.pollers)
@@ -229,6 +235,11 @@ class RunnerSupervisor:
                     continue
                 actor = self.actor_for(session_id)
                 actor.post_command(command_id, lambda u=url, r=receipt: self._delete(u, r), type)
+
+    def _doorbell(self, command_id: str, session_id: str, type: str | None) -> None:
+        """A new command (runner_container/doorbell.py): to its actor if this runner polls its shard."""
+        if shard_for(session_id, self.settings.command_shards) in self.pollers:
+            self.actor_for(session_id).post_command(command_id, lambda: None, type)
 
     def _delete(self, url: str, receipt: str) -> None:
         self.acker.ack(url, receipt)  # batched, off the caller's thread (runner_container/acker.py)
