@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/runner_bench.py roundtrip [--commands 1000] [--sessions 10]
     .venv/bin/python bench/runner_bench.py failover  [--sessions 20] [--heartbeat 1s --ttl 15s]
-    .venv/bin/python bench/runner_bench.py memory    [--driver emulator|neonize] [--counts 0,100,500]
+    .venv/bin/python bench/runner_bench.py memory    [--driver emulator|neonize|both] [--counts 0,100,1000]
 
 roundtrip: commands go the API's way (`POST .../messages?wait=true`: CommandOutbox.submit
   with wait: the row, whose insert rings the runner's doorbell, and the SQS FIFO shard
@@ -18,10 +18,11 @@ failover: two runners, N paired sessions; kill -9 the runner owning shard 0; tim
   on the same stack: first with RUNNER_LIFELINE=off (the baseline: the survivor may steal
   only once the lease TTL has run out), then with the lifeline (the lease moves when the
   killed runner's connection ends); each with the steal and the restore after it.
-memory: a runner's RSS with 0/100/500 sessions held: emulator sessions paired and
-  authenticated; neonize clients dialing WhatsApp through a local proxy that accepts the
-  tunnel and holds it without answering (nothing leaves the machine). Baseline, same run:
-  the idle runner's RSS (0 sessions); the figure is MB per session above it.
+memory: a runner's RSS with 0/100/1000 sessions held, for each driver: emulator sessions
+  paired and authenticated; neonize clients dialing WhatsApp through their session proxy,
+  a real pproxy on loopback that sends every tunnel on to a local holder, which accepts it
+  and never answers (nothing leaves the machine). Baseline, same run: the idle runner's
+  RSS (0 sessions); the figure is MB per session above it.
 
 Each run uses its own database and queue prefix (like the test suite), reuses a LocalStack
 on 127.0.0.1:4566 (or starts one), and removes its queues and database at the end.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -428,11 +430,21 @@ def allow_connections(count: int) -> None:
 
 def memory(args) -> None:
     counts = [int(c) for c in args.counts.split(",")]
-    if args.driver == "neonize":
+    drivers = ["emulator", "neonize"] if args.driver == "both" else [args.driver]
+    for driver in drivers:
+        memory_of(driver, counts)
+
+
+def memory_of(driver: str, counts: list[int]) -> None:
+    if driver == "neonize":
         allow_connections(max(counts) * 2 + 200)
-    proxy = HoldingProxy() if args.driver == "neonize" else None
-    with Bench(WHATSAPP_DRIVER=args.driver, RUNNER_RECONCILE_INTERVAL="2s") as bench:
-        child = bench.start_runner(f"bench-mem-{args.driver}")
+    holding = HoldingProxy() if driver == "neonize" else None
+    with contextlib.ExitStack() as stack, Bench(WHATSAPP_DRIVER=driver, RUNNER_RECONCILE_INTERVAL="2s",
+                                                PROXY_ALLOW_PRIVATE="true") as bench:
+        proxy_port = 0
+        if holding is not None:  # each session's proxy: a real pproxy, sending every tunnel on to the holder
+            proxy_port = stack.enter_context(pproxy_in_front_of(holding.port))
+        child = bench.start_runner(f"bench-mem-{driver}")
         pid = child.process.pid
         time.sleep(2)  # settle (nothing to await: idle runner)
         results = []
@@ -440,27 +452,58 @@ def memory(args) -> None:
         for count in counts:
             extra = count - len(held)
             if extra > 0:
-                if args.driver == "neonize":
+                if driver == "neonize":
                     ids = bench.create_sessions(extra, proxy={"enabled": True, "type": "http", "host": "127.0.0.1",
-                                                              "port": proxy.port})
+                                                              "port": proxy_port})
                     with bench.container.db.connection() as conn:
                         conn.execute("UPDATE sessions SET desired_state = 'connected' WHERE session_id = ANY(%s)",
                                      (ids,))
                     held += ids
-                    wait_for(lambda: proxy.open >= len(held), 180, 0.2, f"{len(held)} tunnels held (open: {proxy.open})")
+                    wait_for(lambda: holding.open >= len(held), 600, 0.2,
+                             f"{len(held)} tunnels held (open: {holding.open})")
                 else:
                     ids = bench.create_sessions(extra)
                     bench.pair_directly(ids)
                     held += ids
                     wait_for(lambda: sum(s == "authenticated" for s, _ in bench.statuses(held).values())
-                             == len(held), 180, 0.2, f"{len(held)} sessions authenticated")
+                             == len(held), 600, 0.2, f"{len(held)} sessions authenticated")
             time.sleep(3)  # let allocations settle before reading RSS
             results.append((len(held), rss_mb(pid)))
-            say(f"memory {args.driver}: {len(held)} sessions -> runner RSS {results[-1][1]:.1f} MB")
+            say(f"memory {driver}: {len(held)} sessions -> runner RSS {results[-1][1]:.1f} MB")
         base_count, base = results[0]
         for n, rss in results[1:]:
-            say(f"memory {args.driver}: {(rss - base) / max(1, n - base_count):.2f} MB per session at {n} sessions "
+            say(f"memory {driver}: {(rss - base) / max(1, n - base_count):.2f} MB per session at {n} sessions "
                 f"(baseline, same run: {base:.1f} MB with {base_count} sessions)")
+
+
+@contextlib.contextmanager
+def pproxy_in_front_of(upstream_port: int):
+    """A real pproxy (HTTP CONNECT) on loopback whose every tunnel goes on to `upstream_port`
+    (the holder): neonize's dial of web.whatsapp.com:443 reaches pproxy and stops at the
+    holder, so nothing leaves the machine. Name lookups inside pproxy are loopback-only."""
+    from tests.test_proxy import PPROXY_LOOPBACK_ONLY  # noqa: PLC0415
+
+    port = free_port()
+    log = tempfile.NamedTemporaryFile("wb", prefix="bench-pproxy-", suffix=".log", delete=False)
+    child = start_child("pproxy", [sys.executable, "-c", PPROXY_LOOPBACK_ONLY, "-l", f"http://127.0.0.1:{port}",
+                                   "-r", f"http://127.0.0.1:{upstream_port}"],
+                        {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"}, str(ROOT), stdout=log,
+                        stderr=subprocess.STDOUT)
+    try:
+        import socket  # noqa: PLC0415
+
+        def listening() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+
+        wait_for(lambda: listening() or not child.alive(), 15, 0.05, "pproxy listening")
+        yield port
+    finally:
+        child.stop(timeout=5)
+        os.unlink(log.name)
 
 
 def main() -> None:
@@ -474,8 +517,8 @@ def main() -> None:
     fo.add_argument("--heartbeat", default="1s")  # the settings' defaults
     fo.add_argument("--ttl", default="15s")
     mem = sub.add_parser("memory")
-    mem.add_argument("--driver", choices=["emulator", "neonize"], default="emulator")
-    mem.add_argument("--counts", default="0,100,500")
+    mem.add_argument("--driver", choices=["emulator", "neonize", "both"], default="both")
+    mem.add_argument("--counts", default="0,100,1000")
     args = parser.parse_args()
     {"roundtrip": roundtrip, "failover": failover, "memory": memory}[args.what](args)
 
