@@ -153,6 +153,17 @@ class Bench:
         except urllib.error.HTTPError as exc:
             return exc.code
 
+    def held_sessions(self, runner_id: str) -> int:
+        """Sessions the runner holds (its /healthz `sessions`: one actor, with its client, each)."""
+        import json  # noqa: PLC0415
+        import urllib.request  # noqa: PLC0415
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.runners[runner_id][2]}/healthz", timeout=5) as answer:
+                return int(json.loads(answer.read()).get("sessions", 0))
+        except (OSError, ValueError):
+            return 0
+
     def create_sessions(self, count: int, **fields) -> list[str]:
         ids = []
         for i in range(count):
@@ -390,11 +401,13 @@ def bench_owners(bench: Bench) -> dict[int, str | None]:
 
 # -- memory -----------------------------------------------------------------------------
 class HoldingProxy:
-    """Accepts HTTP CONNECT tunnels and holds them without answering: a dial that never ends."""
+    """Accepts HTTP CONNECT tunnels and holds them without answering: a dial that never ends
+    (until the client or the proxy in front gives up and dials again: `seen` counts them all)."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.open = 0
+        self.seen = 0
         self._ready = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
         self._ready.wait(10)
@@ -402,6 +415,7 @@ class HoldingProxy:
     def _serve(self) -> None:
         async def handle(reader, writer):
             self.open += 1
+            self.seen += 1
             try:
                 await reader.read(65536)  # the CONNECT request; never answered
                 await reader.read()  # hold until the client gives up
@@ -440,11 +454,12 @@ def memory_of(driver: str, counts: list[int]) -> None:
         allow_connections(max(counts) * 2 + 200)
     holding = HoldingProxy() if driver == "neonize" else None
     with contextlib.ExitStack() as stack, Bench(WHATSAPP_DRIVER=driver, RUNNER_RECONCILE_INTERVAL="2s",
-                                                PROXY_ALLOW_PRIVATE="true") as bench:
+                                                PROXY_ALLOW_PRIVATE="true", DB_POOL_MAX_SIZE="100") as bench:
         proxy_port = 0
         if holding is not None:  # each session's proxy: a real pproxy, sending every tunnel on to the holder
             proxy_port = stack.enter_context(pproxy_in_front_of(holding.port))
-        child = bench.start_runner(f"bench-mem-{driver}")
+        runner_id = f"bench-mem-{driver}"
+        child = bench.start_runner(runner_id)
         pid = child.process.pid
         time.sleep(2)  # settle (nothing to await: idle runner)
         results = []
@@ -459,8 +474,10 @@ def memory_of(driver: str, counts: list[int]) -> None:
                         conn.execute("UPDATE sessions SET desired_state = 'connected' WHERE session_id = ANY(%s)",
                                      (ids,))
                     held += ids
-                    wait_for(lambda: holding.open >= len(held), 600, 0.2,
-                             f"{len(held)} tunnels held (open: {holding.open})")
+                    # every session has its client, and every client has dialed through pproxy
+                    # (a dial is held until pproxy's or whatsmeow's timeout, then made again)
+                    wait_for(lambda: bench.held_sessions(runner_id) >= len(held) and holding.seen >= len(held),
+                             900, 0.5, f"{len(held)} clients dialing (seen: {holding.seen})")
                 else:
                     ids = bench.create_sessions(extra)
                     bench.pair_directly(ids)
@@ -469,7 +486,8 @@ def memory_of(driver: str, counts: list[int]) -> None:
                              == len(held), 600, 0.2, f"{len(held)} sessions authenticated")
             time.sleep(3)  # let allocations settle before reading RSS
             results.append((len(held), rss_mb(pid)))
-            say(f"memory {driver}: {len(held)} sessions -> runner RSS {results[-1][1]:.1f} MB")
+            tunnels = f", {holding.open} tunnels held now" if holding is not None else ""
+            say(f"memory {driver}: {len(held)} sessions -> runner RSS {results[-1][1]:.1f} MB{tunnels}")
         base_count, base = results[0]
         for n, rss in results[1:]:
             say(f"memory {driver}: {(rss - base) / max(1, n - base_count):.2f} MB per session at {n} sessions "
