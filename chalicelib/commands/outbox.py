@@ -40,6 +40,7 @@ NOTIFY_CHANNEL = "zemeow_command_done"
 # Gateway's 29 s integration timeout, so a slow runner gets our 504 `runner_timeout`
 # naming the command, not the gateway's bare one.
 ROUTE_WAIT_SECONDS = 25.0
+SENDS_BESIDE = 32  # SQS sends a process keeps in flight beside the waits; past it a request sends itself
 
 
 def command_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -75,6 +76,7 @@ class CommandOutbox:
         self.listener = CompletionListener(db, logger)
         self._senders: ThreadPoolExecutor | None = None
         self._senders_lock = threading.Lock()
+        self._sending = 0  # sends handed to the pool and not over
 
     # -- enqueue ----------------------------------------------------------------------
     def record(self, conn: psycopg.Connection, session_id: str, type: str, payload: dict[str, Any] | None = None,
@@ -205,11 +207,33 @@ class CommandOutbox:
                     pass
             raise
 
-    def _send_beside(self, row: dict[str, Any]) -> Future:
+    def _send_beside(self, row: dict[str, Any]) -> Future | None:
+        """Send on the pool; when SENDS_BESIDE sends are already waiting there (SQS slower than
+        the requests), send here and now instead, so the backlog never grows without bound."""
         with self._senders_lock:
-            if self._senders is None:
-                self._senders = ThreadPoolExecutor(max_workers=8, thread_name_prefix="command-send")
-            return self._senders.submit(self.send, [row])
+            pool = None
+            if self._sending < SENDS_BESIDE:
+                self._sending += 1
+                if self._senders is None:
+                    self._senders = ThreadPoolExecutor(max_workers=8, thread_name_prefix="command-send")
+                pool = self._senders
+        if pool is None:
+            self.send([row])
+            return None
+        future = pool.submit(self.send, [row])
+        future.add_done_callback(self._sent)
+        return future
+
+    def _sent(self, _future: Future) -> None:
+        with self._senders_lock:
+            self._sending -= 1
+
+    def close(self) -> None:
+        """Let the sends in flight finish (a process that stops; Lambda never calls it)."""
+        with self._senders_lock:
+            senders, self._senders = self._senders, None
+        if senders is not None:
+            senders.shutdown(wait=True)
 
 
 class CompletionListener:
