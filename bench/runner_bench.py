@@ -10,9 +10,11 @@ roundtrip: commands go the API's way (`POST .../messages?wait=true`: CommandOutb
   outbox, a message.sent event) and writes the result; the caller awaits the row
   (LISTEN/NOTIFY). One
   session per client thread, so each session's commands are sequential as FIFO requires.
-  Baseline, same run: the floor any such round trip pays here, one at a time: a bare SQS
+  Baselines, same run: the floor any SQS round trip pays here, one at a time: a bare SQS
   FIFO send -> long-poll receive (the runner's poll settings) -> delete, then a pg_notify
-  that wakes a LISTEN. Ratio = roundtrip p50 / floor p50 (at concurrency 1).
+  that wakes a LISTEN (ratio = roundtrip p50 / floor p50); and a first pass at N sessions
+  with the doorbell's trigger off in the bench's database, so commands reach the runner
+  by SQS alone, as before the doorbell.
 failover: two runners, N paired sessions; kill -9 the runner owning shard 0; time until
   every session of that shard is authenticated again on the survivor (no QR). Run twice
   on the same stack: first with RUNNER_LIFELINE=off (the baseline: the survivor may steal
@@ -237,16 +239,27 @@ def roundtrip(args) -> None:
         say(f"floor (same run, bare SQS FIFO send -> long-poll receive -> delete, then pg_notify -> LISTEN; "
             f"one at a time): p50 {statistics.median(floor):.1f} ms, p99 {percentile(floor, 99):.1f} ms")
         cpu = CpuMeter(bench)
-        for concurrency, total in ((1, args.commands), (4, args.commands), (args.sessions, args.commands)):
+        passes = [(args.sessions, args.commands, False)] if args.sqs_only_baseline else []
+        passes += [(1, args.commands, True), (4, args.commands, True), (args.sessions, args.commands, True)]
+        for concurrency, total, doorbell in passes:
+            set_doorbell(bench, doorbell)
             marks.clear()
             cpu.start()
             latencies, elapsed = run(concurrency, total)
-            say(f"roundtrip emulator: {len(latencies)} send_message commands, {concurrency} session(s) in parallel:"
-                f" p50 {statistics.median(latencies):.1f} ms, p90 {percentile(latencies, 90):.1f} ms,"
+            path = "" if doorbell else " [baseline, same run: doorbell trigger off, commands by SQS only]"
+            say(f"roundtrip emulator{path}: {len(latencies)} send_message commands, {concurrency} session(s) in"
+                f" parallel: p50 {statistics.median(latencies):.1f} ms, p90 {percentile(latencies, 90):.1f} ms,"
                 f" p99 {percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms,"
                 f" {len(latencies) / elapsed:.0f} commands/s; p50 vs floor x{statistics.median(latencies) / statistics.median(floor):.1f}")
             say("  where the time goes (p50, ms): " + breakdown(bench, marks))
             say("  CPU per command (ms): " + cpu.per(len(latencies)))
+
+
+def set_doorbell(bench: "Bench", on: bool) -> None:
+    """The bench's own database only: with the insert trigger off, commands reach the
+    runner by SQS alone (the way before the doorbell), for a same-run baseline."""
+    with bench.container.db.connection() as conn:
+        conn.execute(f"ALTER TABLE commands {'ENABLE' if on else 'DISABLE'} TRIGGER commands_notify_new")
 
 
 class CpuMeter:
@@ -530,6 +543,8 @@ def main() -> None:
     rt = sub.add_parser("roundtrip")
     rt.add_argument("--commands", type=int, default=1000)
     rt.add_argument("--sessions", type=int, default=10)
+    rt.add_argument("--no-sqs-only-baseline", dest="sqs_only_baseline", action="store_false",
+                    help="skip the pass with the doorbell trigger off")
     fo = sub.add_parser("failover")
     fo.add_argument("--sessions", type=int, default=20)
     fo.add_argument("--heartbeat", default="1s")  # the settings' defaults
