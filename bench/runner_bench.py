@@ -1,24 +1,30 @@
 """Runner benchmarks: command round trip, failover time, memory per session.
 
     .venv/bin/python bench/runner_bench.py roundtrip [--commands 1000] [--sessions 10]
-    .venv/bin/python bench/runner_bench.py failover  [--sessions 20] [--heartbeat 2s --ttl 10s]
-    .venv/bin/python bench/runner_bench.py memory    [--driver emulator|neonize] [--counts 0,100,500]
+    .venv/bin/python bench/runner_bench.py failover  [--sessions 20] [--heartbeat 1s --ttl 15s]
+    .venv/bin/python bench/runner_bench.py memory    [--driver emulator|neonize|both] [--counts 0,100,1000]
 
-roundtrip: commands go the API's way (CommandOutbox.enqueue: row + SQS FIFO shard) to one
-  emulator runner, which executes them (send_message: the emulator's outbox, a message.sent
-  event) and writes the result; the caller awaits the row (LISTEN/NOTIFY). One
+roundtrip: commands go the API's way (`POST .../messages?wait=true`: CommandOutbox.submit
+  with wait: the row, whose insert rings the runner's doorbell, and the SQS FIFO shard
+  message) to one emulator runner, which executes them (send_message: the emulator's
+  outbox, a message.sent event) and writes the result; the caller awaits the row
+  (LISTEN/NOTIFY). One
   session per client thread, so each session's commands are sequential as FIFO requires.
-  Baseline, same run: the floor any such round trip pays here, one at a time: a bare SQS
+  Baselines, same run: the floor any SQS round trip pays here, one at a time: a bare SQS
   FIFO send -> long-poll receive (the runner's poll settings) -> delete, then a pg_notify
-  that wakes a LISTEN. Ratio = roundtrip p50 / floor p50 (at concurrency 1).
+  that wakes a LISTEN (ratio = roundtrip p50 / floor p50); and a first pass at N sessions
+  with the doorbell's trigger off in the bench's database, so commands reach the runner
+  by SQS alone, as before the doorbell.
 failover: two runners, N paired sessions; kill -9 the runner owning shard 0; time until
-  every session of that shard is authenticated again on the survivor (no QR). Baseline:
-  the lease TTL (the survivor may not steal earlier), and the part after the steal
-  (restore) measured in the same run.
-memory: a runner's RSS with 0/100/500 sessions held: emulator sessions paired and
-  authenticated; neonize clients dialing WhatsApp through a local proxy that accepts the
-  tunnel and holds it without answering (nothing leaves the machine). Baseline, same run:
-  the idle runner's RSS (0 sessions); the figure is MB per session above it.
+  every session of that shard is authenticated again on the survivor (no QR). Run twice
+  on the same stack: first with RUNNER_LIFELINE=off (the baseline: the survivor may steal
+  only once the lease TTL has run out), then with the lifeline (the lease moves when the
+  killed runner's connection ends); each with the steal and the restore after it.
+memory: a runner's RSS with 0/100/1000 sessions held, for each driver: emulator sessions
+  paired and authenticated; neonize clients dialing WhatsApp through their session proxy,
+  a real pproxy on loopback that sends every tunnel on to a local holder, which accepts it
+  and never answers (nothing leaves the machine). Baseline, same run: the idle runner's
+  RSS (0 sessions); the figure is MB per session above it.
 
 Each run uses its own database and queue prefix (like the test suite), reuses a LocalStack
 on 127.0.0.1:4566 (or starts one), and removes its queues and database at the end.
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -148,6 +155,17 @@ class Bench:
         except urllib.error.HTTPError as exc:
             return exc.code
 
+    def held_sessions(self, runner_id: str) -> int:
+        """Sessions the runner holds (its /healthz `sessions`: one actor, with its client, each)."""
+        import json  # noqa: PLC0415
+        import urllib.request  # noqa: PLC0415
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.runners[runner_id][2]}/healthz", timeout=5) as answer:
+                return int(json.loads(answer.read()).get("sessions", 0))
+        except (OSError, ValueError):
+            return 0
+
     def create_sessions(self, count: int, **fields) -> list[str]:
         ids = []
         for i in range(count):
@@ -193,12 +211,16 @@ def roundtrip(args) -> None:
                  "sessions restored")
         bus = bench.container.commands
 
+        marks: dict[str, tuple[float, float]] = {}  # command id -> (wall clock before enqueue, after the answer)
+
         def one(sid: str, n: int) -> float:
-            started = time.perf_counter()
-            row = bus.enqueue(sid, "send_message", {"to": "5511777770000", "type": "text", "text": f"m{n}"})
-            done = bus.await_result(str(row["id"]), 30)
-            if done is None or done["status"] != "succeeded":
+            """What `POST /sessions/{id}/messages?wait=true` does: CommandOutbox.submit(wait=True)."""
+            started, wall = time.perf_counter(), time.time()
+            done = bus.submit(sid, "send_message", {"to": "5511777770000", "type": "text", "text": f"m{n}"},
+                              wait=True, timeout=30).body
+            if done["status"] != "succeeded":
                 raise SystemExit(f"command failed: {done}")
+            marks[done["command_id"]] = (wall, time.time())
             return (time.perf_counter() - started) * 1000
 
         for sid in ids:  # warm-up: connections, queue URL caches
@@ -216,12 +238,84 @@ def roundtrip(args) -> None:
         floor = floor_roundtrip(bench, min(args.commands, 300))
         say(f"floor (same run, bare SQS FIFO send -> long-poll receive -> delete, then pg_notify -> LISTEN; "
             f"one at a time): p50 {statistics.median(floor):.1f} ms, p99 {percentile(floor, 99):.1f} ms")
-        for concurrency, total in ((1, args.commands), (4, args.commands), (args.sessions, args.commands)):
+        cpu = CpuMeter(bench)
+        passes = [(args.sessions, args.commands, False)] if args.sqs_only_baseline else []
+        passes += [(1, args.commands, True), (4, args.commands, True), (args.sessions, args.commands, True)]
+        for concurrency, total, doorbell in passes:
+            set_doorbell(bench, doorbell)
+            marks.clear()
+            cpu.start()
             latencies, elapsed = run(concurrency, total)
-            say(f"roundtrip emulator: {len(latencies)} send_message commands, {concurrency} session(s) in parallel:"
-                f" p50 {statistics.median(latencies):.1f} ms, p90 {percentile(latencies, 90):.1f} ms,"
+            path = "" if doorbell else " [baseline, same run: doorbell trigger off, commands by SQS only]"
+            say(f"roundtrip emulator{path}: {len(latencies)} send_message commands, {concurrency} session(s) in"
+                f" parallel: p50 {statistics.median(latencies):.1f} ms, p90 {percentile(latencies, 90):.1f} ms,"
                 f" p99 {percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms,"
                 f" {len(latencies) / elapsed:.0f} commands/s; p50 vs floor x{statistics.median(latencies) / statistics.median(floor):.1f}")
+            say("  where the time goes (p50, ms): " + breakdown(bench, marks))
+            say("  CPU per command (ms): " + cpu.per(len(latencies)))
+
+
+def set_doorbell(bench: "Bench", on: bool) -> None:
+    """The bench's own database only: with the insert trigger off, commands reach the
+    runner by SQS alone (the way before the doorbell), for a same-run baseline."""
+    with bench.container.db.connection() as conn:
+        conn.execute(f"ALTER TABLE commands {'ENABLE' if on else 'DISABLE'} TRIGGER commands_notify_new")
+
+
+class CpuMeter:
+    """CPU time per command by process: this process (the API's side: insert, SQS send,
+    await), the runner, the bench's PostgreSQL (its backends) and LocalStack (shared with
+    whatever else uses it: an upper bound). On two shared cores, CPU is what latency
+    under concurrency is made of."""
+
+    def __init__(self, bench: "Bench"):
+        import psutil  # noqa: PLC0415
+
+        self.psutil = psutil
+        with bench.container.db.connection() as conn:
+            backend = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+        localstack = next((c.pid for c in psutil.net_connections("tcp") if c.status == "LISTEN"
+                           and c.laddr and c.laddr.port == 4566 and c.pid), None)
+        self.groups = {"API side (bench)": lambda: [psutil.Process()],
+                       "runner": lambda: [psutil.Process(child.process.pid) for child, _, _ in bench.runners.values()
+                                          if child.alive()],
+                       "PostgreSQL": lambda: psutil.Process(backend).parent().children(),
+                       "LocalStack (shared)": lambda: [psutil.Process(localstack)] if localstack else []}
+        self.before: dict[str, float] = {}
+
+    def _total(self, name: str) -> float:
+        total = 0.0
+        for process in self.groups[name]():
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
+            except self.psutil.Error:
+                pass
+        return total
+
+    def start(self) -> None:
+        self.before = {name: self._total(name) for name in self.groups}
+
+    def per(self, count: int) -> str:
+        return ", ".join(f"{name} {(self._total(name) - self.before[name]) * 1000 / max(1, count):.1f}"
+                         for name in self.groups)
+
+
+def breakdown(bench: Bench, marks: dict[str, tuple[float, float]]) -> str:
+    """Stages of each round trip from the command row's timestamps (one clock: same machine):
+    the API's insert, the SQS hand-off (send + the runner's receive + its claim), the
+    runner's execution, and the completion's way back (NOTIFY, the API's re-read)."""
+    with bench.container.db.connection() as conn:
+        rows = conn.execute("SELECT id::text AS id, extract(epoch FROM created_at) AS c, "
+                            "extract(epoch FROM started_at) AS s, extract(epoch FROM finished_at) AS f "
+                            "FROM commands WHERE id = ANY(%s::uuid[])", (list(marks),)).fetchall()
+    stages: dict[str, list[float]] = {"insert": [], "to claim": [], "execute": [], "back to API": []}
+    for r in rows:
+        t0, t1 = marks[r["id"]]
+        c, s, f = float(r["c"]), float(r["s"]), float(r["f"])
+        for name, value in (("insert", c - t0), ("to claim", s - c), ("execute", f - s), ("back to API", t1 - f)):
+            stages[name].append(value * 1000)
+    return ", ".join(f"{name} {statistics.median(values):.1f}" for name, values in stages.items() if values)
 
 
 def floor_roundtrip(bench: Bench, count: int) -> list[float]:
@@ -271,31 +365,45 @@ def floor_roundtrip(bench: Bench, count: int) -> list[float]:
 def failover(args) -> None:
     timing = {"RUNNER_HEARTBEAT_INTERVAL": args.heartbeat, "RUNNER_LEASE_TTL": args.ttl}
     with Bench(**timing) as bench:
-        bench.start_runner("bench-a")
-        wait_for(lambda: bench_owners(bench) == {0: "bench-a", 1: "bench-a"}, 30, 0.1, "A owns both")
-        bench.start_runner("bench-b")
-        wait_for(lambda: sorted(map(str, bench_owners(bench).values())) == ["bench-a", "bench-b"], 60, 0.1,
-                 "balanced")
         ids = bench.create_sessions(args.sessions)
         bench.pair_directly(ids)
-        wait_for(lambda: all(s == "authenticated" for s, _ in bench.statuses(ids).values()), 60, 0.1,
-                 "sessions restored")
-        owners = bench_owners(bench)
-        victim = owners[0]
-        survivor = next(r for r in ("bench-a", "bench-b") if r != victim)
-        moved = [sid for sid in ids if shard_for(sid, 2) == 0]
-        bench.runners[victim][0].kill()
-        killed = time.monotonic()
-        wait_for(lambda: bench_owners(bench).get(0) == survivor, 120, 0.05, "shard 0 stolen")
-        stolen = time.monotonic() - killed
-        wait_for(lambda: all(v == ("authenticated", survivor) for v in
-                             [bench.statuses(moved)[s] for s in moved]), 120, 0.05, "sessions moved")
-        took = time.monotonic() - killed
         ttl = load_settings(bench.stack.env).runner_lease_ttl
-        say(f"failover (heartbeat {args.heartbeat}, lease TTL {args.ttl}): kill -9 -> {len(moved)} sessions "
-            f"authenticated on the survivor in {took:.1f} s; baseline: the lease TTL {ttl:g} s from the last renewal (no steal before "
-            f"it), stolen after {stolen:.1f} s (x{stolen / ttl:.2f} of the TTL), restore after the steal "
-            f"{took - stolen:.1f} s (same run)")
+        say(f"failover: heartbeat {args.heartbeat}, lease TTL {args.ttl}, {args.sessions} paired sessions; "
+            f"kill -9 the runner owning shard 0, time until its sessions are authenticated on the survivor")
+        figures = {}
+        for lifeline in ("off", "on"):  # the baseline first: the same stack without the lifeline (TTL only)
+            stolen, took, moved = failover_once(bench, ids, lifeline)
+            figures[lifeline] = took
+            what = "baseline, TTL only" if lifeline == "off" else "lifeline"
+            say(f"failover RUNNER_LIFELINE={lifeline} ({what}): {moved} sessions authenticated on the survivor "
+                f"{took:.1f} s after kill -9; shard stolen after {stolen:.1f} s (x{stolen / ttl:.2f} of the TTL), "
+                f"restore after the steal {took - stolen:.1f} s")
+        say(f"failover: {figures['on']:.1f} s with the lifeline vs {figures['off']:.1f} s without it (same run); "
+            f"target <= 5 s")
+
+
+def failover_once(bench: Bench, ids: list[str], lifeline: str) -> tuple[float, float, int]:
+    pair = (f"fo-{lifeline}-a", f"fo-{lifeline}-b")
+    with bench.container.db.connection() as conn:
+        conn.execute("DELETE FROM shard_leases")
+    bench.start_runner(pair[0], RUNNER_LIFELINE=lifeline)
+    wait_for(lambda: bench_owners(bench) == {0: pair[0], 1: pair[0]}, 60, 0.1, "A owns both")
+    bench.start_runner(pair[1], RUNNER_LIFELINE=lifeline)
+    wait_for(lambda: sorted(map(str, bench_owners(bench).values())) == sorted(pair), 60, 0.1, "balanced")
+    wait_for(lambda: all(s == "authenticated" and r in pair for s, r in bench.statuses(ids).values()), 120, 0.1,
+             "sessions restored")
+    victim = bench_owners(bench)[0]
+    survivor = next(r for r in pair if r != victim)
+    moved = [sid for sid in ids if shard_for(sid, 2) == 0]
+    bench.runners[victim][0].kill()
+    killed = time.monotonic()
+    wait_for(lambda: bench_owners(bench).get(0) == survivor, 120, 0.02, "shard 0 stolen")
+    stolen = time.monotonic() - killed
+    wait_for(lambda: all(v == ("authenticated", survivor) for v in bench.statuses(moved).values()), 120, 0.02,
+             "sessions moved")
+    took = time.monotonic() - killed
+    bench.runners[survivor][0].stop()  # SIGTERM: releases the leases for the next round
+    return stolen, took, len(moved)
 
 
 def bench_owners(bench: Bench) -> dict[int, str | None]:
@@ -306,11 +414,13 @@ def bench_owners(bench: Bench) -> dict[int, str | None]:
 
 # -- memory -----------------------------------------------------------------------------
 class HoldingProxy:
-    """Accepts HTTP CONNECT tunnels and holds them without answering: a dial that never ends."""
+    """Accepts HTTP CONNECT tunnels and holds them without answering: a dial that never ends
+    (until the client or the proxy in front gives up and dials again: `seen` counts them all)."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.open = 0
+        self.seen = 0
         self._ready = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
         self._ready.wait(10)
@@ -318,6 +428,7 @@ class HoldingProxy:
     def _serve(self) -> None:
         async def handle(reader, writer):
             self.open += 1
+            self.seen += 1
             try:
                 await reader.read(65536)  # the CONNECT request; never answered
                 await reader.read()  # hold until the client gives up
@@ -346,11 +457,22 @@ def allow_connections(count: int) -> None:
 
 def memory(args) -> None:
     counts = [int(c) for c in args.counts.split(",")]
-    if args.driver == "neonize":
+    drivers = ["emulator", "neonize"] if args.driver == "both" else [args.driver]
+    for driver in drivers:
+        memory_of(driver, counts)
+
+
+def memory_of(driver: str, counts: list[int]) -> None:
+    if driver == "neonize":
         allow_connections(max(counts) * 2 + 200)
-    proxy = HoldingProxy() if args.driver == "neonize" else None
-    with Bench(WHATSAPP_DRIVER=args.driver, RUNNER_RECONCILE_INTERVAL="2s") as bench:
-        child = bench.start_runner(f"bench-mem-{args.driver}")
+    holding = HoldingProxy() if driver == "neonize" else None
+    with contextlib.ExitStack() as stack, Bench(WHATSAPP_DRIVER=driver, RUNNER_RECONCILE_INTERVAL="2s",
+                                                PROXY_ALLOW_PRIVATE="true", DB_POOL_MAX_SIZE="100") as bench:
+        proxy_port = 0
+        if holding is not None:  # each session's proxy: a real pproxy, sending every tunnel on to the holder
+            proxy_port = stack.enter_context(pproxy_in_front_of(holding.port))
+        runner_id = f"bench-mem-{driver}"
+        child = bench.start_runner(runner_id)
         pid = child.process.pid
         time.sleep(2)  # settle (nothing to await: idle runner)
         results = []
@@ -358,27 +480,61 @@ def memory(args) -> None:
         for count in counts:
             extra = count - len(held)
             if extra > 0:
-                if args.driver == "neonize":
+                if driver == "neonize":
                     ids = bench.create_sessions(extra, proxy={"enabled": True, "type": "http", "host": "127.0.0.1",
-                                                              "port": proxy.port})
+                                                              "port": proxy_port})
                     with bench.container.db.connection() as conn:
                         conn.execute("UPDATE sessions SET desired_state = 'connected' WHERE session_id = ANY(%s)",
                                      (ids,))
                     held += ids
-                    wait_for(lambda: proxy.open >= len(held), 180, 0.2, f"{len(held)} tunnels held (open: {proxy.open})")
+                    # every session has its client, and every client has dialed through pproxy
+                    # (a dial is held until pproxy's or whatsmeow's timeout, then made again)
+                    wait_for(lambda: bench.held_sessions(runner_id) >= len(held) and holding.seen >= len(held),
+                             900, 0.5, f"{len(held)} clients dialing (seen: {holding.seen})")
                 else:
                     ids = bench.create_sessions(extra)
                     bench.pair_directly(ids)
                     held += ids
                     wait_for(lambda: sum(s == "authenticated" for s, _ in bench.statuses(held).values())
-                             == len(held), 180, 0.2, f"{len(held)} sessions authenticated")
+                             == len(held), 600, 0.2, f"{len(held)} sessions authenticated")
             time.sleep(3)  # let allocations settle before reading RSS
             results.append((len(held), rss_mb(pid)))
-            say(f"memory {args.driver}: {len(held)} sessions -> runner RSS {results[-1][1]:.1f} MB")
+            tunnels = f", {holding.open} tunnels held now" if holding is not None else ""
+            say(f"memory {driver}: {len(held)} sessions -> runner RSS {results[-1][1]:.1f} MB{tunnels}")
         base_count, base = results[0]
         for n, rss in results[1:]:
-            say(f"memory {args.driver}: {(rss - base) / max(1, n - base_count):.2f} MB per session at {n} sessions "
+            say(f"memory {driver}: {(rss - base) / max(1, n - base_count):.2f} MB per session at {n} sessions "
                 f"(baseline, same run: {base:.1f} MB with {base_count} sessions)")
+
+
+@contextlib.contextmanager
+def pproxy_in_front_of(upstream_port: int):
+    """A real pproxy (HTTP CONNECT) on loopback whose every tunnel goes on to `upstream_port`
+    (the holder): neonize's dial of web.whatsapp.com:443 reaches pproxy and stops at the
+    holder, so nothing leaves the machine. Name lookups inside pproxy are loopback-only."""
+    from tests.test_proxy import PPROXY_LOOPBACK_ONLY  # noqa: PLC0415
+
+    port = free_port()
+    log = tempfile.NamedTemporaryFile("wb", prefix="bench-pproxy-", suffix=".log", delete=False)
+    child = start_child("pproxy", [sys.executable, "-c", PPROXY_LOOPBACK_ONLY, "-l", f"http://127.0.0.1:{port}",
+                                   "-r", f"http://127.0.0.1:{upstream_port}"],
+                        {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"}, str(ROOT), stdout=log,
+                        stderr=subprocess.STDOUT)
+    try:
+        import socket  # noqa: PLC0415
+
+        def listening() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+
+        wait_for(lambda: listening() or not child.alive(), 15, 0.05, "pproxy listening")
+        yield port
+    finally:
+        child.stop(timeout=5)
+        os.unlink(log.name)
 
 
 def main() -> None:
@@ -387,13 +543,15 @@ def main() -> None:
     rt = sub.add_parser("roundtrip")
     rt.add_argument("--commands", type=int, default=1000)
     rt.add_argument("--sessions", type=int, default=10)
+    rt.add_argument("--no-sqs-only-baseline", dest="sqs_only_baseline", action="store_false",
+                    help="skip the pass with the doorbell trigger off")
     fo = sub.add_parser("failover")
     fo.add_argument("--sessions", type=int, default=20)
-    fo.add_argument("--heartbeat", default="2s")
-    fo.add_argument("--ttl", default="10s")
+    fo.add_argument("--heartbeat", default="1s")  # the settings' defaults
+    fo.add_argument("--ttl", default="15s")
     mem = sub.add_parser("memory")
-    mem.add_argument("--driver", choices=["emulator", "neonize"], default="emulator")
-    mem.add_argument("--counts", default="0,100,500")
+    mem.add_argument("--driver", choices=["emulator", "neonize", "both"], default="both")
+    mem.add_argument("--counts", default="0,100,1000")
     args = parser.parse_args()
     {"roundtrip": roundtrip, "failover": failover, "memory": memory}[args.what](args)
 

@@ -353,6 +353,8 @@ class Container:
                                 budget=s.retention_time_budget, logger=self.logger)
 
     def close(self) -> None:
+        if "commands" in self.__dict__:
+            self.commands.close()  # sends still in flight beside a wait
         if "db" in self.__dict__:
             self.db.close()
 

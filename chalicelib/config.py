@@ -96,8 +96,9 @@ class Settings:
     db_connect_timeout: float = 5.0
     db_statement_timeout: float = 15.0
     runner_id: str | None = None
-    runner_heartbeat_interval: float = 5.0
-    runner_lease_ttl: float = 15.0  # failover in about TTL + a heartbeat: ~20 s (issue target 30 s)
+    runner_heartbeat_interval: float = 1.0  # also how soon a killed runner's shards are seen free
+    runner_lease_ttl: float = 15.0  # a frozen runner's shards move after it; a killed one's at once (lifeline)
+    runner_lifeline: bool = True  # off: liveness by heartbeat and TTL only (a transaction-mode pooler in between)
     runner_reconcile_interval: float = 10.0  # sessions checked against desired_state, stale commands rerun
     reconnect_backoff_base: float = 1.0
     reconnect_backoff_max: float = 60.0
@@ -292,7 +293,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_connect_timeout=r.get("DB_CONNECT_TIMEOUT", parse_duration, 5.0),
         db_statement_timeout=r.get("DB_STATEMENT_TIMEOUT", parse_duration, 15.0),
         runner_id=r.text("RUNNER_ID"),
-        runner_heartbeat_interval=r.get("RUNNER_HEARTBEAT_INTERVAL", parse_duration, 5.0),
+        runner_heartbeat_interval=r.get("RUNNER_HEARTBEAT_INTERVAL", parse_duration, 1.0),
+        runner_lifeline=r.get("RUNNER_LIFELINE", parse_bool, True),
         runner_lease_ttl=r.get("RUNNER_LEASE_TTL", parse_duration, 15.0),
         **_runner_tuning(r),
         max_body_bytes=r.get("MAX_BODY_BYTES", _parse_int_range(1024, 6 * 1024 * 1024), 1024 * 1024),

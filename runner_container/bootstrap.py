@@ -25,6 +25,7 @@ from runner_container.drivers import make_driver
 from runner_container.event_sender import EventSender
 from runner_container.inbound_media import InboundMedia
 from runner_container.leases import LeaseManager
+from runner_container.lifeline import Lifeline
 from runner_container.machine import Backoff, Tuning
 from runner_container.metrics import RunnerMetrics
 from runner_container.ports import ActorRegistry, ActorSettings, Clock, CommandLedger, SessionPorts
@@ -44,7 +45,8 @@ def build_ports(container: Container, runner_id: str, metrics: RunnerMetrics) ->
         if settings.whatsapp_driver == "emulator" else {}
     ports = SessionPorts(
         store=SessionStore(container.db, container.events),
-        commands=CommandLedger(CommandRepository(container.db), metrics, runner_id, settings.runner_lease_ttl),
+        commands=CommandLedger(CommandRepository(container.db), metrics, runner_id, settings.runner_lease_ttl,
+                               settings.command_shards),
         driver=make_driver(settings.whatsapp_driver, container, **driver_options),
         metrics=metrics,
         events=EventSender(container.events, container.logger),
@@ -78,5 +80,6 @@ def build_runner(container: Container) -> RunnerSupervisor:
         container=container, ports=ports, actors=actors,
         runners=RunnerRepository(container.db),
         leases=LeaseManager(container.db, runner_id, settings.command_shards, settings.runner_lease_ttl),
+        lifeline=Lifeline(container.db, runner_id, enabled=settings.runner_lifeline, log=container.logger),
         shards=ShardRepository(container.db, settings.command_shards),
         acker=SqsAcker(container.sqs, container.logger), sessions_metric=sessions_metric))

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from runner_container.session import SessionActor
 
 Deferred = tuple[str, Callable[[], None], float]
+RECENT = 256  # finished here lately: a second copy (doorbell and SQS both bring each command) is only acknowledged
 
 
 class CommandRunner:
@@ -32,6 +33,7 @@ class CommandRunner:
         self.ports = actor.ports
         self.pending_ids: set[str] = set()  # posted and not finished (no duplicates in the inbox)
         self.deferred: list[Deferred] = []  # waiting for the login, in order
+        self.recent: dict[str, None] = {}  # ids finished by this actor, oldest first (bounded by RECENT)
         self._lock = threading.Lock()
 
     # -- bookkeeping (any thread) ---------------------------------------------------------
@@ -53,6 +55,10 @@ class CommandRunner:
     # -- running --------------------------------------------------------------------------
     def run(self, command_id: str, on_done: Callable[[], None], type: str | None = None,
             from_deferred: bool = False) -> None:
+        if command_id in self.recent:  # the other copy of a command already run here
+            self._forget(command_id)
+            on_done()
+            return
         if not from_deferred and (self.deferred or self._must_wait_for_login(command_id, type)):
             deadline = self.ports.clock.monotonic() + self.ports.settings.send_waits_for_login
             self.deferred.append((command_id, on_done, deadline))
@@ -61,7 +67,7 @@ class CommandRunner:
         try:
             if self.actor.uid is None:
                 self.actor.load()
-            row = self.ports.commands.claim(command_id, self.actor.uid)
+            row = self._claim_in_order(command_id)
             if row is None:
                 self._not_ours(command_id)
                 return  # finished already (a resend), running on a live runner, or not this row's
@@ -74,6 +80,21 @@ class CommandRunner:
             self._forget(command_id)
             if not acknowledged:
                 on_done()
+
+    def _claim_in_order(self, command_id: str) -> dict[str, Any] | None:
+        """Claim the command once no older command of the session is queued: those that
+        have not reached this actor yet (their doorbell was missed, their SQS message is
+        behind) run first, oldest first."""
+        row = self.ports.commands.claim(command_id, self.actor.uid, in_order=True)
+        if row is not None:
+            return row
+        older = [o for o in self.ports.commands.older_queued(command_id) if o["id"] not in self.recent]
+        if not older:
+            return None
+        for other in older:  # (a copy still in the inbox finds it in `recent` and is only acknowledged)
+            self.track(other["id"])
+            self.run(other["id"], lambda: None, other["type"], from_deferred=True)
+        return self.ports.commands.claim(command_id, self.actor.uid, in_order=True)
 
     def _execute_row(self, row: dict[str, Any]) -> None:
         started = time.monotonic()
@@ -90,6 +111,10 @@ class CommandRunner:
             finish(row, ok=False, error={"code": "internal_error", "message": str(exc)[:300]})
         else:
             finish(row, ok=True, result=result)
+        finally:
+            self.recent[str(row["id"])] = None
+            if len(self.recent) > RECENT:
+                del self.recent[next(iter(self.recent))]
         self.actor.log.debug("command done", extra={"command_id": str(row["id"]), "type": row["type"],
                                                     "ms": round((time.monotonic() - started) * 1000, 1)})
 

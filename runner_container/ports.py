@@ -41,14 +41,20 @@ class ActorSettings:
 class CommandLedger:
     """The command rows as the actor uses them: claim, finish (counted), read."""
 
-    def __init__(self, repo: Any, metrics: Any, runner_id: str, lease_ttl: float):
+    def __init__(self, repo: Any, metrics: Any, runner_id: str, lease_ttl: float, shards: int | None = None):
         self.repo = repo
         self.metrics = metrics
         self.runner_id = runner_id
         self.lease_ttl = lease_ttl
+        self.shards = shards  # given: a claim needs this runner's lease on the command's shard
 
-    def claim(self, command_id: str, session_uid: str | None = None) -> dict[str, Any] | None:
-        return self.repo.claim(command_id, self.runner_id, self.lease_ttl, session_uid=session_uid)
+    def claim(self, command_id: str, session_uid: str | None = None, *,
+              in_order: bool = False) -> dict[str, Any] | None:
+        return self.repo.claim(command_id, self.runner_id, self.lease_ttl, session_uid=session_uid,
+                               shards=self.shards, in_order=in_order)
+
+    def older_queued(self, command_id: str) -> list[dict[str, Any]]:
+        return self.repo.older_queued(command_id)
 
     def get(self, command_id: str) -> dict[str, Any] | None:
         return self.repo.get_by_id(command_id)

@@ -1,6 +1,7 @@
 """The runner supervisor: registration, shard leases, command pollers, reconciliation.
 
-Loop (every RUNNER_HEARTBEAT_INTERVAL): heartbeat; renew/balance/claim shard leases
+Loop (every RUNNER_HEARTBEAT_INTERVAL): heartbeat; check the lifeline (`lifeline.py`: the
+advisory lock that makes a killed runner dead for the others at once); renew/balance/claim shard leases
 (`leases.py`); for each shard gained, run its backlog of commands straight from the
 `commands` table (those a dead runner left, or SQS still holds invisible), start a
 long-poll thread on its SQS FIFO queue and reconcile its sessions; for each shard lost,
@@ -9,8 +10,10 @@ session of the owned shards to `desired_state`, run stale commands, resend comma
 never took (the sweeper) and flush the events outbox.
 
 Commands run in order per session because a session's messages share one FIFO group
-(SQS hands the next one only after the previous is deleted) and one actor inbox; they
-run once because the actor claims the row (`queued` -> `running`) before executing.
+(SQS hands the next one only after the previous is deleted) and one actor inbox, and the
+claim refuses a command while an older one of its session is queued (those run first);
+they run once because the actor claims the row (`queued` -> `running`) before executing.
+The doorbell (`doorbell.py`: LISTEN for new rows) brings most commands before SQS does.
 
 On SIGTERM: pollers stop, actors close their clients, leases are released and the runner
 row is marked stopped, so another runner takes over at once rather than after the TTL.
@@ -27,6 +30,7 @@ from typing import Any
 
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.queues import shard_for
+from runner_container.doorbell import CommandDoorbell
 from runner_container.inbound_media import sweep_abandoned
 from runner_container.metrics import MetricsServer
 from runner_container.ports import ActorRegistry, SessionPorts
@@ -41,6 +45,7 @@ class RunnerParts:
     actors: ActorRegistry
     runners: Any  # RunnerRepository
     leases: Any  # LeaseManager
+    lifeline: Any  # Lifeline
     shards: Any  # ShardRepository
     acker: Any  # SqsAcker
     sessions_metric: Any  # SessionsMetricPublisher (zemeow/Runner Sessions, every SESSIONS_METRIC_INTERVAL)
@@ -58,6 +63,7 @@ class RunnerSupervisor:
         self.runner_id = parts.ports.settings.runner_id
         self.runners = parts.runners
         self.leases = parts.leases
+        self.lifeline = parts.lifeline
         self.shards = parts.shards
         self.acker = parts.acker
         self.sessions_metric = parts.sessions_metric
@@ -68,6 +74,7 @@ class RunnerSupervisor:
         self._last_tick_ok = 0.0
         self._last_prune = 0.0
         self._stopping = False
+        self.doorbell = CommandDoorbell(self.container.db, self._doorbell, self.log)
 
     # -- lifecycle ----------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -79,6 +86,7 @@ class RunnerSupervisor:
         metrics_server.start()
         self.sessions_metric.start()
         self.driver.start()
+        self.doorbell.start()
         self.log.info("runner started", extra={"runner_id": self.runner_id, "driver": self.settings.whatsapp_driver,
                                                **info})
         next_reconcile = 0.0
@@ -98,6 +106,7 @@ class RunnerSupervisor:
     def _tick(self, reconcile: bool) -> None:
         try:
             self._beat()
+            self.lifeline.ensure()
             gained, lost = self.leases.tick()
             for shard in sorted(lost):
                 self.log.info("shard lost", extra={"shard": shard})
@@ -142,6 +151,7 @@ class RunnerSupervisor:
             self.runners.register(self.runner_id, hostname=socket.gethostname(), pid=os.getpid(),
                                   version=self.settings.version, driver=self.settings.whatsapp_driver,
                                   info={"metrics_port": self.settings.metrics_port, **self.driver.info()})
+            self.lifeline.close()  # the new row names no lifeline: take one again (ensure, next)
 
     def healthz(self) -> tuple[bool, dict[str, Any]]:
         age = time.monotonic() - self._last_tick_ok if self._last_tick_ok else None
@@ -152,6 +162,7 @@ class RunnerSupervisor:
 
     def _shutdown(self) -> None:
         self._stopping = True
+        self.doorbell.stop()
         # let every poller finish its current long poll: a ReceiveMessage abandoned mid-wait
         # can still take the next message, which then stays invisible for the visibility timeout
         pollers = list(self.pollers)
@@ -175,6 +186,7 @@ class RunnerSupervisor:
             self.runners.mark_stopped(self.runner_id)
         except DependencyUnavailable as exc:
             self.log.warning("could not mark runner stopped", extra={"reason": exc.message})
+        self.lifeline.close()
         self.driver.stop()
 
     # -- shards -------------------------------------------------------------------------
@@ -223,6 +235,11 @@ class RunnerSupervisor:
                     continue
                 actor = self.actor_for(session_id)
                 actor.post_command(command_id, lambda u=url, r=receipt: self._delete(u, r), type)
+
+    def _doorbell(self, command_id: str, session_id: str, type: str | None) -> None:
+        """A new command (runner_container/doorbell.py): to its actor if this runner polls its shard."""
+        if shard_for(session_id, self.settings.command_shards) in self.pollers:
+            self.actor_for(session_id).post_command(command_id, lambda: None, type)
 
     def _delete(self, url: str, receipt: str) -> None:
         self.acker.ack(url, receipt)  # batched, off the caller's thread (runner_container/acker.py)

@@ -11,12 +11,19 @@ it again: nothing the API accepted is lost.
 Routes that must answer with a result (pair-phone, send with `wait`) `await_result()` the
 row: LISTEN on `zemeow_command_done` (a trigger NOTIFYs when a command finishes), with a
 re-read of the row as the source of truth, bounded by a timeout.
+
+A waiting `submit` hands the message to SQS beside the wait, not before it: the runner
+usually has the command from the insert's NOTIFY (its doorbell, migration 0081) before
+the SQS send returns, and a command that finished needs no message (the runner only
+acknowledges a late copy). One that did not finish in time is answered only once its
+send is over, so nothing accepted depends on a send still in flight.
 """
 from __future__ import annotations
 
 import json
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -33,6 +40,7 @@ NOTIFY_CHANNEL = "zemeow_command_done"
 # Gateway's 29 s integration timeout, so a slow runner gets our 504 `runner_timeout`
 # naming the command, not the gateway's bare one.
 ROUTE_WAIT_SECONDS = 25.0
+SENDS_BESIDE = 32  # SQS sends a process keeps in flight beside the waits; past it a request sends itself
 
 
 def command_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +74,9 @@ class CommandOutbox:
         self.repo = repo or CommandRepository(db)
         self.log = logger
         self.listener = CompletionListener(db, logger)
+        self._senders: ThreadPoolExecutor | None = None
+        self._senders_lock = threading.Lock()
+        self._sending = 0  # sends handed to the pool and not over
 
     # -- enqueue ----------------------------------------------------------------------
     def record(self, conn: psycopg.Connection, session_id: str, type: str, payload: dict[str, Any] | None = None,
@@ -134,12 +145,14 @@ class CommandOutbox:
                            code="command_not_found")
         return row
 
-    def await_result(self, command_id: str, timeout: float) -> dict[str, Any] | None:
-        """The command's row once finished, or its current row when `timeout` passes."""
+    def await_result(self, command_id: str, timeout: float, *, fresh: bool = False) -> dict[str, Any] | None:
+        """The command's row once finished, or its current row when `timeout` passes.
+        `fresh`: the caller has just recorded it (no read before listening)."""
         deadline = time.monotonic() + max(0.0, timeout)
-        row = self.repo.get_by_id(command_id)
-        if row is None or row["status"] in TERMINAL or timeout <= 0:
-            return row
+        if not fresh or timeout <= 0:
+            row = self.repo.get_by_id(command_id)
+            if row is None or row["status"] in TERMINAL or timeout <= 0:
+                return row
         with self.listener.watch(command_id) as done:
             while True:
                 row = self.repo.get_by_id(command_id)  # after registering: no finish slips between
@@ -153,11 +166,11 @@ class CommandOutbox:
                 done.clear()
 
     def await_success(self, command_id: str, timeout: float, *, what: str = "the command",
-                      failure_code: str = "runner_failed") -> dict[str, Any]:
+                      failure_code: str = "runner_failed", fresh: bool = False) -> dict[str, Any]:
         """The finished command's view when it succeeded. A failure is `RunnerFailed` (502)
         with the runner's error code, a command still queued/running after `timeout` is
         `UpstreamTimeout` (504, code `runner_timeout`); both name the command id."""
-        row = self.await_result(command_id, timeout)
+        row = self.await_result(command_id, timeout, fresh=fresh)
         if row is None:  # the session (and its commands) was deleted meanwhile
             raise NotFound(f"command '{command_id}' is gone (was its session deleted?)", code="command_not_found")
         view = command_view(row)
@@ -176,11 +189,51 @@ class CommandOutbox:
                failure_code: str = "runner_failed") -> Outcome:
         """Enqueue a command; without `wait` it is accepted ({command_id, status}), with it
         done (the finished view) or the errors of `await_success`."""
-        row = self.enqueue(session_id, type, payload, idempotency_key=idempotency_key)
         if not wait:
+            row = self.enqueue(session_id, type, payload, idempotency_key=idempotency_key)
             view = command_view(row)
             return Outcome.accepted({"command_id": view["command_id"], "status": view["status"]})
-        return Outcome.finished(self.await_success(str(row["id"]), timeout, what=what, failure_code=failure_code))
+        with self.db.connection() as conn:
+            row, created = self.record(conn, session_id, type, payload, idempotency_key=idempotency_key)
+        sending = self._send_beside(row) if created else None
+        try:
+            return Outcome.finished(self.await_success(str(row["id"]), timeout, what=what,
+                                                       failure_code=failure_code, fresh=created))
+        except UpstreamTimeout:
+            if sending is not None:  # still queued: its message should be with SQS before we answer
+                try:
+                    sending.result(timeout=5)
+                except Exception:  # noqa: BLE001 - a send that hangs: the sweeper resends the row
+                    pass
+            raise
+
+    def _send_beside(self, row: dict[str, Any]) -> Future | None:
+        """Send on the pool; when SENDS_BESIDE sends are already waiting there (SQS slower than
+        the requests), send here and now instead, so the backlog never grows without bound."""
+        with self._senders_lock:
+            pool = None
+            if self._sending < SENDS_BESIDE:
+                self._sending += 1
+                if self._senders is None:
+                    self._senders = ThreadPoolExecutor(max_workers=8, thread_name_prefix="command-send")
+                pool = self._senders
+        if pool is None:
+            self.send([row])
+            return None
+        future = pool.submit(self.send, [row])
+        future.add_done_callback(self._sent)
+        return future
+
+    def _sent(self, _future: Future) -> None:
+        with self._senders_lock:
+            self._sending -= 1
+
+    def close(self) -> None:
+        """Let the sends in flight finish (a process that stops; Lambda never calls it)."""
+        with self._senders_lock:
+            senders, self._senders = self._senders, None
+        if senders is not None:
+            senders.shutdown(wait=True)
 
 
 class CompletionListener:

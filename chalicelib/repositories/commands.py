@@ -7,8 +7,11 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from chalicelib.db import Database
+from chalicelib.repositories.runners import runner_alive_sql
+from chalicelib.repositories.shards import shard_sql
 
 TERMINAL = ("succeeded", "failed")
+NEW_COMMAND_CHANNEL = "zemeow_command_new"  # NOTIFY per inserted command (migration 0081), JSON payload
 
 
 class CommandRepository:
@@ -72,21 +75,45 @@ class CommandRepository:
                 """, (older_than_seconds, limit)).fetchall()
 
     def claim(self, command_id: str, runner_id: str, live_ttl_seconds: float, *,
-              session_uid: str | None = None) -> dict[str, Any] | None:
+              session_uid: str | None = None, shards: int | None = None,
+              in_order: bool = False) -> dict[str, Any] | None:
         """Take a command for execution; None when it is finished, gone, run by a live runner
-        or (with `session_uid`) owned by another session row."""
+        or (with `session_uid`) owned by another session row. With `in_order`, also None
+        while an older command of the same session is still queued (`older_queued` says
+        which: they run first), whichever way each command reached the runner.
+
+        With `shards` (the runner's COMMAND_SHARDS) only the holder of the lease on the
+        command's shard may take it: a runner that lost a shard while it could not see it
+        (frozen past the TTL, its lifeline cut) starts none of that shard's commands, so
+        the new owner is the only one running them, in order."""
+        fence = "" if shards is None else (
+            "AND EXISTS (SELECT 1 FROM shard_leases l WHERE l.runner_id = %(runner)s "
+            f"AND l.shard = {shard_sql('c.session_id', shards)})")
+        if in_order:
+            fence += (" AND NOT EXISTS (SELECT 1 FROM commands o WHERE o.session_uid = c.session_uid"
+                      " AND o.status = 'queued' AND o.created_at < c.created_at)")
         with self.db.connection() as conn:
             return conn.execute(
-                """
+                f"""
                 UPDATE commands c SET status = 'running', runner_id = %(runner)s, attempts = attempts + 1,
                        started_at = now(), updated_at = now()
                 WHERE c.id = %(id)s AND (%(uid)s::uuid IS NULL OR c.session_uid = %(uid)s::uuid) AND (
                     c.status = 'queued'
                     OR (c.status = 'running' AND (c.runner_id IS NULL OR c.runner_id = %(runner)s OR NOT EXISTS (
-                        SELECT 1 FROM runners r WHERE r.id = c.runner_id AND r.stopped_at IS NULL
-                          AND r.heartbeat_at > now() - make_interval(secs => %(ttl)s)))))
+                        SELECT 1 FROM runners r WHERE r.id = c.runner_id AND {runner_alive_sql('r', '%(ttl)s')}))))
+                  {fence}
                 RETURNING *
                 """, {"id": command_id, "runner": runner_id, "ttl": live_ttl_seconds, "uid": session_uid}).fetchone()
+
+    def older_queued(self, command_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The commands of the same session still queued and older than this one, oldest first."""
+        with self.db.connection() as conn:
+            return conn.execute(
+                """
+                SELECT o.id::text AS id, o.type FROM commands c
+                JOIN commands o ON o.session_uid = c.session_uid AND o.status = 'queued' AND o.created_at < c.created_at
+                WHERE c.id = %s ORDER BY o.created_at LIMIT %s
+                """, (command_id, limit)).fetchall()
 
     def finish(self, command_id: str, *, ok: bool, result: dict[str, Any] | None = None,
                error: dict[str, Any] | None = None) -> None:

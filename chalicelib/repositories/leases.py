@@ -1,10 +1,16 @@
 """`shard_leases`: which runner consumes which command shard (runner_container/leases.py
-decides; this is its SQL)."""
+decides; this is its SQL).
+
+A lease may be taken when it is free, expired, or held by a runner whose lifeline lock
+is gone (`runners.lifeline_cut_sql`): so a killed runner's shards move at the next tick
+of another runner, a frozen one's (its connection and lock still there) only once its
+lease has expired. The fair share counts the runners alive by `runner_alive_sql`."""
 from __future__ import annotations
 
 import math
 
 from chalicelib.db import Database
+from chalicelib.repositories.runners import lifeline_cut_sql, runner_alive_sql
 
 
 class LeaseRepository:
@@ -23,11 +29,8 @@ class LeaseRepository:
                 UPDATE shard_leases SET expires_at = now() + make_interval(secs => %s)
                 WHERE runner_id = %s AND shard < %s RETURNING shard
                 """, (ttl, runner_id, shards)).fetchall()}
-            live = conn.execute(
-                """
-                SELECT count(*) AS n FROM runners
-                WHERE stopped_at IS NULL AND heartbeat_at > now() - make_interval(secs => %s)
-                """, (ttl,)).fetchone()["n"]
+            live = conn.execute(f"SELECT count(*) AS n FROM runners r WHERE {runner_alive_sql('r', '%s')}",
+                                (ttl,)).fetchone()["n"]
             fair = math.ceil(shards / max(1, live))
             if len(held) > fair:
                 extra = sorted(held)[fair:]
@@ -36,15 +39,16 @@ class LeaseRepository:
                 held -= set(extra)
             elif len(held) < fair:
                 claimed = conn.execute(
-                    """
-                    UPDATE shard_leases SET runner_id = %s, expires_at = now() + make_interval(secs => %s),
+                    f"""
+                    UPDATE shard_leases SET runner_id = %(me)s, expires_at = now() + make_interval(secs => %(ttl)s),
                            acquired_at = now(), generation = generation + 1
                     WHERE shard IN (
-                        SELECT shard FROM shard_leases
-                        WHERE shard < %s AND (runner_id IS NULL OR expires_at < now())
-                        ORDER BY shard LIMIT %s FOR UPDATE SKIP LOCKED)
+                        SELECT l.shard FROM shard_leases l
+                        WHERE l.shard < %(shards)s AND (l.runner_id IS NULL OR l.expires_at < now() OR EXISTS (
+                            SELECT 1 FROM runners r WHERE r.id = l.runner_id AND {lifeline_cut_sql('r')}))
+                        ORDER BY l.shard LIMIT %(want)s FOR UPDATE SKIP LOCKED)
                     RETURNING shard
-                    """, (runner_id, ttl, shards, fair - len(held))).fetchall()
+                    """, {"me": runner_id, "ttl": ttl, "shards": shards, "want": fair - len(held)}).fetchall()
                 held |= {r["shard"] for r in claimed}
         return held
 

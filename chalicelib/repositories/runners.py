@@ -1,10 +1,48 @@
+"""`runners`: who is running, and whether it is alive.
+
+A runner is alive while its row is not stopped, its heartbeat is younger than
+RUNNER_LEASE_TTL and, when it holds a lifeline (migration 0080), its advisory lock is
+still in `pg_locks`. The lock lives on a connection of the runner's own, so it ends with
+the process: a runner killed with SIGKILL is dead for the others at once (its shards and
+its running commands move), while a frozen one (SIGSTOP, a hung host) keeps the lock and
+is dead only once its heartbeat is older than the TTL. `runner_alive_sql` is that rule in
+SQL; every query that decides whether a runner's work may be taken over uses it.
+"""
 from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from chalicelib.db import Database
+
+# pg_advisory_lock(LIFELINE_NAMESPACE, lifeline_key): the two-integer form, so the lock is
+# told apart from the migrator's (one bigint) and any other advisory lock in pg_locks.
+LIFELINE_NAMESPACE = 0x7A6D726C  # "zmrl"
+
+
+def lifeline_held_sql(key: str, *, own: bool = False) -> str:
+    """SQL true while the lifeline lock `key` (an SQL expression) is held in this database
+    (with `own`: by this very connection)."""
+    holder = " AND l.pid = pg_backend_pid()" if own else ""
+    return ("EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
+            f" AND l.classid = {LIFELINE_NAMESPACE}::oid AND l.objid = ({key})::oid AND l.objsubid = 2"
+            f" AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()){holder})")
+
+
+def lifeline_cut_sql(alias: str) -> str:
+    """SQL true when the runner row `alias` took a lifeline and its lock is gone: the
+    process (or at least its connection) has ended."""
+    return f"({alias}.lifeline_key IS NOT NULL AND NOT {lifeline_held_sql(f'{alias}.lifeline_key')})"
+
+
+def runner_alive_sql(alias: str, ttl: str) -> str:
+    """SQL true while the runner row `alias` is alive; `ttl` is the placeholder (or
+    expression) of RUNNER_LEASE_TTL in seconds. A row with no lifeline (an older runner,
+    RUNNER_LIFELINE=off) is judged by its heartbeat alone."""
+    return (f"({alias}.stopped_at IS NULL AND {alias}.heartbeat_at > now() - make_interval(secs => {ttl})"
+            f" AND NOT {lifeline_cut_sql(alias)})")
 
 
 class RunnerRepository:
@@ -22,7 +60,7 @@ class RunnerRepository:
                     hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
                     version = EXCLUDED.version, driver = EXCLUDED.driver,
                     info = EXCLUDED.info, started_at = now(), heartbeat_at = now(),
-                    stopped_at = NULL
+                    stopped_at = NULL, lifeline_key = NULL
                 """,
                 (runner_id, hostname, pid, version, driver, Jsonb(info or {})),
             )
@@ -43,15 +81,35 @@ class RunnerRepository:
     def live(self, ttl_seconds: float) -> list[dict[str, Any]]:
         with self.db.connection() as conn:
             return conn.execute(
-                """
+                f"""
                 SELECT id, hostname, pid, version, driver, started_at, heartbeat_at
-                FROM runners
-                WHERE stopped_at IS NULL
-                  AND heartbeat_at > now() - make_interval(secs => %s)
+                FROM runners r
+                WHERE {runner_alive_sql('r', '%s')}
                 ORDER BY started_at
                 """,
                 (ttl_seconds,),
             ).fetchall()
+
+    # -- the lifeline (runner_container/lifeline.py holds the connection) ---------------
+    @staticmethod
+    def take_lifeline(conn: psycopg.Connection, runner_id: str) -> int | None:
+        """On `conn` (a connection of the runner's own, autocommit): lock a fresh lifeline
+        key and publish it in the runner's row. The key; None when the row is gone."""
+        while True:
+            key = conn.execute("SELECT nextval('runner_lifeline_seq')::integer AS k").fetchone()
+            key = key["k"] if isinstance(key, dict) else key[0]
+            locked = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok", (LIFELINE_NAMESPACE, key)).fetchone()
+            if (locked["ok"] if isinstance(locked, dict) else locked[0]):
+                break  # else the sequence wrapped onto a key still held: take the next one
+        cur = conn.execute("UPDATE runners SET lifeline_key = %s WHERE id = %s AND stopped_at IS NULL",
+                           (key, runner_id))
+        return key if cur.rowcount == 1 else None
+
+    @staticmethod
+    def holds_lifeline(conn: psycopg.Connection, key: int) -> bool:
+        """True while `conn` still holds lifeline `key` (one round trip on that connection)."""
+        row = conn.execute(f"SELECT {lifeline_held_sql('%s', own=True)} AS held", (key,)).fetchone()
+        return bool(row["held"] if isinstance(row, dict) else row[0])
 
     def get(self, runner_id: str) -> dict[str, Any] | None:
         with self.db.connection() as conn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.db import Database
+from chalicelib.repositories.runners import runner_alive_sql
 
 
 def shard_sql(column: str, shards: int) -> str:
@@ -33,8 +34,7 @@ class ShardRepository:
                 f"""
                 SELECT c.id, c.session_id, c.type FROM commands c
                 WHERE (c.status = 'queued' OR (c.status = 'running' AND NOT EXISTS (
-                        SELECT 1 FROM runners r WHERE r.id = c.runner_id AND r.stopped_at IS NULL
-                          AND r.heartbeat_at > now() - make_interval(secs => %s))))
+                        SELECT 1 FROM runners r WHERE r.id = c.runner_id AND {runner_alive_sql('r', '%s')})))
                   AND c.created_at < now() - make_interval(secs => %s)
                   AND {shard_sql('c.session_id', self.shards)} = ANY(%s)
                 ORDER BY c.created_at LIMIT 2000

@@ -111,12 +111,24 @@ class FakeLedger:
                                  "session_uid": session_uid}
         return command_id
 
-    def claim(self, command_id: str, session_uid: str | None = None) -> dict[str, Any] | None:
+    def claim(self, command_id: str, session_uid: str | None = None, *, in_order: bool = False) -> dict[str, Any] | None:
         row = self.rows.get(command_id)
         if row is None or row["status"] != "queued" or (session_uid and row["session_uid"] not in (None, session_uid)):
             return None
+        if in_order and self.older_queued(command_id):
+            return None
         row["status"] = "running"
         return dict(row)
+
+    def older_queued(self, command_id: str) -> list[dict[str, Any]]:
+        """Queued rows added before this one (insertion order stands for created_at)."""
+        older = []
+        for other_id, other in self.rows.items():
+            if other_id == command_id:
+                return older
+            if other["status"] == "queued" and other["session_uid"] == self.rows[command_id]["session_uid"]:
+                older.append({"id": other_id, "type": other["type"]})
+        return older
 
     def get(self, command_id: str) -> dict[str, Any] | None:
         return self.rows.get(command_id)

@@ -24,7 +24,7 @@ def test_defaults_match_the_contract():
     assert s.emulator_token is None and s.runner_bind_host == "127.0.0.1"
     assert s.queue_prefix == "zemeow"
     assert s.db_pool_max_size == 10
-    assert (s.runner_heartbeat_interval, s.runner_lease_ttl) == (5.0, 15.0)
+    assert (s.runner_heartbeat_interval, s.runner_lease_ttl, s.runner_lifeline) == (1.0, 15.0, True)
 
 
 def test_lambda_containers_get_one_connection():

@@ -142,3 +142,22 @@ def test_a_deleted_session_fails_its_waiting_commands():
     drain(actor)
     assert ports.commands.rows[waiting]["error"] == {"code": "session_not_found",
                                                      "message": "the session was deleted"}
+
+
+def test_a_command_that_overtakes_an_older_one_of_its_session_runs_after_it_and_each_runs_once():
+    """The doorbell brought the second command before the first (whose NOTIFY was missed):
+    the claim refuses it while the older one is queued, the older one runs first; the first
+    command's own late copy (its SQS message) is only acknowledged."""
+    actor, ports, row = _actor()
+    first = ports.commands.add("ping", session_uid=row["id"])
+    second = ports.commands.add("ping", session_uid=row["id"])
+    finished: list[str] = []
+    finish = ports.commands.finish
+    ports.commands.finish = lambda r, **kw: (finished.append(r["id"]), finish(r, **kw))  # type: ignore[method-assign]
+    actor.post_command(second, lambda: None, "ping")
+    drain(actor)
+    assert finished == [first, second]
+    acked = []
+    actor.post_command(first, lambda: acked.append(first), "ping")
+    drain(actor)
+    assert finished == [first, second] and acked == [first]
