@@ -512,7 +512,7 @@ def pproxy_in_front_of(upstream_port: int):
     """A real pproxy (HTTP CONNECT) on loopback whose every tunnel goes on to `upstream_port`
     (the holder): neonize's dial of web.whatsapp.com:443 reaches pproxy and stops at the
     holder, so nothing leaves the machine. Name lookups inside pproxy are loopback-only."""
-    from tests.test_proxy import PPROXY_LOOPBACK_ONLY  # noqa: PLC0415
+    from tests.integration.test_proxy import PPROXY_LOOPBACK_ONLY  # noqa: PLC0415
 
     port = free_port()
     log = tempfile.NamedTemporaryFile("wb", prefix="bench-pproxy-", suffix=".log", delete=False)

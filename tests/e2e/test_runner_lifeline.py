@@ -19,7 +19,7 @@ from chalicelib.repositories.runners import RunnerRepository
 from chalicelib.repositories.shards import ShardRepository
 from runner_container.leases import LeaseManager
 from runner_container.lifeline import Lifeline
-from tests.runner_harness import shard_owners, start_runner, wait_for
+from tests.support.runner_harness import shard_owners, start_runner, wait_for
 
 TTL = 600.0  # leases that would hold for ten minutes: only a cut lifeline can move them in a test
 

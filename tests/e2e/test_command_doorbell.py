@@ -11,7 +11,7 @@ import json
 import pytest
 
 from chalicelib.repositories.commands import NEW_COMMAND_CHANNEL, CommandRepository
-from tests.runner_harness import module_runner
+from tests.support.runner_harness import module_runner
 
 QUIET = {"COMMAND_STALE_AFTER": "600s", "RUNNER_RECONCILE_INTERVAL": "600s"}
 
