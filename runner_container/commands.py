@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from chalicelib.commands.catalog import COMMANDS, CommandSpec
 from chalicelib.repositories.session_store import SessionGone
-from runner_container import handlers
+from runner_container import behaviour, handlers
 from runner_container.machine import message_change
 from runner_container.drivers.base import DriverError
 
@@ -182,6 +182,12 @@ class CommandRunner:
 
     # -- received and sent messages ---------------------------------------------------------
     def received(self, name: str, payload: dict[str, Any]) -> None:
+        if behaviour.ignored(self.actor.behaviour, name, payload):
+            return  # ignore_groups / ignore_status_broadcast: neither stored nor emitted
+        self._record(name, payload)
+        behaviour.after_received(self.actor, name, payload)
+
+    def _record(self, name: str, payload: dict[str, Any]) -> None:
         if "download" in payload:  # received media: stored off this thread (runner_container/inbound_media.py)
             if self.actor.uid is None:
                 self.actor.load()

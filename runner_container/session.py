@@ -17,7 +17,8 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from chalicelib.repositories.session_store import SessionGone, SessionReplaced, StateChange
-from runner_container import machine
+from runner_container import behaviour, machine
+from runner_container.behaviour import Behaviour
 from runner_container.commands import CommandRunner
 from runner_container.drivers.base import DriverError, SessionClient, SessionConfig
 from runner_container.machine import SessionState
@@ -36,6 +37,7 @@ class SessionActor:
         self.log = ports.log
         self.inbox: queue.Queue = queue.Queue()
         self.state = SessionState()
+        self.behaviour = Behaviour()  # the row's behaviour settings, read at every load
         self.client: SessionClient | None = None
         self.generation = 0
         self.commands = CommandRunner(self)
@@ -133,7 +135,14 @@ class SessionActor:
         if row is None:
             raise SessionGone(self.session_id)
         self._bind(row)
+        self._set_behaviour(Behaviour.from_row(row))
         return row
+
+    def _set_behaviour(self, new: Behaviour) -> None:
+        """A settings change reaches the live client here, without a reconnect."""
+        old, self.behaviour = self.behaviour, new
+        if old != new:
+            behaviour.apply(self, old, new)
 
     def _bind(self, row: dict[str, Any]) -> None:
         if self.uid is None:
@@ -236,6 +245,8 @@ class SessionActor:
             return
         clock = self.ports.clock
         self.step(machine.DriverEvent(kind, data, clock.monotonic(), clock.wall(), clock.jitter()))
+        if kind == "connected" and self.state.logged_in:
+            behaviour.on_login(self)
 
     def _reconcile(self, row: dict[str, Any] | None) -> None:
         if row is not None:

@@ -186,7 +186,22 @@ class CreateSessionRequest(Strict):
         return self
 
 
-class UpdateSessionRequest(Strict):
+class BehaviourIn(Strict):
+    """Per-session behaviour the runner applies to a connected session without reconnecting
+    (runner_container/behaviour.py). Only the fields given change."""
+    always_online: Optional[bool] = Field(default=None, description="keep the account's presence 'available' "
+                                          "(sent at every login and when turned on; 'unavailable' when turned off)")
+    ignore_groups: Optional[bool] = Field(default=None, description="drop events of group chats (not stored, "
+                                          "not emitted)")
+    ignore_status_broadcast: Optional[bool] = Field(default=None, description="drop events of status@broadcast "
+                                                    "(contacts' statuses)")
+    auto_read: Optional[bool] = Field(default=None, description="send read receipts for received messages")
+
+
+BEHAVIOUR_FIELDS = tuple(BehaviourIn.model_fields)
+
+
+class UpdateSessionRequest(BehaviourIn):
     name: Optional[str] = Field(default=None, min_length=1, max_length=100)
     webhook: Optional[WebhookIn] = Field(default=None, description="null removes the webhook")
     proxy: Optional[ProxyIn] = Field(default=None, description="null removes the proxy")
@@ -224,7 +239,14 @@ class WebhookOut(Model):
     status: Literal["active", "failing", "disabled", "inactive"]
 
 
-class SessionOut(Model):
+class BehaviourOut(Model):
+    always_online: bool = False
+    ignore_groups: bool = False
+    ignore_status_broadcast: bool = False
+    auto_read: bool = False
+
+
+class SessionOut(BehaviourOut):
     id: str
     session_id: str
     name: str

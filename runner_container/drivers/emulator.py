@@ -38,13 +38,14 @@ from chalicelib.netguard.resolve import NetPolicy
 from chalicelib.repositories.devices import EmulatorDeviceStore
 from runner_container.drivers.base import Driver, DriverError, SessionClient, SessionConfig, Sink
 from runner_container.drivers.emulator_api import _handler
+from runner_container.drivers.emulator_calls import EmulatorCalls
 from runner_container.drivers.emulator_chats import EmulatorChats
 from runner_container.drivers.emulator_rules import (_render, _without_credentials, fake_message_id, fake_qr)
 
 PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
 
 
-class EmulatorClient(EmulatorChats, SessionClient):
+class EmulatorClient(EmulatorCalls, EmulatorChats, SessionClient):
     def __init__(self, driver: "EmulatorDriver", config: SessionConfig, sink: Sink):
         self.driver = driver
         self.config = config
@@ -230,7 +231,7 @@ class EmulatorClient(EmulatorChats, SessionClient):
         message_id = fake_message_id()
         group = bool(chat and chat.endswith("@g.us"))
         data: dict[str, Any] = {
-            "message_id": message_id, "chat": _render(chat if group else sender), "from": _render(sender),
+            "message_id": message_id, "chat": _render(chat or sender), "from": _render(sender),
             "is_group": group,
             "from_me": False, "push_name": None,
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quoted_message_id": None}
@@ -318,6 +319,7 @@ class EmulatorDriver(Driver):
         self.dial_timeout = dial_timeout
         self.clients: dict[str, EmulatorClient] = {}
         self.chats: dict[str, dict[str, Any]] = {}  # session_id -> {"groups": {...}, "activity": [...]}
+        self.opened: dict[str, int] = {}  # session_id -> clients opened (emulator_calls.py)
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -330,6 +332,7 @@ class EmulatorDriver(Driver):
         client = EmulatorClient(self, config, sink)
         with self._lock:
             self.clients[config.session_id] = client
+            self.opened[config.session_id] = self.opened.get(config.session_id, 0) + 1
         return client
 
     def release(self, session_id: str, client: SessionClient) -> None:

@@ -8,7 +8,8 @@ through the API cannot carry it. The driver refuses to start without a token, an
                                            pending login (no push_name: none, as before WhatsApp
                                            syncs it; account presence is then refused)
     POST /emulator/sessions/{id}/inbound   {"from": "...", "text": "..."} -> message.received
-                                           ("chat": "<id>@g.us": in a group, from a member), or media:
+                                           ("chat": "<id>@g.us": in a group, from a member;
+                                           "status@broadcast": a status), or media:
                                            {"from", "type": "image"|"video"|"audio"|"document"|"sticker",
                                             "media_base64", "mime_type", "caption", "filename"}
     POST /emulator/sessions/{id}/drop      drop the socket, as a network fault would
@@ -24,6 +25,8 @@ through the API cannot carry it. The driver refuses to start without a token, an
                                            id), read receipts, presences, number checks, group changes
     POST /emulator/sessions/{id}/groups    {"name", "participants": [...], "admins": [...]} a group
                                            someone else created with this session as a plain member
+    POST /emulator/sessions/{id}/call      {"from", "call_id"} someone calls the session (emulator_calls.py)
+    GET  /emulator/sessions/{id}/connections  {"opened": n}: clients opened for it (emulator_calls.py)
     GET  /emulator/sessions/{id}           what the emulator holds for the session
     GET  /emulator/sessions                every session held by this runner
 """
@@ -36,6 +39,7 @@ import re
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
+from runner_container.drivers import emulator_calls
 from runner_container.drivers.base import DriverError
 from runner_container.drivers.emulator_rules import _bare, _group_view
 
@@ -132,8 +136,9 @@ def _handler(driver: "EmulatorDriver") -> type[BaseHTTPRequestHandler]:
                     if problem:
                         return self._send(422, {"code": "validation_failed", "message": problem})
                     chat = body.get("chat")
-                    if chat is not None and not re.fullmatch(r"[0-9-]+@g\.us", str(chat)):
-                        return self._send(422, {"code": "validation_failed", "message": "chat must be a group JID"})
+                    if chat is not None and not re.fullmatch(r"[0-9-]+@g\.us|status@broadcast", str(chat)):
+                        return self._send(422, {"code": "validation_failed",
+                                                "message": "chat must be a group JID or status@broadcast"})
                     return self._send(200, {"message_id": client.inbound(str(body["from"]), body.get("text"),
                                                                          media, chat=chat)})
                 if method == "POST" and action == "receipt":
@@ -154,6 +159,9 @@ def _handler(driver: "EmulatorDriver") -> type[BaseHTTPRequestHandler]:
                 if method == "POST" and action == "drop":
                     client.drop()
                     return self._send(200, {"dropped": True})
+                answer = emulator_calls.route(driver, client, method, action, body)
+                if answer is not None:
+                    return self._send(*answer)
             except DriverError as exc:
                 return self._send(409, {"code": exc.code, "message": exc.message})
             return self._send(404, {"code": "not_found", "message": f"no emulator route {method} {self.path}"})

@@ -77,6 +77,12 @@ class FakeClient(SessionClient):
     def check_contacts(self, phones: list[str]) -> list[dict[str, Any]]:
         return [{"phone": p, "on_whatsapp": True} for p in phones]
 
+    def mark_read(self, chat: str, message_ids: list[str], sender: str | None) -> None:
+        self.calls.append(("read", chat, tuple(message_ids), sender))
+
+    def send_presence(self, state: str, chat: str | None) -> None:
+        self.calls.append(("presence", state, chat))
+
 
 class FakeDriver(Driver):
     name = "fake"
