@@ -13,6 +13,9 @@ sends one presence, the others change what happens to the next event.
   `group.update` (the account joined or a group changed) is not a chat event and stays.
 - `auto_read`: a received message (not ours, not a status) gets a read receipt right after
   its event is written.
+- `reject_calls`: a `call.offer` is written, then rejected (whatsmeow's RejectCall on the
+  connection that got it), `reject_call_message` is sent to the caller as a text (a normal
+  `message.sent`, in the message log) and `call.rejected` is written.
 A refusal by WhatsApp is logged and never fails the event that caused it.
 """
 from __future__ import annotations
@@ -20,6 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.commands.catalog import COMMANDS
+from chalicelib.repositories.session_store import StateChange
+from runner_container import handlers
 from runner_container.drivers.base import DriverError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,6 +41,8 @@ class Behaviour:
     ignore_groups: bool = False
     ignore_status_broadcast: bool = False
     auto_read: bool = False
+    reject_calls: bool = False
+    reject_call_message: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "Behaviour":
@@ -73,9 +81,15 @@ def on_login(actor: "SessionActor") -> None:
 
 
 def after_received(actor: "SessionActor", name: str, data: dict[str, Any]) -> None:
-    """`auto_read`: the read receipt of a received message (in a group it names the author)."""
-    if not actor.behaviour.auto_read or name != "message.received" or data.get("from_me"):
-        return
+    """What the settings do after an event was written: `auto_read`, `reject_calls`."""
+    if name == "call.offer" and actor.behaviour.reject_calls:
+        _reject_call(actor, data)
+    elif name == "message.received" and actor.behaviour.auto_read and not data.get("from_me"):
+        _read(actor, data)
+
+
+def _read(actor: "SessionActor", data: dict[str, Any]) -> None:
+    """The read receipt of a received message (in a group it names the author)."""
     chat = chat_of(data)
     message_id = data.get("message_id")
     client = actor.client
@@ -88,6 +102,40 @@ def after_received(actor: "SessionActor", name: str, data: dict[str, Any]) -> No
     except DriverError as exc:
         actor.log.warning("auto_read: the read receipt was refused",
                           extra={"session_id": actor.session_id, "code": exc.code, "error": exc.message[:200]})
+
+
+def _reject_call(actor: "SessionActor", data: dict[str, Any]) -> None:
+    given = data.get("from")
+    caller: dict[str, Any] = given if isinstance(given, dict) else {}
+    caller_jid, call_id = str(caller.get("jid") or ""), str(data.get("call_id") or "")
+    client = actor.client
+    if not caller_jid or not call_id or client is None or not actor.state.logged_in:
+        return
+    try:
+        client.reject_call(caller_jid, call_id)
+    except DriverError as exc:
+        actor.log.warning("reject_calls: WhatsApp refused the rejection",
+                          extra={"session_id": actor.session_id, "code": exc.code, "error": exc.message[:200]})
+        return
+    answer: dict[str, Any] = {"call_id": call_id, "from": caller, "timestamp": data.get("timestamp"),
+                              "message_sent": False, "message_id": None}
+    text = actor.behaviour.reject_call_message
+    if text:
+        try:
+            sent = handlers.send_message(actor, COMMANDS["send_message"],
+                                         {"to": _bare(caller_jid), "type": "text", "text": text})
+            answer.update(message_sent=True, message_id=sent["message_id"])
+        except DriverError as exc:
+            answer["message_error"] = exc.code
+            actor.log.warning("reject_calls: the message to the caller was refused",
+                              extra={"session_id": actor.session_id, "code": exc.code, "error": exc.message[:200]})
+    actor.write(StateChange(event="call.rejected", data=answer))
+
+
+def _bare(jid: str) -> str:
+    """A user's chat JID: without the device part a call offer's sender carries."""
+    user, _, server = jid.partition("@")
+    return f"{user.split(':')[0]}@{server or 's.whatsapp.net'}"
 
 
 def _presence(actor: "SessionActor", state: str) -> None:

@@ -196,9 +196,13 @@ class BehaviourIn(Strict):
     ignore_status_broadcast: Optional[bool] = Field(default=None, description="drop events of status@broadcast "
                                                     "(contacts' statuses)")
     auto_read: Optional[bool] = Field(default=None, description="send read receipts for received messages")
+    reject_calls: Optional[bool] = Field(default=None, description="reject every incoming call (event call.rejected)")
+    reject_call_message: Optional[str] = Field(default=None, min_length=1, max_length=4096,
+                                               description="text sent to a rejected caller; null: none")
 
 
 BEHAVIOUR_FIELDS = tuple(BehaviourIn.model_fields)
+NULLABLE_BEHAVIOUR = ("reject_call_message",)  # null clears it (the others: null changes nothing)
 
 
 class UpdateSessionRequest(BehaviourIn):
@@ -244,6 +248,8 @@ class BehaviourOut(Model):
     ignore_groups: bool = False
     ignore_status_broadcast: bool = False
     auto_read: bool = False
+    reject_calls: bool = False
+    reject_call_message: Optional[str] = None
 
 
 class SessionOut(BehaviourOut):

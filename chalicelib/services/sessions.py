@@ -19,7 +19,7 @@ from chalicelib.events import EventPublisher
 from chalicelib.repositories.commands import CommandRepository
 from chalicelib.repositories.devices import DeviceStore
 from chalicelib.repositories.sessions import SessionRepository
-from chalicelib.schemas.sessions import (BEHAVIOUR_FIELDS, CreateSessionRequest, ListSessionsQuery, ProxyIn,
+from chalicelib.schemas.sessions import (BEHAVIOUR_FIELDS, NULLABLE_BEHAVIOUR, CreateSessionRequest, ListSessionsQuery, ProxyIn,
                                          UpdateSessionRequest, WebhookIn)
 from chalicelib.services.auth import generate_session_key, key_digest
 from chalicelib.proxy_config import PROXY_CONTEXT
@@ -182,6 +182,7 @@ class SessionService:
         values: dict[str, Any] = {name: getattr(request, name)
                                   for name in ("name", "auto_reconnect", "metadata", *BEHAVIOUR_FIELDS)
                                   if name in given and getattr(request, name) is not None}
+        values.update({name: None for name in NULLABLE_BEHAVIOUR if name in given and getattr(request, name) is None})
         new_secret = None
         if "webhook" in given:
             if request.webhook is None:

@@ -36,7 +36,7 @@ class EmulatorCalls:
         self._connected()
         call_id = call_id or secrets.token_hex(16).upper()
         self.sink("event", {"event": "call.offer", "data": {
-            "call_id": call_id, "from": _render(caller), "is_group": False,
+            "call_id": call_id, "from": _render(caller),
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}})
         return call_id
 

@@ -83,6 +83,9 @@ class FakeClient(SessionClient):
     def send_presence(self, state: str, chat: str | None) -> None:
         self.calls.append(("presence", state, chat))
 
+    def reject_call(self, caller: str, call_id: str) -> None:
+        self.calls.append(("reject_call", caller, call_id))
+
 
 class FakeDriver(Driver):
     name = "fake"

@@ -93,3 +93,38 @@ def test_an_apply_settings_command_rereads_the_row_at_once():
     assert ports.commands.rows[command]["status"] == "succeeded"
     assert ports.commands.rows[command]["result"]["applied"]["always_online"] is True
     assert client.calls[-1] == ("presence", "available", None)
+
+
+def _offer(client, call_id="CALL1", caller="5511912345671:7@s.whatsapp.net"):
+    client.sink("event", {"event": "call.offer", "data": {
+        "call_id": call_id, "from": {"jid": caller, "phone": "5511912345671"}, "timestamp": "2026-11-30T00:00:00Z"}})
+
+
+def test_a_call_is_rejected_the_caller_gets_the_text_and_call_rejected_is_written():
+    actor, ports, row, client = _logged_in(reject_calls=True, reject_call_message="I cannot take calls")
+    before = len(ports.store.changes)
+    _offer(client)
+    drain(actor)
+    assert ("reject_call", "5511912345671:7@s.whatsapp.net", "CALL1") in client.calls
+    assert ("send", "5511912345671@s.whatsapp.net") in client.calls  # to the user, not the calling device
+    changes = [c for _, c in ports.store.changes[before:]]
+    assert [c.event for c in changes] == ["call.offer", "message.sent", "call.rejected"]
+    rejected = changes[-1].data
+    assert rejected["call_id"] == "CALL1" and rejected["message_sent"] is True
+    assert rejected["message_id"] == changes[1].data["message_id"]
+    assert changes[1].data["text"] == "I cannot take calls"
+
+
+def test_calls_are_left_alone_without_reject_calls_and_rejected_silently_without_a_text():
+    actor, ports, row, client = _logged_in()
+    _offer(client)
+    drain(actor)
+    assert not [c for c in client.calls if c[0] in ("reject_call", "send")]
+    assert ports.store.events()[-1] == "call.offer"
+    _reconcile(actor, ports, reject_calls=True)
+    _offer(client, "CALL2")
+    drain(actor)
+    assert [c for c in client.calls if c[0] in ("reject_call", "send")] == [
+        ("reject_call", "5511912345671:7@s.whatsapp.net", "CALL2")]
+    last = [c for _, c in ports.store.changes][-1]
+    assert last.event == "call.rejected" and last.data["message_sent"] is False
