@@ -43,6 +43,8 @@ class Behaviour:
     auto_read: bool = False
     reject_calls: bool = False
     reject_call_message: str | None = None
+    send_rate: int | None = None  # messages a minute (runner_container/pacing.py)
+    typing_simulation: bool = False
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "Behaviour":

@@ -18,6 +18,7 @@ from chalicelib.commands.catalog import COMMANDS, CommandSpec
 from chalicelib.repositories.session_store import SessionGone
 from runner_container import behaviour, handlers
 from runner_container.machine import message_change
+from runner_container.pacing import Pacer
 from runner_container.drivers.base import DriverError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,6 +33,7 @@ class CommandRunner:
         self.ports = actor.ports
         self.pending_ids: set[str] = set()  # posted and not finished (no duplicates in the inbox)
         self.deferred: list[Deferred] = []  # waiting for the login, in order
+        self.pacer = Pacer(actor)  # claimed sends waiting for their slot (send_rate, typing), in order
         self._lock = threading.Lock()
 
     # -- bookkeeping (any thread) ---------------------------------------------------------
@@ -50,6 +52,9 @@ class CommandRunner:
     def next_deadline(self) -> float | None:
         return self.deferred[0][2] if self.deferred else None
 
+    def pacer_deadline(self) -> float | None:
+        return self.pacer.next_deadline()
+
     # -- running --------------------------------------------------------------------------
     def run(self, command_id: str, on_done: Callable[[], None], type: str | None = None,
             from_deferred: bool = False) -> None:
@@ -57,7 +62,7 @@ class CommandRunner:
             deadline = self.ports.clock.monotonic() + self.ports.settings.send_waits_for_login
             self.deferred.append((command_id, on_done, deadline))
             return
-        acknowledged = False
+        acknowledged = parked = False
         try:
             if self.actor.uid is None:
                 self.actor.load()
@@ -69,11 +74,26 @@ class CommandRunner:
             # release the queue message now and let SQS hand over the session's next one
             on_done()
             acknowledged = True
-            self._execute_row(row)
+            if self.pacer.admits(row):  # waits for its slot (runner_container/pacing.py); stays tracked
+                self.pacer.park(row)
+                parked = True
+            else:
+                self._execute_row(row)
         finally:
-            self._forget(command_id)
+            if not parked:
+                self._forget(command_id)
             if not acknowledged:
                 on_done()
+        if parked:
+            self.pace()
+
+    def pace(self) -> None:
+        """Run the paced commands whose time came."""
+        for row in self.pacer.ready():
+            try:
+                self._execute_row(row)
+            finally:
+                self._forget(str(row["id"]))
 
     def _execute_row(self, row: dict[str, Any]) -> None:
         started = time.monotonic()
@@ -90,6 +110,8 @@ class CommandRunner:
             finish(row, ok=False, error={"code": "internal_error", "message": str(exc)[:300]})
         else:
             finish(row, ok=True, result=result)
+            if row["type"] == "send_message":
+                self.pacer.sent()
         self.actor.log.debug("command done", extra={"command_id": str(row["id"]), "type": row["type"],
                                                     "ms": round((time.monotonic() - started) * 1000, 1)})
 
@@ -165,6 +187,16 @@ class CommandRunner:
         for command_id, on_done in self._take_inbox():
             self.fail(command_id, on_done, code, message)
         self.fail_deferred(code, message)
+        self._drop_paced(code, message)
+
+    def _drop_paced(self, code: str, message: str) -> None:
+        """The claimed sends still waiting, failed (their session is gone or replaced: a deleted
+        session's commands are deleted with it, so this finds nothing to write then)."""
+        for row in self.pacer.take_all():
+            try:
+                self.ports.commands.finish(row, ok=False, error={"code": code, "message": message})
+            finally:
+                self._forget(str(row["id"]))
 
     def hand_over(self) -> None:
         """Give the commands waiting here to the actor of the session that now has this
@@ -178,6 +210,7 @@ class CommandRunner:
         for command_id, on_done in waiting:
             self._forget(command_id)
             successor.post_command(command_id, on_done)
+        self._drop_paced("session_not_found", "the command's session was deleted")
         successor.post("reconcile", None)
 
     # -- received and sent messages ---------------------------------------------------------

@@ -72,8 +72,8 @@ class SessionActor:
         return lambda kind, data: self.inbox.put(("driver", generation, kind, data))
 
     def _next_timer(self) -> float | None:
-        timers = [t for t in (self.state.retry_at, self.state.qr_deadline, self.commands.next_deadline())
-                  if t is not None]
+        timers = [t for t in (self.state.retry_at, self.state.qr_deadline, self.commands.next_deadline(),
+                              self.commands.pacer_deadline()) if t is not None]
         return min(timers) if timers else None
 
     def _run(self) -> None:
@@ -90,6 +90,10 @@ class SessionActor:
                     return
                 if not self._handle_safely(item):
                     return
+                if item[0] != "timer" and deadline is not None and self.ports.clock.monotonic() >= deadline:
+                    # a busy inbox never times out: the timers (paced sends above all) must not starve
+                    if not self._handle_safely(("timer",)):
+                        return
         finally:
             self.done.set()
             if self.ports.actors is not None:
@@ -143,6 +147,7 @@ class SessionActor:
         old, self.behaviour = self.behaviour, new
         if old != new:
             behaviour.apply(self, old, new)
+            self.commands.pacer.reschedule()
 
     def _bind(self, row: dict[str, Any]) -> None:
         if self.uid is None:
@@ -234,6 +239,7 @@ class SessionActor:
                 release(self.session_id, client)
 
     def _timers(self) -> None:
+        self.commands.pace()
         now = self.ports.clock.monotonic()
         deadline = self.commands.next_deadline()
         self.step(machine.Tick(now, deferred_due=deadline is not None and now >= deadline,

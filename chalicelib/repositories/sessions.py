@@ -21,7 +21,7 @@ UPDATABLE = {"name", "webhook_url", "webhook_events", "webhook_secret_enc", "pro
              "auto_reconnect", "metadata",
              # behaviour (runner_container/behaviour.py)
              "always_online", "ignore_groups", "ignore_status_broadcast", "auto_read", "reject_calls",
-             "reject_call_message"}
+             "reject_call_message", "send_rate", "typing_simulation"}
 
 
 def escape_like(text: str) -> str:

@@ -199,10 +199,15 @@ class BehaviourIn(Strict):
     reject_calls: Optional[bool] = Field(default=None, description="reject every incoming call (event call.rejected)")
     reject_call_message: Optional[str] = Field(default=None, min_length=1, max_length=4096,
                                                description="text sent to a rejected caller; null: none")
+    send_rate: Optional[int] = Field(default=None, ge=1, le=600, strict=True,
+                                     description="messages a minute this session sends at most (sends over it wait "
+                                                 "in the session's order, never dropped); null: unlimited")
+    typing_simulation: Optional[bool] = Field(default=None, description="'composing' in the chat before each text, "
+                                              "for a time proportional to its length (0.5 to 5 s)")
 
 
 BEHAVIOUR_FIELDS = tuple(BehaviourIn.model_fields)
-NULLABLE_BEHAVIOUR = ("reject_call_message",)  # null clears it (the others: null changes nothing)
+NULLABLE_BEHAVIOUR = ("reject_call_message", "send_rate")  # null clears it (the others: null changes nothing)
 
 
 class UpdateSessionRequest(BehaviourIn):
@@ -250,6 +255,8 @@ class BehaviourOut(Model):
     auto_read: bool = False
     reject_calls: bool = False
     reject_call_message: Optional[str] = None
+    send_rate: Optional[int] = None
+    typing_simulation: bool = False
 
 
 class SessionOut(BehaviourOut):
