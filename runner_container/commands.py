@@ -110,8 +110,6 @@ class CommandRunner:
             finish(row, ok=False, error={"code": "internal_error", "message": str(exc)[:300]})
         else:
             finish(row, ok=True, result=result)
-            if row["type"] == "send_message":
-                self.pacer.sent()
         self.actor.log.debug("command done", extra={"command_id": str(row["id"]), "type": row["type"],
                                                     "ms": round((time.monotonic() - started) * 1000, 1)})
 

@@ -77,6 +77,7 @@ def _logged_in(actor: "SessionActor") -> SessionClient:
 def send_message(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
     client = _logged_in(actor)
     payload = with_references(actor, payload)
+    actor.commands.pacer.sent(actor.ports.clock.monotonic())  # the pace counts from the hand-over to WhatsApp
     sent = client.send(payload)
     shown = {k: v for k, v in payload.items() if k not in ("media_base64",)}  # no blobs in events
     actor.write(StateChange(event="message.sent", data={**shown, "message_id": sent["message_id"],

@@ -58,7 +58,7 @@ class Pacer:
     def __init__(self, actor: "SessionActor"):
         self.actor = actor
         self.queue: deque[Waiting] = deque()
-        self.last_send: float | None = None  # monotonic time the session's last message went out
+        self.last_send: float | None = None  # monotonic time the session's last send was handed to the driver
 
     def admits(self, row: dict[str, Any]) -> bool:
         """Whether a claimed command must wait here rather than run now."""
@@ -73,8 +73,9 @@ class Pacer:
     def park(self, row: dict[str, Any]) -> None:
         self.queue.append(Waiting(row, wake=self.actor.ports.clock.monotonic()))
 
-    def sent(self) -> None:
-        self.last_send = self.actor.ports.clock.monotonic()
+    def sent(self, at: float) -> None:
+        """A message went out; `at`: when it was handed to the driver (the next slot counts from there)."""
+        self.last_send = at
 
     def reschedule(self) -> None:
         """The settings changed: look at the head again now (a new rate moves its slot)."""

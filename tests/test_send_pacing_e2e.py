@@ -79,8 +79,10 @@ def test_thirty_sends_at_sixty_a_minute_take_about_thirty_seconds_in_order_none_
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
     span = stamps[-1] - stamps[0]
     print(f"posted 30 in {posting:.2f}s; span {span:.2f}s; gaps min {min(gaps):.3f}s max {max(gaps):.3f}s")
-    assert min(gaps) >= 0.95, gaps  # never faster than the rate
-    assert 29 * 0.95 <= span <= 29 * 1.0 + 15, span  # about 30 s: the rate, not a stall
+    # the pace counts from each hand-over to the driver: a gap is short of the interval only by the
+    # jitter between hand-over and the emulator's clock read (milliseconds), never by a burst
+    assert min(gaps) >= 0.9, gaps
+    assert 29 * 0.98 <= span <= 29 * 1.0 + 15, span  # about 30 s: the rate, not a stall
     assert posting < span / 2  # the API did not wait for the pace
     wait_for(lambda: set(_statuses(db, ids).values()) == {"succeeded"}, message="every command succeeded")
 
