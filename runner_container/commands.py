@@ -196,6 +196,16 @@ class CommandRunner:
             finally:
                 self._forget(str(row["id"]))
 
+    def release_paced(self) -> None:
+        """The actor stops (shard lost, runner stopping) while claimed sends wait: they go back to
+        `queued`, so the session's next owner runs them, in order (a dead runner's are taken over
+        from the backlog instead: runner_container/pacing.py)."""
+        rows = self.pacer.take_all()
+        for row in rows:
+            self._forget(str(row["id"]))
+        if rows:
+            self.ports.commands.release(rows)
+
     def hand_over(self) -> None:
         """Give the commands waiting here to the actor of the session that now has this
         session_id (they are its commands: a deleted session's commands are deleted with it)."""

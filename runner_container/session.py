@@ -274,4 +274,9 @@ class SessionActor:
         except Exception as exc:  # noqa: BLE001 - the next owner reconciles anyway
             self.log.warning("could not record handover", extra={"session_id": self.session_id,
                                                                  "error": str(exc)[:200]})
+        try:
+            self.commands.release_paced()
+        except Exception as exc:  # noqa: BLE001 - left `running` under this runner: taken over once it is gone
+            self.log.warning("could not give back the waiting sends", extra={"session_id": self.session_id,
+                                                                            "error": str(exc)[:200]})
         # commands still in the inbox stay `queued`/unacknowledged: the next owner runs them

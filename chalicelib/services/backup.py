@@ -30,6 +30,7 @@ from chalicelib.passphrase_seal import MIN_PASSPHRASE_CHARS, SealBroken, Sealer,
 from chalicelib.repositories.sessions import SessionRepository
 from chalicelib.services.auth import generate_session_key, key_digest
 from chalicelib.services.sessions import PROXY_CONTEXT, WEBHOOK_CONTEXT, generate_webhook_secret
+from chalicelib.schemas.sessions import BEHAVIOUR_FIELDS
 
 PASSPHRASE_HEADER = "X-Export-Passphrase"
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -87,6 +88,7 @@ class SessionBackup:
             if row.get("webhook_url") else None,
             "proxy": {name: row.get(f"proxy_{name}") for name in ("enabled", "type", "host", "port", "username")}
             if row.get("proxy_host") else None,
+            "behaviour": {name: row.get(name) for name in BEHAVIOUR_FIELDS},
         }
         if sealer is not None:
             secrets: dict[str, Any] = {"api_key_digest": row["api_key_hash"]}
@@ -153,6 +155,8 @@ class SessionBackup:
             digest = key_digest(result["api_key"])
         values: dict[str, Any] = {"session_id": session_id, "name": session.name, "api_key_hash": digest,
                                   "auto_reconnect": session.auto_reconnect, "metadata": session.metadata}
+        if session.behaviour is not None:
+            values.update({name: value for name, value in session.behaviour.model_dump().items() if value is not None})
         box = self._secret_box
         if session.webhook is not None:
             self.check_webhook_url(session.webhook.url)

@@ -130,6 +130,11 @@ class FakeLedger:
     def get(self, command_id: str) -> dict[str, Any] | None:
         return self.rows.get(command_id)
 
+    def release(self, rows: list[dict[str, Any]]) -> int:
+        for row in rows:
+            self.rows[row["id"]]["status"] = "queued"
+        return len(rows)
+
     def finish(self, row: dict[str, Any], *, ok: bool, result: Any = None, error: Any = None) -> None:
         self.rows[row["id"]].update(status="succeeded" if ok else "failed", result=result, error=error)
 

@@ -156,3 +156,14 @@ def test_the_session_row_gone_fails_the_waiting_sends():
     assert ports.commands.rows[waiting]["status"] == "failed"
     assert ports.commands.rows[waiting]["error"]["code"] == "session_not_found"
     assert actor._next_timer() is None
+
+
+def test_an_actor_stopping_gives_its_waiting_sends_back_to_the_queue_for_the_next_owner():
+    actor, ports, row, client = _logged_in(send_rate=60)
+    first, _ = _send(actor, ports, row)
+    waiting = [_send(actor, ports, row)[0] for _ in range(2)]
+    assert [ports.commands.rows[c]["status"] for c in waiting] == ["running", "running"]
+    actor._shutdown(graceful=True)  # the shard moves to another runner
+    assert ports.commands.rows[first]["status"] == "succeeded"
+    assert [ports.commands.rows[c]["status"] for c in waiting] == ["queued", "queued"]
+    assert actor._next_timer() is None and not actor.commands.pending_ids
