@@ -65,7 +65,8 @@ def _run_and_replace(api, db, stack, make_session, stop_a):
 def _check(texts, sent_by_a, sent_by_b, stamps, rows):
     # in order, none lost: B sends exactly what A had not finished (after kill -9 that may include
     # one A handed to WhatsApp without finishing its row: at-least-once)
-    assert sent_by_a == texts[:len(sent_by_a)] and len(sent_by_a) >= 3
+    # (A's third message may be the one a kill -9 cut before its row was finished)
+    assert sent_by_a == texts[:len(sent_by_a)] and len(sent_by_a) >= 2
     assert sent_by_b == texts[len(sent_by_a):], (sent_by_a, sent_by_b)
     assert len(sent_by_b) >= 4 and {c["runner_id"] for c in rows[len(sent_by_a):]} == {"pacing-b"}
     assert min(b - a for a, b in zip(stamps, stamps[1:])) >= 1.8  # at the pace on B too
