@@ -184,7 +184,8 @@ class Container:
                               before_delete=self.connections.logout_before_delete,
                               check_webhook_url=self.webhook_url_check,
                               check_proxy=self.proxy_host_check,
-                              after_delete=lambda row: self.media.forget_session(str(row["id"])))
+                              after_delete=lambda row: self.media.forget_session(str(row["id"])),
+                              commands=self.commands)
 
     @cached_property
     def backup(self) -> "SessionBackup":

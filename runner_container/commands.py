@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from chalicelib.commands.catalog import COMMANDS, CommandSpec
 from chalicelib.repositories.session_store import SessionGone
-from runner_container import handlers
+from runner_container import behaviour, handlers
 from runner_container.machine import message_change
+from runner_container.pacing import Pacer
 from runner_container.drivers.base import DriverError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,6 +35,7 @@ class CommandRunner:
         self.pending_ids: set[str] = set()  # posted and not finished (no duplicates in the inbox)
         self.deferred: list[Deferred] = []  # waiting for the login, in order
         self.recent: dict[str, None] = {}  # ids finished by this actor, oldest first (bounded by RECENT)
+        self.pacer = Pacer(actor)  # claimed sends waiting for their slot (send_rate, typing), in order
         self._lock = threading.Lock()
 
     # -- bookkeeping (any thread) ---------------------------------------------------------
@@ -52,6 +54,9 @@ class CommandRunner:
     def next_deadline(self) -> float | None:
         return self.deferred[0][2] if self.deferred else None
 
+    def pacer_deadline(self) -> float | None:
+        return self.pacer.next_deadline()
+
     # -- running --------------------------------------------------------------------------
     def run(self, command_id: str, on_done: Callable[[], None], type: str | None = None,
             from_deferred: bool = False) -> None:
@@ -63,7 +68,7 @@ class CommandRunner:
             deadline = self.ports.clock.monotonic() + self.ports.settings.send_waits_for_login
             self.deferred.append((command_id, on_done, deadline))
             return
-        acknowledged = False
+        acknowledged = parked = False
         try:
             if self.actor.uid is None:
                 self.actor.load()
@@ -75,11 +80,26 @@ class CommandRunner:
             # release the queue message now and let SQS hand over the session's next one
             on_done()
             acknowledged = True
-            self._execute_row(row)
+            if self.pacer.admits(row):  # waits for its slot (runner_container/pacing.py); stays tracked
+                self.pacer.park(row)
+                parked = True
+            else:
+                self._execute_row(row)
         finally:
-            self._forget(command_id)
+            if not parked:
+                self._forget(command_id)
             if not acknowledged:
                 on_done()
+        if parked:
+            self.pace()
+
+    def pace(self) -> None:
+        """Run the paced commands whose time came."""
+        for row in self.pacer.ready():
+            try:
+                self._execute_row(row)
+            finally:
+                self._forget(str(row["id"]))
 
     def _claim_in_order(self, command_id: str) -> dict[str, Any] | None:
         """Claim the command once no older command of the session is queued: those that
@@ -190,6 +210,26 @@ class CommandRunner:
         for command_id, on_done in self._take_inbox():
             self.fail(command_id, on_done, code, message)
         self.fail_deferred(code, message)
+        self._drop_paced(code, message)
+
+    def _drop_paced(self, code: str, message: str) -> None:
+        """The claimed sends still waiting, failed (their session is gone or replaced: a deleted
+        session's commands are deleted with it, so this finds nothing to write then)."""
+        for row in self.pacer.take_all():
+            try:
+                self.ports.commands.finish(row, ok=False, error={"code": code, "message": message})
+            finally:
+                self._forget(str(row["id"]))
+
+    def release_paced(self) -> None:
+        """The actor stops (shard lost, runner stopping) while claimed sends wait: they go back to
+        `queued`, so the session's next owner runs them, in order (a dead runner's are taken over
+        from the backlog instead: runner_container/pacing.py)."""
+        rows = self.pacer.take_all()
+        for row in rows:
+            self._forget(str(row["id"]))
+        if rows:
+            self.ports.commands.release(rows)
 
     def hand_over(self) -> None:
         """Give the commands waiting here to the actor of the session that now has this
@@ -203,10 +243,17 @@ class CommandRunner:
         for command_id, on_done in waiting:
             self._forget(command_id)
             successor.post_command(command_id, on_done)
+        self._drop_paced("session_not_found", "the command's session was deleted")
         successor.post("reconcile", None)
 
     # -- received and sent messages ---------------------------------------------------------
     def received(self, name: str, payload: dict[str, Any]) -> None:
+        if behaviour.ignored(self.actor.behaviour, name, payload):
+            return  # ignore_groups / ignore_status_broadcast: neither stored nor emitted
+        self._record(name, payload)
+        behaviour.after_received(self.actor, name, payload)
+
+    def _record(self, name: str, payload: dict[str, Any]) -> None:
         if "download" in payload:  # received media: stored off this thread (runner_container/inbound_media.py)
             if self.actor.uid is None:
                 self.actor.load()

@@ -7,6 +7,7 @@ session's client.
 """
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.commands.catalog import CommandSpec
@@ -23,6 +24,12 @@ Result = dict[str, Any]
 
 def ping(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
     return {"pong": True, "runner_id": actor.ports.settings.runner_id}
+
+
+def apply_settings(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
+    """Reread the session row: a behaviour change reaches the live client (runner_container/behaviour.py)."""
+    actor.load()
+    return {"applied": asdict(actor.behaviour)}
 
 
 def connect(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
@@ -70,6 +77,7 @@ def _logged_in(actor: "SessionActor") -> SessionClient:
 def send_message(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
     client = _logged_in(actor)
     payload = with_mention_all(client, actor.state.jid, with_references(actor, payload))
+    actor.commands.pacer.sent(actor.ports.clock.monotonic())  # the pace counts from the hand-over to WhatsApp
     sent = client.send(payload)
     # no blobs in events, nor a group's whole participant list
     shown = {k: v for k, v in payload.items() if k not in ("media_base64", "mention_all_jids")}

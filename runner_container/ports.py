@@ -59,6 +59,10 @@ class CommandLedger:
     def get(self, command_id: str) -> dict[str, Any] | None:
         return self.repo.get_by_id(command_id)
 
+    def release(self, rows: list[dict[str, Any]]) -> int:
+        """Claimed commands given back to `queued` (a handover before they ran)."""
+        return self.repo.release([str(row["id"]) for row in rows], self.runner_id) if rows else 0
+
     def finish(self, row: dict[str, Any], *, ok: bool, result: dict[str, Any] | None = None,
                error: dict[str, Any] | None = None) -> None:
         self.repo.finish(str(row["id"]), ok=ok, result=result, error=error)

@@ -17,7 +17,8 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from chalicelib.repositories.session_store import SessionGone, SessionReplaced, StateChange
-from runner_container import machine
+from runner_container import behaviour, machine
+from runner_container.behaviour import Behaviour
 from runner_container.commands import CommandRunner
 from runner_container.drivers.base import DriverError, SessionClient, SessionConfig
 from runner_container.machine import SessionState
@@ -36,6 +37,7 @@ class SessionActor:
         self.log = ports.log
         self.inbox: queue.Queue = queue.Queue()
         self.state = SessionState()
+        self.behaviour = Behaviour()  # the row's behaviour settings, read at every load
         self.client: SessionClient | None = None
         self.generation = 0
         self.commands = CommandRunner(self)
@@ -70,8 +72,8 @@ class SessionActor:
         return lambda kind, data: self.inbox.put(("driver", generation, kind, data))
 
     def _next_timer(self) -> float | None:
-        timers = [t for t in (self.state.retry_at, self.state.qr_deadline, self.commands.next_deadline())
-                  if t is not None]
+        timers = [t for t in (self.state.retry_at, self.state.qr_deadline, self.commands.next_deadline(),
+                              self.commands.pacer_deadline()) if t is not None]
         return min(timers) if timers else None
 
     def _run(self) -> None:
@@ -88,6 +90,10 @@ class SessionActor:
                     return
                 if not self._handle_safely(item):
                     return
+                if item[0] != "timer" and deadline is not None and self.ports.clock.monotonic() >= deadline:
+                    # a busy inbox never times out: the timers (paced sends above all) must not starve
+                    if not self._handle_safely(("timer",)):
+                        return
         finally:
             self.done.set()
             if self.ports.actors is not None:
@@ -133,7 +139,15 @@ class SessionActor:
         if row is None:
             raise SessionGone(self.session_id)
         self._bind(row)
+        self._set_behaviour(Behaviour.from_row(row))
         return row
+
+    def _set_behaviour(self, new: Behaviour) -> None:
+        """A settings change reaches the live client here, without a reconnect."""
+        old, self.behaviour = self.behaviour, new
+        if old != new:
+            behaviour.apply(self, old, new)
+            self.commands.pacer.reschedule()
 
     def _bind(self, row: dict[str, Any]) -> None:
         if self.uid is None:
@@ -226,6 +240,7 @@ class SessionActor:
                 release(self.session_id, client)
 
     def _timers(self) -> None:
+        self.commands.pace()
         now = self.ports.clock.monotonic()
         deadline = self.commands.next_deadline()
         self.step(machine.Tick(now, deferred_due=deadline is not None and now >= deadline,
@@ -237,6 +252,8 @@ class SessionActor:
             return
         clock = self.ports.clock
         self.step(machine.DriverEvent(kind, data, clock.monotonic(), clock.wall(), clock.jitter()))
+        if kind == "connected" and self.state.logged_in:
+            behaviour.on_login(self)
 
     def _reconcile(self, row: dict[str, Any] | None) -> None:
         if row is not None:
@@ -258,4 +275,9 @@ class SessionActor:
         except Exception as exc:  # noqa: BLE001 - the next owner reconciles anyway
             self.log.warning("could not record handover", extra={"session_id": self.session_id,
                                                                  "error": str(exc)[:200]})
+        try:
+            self.commands.release_paced()
+        except Exception as exc:  # noqa: BLE001 - left `running` under this runner: taken over once it is gone
+            self.log.warning("could not give back the waiting sends", extra={"session_id": self.session_id,
+                                                                            "error": str(exc)[:200]})
         # commands still in the inbox stay `queued`/unacknowledged: the next owner runs them

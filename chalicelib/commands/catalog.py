@@ -43,6 +43,8 @@ COMMANDS: dict[str, CommandSpec] = {spec.type: spec for spec in (
     CommandSpec("pair_phone", "pair_phone", failure_code="pair_phone_failed"),
     CommandSpec("send_message", "send_message", waits_for_login=True, what="the send", failure_code="send_failed"),
     CommandSpec("ping", "ping"),
+    # the session row's behaviour settings changed (PUT /sessions/{id}): reread, no reconnect
+    CommandSpec("apply_settings", "apply_settings"),
     # chats, contacts and groups (chalicelib/services/chats.py)
     _chat("mark_read", "marking messages read", handler="mark_read"),
     _chat("send_presence", "sending the presence", handler="send_presence"),

@@ -115,6 +115,16 @@ class CommandRepository:
                 WHERE c.id = %s ORDER BY o.created_at LIMIT %s
                 """, (command_id, limit)).fetchall()
 
+    def release(self, command_ids: list[str], runner_id: str) -> int:
+        """Give claimed, not started commands back (`running` -> `queued`): a runner handing a
+        session over while its sends wait for their slot (runner_container/pacing.py). The
+        next owner runs them from the backlog, oldest first; the sweeper resends them to SQS."""
+        with self.db.connection() as conn:
+            return conn.execute(
+                "UPDATE commands SET status = 'queued', runner_id = NULL, started_at = NULL, updated_at = now() "
+                "WHERE id = ANY(%s::uuid[]) AND status = 'running' AND runner_id = %s",
+                (command_ids, runner_id)).rowcount
+
     def finish(self, command_id: str, *, ok: bool, result: dict[str, Any] | None = None,
                error: dict[str, Any] | None = None) -> None:
         with self.db.connection() as conn:

@@ -26,7 +26,10 @@ from chalicelib.repositories.runtime import RuntimeRepository
 KEEP: Any = object()  # a column the change leaves as it is
 CONNECTED = ("connected", "authenticated")
 SESSION_COLUMNS = ("id, session_id, jid, status, desired_state, auto_reconnect, proxy_enabled, proxy_type, "
-                   "proxy_host, proxy_port, proxy_username, proxy_password_enc")
+                   "proxy_host, proxy_port, proxy_username, proxy_password_enc, "
+                   # behaviour settings (runner_container/behaviour.py)
+                   "always_online, ignore_groups, ignore_status_broadcast, auto_read, reject_calls, reject_call_message, "
+                   "send_rate, typing_simulation")
 
 
 class SessionGone(Exception):

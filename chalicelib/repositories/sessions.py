@@ -18,7 +18,10 @@ _SELECT = """
 
 UPDATABLE = {"name", "webhook_url", "webhook_events", "webhook_secret_enc", "proxy_enabled",
              "proxy_type", "proxy_host", "proxy_port", "proxy_username", "proxy_password_enc",
-             "auto_reconnect", "metadata"}
+             "auto_reconnect", "metadata",
+             # behaviour (runner_container/behaviour.py)
+             "always_online", "ignore_groups", "ignore_status_broadcast", "auto_read", "reject_calls",
+             "reject_call_message", "send_rate", "typing_simulation"}
 
 
 def escape_like(text: str) -> str:

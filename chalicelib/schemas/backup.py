@@ -11,7 +11,7 @@ from typing import Any, Literal, Optional
 from pydantic import ConfigDict, Field, field_validator
 
 from chalicelib.schemas.base import Model, Strict
-from chalicelib.schemas.sessions import (SESSION_ID_PATTERN, ProxyIn, WebhookIn, check_http_url, check_metadata,
+from chalicelib.schemas.sessions import (SESSION_ID_PATTERN, BehaviourIn, ProxyIn, WebhookIn, check_http_url, check_metadata,
                                          check_session_id)
 
 FORMAT = "zemeow.sessions"
@@ -74,6 +74,8 @@ class ExportedSession(Strict):
     metadata: dict[str, Any] = Field(default_factory=dict)
     webhook: Optional[ExportedWebhook] = None
     proxy: Optional[ExportedProxy] = None
+    behaviour: Optional[BehaviourIn] = Field(default=None, description="the session's behaviour settings "
+                                             "(absent in older exports: all off)")
     secrets: Optional[Sealed] = Field(default=None, description="present when exported with include_secrets")
 
     @field_validator("session_id")

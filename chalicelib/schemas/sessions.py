@@ -186,7 +186,31 @@ class CreateSessionRequest(Strict):
         return self
 
 
-class UpdateSessionRequest(Strict):
+class BehaviourIn(Strict):
+    """Per-session behaviour the runner applies to a connected session without reconnecting
+    (runner_container/behaviour.py). Only the fields given change."""
+    always_online: Optional[bool] = Field(default=None, description="keep the account's presence 'available' "
+                                          "(sent at every login and when turned on; 'unavailable' when turned off)")
+    ignore_groups: Optional[bool] = Field(default=None, description="drop events of group chats (not stored, "
+                                          "not emitted)")
+    ignore_status_broadcast: Optional[bool] = Field(default=None, description="drop events of status@broadcast "
+                                                    "(contacts' statuses)")
+    auto_read: Optional[bool] = Field(default=None, description="send read receipts for received messages")
+    reject_calls: Optional[bool] = Field(default=None, description="reject every incoming call (event call.rejected)")
+    reject_call_message: Optional[str] = Field(default=None, min_length=1, max_length=4096,
+                                               description="text sent to a rejected caller; null: none")
+    send_rate: Optional[int] = Field(default=None, ge=1, le=600, strict=True,
+                                     description="messages a minute this session sends at most (sends over it wait "
+                                                 "in the session's order, never dropped); null: unlimited")
+    typing_simulation: Optional[bool] = Field(default=None, description="'composing' in the chat before each text, "
+                                              "for a time proportional to its length (0.5 to 5 s)")
+
+
+BEHAVIOUR_FIELDS = tuple(BehaviourIn.model_fields)
+NULLABLE_BEHAVIOUR = ("reject_call_message", "send_rate")  # null clears it (the others: null changes nothing)
+
+
+class UpdateSessionRequest(BehaviourIn):
     name: Optional[str] = Field(default=None, min_length=1, max_length=100)
     webhook: Optional[WebhookIn] = Field(default=None, description="null removes the webhook")
     proxy: Optional[ProxyIn] = Field(default=None, description="null removes the proxy")
@@ -224,7 +248,18 @@ class WebhookOut(Model):
     status: Literal["active", "failing", "disabled", "inactive"]
 
 
-class SessionOut(Model):
+class BehaviourOut(Model):
+    always_online: bool = False
+    ignore_groups: bool = False
+    ignore_status_broadcast: bool = False
+    auto_read: bool = False
+    reject_calls: bool = False
+    reject_call_message: Optional[str] = None
+    send_rate: Optional[int] = None
+    typing_simulation: bool = False
+
+
+class SessionOut(BehaviourOut):
     id: str
     session_id: str
     name: str

@@ -23,7 +23,7 @@ from typing import Any, Callable
 from chalicelib.crypto import DecryptionError, SecretBox
 from chalicelib.errors import Conflict, SessionNotFound, ValidationFailed, ZemeowError
 from chalicelib.passphrase_seal import MIN_PASSPHRASE_CHARS, SealBroken, Sealer, UnsupportedSeal
-from chalicelib.schemas.sessions import WebhookIn
+from chalicelib.schemas.sessions import BEHAVIOUR_FIELDS, WebhookIn
 from chalicelib.services.auth import generate_session_key, key_digest
 from chalicelib.services.sessions import PROXY_CONTEXT, WEBHOOK_CONTEXT, SessionService
 
@@ -84,6 +84,7 @@ class SessionBackup:
             if row.get("webhook_url") else None,
             "proxy": {name: row.get(f"proxy_{name}") for name in ("enabled", "type", "host", "port", "username")}
             if row.get("proxy_host") else None,
+            "behaviour": {name: row.get(name) for name in BEHAVIOUR_FIELDS},
         }
         if sealer is not None:
             secrets: dict[str, Any] = {"api_key_digest": row["api_key_hash"]}
@@ -157,6 +158,8 @@ class SessionBackup:
             digest = key_digest(result["api_key"])
         values: dict[str, Any] = {"session_id": session_id, "name": session.name, "api_key_hash": digest,
                                   "auto_reconnect": session.auto_reconnect, "metadata": session.metadata}
+        if session.behaviour is not None:
+            values.update({name: value for name, value in session.behaviour.model_dump().items() if value is not None})
         if session.webhook is not None:
             # the sealed secret was ours when it was exported: kept as it is, not re-validated
             webhook = WebhookIn.model_construct(url=session.webhook.url, events=session.webhook.events,

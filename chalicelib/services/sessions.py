@@ -19,7 +19,7 @@ from chalicelib.events import EventPublisher
 from chalicelib.repositories.commands import CommandRepository
 from chalicelib.repositories.devices import DeviceStore
 from chalicelib.repositories.sessions import SessionRepository
-from chalicelib.schemas.sessions import (CreateSessionRequest, ListSessionsQuery, ProxyIn,
+from chalicelib.schemas.sessions import (BEHAVIOUR_FIELDS, NULLABLE_BEHAVIOUR, CreateSessionRequest, ListSessionsQuery, ProxyIn,
                                          UpdateSessionRequest, WebhookIn)
 from chalicelib.services.auth import generate_session_key, key_digest
 from chalicelib.proxy_config import PROXY_CONTEXT
@@ -74,6 +74,7 @@ def session_view(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "metadata": row.get("metadata") or {},
+        **{name: row.get(name) for name in BEHAVIOUR_FIELDS if row.get(name) is not None},
     }
 
 
@@ -83,8 +84,10 @@ class SessionService:
                  check_webhook_url: Callable[[str], None] = lambda url: None,
                  check_proxy: Callable[[str, int], None] = lambda host, port: None,
                  before_delete: Callable[[str, dict[str, Any]], None] | None = None,
-                 after_delete: Callable[[dict[str, Any]], None] | None = None):
+                 after_delete: Callable[[dict[str, Any]], None] | None = None,
+                 commands: Any = None):
         self.db = db
+        self.commands = commands  # CommandOutbox: a behaviour change is applied by the runner at once
         self.before_delete = before_delete
         self.after_delete = after_delete  # e.g. remove the session's media (best effort)
         self.repo = repo
@@ -162,12 +165,18 @@ class SessionService:
                 raise SessionNotFound(session_id)
             values, new_secret = self._columns(session_id, request, existing)
             envelope = None
+            apply_row = None
             if values:
                 self.repo.update(conn, session_id, values)
                 changed = sorted({_public_field(column) for column in values})
                 envelope = self.events.record(conn, session_id, "session.updated", {"changed": changed})
+                if self.commands is not None and set(values) & set(BEHAVIOUR_FIELDS):
+                    # the runner rereads the row now (without it: at its next reconcile)
+                    apply_row, _ = self.commands.record(conn, session_id, "apply_settings", {})
         if envelope:
             self.events.send([envelope])
+        if apply_row is not None:
+            self.commands.send([apply_row])
         view = self.get(session_id)
         if new_secret:
             view["webhook_secret"] = new_secret
@@ -177,8 +186,10 @@ class SessionService:
                  existing: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         """The columns the request changes (only the fields it gave), and a new webhook secret."""
         given = request.model_fields_set
-        values: dict[str, Any] = {name: getattr(request, name) for name in ("name", "auto_reconnect", "metadata")
+        values: dict[str, Any] = {name: getattr(request, name)
+                                  for name in ("name", "auto_reconnect", "metadata", *BEHAVIOUR_FIELDS)
                                   if name in given and getattr(request, name) is not None}
+        values.update({name: None for name in NULLABLE_BEHAVIOUR if name in given and getattr(request, name) is None})
         new_secret = None
         if "webhook" in given:
             if request.webhook is None:

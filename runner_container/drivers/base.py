@@ -66,6 +66,10 @@ class SessionClient(AccountCalls, ABC):
         `recording` (composing audio) or `paused` in `chat`."""
         raise DriverError("not_supported", "this driver cannot send presence")
 
+    def reject_call(self, caller: str, call_id: str) -> None:
+        """Reject (decline) the incoming call `call_id` from `caller` (the JID as the offer gave it)."""
+        raise DriverError("not_supported", "this driver cannot reject calls")
+
     def check_contacts(self, phones: list[str]) -> list[dict[str, Any]]:
         """Which of `phones` (E.164 digits) have WhatsApp: one item per phone,
         {phone, on_whatsapp, jid, verified_name}."""

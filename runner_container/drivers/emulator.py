@@ -45,6 +45,7 @@ from chalicelib.repositories.polls import PollStore
 from runner_container.drivers.base import Driver, DriverError, SessionClient, SessionConfig, Sink
 from runner_container.drivers.emulator_account import EmulatorAccountCalls
 from runner_container.drivers.emulator_api import _handler
+from runner_container.drivers.emulator_calls import EmulatorCalls
 from runner_container.drivers.emulator_chats import EmulatorChats
 from runner_container.drivers.emulator_rules import _without_credentials, fake_message_id, fake_qr
 from runner_container.drivers.emulator_sent import sent_fields, sent_poll
@@ -54,7 +55,7 @@ from runner_container.translate_groups import NameTracker
 PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
 
 
-class EmulatorClient(EmulatorAccountCalls, EmulatorChats, SessionClient):
+class EmulatorClient(EmulatorAccountCalls, EmulatorCalls, EmulatorChats, SessionClient):
     def __init__(self, driver: "EmulatorDriver", config: SessionConfig, sink: Sink):
         self.driver = driver
         self.config = config
@@ -336,6 +337,7 @@ class EmulatorDriver(Driver):
         self.dial_timeout = dial_timeout
         self.clients: dict[str, EmulatorClient] = {}
         self.chats: dict[str, dict[str, Any]] = {}  # session_id -> {"groups": {...}, "activity": [...]}
+        self.opened: dict[str, int] = {}  # session_id -> clients opened (emulator_calls.py)
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -348,6 +350,7 @@ class EmulatorDriver(Driver):
         client = EmulatorClient(self, config, sink)
         with self._lock:
             self.clients[config.session_id] = client
+            self.opened[config.session_id] = self.opened.get(config.session_id, 0) + 1
         return client
 
     def release(self, session_id: str, client: SessionClient) -> None:

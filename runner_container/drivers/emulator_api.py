@@ -8,7 +8,7 @@ through the API cannot carry it. The driver refuses to start without a token, an
                                            pending login (no push_name: none, as before WhatsApp
                                            syncs it; account presence is then refused)
     POST /emulator/sessions/{id}/inbound   a message from another phone: {"from", "chat"?: "<id>@g.us"
-                                           (a group), "push_name"?, "business_name"? (a change of
+                                           (a group) or "status@broadcast" (a status), "push_name"?, "business_name"? (a change of
                                            either -> contact.updated), "ephemeral"?, "view_once"?
                                            (wrapped as WhatsApp does), "type": ...}:
                                            text {"text", "mentions"?, "quoted_message_id"?};
@@ -44,6 +44,8 @@ through the API cannot carry it. The driver refuses to start without a token, an
                                            else's group, reachable by the returned {jid, code, link}
     POST /emulator/sessions/{id}/requests  {"group_jid", "participants": [...]} people asking to join
                                            (both: emulator_account.py)
+    POST /emulator/sessions/{id}/call      {"from", "call_id"} someone calls the session (emulator_calls.py)
+    GET  /emulator/sessions/{id}/connections  {"opened": n}: clients opened for it (emulator_calls.py)
     GET  /emulator/sessions/{id}           what the emulator holds for the session
     GET  /emulator/sessions                every session held by this runner
 """
@@ -55,6 +57,7 @@ import re
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
+from runner_container.drivers import emulator_calls
 from runner_container.drivers.base import DriverError
 from runner_container.drivers.emulator_account import CONTROL_ACTIONS
 from runner_container.drivers.emulator_account import control as account_control
@@ -157,6 +160,9 @@ def _handler(driver: "EmulatorDriver") -> type[BaseHTTPRequestHandler]:
                 if method == "POST" and action == "drop":
                     client.drop()
                     return self._send(200, {"dropped": True})
+                answer = emulator_calls.route(driver, client, method, action, body)
+                if answer is not None:
+                    return self._send(*answer)
             except InboundError as exc:
                 return self._send(422, {"code": "validation_failed", "message": str(exc)})
             except DriverError as exc:

@@ -176,11 +176,11 @@ def message_event(body: dict[str, Any], me: str, polls: PollLookup) -> tuple[Any
     if kind not in KINDS:
         raise InboundError(f"type must be one of {', '.join(KINDS)}")
     chat_given = body.get("chat")
-    if chat_given is not None and not re.fullmatch(r"[0-9-]+@g\.us", str(chat_given)):
-        raise InboundError("chat must be a group JID")
+    if chat_given is not None and not re.fullmatch(r"[0-9-]+@g\.us|status@broadcast", str(chat_given)):
+        raise InboundError("chat must be a group JID or status@broadcast")
     sender = _jid(body["from"])
-    group = chat_given is not None
-    chat = str(chat_given) if group else sender
+    group = chat_given is not None and str(chat_given).endswith("@g.us")
+    chat = str(chat_given) if chat_given is not None else sender
     blob: Optional[bytes] = None
     if kind in MEDIA_TYPES:
         message, blob = _media(body, kind)

@@ -257,6 +257,15 @@ class NeonizeClient(NeonizeAccountCalls, SessionClient):
         except Exception as exc:  # noqa: BLE001 - SendPresenceError
             raise wa_chats.driver_error(exc, "presence_failed") from exc
 
+    def reject_call(self, caller: str, call_id: str) -> None:
+        from runner_container import wa_chats
+
+        client = self._live()
+        try:  # whatsmeow's RejectCall: the caller's JID exactly as the offer gave it
+            client.reject_call(parse_jid(caller), call_id)
+        except Exception as exc:  # noqa: BLE001 - RejectCallError
+            raise wa_chats.driver_error(exc, "reject_call_failed") from exc
+
     def check_contacts(self, phones: list[str]) -> list[dict[str, Any]]:
         from runner_container import wa_chats
 

@@ -289,3 +289,25 @@ def test_an_import_meets_the_same_proxy_guard_as_a_create(api, admin_headers, ma
     result = answer.json_body["results"][0]
     assert result["status"] == "failed" and result["code"] == direct.json_body["code"], result
     assert api.get(f"/sessions/{created['session_id']}-x", headers=admin_headers).status_code == 404
+
+
+def test_behaviour_settings_travel_with_the_export(api, admin_headers, make_session):
+    created = make_session()
+    sid = created["session_id"]
+    settings = {"always_online": True, "ignore_groups": True, "auto_read": True, "reject_calls": True,
+                "reject_call_message": "No calls, please", "send_rate": 20, "typing_simulation": True}
+    assert api.put(f"/sessions/{sid}", headers=admin_headers, body=json.dumps(settings)).status_code == 200
+    document = api.get(f"/sessions/{sid}/export", headers=admin_headers).json_body
+    assert document["sessions"][0]["behaviour"] == {**settings, "ignore_status_broadcast": False}
+    assert api.delete(f"/sessions/{sid}", headers=admin_headers).status_code == 204
+    imported = api.post("/sessions/import", headers=admin_headers, body=json.dumps(document))
+    assert imported.status_code == 200 and imported.json_body["created"] == 1, imported.body
+    after = api.get(f"/sessions/{sid}", headers=admin_headers).json_body
+    assert {name: after[name] for name in settings} == settings
+
+    # an export made before the settings existed imports with all of them off
+    del document["sessions"][0]["behaviour"]
+    assert api.delete(f"/sessions/{sid}", headers=admin_headers).status_code == 204
+    assert api.post("/sessions/import", headers=admin_headers, body=json.dumps(document)).status_code == 200
+    after = api.get(f"/sessions/{sid}", headers=admin_headers).json_body
+    assert (after["always_online"], after["send_rate"], after["reject_call_message"]) == (False, None, None)

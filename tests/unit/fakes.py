@@ -77,6 +77,15 @@ class FakeClient(SessionClient):
     def check_contacts(self, phones: list[str]) -> list[dict[str, Any]]:
         return [{"phone": p, "on_whatsapp": True} for p in phones]
 
+    def mark_read(self, chat: str, message_ids: list[str], sender: str | None) -> None:
+        self.calls.append(("read", chat, tuple(message_ids), sender))
+
+    def send_presence(self, state: str, chat: str | None) -> None:
+        self.calls.append(("presence", state, chat))
+
+    def reject_call(self, caller: str, call_id: str) -> None:
+        self.calls.append(("reject_call", caller, call_id))
+
 
 class FakeDriver(Driver):
     name = "fake"
@@ -132,6 +141,11 @@ class FakeLedger:
 
     def get(self, command_id: str) -> dict[str, Any] | None:
         return self.rows.get(command_id)
+
+    def release(self, rows: list[dict[str, Any]]) -> int:
+        for row in rows:
+            self.rows[row["id"]]["status"] = "queued"
+        return len(rows)
 
     def finish(self, row: dict[str, Any], *, ok: bool, result: Any = None, error: Any = None) -> None:
         self.rows[row["id"]].update(status="succeeded" if ok else "failed", result=result, error=error)

@@ -66,6 +66,7 @@ def _requests(client):
         "group_info": lambda: client.group_info(GROUP),
         "create_group": lambda: client.create_group("Team", [PEER]),
         "update_participants": lambda: client.update_participants(GROUP, "add", [PEER]),
+        "reject_call": lambda: client.reject_call(PEER, "CALL1234ABCD"),
         **_account_requests(client),
     }
 
@@ -107,7 +108,7 @@ def _refusal(call) -> DriverError:
 def test_every_method_of_the_interface_is_implemented(kit):
     client_type = type(kit.client("contract-impl")[0])
     optional = ["mark_read", "send_presence", "check_contacts", "list_groups", "group_info", "create_group",
-                "update_participants", *_account_requests(None)]
+                "update_participants", "reject_call", *_account_requests(None)]
     for name in ["connect", "disconnect", "logout", "pair_phone", "send", *optional]:
         assert getattr(client_type, name) is not getattr(SessionClient, name), f"{kit.name} lacks {name}"
     for name in ["has_device", "forget_device"]:
