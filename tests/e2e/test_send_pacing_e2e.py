@@ -11,7 +11,7 @@ import pytest
 
 from runner_container.pacing import typing_seconds
 from tests.conftest import session_headers
-from tests.runner_harness import module_runner, pair_with_emulator, wait_for
+from tests.support.runner_harness import module_runner, pair_with_emulator, wait_for
 
 ME = "5511999990005"
 PEER = "5511912345673"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import session_headers
-from tests.runner_harness import pair_with_emulator, shard_owners, start_runner, wait_for
+from tests.support.runner_harness import pair_with_emulator, shard_owners, start_runner, wait_for
 
 FAST_FAILOVER = {"RUNNER_LEASE_TTL": "3s", "RUNNER_HEARTBEAT_INTERVAL": "1s"}
 PEER = "5511912345674"

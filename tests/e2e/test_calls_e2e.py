@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.conftest import session_headers
-from tests.runner_harness import module_runner, outbox_events, pair_with_emulator, wait_for
+from tests.support.runner_harness import module_runner, outbox_events, pair_with_emulator, wait_for
 
 ME = "5511999990004"
 CALLER = "5511912345672"
