@@ -47,6 +47,7 @@ from runner_container.drivers.emulator_account import EmulatorAccountCalls
 from runner_container.drivers.emulator_api import _handler
 from runner_container.drivers.emulator_calls import EmulatorCalls
 from runner_container.drivers.emulator_chats import EmulatorChats
+from runner_container.drivers.emulator_inbound import EmulatorOtherPhones
 from runner_container.drivers.emulator_rules import _without_credentials, fake_message_id, fake_qr
 from runner_container.drivers.emulator_sent import sent_fields, sent_poll
 from runner_container.poll_memory import SessionPolls
@@ -55,7 +56,7 @@ from runner_container.translate_groups import NameTracker
 PAIR_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # whatsmeow's linking-code alphabet (no 0, I, O, U)
 
 
-class EmulatorClient(EmulatorAccountCalls, EmulatorCalls, EmulatorChats, SessionClient):
+class EmulatorClient(EmulatorOtherPhones, EmulatorAccountCalls, EmulatorCalls, EmulatorChats, SessionClient):
     def __init__(self, driver: "EmulatorDriver", config: SessionConfig, sink: Sink):
         self.driver = driver
         self.config = config
@@ -231,56 +232,6 @@ class EmulatorClient(EmulatorAccountCalls, EmulatorCalls, EmulatorChats, Session
         self.sink("paired", {"jid": jid, "business_name": None, "platform": "android"})
         self.sink("connected", {"jid": jid})
         return jid
-
-    def play(self, event: Any, blob: bytes | None = None) -> None:
-        """Hand a neonize protobuf event to the runner as the neonize driver does: through
-        `translate` (polls and contact names included); media carries its `download`."""
-        from neonize.events import MessageEv  # noqa: PLC0415
-
-        from runner_container.translate import MEDIA_KINDS, translate  # noqa: PLC0415
-
-        with self._lock:
-            if self.state != "connected":
-                raise DriverError("not_connected", f"the session is {self.state}, not connected")
-        if isinstance(event, MessageEv):
-            self.polls.remember_received(event)
-        for kind, data in translate(event, None, self.polls.lookup, self.names):
-            if kind == "event" and blob is not None and data["data"].get("type") in MEDIA_KINDS:
-                data["data"]["download"] = lambda: blob
-            self.sink(kind, data)
-
-    def inbound(self, body: dict[str, Any]) -> str:
-        """A message from another phone (runner_container/drivers/emulator_inbound.py)."""
-        from runner_container.drivers.emulator_inbound import message_event  # noqa: PLC0415
-
-        with self._lock:
-            if self.state != "connected":
-                raise DriverError("not_connected", f"the session is {self.state}, not connected")
-        self.refuse_if_blocked(str(body.get("from") or ""), body.get("chat"))  # WhatsApp delivers nothing from a blocked contact
-        event, blob = message_event(body, self._me(), self.polls.lookup)
-        self.play(event, blob)
-        return str(event.Info.ID)
-
-    def receipt(self, message_ids: list[str], kind: str, chat: str | None = None) -> None:
-        """Another phone acknowledges messages this session sent to it (one chat), or this
-        account reads/plays a received message on another device (`read_self`, `played_self`, in `chat`)."""
-        from runner_container.drivers.emulator_inbound import receipt_event  # noqa: PLC0415
-
-        with self._lock:
-            sent = {m["message_id"]: m for m in self.outbox}
-        if kind.endswith("_self"):
-            if not chat or not message_ids:
-                raise DriverError("chat_required", f"a {kind} receipt names the chat of the messages read")
-            self.play(receipt_event(chat, self._me(), message_ids, kind))
-            return
-        unknown = [m for m in message_ids if m not in sent]
-        if unknown or not message_ids:
-            raise DriverError("unknown_message", f"this session did not send {unknown or 'any message'}")
-        to = {sent[m]["to"] for m in message_ids}
-        if len(to) != 1:
-            raise DriverError("several_chats", "a receipt acknowledges messages of one chat")
-        chat = to.pop()
-        self.play(receipt_event(chat, chat, message_ids, kind))
 
     def drop(self) -> None:
         with self._lock:

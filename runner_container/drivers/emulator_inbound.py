@@ -14,7 +14,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from neonize.events import GroupInfoEv, MessageEv, ReceiptEv
 from neonize.proto.Neonize_pb2 import GroupAnnounce, GroupLocked, GroupName, GroupTopic, MessageInfo, MessageSource
@@ -22,8 +22,12 @@ from neonize.proto.waCommon.WACommon_pb2 import MessageKey
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
 
 from runner_container import poll_crypto
+from runner_container.drivers.base import DriverError
 from runner_container.drivers.emulator_rules import _bare, fake_message_id
 from runner_container.translate_common import parse_jid_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    import threading
 
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 KINDS = ("text", *MEDIA_TYPES, "reaction", "edit", "revoke", "poll", "poll_vote")
@@ -240,3 +244,65 @@ def group_change_event(body: dict[str, Any]) -> Any:
         _participants(event, body)
     _settings(event, body)
     return event
+
+
+class EmulatorOtherPhones:
+    """Mixed into `EmulatorClient`: what other phones send this session, played through the
+    neonize driver's own translation (which `EmulatorClient` provides the state for)."""
+
+    _lock: "threading.RLock"
+    state: str
+    outbox: list[dict[str, Any]]
+    polls: Any
+    names: Any
+    sink: Any
+
+    if TYPE_CHECKING:  # provided by the other mixins of EmulatorClient
+        def _me(self) -> str: ...
+        def refuse_if_blocked(self, sender: str, chat: str | None) -> None: ...
+
+    def play(self, event: Any, blob: bytes | None = None) -> None:
+        """Hand a neonize protobuf event to the runner as the neonize driver does: through
+        `translate` (polls and contact names included); media carries its `download`."""
+        from neonize.events import MessageEv  # noqa: PLC0415
+
+        from runner_container.translate import MEDIA_KINDS, translate  # noqa: PLC0415
+
+        with self._lock:
+            if self.state != "connected":
+                raise DriverError("not_connected", f"the session is {self.state}, not connected")
+        if isinstance(event, MessageEv):
+            self.polls.remember_received(event)
+        for kind, data in translate(event, None, self.polls.lookup, self.names):
+            if kind == "event" and blob is not None and data["data"].get("type") in MEDIA_KINDS:
+                data["data"]["download"] = lambda: blob
+            self.sink(kind, data)
+
+    def inbound(self, body: dict[str, Any]) -> str:
+        """A message from another phone (runner_container/drivers/emulator_inbound.py)."""
+        with self._lock:
+            if self.state != "connected":
+                raise DriverError("not_connected", f"the session is {self.state}, not connected")
+        self.refuse_if_blocked(str(body.get("from") or ""), body.get("chat"))  # WhatsApp delivers nothing from a blocked contact
+        event, blob = message_event(body, self._me(), self.polls.lookup)
+        self.play(event, blob)
+        return str(event.Info.ID)
+
+    def receipt(self, message_ids: list[str], kind: str, chat: str | None = None) -> None:
+        """Another phone acknowledges messages this session sent to it (one chat), or this
+        account reads/plays a received message on another device (`read_self`, `played_self`, in `chat`)."""
+        with self._lock:
+            sent = {m["message_id"]: m for m in self.outbox}
+        if kind.endswith("_self"):
+            if not chat or not message_ids:
+                raise DriverError("chat_required", f"a {kind} receipt names the chat of the messages read")
+            self.play(receipt_event(chat, self._me(), message_ids, kind))
+            return
+        unknown = [m for m in message_ids if m not in sent]
+        if unknown or not message_ids:
+            raise DriverError("unknown_message", f"this session did not send {unknown or 'any message'}")
+        to = {sent[m]["to"] for m in message_ids}
+        if len(to) != 1:
+            raise DriverError("several_chats", "a receipt acknowledges messages of one chat")
+        chat = to.pop()
+        self.play(receipt_event(chat, chat, message_ids, kind))
