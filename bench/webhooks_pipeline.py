@@ -223,7 +223,11 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-def fixed_rate(sqs, url, sessions, rate: float, seconds: float, arrivals: Arrivals, skip: set[str]):
+def envelope(session_id: str, uids: dict[str, str], data: dict, **metadata) -> dict:
+    return make_envelope(session_id, "message.received", data, metadata={"session_uid": uids[session_id], **metadata})
+
+
+def fixed_rate(sqs, url, sessions, uids, rate: float, seconds: float, arrivals: Arrivals, skip: set[str]):
     """Produce `rate` events/s for `seconds` (one SendMessageBatch of 10 per tick), round-robin over sessions."""
     sent: dict[str, float] = {}
     tick = 10.0 / rate
@@ -235,7 +239,7 @@ def fixed_rate(sqs, url, sessions, rate: float, seconds: float, arrivals: Arriva
         delay = due - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        batch = [make_envelope(sessions[(k + i) % len(sessions)], "message.received", {"n": k + i}) for i in range(10)]
+        batch = [envelope(sessions[(k + i) % len(sessions)], uids, {"n": k + i}) for i in range(10)]
         now = time.time()
         for e in batch:
             if e["session_id"] not in skip:
@@ -281,6 +285,11 @@ def main() -> int:
             container.sessions.create(CreateSessionRequest(name=f"bench {i}", session_id=sid,
                                                            webhook={"url": receiver.url(f"/s{i}")}))
             sessions.append(sid)
+        # envelopes as the event outbox writes them (chalicelib/events.py): metadata.session_uid
+        # names the owner, so the dispatcher needs no lookup of the session by name
+        with container.db.connection() as conn:
+            uids = {r["session_id"]: str(r["id"]) for r in conn.execute(
+                "SELECT session_id, id FROM sessions WHERE session_id = ANY(%s)", (sessions,)).fetchall()}
         say(f"machine: {os.cpu_count()} cores; LocalStack {settings.aws_endpoint_url}; {args.bridges} bridge "
             f"process(es); {SESSIONS} sessions/endpoints; receiver on 127.0.0.1:{receiver.port}")
 
@@ -294,8 +303,8 @@ def main() -> int:
             f"max {max(ctl) * 1000:.0f} ms")
 
         # 2. throughput: pre-load N events, then start the bridges
-        envelopes = [make_envelope(sessions[i % SESSIONS], "message.received", {"n": i, "text": "x" * 64},
-                                   metadata={"sequence": i}) for i in range(args.events)]
+        envelopes = [envelope(sessions[i % SESSIONS], uids, {"n": i, "text": "x" * 64}, sequence=i)
+                     for i in range(args.events)]
         t0 = time.monotonic()
         send_envelopes(sqs, events_url, envelopes)
         say(f"    loaded {args.events:,} events in {time.monotonic() - t0:.1f}s")
@@ -324,9 +333,9 @@ def main() -> int:
         say(f"    delivery rows: {({r['status']: r['n'] for r in rows})}; receiver requests {receiver.total:,}")
 
         # 3. latency at a fixed rate (after a short warm-up at that rate, not counted)
-        fixed_rate(sqs, events_url, sessions, args.rate, 3.0, arrivals, set())
+        fixed_rate(sqs, events_url, sessions, uids, args.rate, 3.0, arrivals, set())
         canary = Canary(sqs)
-        lat, ok, n = fixed_rate(sqs, events_url, sessions, args.rate, args.seconds, arrivals, set())
+        lat, ok, n = fixed_rate(sqs, events_url, sessions, uids, args.rate, args.seconds, arrivals, set())
         canary_3 = canary.close()
         p50, p99 = percentile(lat, 0.5), percentile(lat, 0.99)
         say(f"[3] {args.rate:.0f} events/s for {args.seconds:.0f}s ({n:,} events): enqueue->received "
@@ -338,7 +347,7 @@ def main() -> int:
         # 4. the same with one endpoint of ten always failing
         receiver.set_behaviour("/s0", lambda n: (500, {}, 0.0))
         canary = Canary(sqs)
-        lat4, ok4, n4 = fixed_rate(sqs, events_url, sessions, args.rate, args.seconds, arrivals, {sessions[0]})
+        lat4, ok4, n4 = fixed_rate(sqs, events_url, sessions, uids, args.rate, args.seconds, arrivals, {sessions[0]})
         canary_4 = canary.close()
         q50, q99 = percentile(lat4, 0.5), percentile(lat4, 0.99)
         canary_4 += f"; p99 over this canary {(q99 - canary.p99) * 1000:+.0f} ms"
