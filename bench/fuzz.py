@@ -8,7 +8,13 @@ runs schemathesis twice, once with the admin key and once with that session's ke
 the examples, coverage, fuzzing and stateful phases (stateful: the links schemathesis
 infers between operations, create -> read -> update -> delete through the ids the API
 returns). tests/fuzz_hooks.py plants NUL, lone surrogates, NaN, deep nesting and bad UTF-8
-in most cases and counts every request.
+in half the cases of the other phases (`--plain-every`), counts every request, and sends the
+two calls that would end the target session (deleting it, rotating its key) to a spare
+session made for the call, so every route is fuzzed with both key kinds.
+
+A session key cannot create sessions, so its stateful run has fewer links to follow than the
+admin run's (schemathesis prints how many links each run covered, kept in the work directory
+with `--keep`).
 
 Checks: no server error (5xx), status code / content type / response body as documented.
 Prints, per key kind and in total: cases (requests) run, responses by status class, and
