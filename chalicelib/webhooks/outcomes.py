@@ -77,9 +77,14 @@ class OutcomeRecorder:
             if job.outcome:
                 attempts.append(_attempt(job))
                 tally.count(job)
-        with self.db.connection() as conn, conn.transaction():
-            self.repo.write_outcomes(conn, rows, attempts)
-            opened, recovered = self._move_breakers(conn, tally, now)
+        with self.db.connection() as conn:
+            if self._breakers_to_move(tally):
+                with conn.transaction():
+                    self.repo.write_outcomes(conn, rows, attempts)
+                    opened, recovered = self._move_breakers(conn, tally, now)
+            else:  # the common case: one statement, atomic by itself, one round trip
+                self.repo.write_outcomes(conn, rows, attempts)
+                opened, recovered = set(), set()
         for endpoint in set(tally.failures) | tally.disabled:
             self.endpoints.invalidate(endpoint)
         self.after_breaker_changes(opened, recovered, tally.disabled)
@@ -100,10 +105,15 @@ class OutcomeRecorder:
             "attempt": job.attempt if made else job.attempt - 1,
             "round_attempt": job.round_attempt if made else job.round_attempt - 1,
             "http_status": job.http_status, "latency_ms": job.latency_ms,
-            "response_excerpt": job.excerpt, "error": _error(job), "payload": job.payload,
+            "response_excerpt": _text(job.excerpt), "error": _error(job), "payload": job.payload,
             "next_attempt_at": next_at, "last_attempt_at": job.attempted_at, "enqueued_at": job.enqueued_at,
             "target": job.target,
         }
+
+    def _breakers_to_move(self, tally: BreakerTally) -> bool:
+        """False when the batch changes no breaker: only successes to endpoints known healthy."""
+        return bool(tally.failures or tally.disabled
+                    or any(not self.endpoints.known_healthy(endpoint) for endpoint in tally.successes))
 
     def _move_breakers(self, conn: Any, tally: BreakerTally, now: datetime) -> tuple[set[Endpoint], set[Endpoint]]:
         opened: set[Endpoint] = set()
@@ -141,9 +151,14 @@ def _attempt(job: Job) -> dict[str, Any]:
     # a retry outcome that ends the delivery is recorded as failed
     outcome = job.outcome if job.outcome != retry.RETRY or job.status == "retrying" else retry.FAILED
     return {"delivery_id": job.delivery_id, "attempt": job.attempt, "at": job.attempted_at, "outcome": outcome,
-            "http_status": job.http_status, "latency_ms": job.latency_ms, "response_excerpt": job.excerpt,
+            "http_status": job.http_status, "latency_ms": job.latency_ms, "response_excerpt": _text(job.excerpt),
             "error": _error(job)}
 
 
 def _error(job: Job) -> str | None:
-    return (job.error or None) and job.error[:1000]
+    return (job.error or None) and _text(job.error[:1000])
+
+
+def _text(value: str | None) -> str | None:
+    """PostgreSQL text holds no NUL: a receiver answering one must not fail the batch's write."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value

@@ -220,7 +220,7 @@ def test_breaker_opens_defers_and_a_probe_closes_it(container, api, make_session
     down["on"] = False
     container.webhook_dispatcher.breaker = BreakerConfig(threshold=2, cooldown=0.0, probe_timeout=10.0)
     endpoint = _endpoint(db, url)
-    from chalicelib.webhooks.dispatcher import probe_message, send_delivery_messages
+    from chalicelib.webhooks.messages import probe_message, send_delivery_messages
 
     send_delivery_messages(container.sqs, container.queues.events_url,
                            [probe_message((str(endpoint["session_uid"]), url), 0)])
@@ -385,7 +385,7 @@ def test_parked_deliveries_older_than_the_retry_schedule_expire_at_the_next_prob
 
     # the probe timer fires (the cooldown is over)
     container.webhook_dispatcher.breaker = BreakerConfig(threshold=2, cooldown=0.0, probe_timeout=10.0)
-    from chalicelib.webhooks.dispatcher import probe_message, send_delivery_messages
+    from chalicelib.webhooks.messages import probe_message, send_delivery_messages
 
     send_delivery_messages(container.sqs, container.queues.events_url,
                            [probe_message((str(_endpoint(db, url)["session_uid"]), url), 0)])

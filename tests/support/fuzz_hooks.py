@@ -6,7 +6,15 @@ never thousands of nested arrays, and a NUL only by chance. `before_call` theref
 the generated case and, for most cases in turn, serialises its body itself with one of
 these planted in it (a string leaf, an object key or a whole leaf replaced), or puts one
 in a query value or name. Every planted case is written to ZEMEOW_FUZZ_LOG with the status the
-API answered, so the test can prove each class was sent and answered 4xx.
+API answered, so the test can prove each class was sent and answered 4xx; with ZEMEOW_FUZZ_CALLS
+set (bench/fuzz.py), every call is written there (status, phase, planted kind) to count the cases.
+
+Two operations would end the run's target session (its id is fixed in the config so the
+fuzzer reaches past 404): deleting it, and rotating its key. With ZEMEOW_FUZZ_API,
+ZEMEOW_FUZZ_ADMIN_KEY and ZEMEOW_FUZZ_TARGET set, such a call goes to a spare session made
+for it (with the spare's own key when the run uses a session key), so both key kinds
+fuzz every route. The stateful phase's cases go out as generated: its point is the links
+(create -> read -> delete), which a planted hostile value would break at the first step.
 """
 from __future__ import annotations
 
@@ -15,6 +23,7 @@ import json
 import os
 import random
 import threading
+import urllib.request
 from typing import Any
 
 import schemathesis
@@ -23,7 +32,9 @@ KINDS = ("nul", "surrogate", "nan", "infinity", "deep", "bad_utf8", "nul_key", "
 # a query travels as percent-encoded UTF-8: a lone surrogate cannot be sent there (the API
 # decodes %ED%A0%80 to U+FFFD; tests/security/test_bad_input.py covers it under API Gateway)
 QUERY_KINDS = {"nul": "\x00", "nul_key": "a\x00b"}
-PLAIN_EVERY = 4  # one case in four goes out as generated, so ordinary fuzzing still happens
+# one case in PLAIN_EVERY goes out as generated, so ordinary fuzzing still happens
+PLAIN_EVERY = int(os.environ.get("ZEMEOW_FUZZ_PLAIN_EVERY") or 4)
+SPARE_ROUTES = {("DELETE", "/sessions/{session_id}"), ("POST", "/sessions/{session_id}/rotate-key")}
 DEEP = 5000
 
 _turn = itertools.count()
@@ -79,8 +90,34 @@ def _at(tree: Any, path: tuple) -> Any:
     return tree
 
 
+def _phase(case: Any) -> str | None:
+    meta = getattr(case, "_meta", None)
+    return getattr(getattr(getattr(meta, "phase", None), "name", None), "value", None)
+
+
+def _to_spare_session(case: Any) -> None:
+    """Point a call that would delete the target session or rotate its key at a spare one."""
+    api, admin, target = (os.environ.get(name) for name in
+                          ("ZEMEOW_FUZZ_API", "ZEMEOW_FUZZ_ADMIN_KEY", "ZEMEOW_FUZZ_TARGET"))
+    if not (api and admin and target) or (case.method.upper(), case.path) not in SPARE_ROUTES:
+        return
+    if (case.path_parameters or {}).get("session_id") != target:
+        return
+    request = urllib.request.Request(
+        f"{api}/sessions", method="POST", data=json.dumps({"name": "fuzz spare"}).encode(),
+        headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        spare = json.loads(response.read())
+    case.path_parameters["session_id"] = spare["session_id"]
+    if os.environ.get("ZEMEOW_FUZZ_KEY_KIND") == "session":
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {spare['api_key']}"}
+
+
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
+    _to_spare_session(case)
+    if _phase(case) == "stateful":
+        return
     turn = next(_turn)
     if turn % PLAIN_EVERY == 0:
         return
@@ -111,4 +148,11 @@ def after_call(context: Any, case: Any, response: Any) -> None:
     if kind and log:
         line = json.dumps({"kind": kind, "method": case.method, "path": case.path, "status": response.status_code})
         with _lock, open(log, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+    calls = os.environ.get("ZEMEOW_FUZZ_CALLS")
+    if calls:
+        line = json.dumps({"method": case.method, "path": case.path, "status": response.status_code,
+                           "phase": _phase(case), "planted": kind,
+                           "session_id": (case.path_parameters or {}).get("session_id")})
+        with _lock, open(calls, "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
