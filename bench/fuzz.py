@@ -7,7 +7,7 @@ on the LocalStack at 127.0.0.1:4566, or one it starts), creates one target sessi
 runs schemathesis twice, once with the admin key and once with that session's key, with
 the examples, coverage, fuzzing and stateful phases (stateful: the links schemathesis
 infers between operations, create -> read -> update -> delete through the ids the API
-returns). tests/fuzz_hooks.py plants NUL, lone surrogates, NaN, deep nesting and bad UTF-8
+returns). tests/support/fuzz_hooks.py plants NUL, lone surrogates, NaN, deep nesting and bad UTF-8
 in half the cases of the other phases (`--plain-every`), counts every request, and sends the
 two calls that would end the target session (deleting it, rotating its key) to a spare
 session made for the call, so every route is fuzzed with both key kinds.
@@ -19,7 +19,7 @@ with `--keep`).
 Checks: no server error (5xx), status code / content type / response body as documented.
 Prints, per key kind and in total: cases (requests) run, responses by status class, and
 failures by kind (check name); exits 1 when any failure was found. The short run of the
-same thing is tests/test_fuzz.py (`make test`).
+same thing is tests/integration/test_fuzz.py (`make test`).
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def run_schemathesis(base: str, key: str, admin_key: str, session_id: str, who: 
     report = work / f"{who}-report.json"
     env = {**os.environ, "SCHEMATHESIS_HOOKS": str(ROOT / "tests" / "fuzz_hooks.py"),
            "ZEMEOW_FUZZ_CALLS": str(calls), "ZEMEOW_FUZZ_LOG": str(work / f"{who}-planted.jsonl"),
-           # deleting the target or rotating its key goes to a spare session (tests/fuzz_hooks.py)
+           # deleting the target or rotating its key goes to a spare session (tests/support/fuzz_hooks.py)
            "ZEMEOW_FUZZ_API": base, "ZEMEOW_FUZZ_ADMIN_KEY": admin_key, "ZEMEOW_FUZZ_TARGET": session_id,
            "ZEMEOW_FUZZ_KEY_KIND": who, "ZEMEOW_FUZZ_PLAIN_EVERY": str(args.plain_every)}
     started = time.monotonic()
