@@ -43,6 +43,7 @@ def _create_session(base: str) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(660)  # every route, both phases; the run itself is bounded at 600 s below
 @pytest.mark.parametrize("who", ["admin", "session"])
 def test_schemathesis_finds_no_server_error(live_api, tmp_path, who):
     target = _create_session(live_api)
