@@ -12,13 +12,14 @@ from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws_clients import make_client
 from chalicelib.config import Settings, load_settings
 from chalicelib.db import migrator
 from chalicelib.db.embedded import start_embedded
 from devstack import PROJECT_ROOT
-from devstack.localstack import LocalStackHandle, ensure_localstack
+from devstack.localstack import LocalStackHandle, ensure_localstack, is_ready
 from devstack.messaging_stack import MEDIA_TEMPLATE_PATH, delete_stack, deploy_messaging_stack
 from devstack.processes import Child, start_child, wait_http
 
@@ -121,6 +122,31 @@ class LocalStackEnvironment:
             except Exception as exc:  # noqa: BLE001 - already gone
                 if "NoSuchBucket" not in str(exc):
                     raise
+
+    def redeploy_if_missing(self) -> bool:
+        """Deploy the messaging (and media) stacks again when their queues are gone; True if it did.
+
+        LocalStack keeps no state across a restart: its queues come back missing, and every
+        enqueue fails until the stacks exist again (the outboxes keep what SQS did not take and
+        resend it then). `make run` calls this every few seconds; a LocalStack that does not
+        answer yet is left alone (False): the next call tries again."""
+        if not self._deployed_stack:
+            return False
+        if not is_ready(self.settings.aws_endpoint_url or ""):
+            return False
+        try:
+            make_client("sqs", self.settings).get_queue_url(QueueName=self.settings.events_queue_name)
+            return False
+        except ClientError as exc:
+            if "NonExistentQueue" not in str(exc) and "QueueDoesNotExist" not in str(exc):
+                raise
+        except (BotoCoreError, OSError):  # down again, or not up yet: next call
+            return False
+        self.log(f"the queues of {self._deployed_stack} are gone (LocalStack restarted?); deploying again")
+        self.deploy_messaging()
+        if self._media_stack:
+            self.deploy_media()
+        return True
 
     def delete_messaging(self) -> None:
         if self._deployed_stack:
