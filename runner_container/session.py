@@ -16,6 +16,7 @@ import threading
 from dataclasses import replace
 from typing import Any, Callable
 
+from chalicelib.errors import DependencyUnavailable
 from chalicelib.repositories.session_store import SessionGone, SessionReplaced, StateChange
 from runner_container import machine
 from runner_container.commands import CommandRunner
@@ -40,6 +41,7 @@ class SessionActor:
         self.generation = 0
         self.commands = CommandRunner(self)
         self.done = threading.Event()
+        self.stopping = threading.Event()  # set by stop(): a held write gives up
         self.thread = threading.Thread(target=self._run, name=f"session-{session_id}", daemon=True)
 
     @property
@@ -63,6 +65,7 @@ class SessionActor:
             self.inbox.put(("ack", on_done))
 
     def stop(self, *, graceful: bool, wait: float = 15.0) -> None:
+        self.stopping.set()
         self.post("stop", graceful)
         self.done.wait(wait)
 
@@ -232,10 +235,34 @@ class SessionActor:
 
     def _driver_event(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "event":
-            self.commands.received(data["event"], data["data"])
+            self._received_durably(data)
             return
         clock = self.ports.clock
         self.step(machine.DriverEvent(kind, data, clock.monotonic(), clock.wall(), clock.jitter()))
+
+    def _received_durably(self, data: dict[str, Any], first_wait: float = 0.5, max_wait: float = 5.0) -> None:
+        """Write a received message (or receipt) event, holding it while the database is down.
+
+        WhatsApp does not send a message again once the client took it, so until it is written
+        it exists only here: dropping it on a failed write loses it (seen with PostgreSQL
+        stopped for 20 s in bench/faults.py scenario 3). The actor waits and writes it again;
+        the session's later items wait behind it, in order. Only a stopping runner gives up."""
+        wait = first_wait
+        while True:
+            try:
+                self.commands.received(data["event"], data["data"])
+                return
+            except DependencyUnavailable as exc:
+                if self.stopping.is_set():
+                    self.log.error("runner stopping while the database is down: received event not written",
+                                   extra={"session_id": self.session_id, "event": data.get("event"),
+                                          "message_id": (data.get("data") or {}).get("message_id")})
+                    raise
+                self.log.warning("database unavailable; holding a received event until it is written",
+                                 extra={"session_id": self.session_id, "event": data.get("event"),
+                                        "reason": exc.message})
+                self.stopping.wait(wait)
+                wait = min(wait * 2, max_wait)
 
     def _reconcile(self, row: dict[str, Any] | None) -> None:
         if row is not None:

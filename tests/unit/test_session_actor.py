@@ -142,3 +142,51 @@ def test_a_deleted_session_fails_its_waiting_commands():
     drain(actor)
     assert ports.commands.rows[waiting]["error"] == {"code": "session_not_found",
                                                      "message": "the session was deleted"}
+
+
+class _DownThenUp(MemoryStore):
+    """A store whose database is down for the first `failures` writes."""
+
+    def __init__(self, row, failures: int):
+        super().__init__(row)
+        self.failures = failures
+
+    def apply(self, session_id, change, *, uid):
+        if self.failures:
+            self.failures -= 1
+            from chalicelib.errors import DependencyUnavailable
+
+            raise DependencyUnavailable("database did not answer within 5s")
+        return super().apply(session_id, change, uid=uid)
+
+
+def test_a_received_message_is_held_while_the_database_is_down_not_dropped():
+    """bench/faults.py scenario 3 (PostgreSQL stopped for 20 s) lost received messages: the
+    failed write dropped them, and WhatsApp does not send a message again. Now the actor
+    writes it again until the database answers, and the session's next item waits behind it."""
+    row = session_row()
+    store = _DownThenUp(row, failures=3)
+    ports = make_ports(store)
+    actor = ports.actors.actor_for(row["session_id"])
+    actor.load()
+    item = ("driver", actor.generation, "event",
+            {"event": "message.received", "data": {"message_id": "in-1", "text": "while down"}})
+    actor._received_durably(item[3], first_wait=0.001, max_wait=0.002)
+    assert store.failures == 0 and store.events() == ["message.received"]
+    assert store.changes[0][1].data["text"] == "while down"
+
+
+def test_a_stopping_runner_gives_up_a_held_received_message():
+    import pytest
+
+    from chalicelib.errors import DependencyUnavailable
+
+    row = session_row()
+    store = _DownThenUp(row, failures=1000)
+    ports = make_ports(store)
+    actor = ports.actors.actor_for(row["session_id"])
+    actor.load()
+    actor.stopping.set()
+    with pytest.raises(DependencyUnavailable):
+        actor._received_durably({"event": "message.received", "data": {"message_id": "in-2"}}, first_wait=0.001)
+    assert store.events() == []
