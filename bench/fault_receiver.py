@@ -7,7 +7,9 @@ header) answered 2xx once is delivered; twice is a duplicate.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +36,7 @@ class FaultReceiver:
         self.slow_seconds = 8.0
         self.release = threading.Event()
         self.server: _Server | None = None
+        self.is_down = False
         self.port = 0
         self.up()
 
@@ -52,15 +55,22 @@ class FaultReceiver:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if receiver.is_down:  # a kept-alive connection from before the outage: hang up
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 receiver._answer(self, body)
 
         self.server = _Server(("127.0.0.1", self.port), Handler)
+        self.is_down = False
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
                          name="fault-receiver").start()
 
     def down(self) -> None:
-        """Close the port: deliveries meet connection refused until `up()`."""
+        """Close the port: new connections are refused and kept-alive ones hung up until `up()`."""
+        self.is_down = True
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

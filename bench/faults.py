@@ -67,12 +67,13 @@ class Bench:
     def __init__(self, stack: FaultStack, receiver: FaultReceiver, sessions: list[Session], scale: Scale,
                  log: Callable[[str], None] = print):
         self.stack, self.receiver, self.sessions, self.scale, self.log = stack, receiver, sessions, scale, log
+        self.since = 0.0  # when the last scenario started (epoch seconds)
 
     def run(self, number: int) -> Row:
         name, fault = SCENARIOS[number]
         self.log(f"==> scenario {number}: {name}")
         self.ensure_runners()
-        since = time.time()
+        since = self.since = time.time()
         load = Load(self.stack, self.sessions, f"s{number}x{int(since) % 100000}", send_rate=self.scale.send_rate,
                     inbound_rate=self.scale.inbound_rate).start()
         time.sleep(self.scale.warmup)
@@ -151,7 +152,7 @@ class Bench:
         rate = self.sustainable_rate(load)
         self.log(f"    sustainable: {rate:.0f} sends/s (closed loop, 8 clients, 10 s); now {2 * rate:.0f}/s "
                  f"for {self.scale.overload_for:g}s")
-        extra = Load(self.stack, self.sessions, load.tag + "o", send_rate=2 * rate, inbound_rate=0, workers=64,
+        extra = Load(self.stack, self.sessions, load.tag + "-o", send_rate=2 * rate, inbound_rate=0, workers=64,
                      give_up_after=60)
         extra.stats = load.stats  # one 5xx count for the row
         extra.accepted, extra.refused, extra.abandoned = load.accepted, load.refused, load.abandoned
@@ -167,7 +168,7 @@ class Bench:
         def client(k: int) -> None:
             n = 0
             while time.monotonic() < stop:
-                load.send(self.sessions[k % len(self.sessions)], f"{load.tag}p-{k}-{n}")
+                load.send(self.sessions[k % len(self.sessions)], f"{load.tag}-p{k}-{n}")
                 n += 1
             done.append(n)
 
