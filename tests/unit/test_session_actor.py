@@ -190,3 +190,22 @@ def test_a_stopping_runner_gives_up_a_held_received_message():
     with pytest.raises(DependencyUnavailable):
         actor._received_durably({"event": "message.received", "data": {"message_id": "in-2"}}, first_wait=0.001)
     assert store.events() == []
+
+
+def test_messages_taken_after_the_stop_are_written_before_the_actor_ends():
+    """A shard handed over (bench/faults.py scenario 3: the leases expired while PostgreSQL
+    was down) stops the actor while its client still takes messages: those behind the stop
+    in the inbox were dropped, and WhatsApp does not send them to the next owner."""
+    row = session_row()
+    ports = make_ports(MemoryStore(row))
+    actor = ports.actors.actor_for(row["session_id"])
+    actor.load()
+    actor.post("stop", False)
+    actor.post("driver", actor.generation, "event", {"event": "message.received", "data": {"message_id": "late-1"}})
+    actor.post("driver", actor.generation - 1, "event",
+               {"event": "message.received", "data": {"message_id": "old-client"}})
+    actor.post("command", "c-left", lambda: None, "send_message")  # stays queued for the next owner
+    actor._run()  # on this thread: the stop, then what waited behind it
+    assert actor.done.is_set()
+    written = [change.data["message_id"] for _, change in ports.store.changes if change.event == "message.received"]
+    assert written == ["late-1", "old-client"]
