@@ -18,6 +18,7 @@ from chalicelib.aws_clients import make_client
 from chalicelib.config import Settings, load_settings
 from chalicelib.db import migrator
 from chalicelib.db.embedded import start_embedded
+from chalicelib.repositories.events import EventOutboxRepository
 from devstack import PROJECT_ROOT
 from devstack.localstack import LocalStackHandle, ensure_localstack, is_ready
 from devstack.messaging_stack import MEDIA_TEMPLATE_PATH, delete_stack, deploy_messaging_stack
@@ -46,6 +47,7 @@ class LocalStackEnvironment:
         self._deployed_stack: str | None = None
         self._media_stack: str | None = None
         self._admin_url: str | None = None
+        self._queues_seen_at: float | None = None  # last time redeploy_if_missing found the queues
 
     # -- database -----------------------------------------------------------------------
     def start_database(self) -> str:
@@ -136,6 +138,7 @@ class LocalStackEnvironment:
             return False
         try:
             make_client("sqs", self.settings).get_queue_url(QueueName=self.settings.events_queue_name)
+            self._queues_seen_at = time.time()
             return False
         except ClientError as exc:
             if "NonExistentQueue" not in str(exc) and "QueueDoesNotExist" not in str(exc):
@@ -146,7 +149,19 @@ class LocalStackEnvironment:
         self.deploy_messaging()
         if self._media_stack:
             self.deploy_media()
+        self._resend_what_the_queues_lost()
         return True
+
+    def _resend_what_the_queues_lost(self, margin: float = 120.0) -> None:
+        """What the old LocalStack had taken and held is gone with it (on AWS a queue keeps
+        what it acknowledged): events handed over since shortly before the queues were last
+        seen, and not yet taken by the dispatcher, are marked unsent for the sweeper to send
+        again. Queued commands need nothing: the runners' backlog scan runs them from the table."""
+        window = time.time() - self._queues_seen_at + margin if self._queues_seen_at else 3600.0
+        with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
+            count = EventOutboxRepository.mark_unsent_undelivered(conn, window)
+        if count:
+            self.log(f"{count} event(s) the old queues held will be sent again")
 
     def delete_messaging(self) -> None:
         if self._deployed_stack:
