@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -192,6 +193,10 @@ def bench_env(scale: Scale) -> dict[str, str]:
     return {"WEBHOOK_RETRY_SCHEDULE": COMPRESSED_RETRY_SCHEDULE}
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", default="1,2,3,4,5,6,7", help="comma-separated scenario numbers")
@@ -203,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenario(s) {unknown}; choose from {sorted(SCENARIOS)}")
     scale = SCALES[args.scale]
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the stack too (the embedded PostgreSQL outlives us)
     started = time.monotonic()
     stack = FaultStack(extra_env=bench_env(scale), keep_dir=args.keep, log=lambda m: print(m, flush=True))
     receiver = FaultReceiver()
