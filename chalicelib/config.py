@@ -86,6 +86,7 @@ class Settings:
     whatsapp_driver: str = "neonize"
     emulator_port: int = 8081
     emulator_token: str | None = None  # X-Emulator-Token of the emulator's control API; required by it
+    emulator_wire_log: Path | None = None  # the emulator appends every message it "sends" here (bench/faults.py)
     metrics_port: int = 9100
     runner_bind_host: str = "127.0.0.1"  # where the runner's /metrics and /healthz listen
     aws_endpoint_url: str | None = None
@@ -282,6 +283,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         whatsapp_driver=r.get("WHATSAPP_DRIVER", _parse_choice(DRIVERS), "neonize"),
         emulator_port=r.get("EMULATOR_PORT", parse_port, 8081),
         emulator_token=r.get("EMULATOR_TOKEN", _parse_emulator_token, None),
+        emulator_wire_log=Path(wire) if (wire := r.text("EMULATOR_WIRE_LOG")) else None,
         metrics_port=r.get("METRICS_PORT", parse_port, 9100),
         runner_bind_host=r.get("RUNNER_BIND_HOST", _parse_bind_host, "127.0.0.1"),
         aws_endpoint_url=r.get("AWS_ENDPOINT_URL", _parse_url, None),

@@ -18,6 +18,18 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
+REDEPLOY_CHECK_EVERY = 5.0  # seconds between checks that the stack's queues still exist
+
+
+def _redeploy_if_missing(stack) -> None:
+    """A restarted LocalStack has no queues: deploy the stacks again (the outboxes then
+    resend what SQS did not take). A failure here is reported and tried again later."""
+    try:
+        stack.redeploy_if_missing()
+    except Exception as exc:  # noqa: BLE001 - the stack keeps running; the next check retries
+        _say(f"zemeow: redeploying the messaging stack failed ({exc.__class__.__name__}: {exc}); retrying")
+
+
 def _raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -87,11 +99,15 @@ def cmd_run(_args: argparse.Namespace) -> int:
         _say(f"  queues:     QUEUE_PREFIX={stack.settings.queue_prefix}")
         _say(f"  try:        curl -s http://127.0.0.1:{settings.server_port}/health")
         _say("  Ctrl-C stops everything.")
+        next_check = time.monotonic() + REDEPLOY_CHECK_EVERY
         while True:
             for child in stack.children:
                 if not child.alive():
                     _say(f"zemeow: {child.name} exited with code {child.process.returncode}; stopping")
                     return 1
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + REDEPLOY_CHECK_EVERY
+                _redeploy_if_missing(stack)
             time.sleep(1)
     except KeyboardInterrupt:
         _say("\nstopping ...")

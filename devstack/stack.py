@@ -12,13 +12,15 @@ from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws_clients import make_client
 from chalicelib.config import Settings, load_settings
 from chalicelib.db import migrator
 from chalicelib.db.embedded import start_embedded
+from chalicelib.repositories.events import EventOutboxRepository
 from devstack import PROJECT_ROOT
-from devstack.localstack import LocalStackHandle, ensure_localstack
+from devstack.localstack import LocalStackHandle, ensure_localstack, is_ready
 from devstack.messaging_stack import MEDIA_TEMPLATE_PATH, delete_stack, deploy_messaging_stack
 from devstack.processes import Child, start_child, wait_http
 
@@ -45,6 +47,7 @@ class LocalStackEnvironment:
         self._deployed_stack: str | None = None
         self._media_stack: str | None = None
         self._admin_url: str | None = None
+        self._queues_seen_at: float | None = None  # last time redeploy_if_missing found the queues
 
     # -- database -----------------------------------------------------------------------
     def start_database(self) -> str:
@@ -121,6 +124,44 @@ class LocalStackEnvironment:
             except Exception as exc:  # noqa: BLE001 - already gone
                 if "NoSuchBucket" not in str(exc):
                     raise
+
+    def redeploy_if_missing(self) -> bool:
+        """Deploy the messaging (and media) stacks again when their queues are gone; True if it did.
+
+        LocalStack keeps no state across a restart: its queues come back missing, and every
+        enqueue fails until the stacks exist again (the outboxes keep what SQS did not take and
+        resend it then). `make run` calls this every few seconds; a LocalStack that does not
+        answer yet is left alone (False): the next call tries again."""
+        if not self._deployed_stack:
+            return False
+        if not is_ready(self.settings.aws_endpoint_url or ""):
+            return False
+        try:
+            make_client("sqs", self.settings).get_queue_url(QueueName=self.settings.events_queue_name)
+            self._queues_seen_at = time.time()
+            return False
+        except ClientError as exc:
+            if "NonExistentQueue" not in str(exc) and "QueueDoesNotExist" not in str(exc):
+                raise
+        except (BotoCoreError, OSError):  # down again, or not up yet: next call
+            return False
+        self.log(f"the queues of {self._deployed_stack} are gone (LocalStack restarted?); deploying again")
+        self.deploy_messaging()
+        if self._media_stack:
+            self.deploy_media()
+        self._resend_what_the_queues_lost()
+        return True
+
+    def _resend_what_the_queues_lost(self, margin: float = 120.0) -> None:
+        """What the old LocalStack had taken and held is gone with it (on AWS a queue keeps
+        what it acknowledged): events handed over since shortly before the queues were last
+        seen, and not yet taken by the dispatcher, are marked unsent for the sweeper to send
+        again. Queued commands need nothing: the runners' backlog scan runs them from the table."""
+        window = time.time() - self._queues_seen_at + margin if self._queues_seen_at else 3600.0
+        with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
+            count = EventOutboxRepository.mark_unsent_undelivered(conn, window)
+        if count:
+            self.log(f"{count} event(s) the old queues held will be sent again")
 
     def delete_messaging(self) -> None:
         if self._deployed_stack:

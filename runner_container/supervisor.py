@@ -265,7 +265,8 @@ class RunnerSupervisor:
 
     def _run_backlog(self, shards: set[int], stale_after: float | None) -> None:
         """Commands of these shards still queued (or left running by a dead runner), oldest first."""
-        rows = self.shards.backlog(shards, live_ttl=self.settings.runner_lease_ttl, older_than=stale_after or 0)
+        rows = self.shards.backlog(shards, live_ttl=self.settings.runner_lease_ttl, older_than=stale_after or 0,
+                                   runner_id=self.runner_id)
         for row in rows:
             self.actor_for(row["session_id"]).post_command(str(row["id"]), lambda: None, row["type"])
 

@@ -31,6 +31,19 @@ class EventOutboxRepository:
             conn.execute("UPDATE event_outbox SET sent_at = now() WHERE id = ANY(%s::uuid[])", (ids,))
 
     @staticmethod
+    def mark_unsent_undelivered(conn: psycopg.Connection, sent_within_seconds: float) -> int:
+        """Events handed to a queue in the last `sent_within_seconds` that no dispatcher has
+        taken (no delivery row): unsent again, so that the sweeper resends them. For a queue
+        that lost what it held (a LocalStack restarted without state); an event already
+        taken is recognised by its id and not delivered twice."""
+        return conn.execute(
+            """
+            UPDATE event_outbox e SET sent_at = NULL
+            WHERE e.sent_at > now() - make_interval(secs => %s)
+              AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id)
+            """, (sent_within_seconds,)).rowcount
+
+    @staticmethod
     def unsent(conn: psycopg.Connection, older_than_seconds: float, limit: int = 500) -> list[dict[str, Any]]:
         rows = conn.execute(
             """

@@ -27,15 +27,24 @@ class ShardRepository:
                 "SELECT id, session_id, jid, status, desired_state, auto_reconnect FROM sessions "
                 f"WHERE {shard_sql('session_id', self.shards)} = ANY(%s)", (sorted(owned),)).fetchall()
 
-    def backlog(self, owned: set[int], *, live_ttl: float, older_than: float) -> list[dict[str, Any]]:
-        """Commands of these shards still queued (or left running by a dead runner), oldest first."""
+    def backlog(self, owned: set[int], *, live_ttl: float, older_than: float,
+                runner_id: str | None = None) -> list[dict[str, Any]]:
+        """Commands of these shards still queued (or left running by a dead runner, or marked
+        running by `runner_id` itself for longer than `older_than`), oldest first.
+
+        The last kind: a claim whose UPDATE committed while the connection died before its
+        answer (PostgreSQL stopped, bench/faults.py scenario 3) leaves the row running on a
+        live runner that never ran it, and nothing else would take it. Posting one that does
+        run here is harmless: the actor runs it once (a finished row is not claimed again)."""
         with self.db.connection() as conn:
             return conn.execute(
                 f"""
                 SELECT c.id, c.session_id, c.type FROM commands c
                 WHERE (c.status = 'queued' OR (c.status = 'running' AND NOT EXISTS (
-                        SELECT 1 FROM runners r WHERE r.id = c.runner_id AND {runner_alive_sql('r', '%s')})))
+                        SELECT 1 FROM runners r WHERE r.id = c.runner_id AND {runner_alive_sql('r', '%s')}))
+                       OR (c.status = 'running' AND c.runner_id = %s
+                           AND c.started_at < now() - make_interval(secs => %s)))
                   AND c.created_at < now() - make_interval(secs => %s)
                   AND {shard_sql('c.session_id', self.shards)} = ANY(%s)
                 ORDER BY c.created_at LIMIT 2000
-                """, (live_ttl, older_than, sorted(owned))).fetchall()
+                """, (live_ttl, runner_id, older_than, older_than, sorted(owned))).fetchall()

@@ -13,7 +13,7 @@ def make_driver(name: str, container: Any, **options: Any) -> Driver:
         return EmulatorDriver(container.db, token=container.settings.emulator_token,
                               media_policy=container.outbound_policy,
                               media_store=container.media_store, media_max_bytes=container.settings.media_max_bytes,
-                              **options)
+                              wire_log=container.settings.emulator_wire_log, **options)
     from runner_container.drivers.neonize_driver import NeonizeDriver  # imports neonize (only here)
 
     return NeonizeDriver(container.database_url, container.db,

@@ -31,10 +31,13 @@ neonize driver's own code (`emulator_inbound.py`).
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import secrets
 import threading
 import time
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from chalicelib.db import Database
@@ -197,6 +200,7 @@ class EmulatorClient(EmulatorOtherPhones, EmulatorAccountCalls, EmulatorCalls, E
             if len(self.outbox) > 1000:
                 del self.outbox[:-1000]
         self.polls.remember(sent_poll(payload, message["message_id"], self.jid))
+        self.driver.on_wire(self.config.session_id, message)
         self._log(self.driver.chat_state(self.config.session_id), "message", message_id=message["message_id"], to=to)
         return {"message_id": message["message_id"], "timestamp": message["timestamp"]}
 
@@ -271,7 +275,8 @@ class EmulatorDriver(Driver):
     server_host = "127.0.0.1"  # the emulator's listener plays web.whatsapp.com: dials through a proxy end here
 
     def __init__(self, db: Database, *, token: str | None, port: int = 8081, qr_rotate: float = 20.0,
-                 dial_timeout: float = 10.0, media_policy: NetPolicy | None = None, media_store: Any = None, media_max_bytes: int | None = None):
+                 dial_timeout: float = 10.0, media_policy: NetPolicy | None = None, media_store: Any = None,
+                 media_max_bytes: int | None = None, wire_log: Path | None = None):
         if not token:
             raise ConfigError(["EMULATOR_TOKEN is required when WHATSAPP_DRIVER=emulator: its control API "
                                "can pair any session, so it never answers without the token "
@@ -291,6 +296,17 @@ class EmulatorDriver(Driver):
         self.opened: dict[str, int] = {}  # session_id -> clients opened (emulator_calls.py)
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
+        # EMULATOR_WIRE_LOG: what went out on the "network", one JSON line per message, appended
+        # with one write(2) on an O_APPEND descriptor (runners may share the file; a SIGKILL
+        # after the write keeps the line): the fault bench counts executions from it
+        self._wire_fd = os.open(wire_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600) if wire_log else None
+
+    def on_wire(self, session_id: str, message: dict[str, Any]) -> None:
+        if self._wire_fd is None:
+            return
+        line = {"session_id": session_id, "message_id": message["message_id"], "to": message["to"],
+                "text": message.get("text"), "at": message["received_at"], "pid": os.getpid()}
+        os.write(self._wire_fd, (json.dumps(line) + "\n").encode())
 
     def fetch_key(self, key: str, limit: int) -> bytes:
         from runner_container.media_fetch import fetch_stored_media  # noqa: PLC0415

@@ -200,7 +200,7 @@ def make_ports(store: MemoryStore, **overrides: Any) -> SessionPorts:
                          events=SimpleNamespace(sent=[], send=lambda envelopes: ports.events.sent.extend(envelopes)),
                          clock=FakeClock(), settings=ActorSettings(runner_id="r-unit",
                                                                    tuning=Tuning(60.0, Backoff(1.0, 60.0))),
-                         log=SimpleNamespace(info=_quiet, warning=_quiet, debug=_quiet, exception=_quiet),
+                         log=SimpleNamespace(info=_quiet, warning=_quiet, debug=_quiet, exception=_quiet, error=_quiet),
                          proxies=NoProxy(), message_log=SimpleNamespace(find=lambda *a: None,
                                                                         find_many=lambda *a: {}))
     for name, value in overrides.items():

@@ -161,3 +161,70 @@ def test_a_command_that_overtakes_an_older_one_of_its_session_runs_after_it_and_
     actor.post_command(first, lambda: acked.append(first), "ping")
     drain(actor)
     assert finished == [first, second] and acked == [first]
+
+
+class _DownThenUp(MemoryStore):
+    """A store whose database is down for the first `failures` writes."""
+
+    def __init__(self, row, failures: int):
+        super().__init__(row)
+        self.failures = failures
+
+    def apply(self, session_id, change, *, uid):
+        if self.failures:
+            self.failures -= 1
+            from chalicelib.errors import DependencyUnavailable
+
+            raise DependencyUnavailable("database did not answer within 5s")
+        return super().apply(session_id, change, uid=uid)
+
+
+def test_a_received_message_is_held_while_the_database_is_down_not_dropped():
+    """bench/faults.py scenario 3 (PostgreSQL stopped for 20 s) lost received messages: the
+    failed write dropped them, and WhatsApp does not send a message again. Now the actor
+    writes it again until the database answers, and the session's next item waits behind it."""
+    row = session_row()
+    store = _DownThenUp(row, failures=3)
+    ports = make_ports(store)
+    actor = ports.actors.actor_for(row["session_id"])
+    actor.load()
+    item = ("driver", actor.generation, "event",
+            {"event": "message.received", "data": {"message_id": "in-1", "text": "while down"}})
+    actor._received_durably(item[3], first_wait=0.001, max_wait=0.002)
+    assert store.failures == 0 and store.events() == ["message.received"]
+    assert store.changes[0][1].data["text"] == "while down"
+
+
+def test_a_stopping_runner_gives_up_a_held_received_message():
+    import pytest
+
+    from chalicelib.errors import DependencyUnavailable
+
+    row = session_row()
+    store = _DownThenUp(row, failures=1000)
+    ports = make_ports(store)
+    actor = ports.actors.actor_for(row["session_id"])
+    actor.load()
+    actor.stopping.set()
+    with pytest.raises(DependencyUnavailable):
+        actor._received_durably({"event": "message.received", "data": {"message_id": "in-2"}}, first_wait=0.001)
+    assert store.events() == []
+
+
+def test_messages_taken_after_the_stop_are_written_before_the_actor_ends():
+    """A shard handed over (bench/faults.py scenario 3: the leases expired while PostgreSQL
+    was down) stops the actor while its client still takes messages: those behind the stop
+    in the inbox were dropped, and WhatsApp does not send them to the next owner."""
+    row = session_row()
+    ports = make_ports(MemoryStore(row))
+    actor = ports.actors.actor_for(row["session_id"])
+    actor.load()
+    actor.post("stop", False)
+    actor.post("driver", actor.generation, "event", {"event": "message.received", "data": {"message_id": "late-1"}})
+    actor.post("driver", actor.generation - 1, "event",
+               {"event": "message.received", "data": {"message_id": "old-client"}})
+    actor.post("command", "c-left", lambda: None, "send_message")  # stays queued for the next owner
+    actor._run()  # on this thread: the stop, then what waited behind it
+    assert actor.done.is_set()
+    written = [change.data["message_id"] for _, change in ports.store.changes if change.event == "message.received"]
+    assert written == ["late-1", "old-client"]
