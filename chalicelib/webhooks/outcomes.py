@@ -87,6 +87,7 @@ class OutcomeRecorder:
                 opened, recovered = set(), set()
         for endpoint in set(tally.failures) | tally.disabled:
             self.endpoints.invalidate(endpoint)
+        recovered |= self._closed_meanwhile({job.endpoint for job in jobs if job.parked} - opened - recovered)
         self.after_breaker_changes(opened, recovered, tally.disabled)
         if self._observe is not None:
             self._observe([job.status for job in jobs],
@@ -109,6 +110,16 @@ class OutcomeRecorder:
             "next_attempt_at": next_at, "last_attempt_at": job.attempted_at, "enqueued_at": job.enqueued_at,
             "target": job.target,
         }
+
+    def _closed_meanwhile(self, parked_at: set[Endpoint]) -> set[Endpoint]:
+        """Endpoints this batch parked deliveries at whose breaker has closed since the batch
+        read it open: another dispatcher's probe succeeded and released the parked rows
+        before these were written, so nothing else would ever release them."""
+        if not parked_at:
+            return set()
+        states = self.repo.endpoints(parked_at)
+        return {endpoint for endpoint in parked_at
+                if (states.get(endpoint) or {"state": "closed"})["state"] == "closed"}
 
     def _breakers_to_move(self, tally: BreakerTally) -> bool:
         """False when the batch changes no breaker: only successes to endpoints known healthy."""

@@ -134,3 +134,37 @@ def test_a_batch_is_written_in_one_statement_with_every_field(container, make_se
         assert attempt["http_status"] == row["http_status"] and attempt["at"] is not None
     retries = [json.loads(e["MessageBody"]) for e in recording.sent]
     assert len(retries) == statuses.count("retrying")
+
+
+def test_a_delivery_parked_while_another_dispatchers_probe_closes_the_breaker_is_released(
+        container, make_session, db):
+    """The batch read the breaker open and parked its delivery; before its write landed,
+    another dispatcher's probe succeeded, closed the breaker and released the parked rows
+    (ours was not written yet). The parked row must not stay 'retrying' with nothing left
+    to release it: the write sees the breaker closed and releases it itself."""
+    url = "http://127.0.0.1:9/never-dialled"  # parked: no attempt is made
+    created = make_session(webhook={"url": url, "events": ["message.*"]})
+    dispatcher = container.webhook_dispatcher
+    dispatcher.sqs = RecordingSqs()
+    endpoint = (created["id"], url)
+    repo = dispatcher.recorder.repo
+    with db.connection() as conn:  # open, and still cooling down: this batch parks
+        assert repo.record_failures(conn, endpoint, 50, 1) == "open"
+    dispatcher.endpoints.invalidate(endpoint)
+    write = repo.write_outcomes
+
+    def probe_wins_first(conn, rows, attempts):
+        with db.connection() as other:  # the other dispatcher: probe succeeded, parked rows released
+            repo.record_success(other, endpoint)
+        assert repo.release_parked(endpoint) == []  # ours is not written yet
+        return write(conn, rows, attempts)
+
+    repo.write_outcomes = probe_wins_first
+    envelope = make_envelope(created["session_id"], "message.received", {"n": 1},
+                             metadata={"session_uid": created["id"]})
+    assert dispatcher.handle([_record(envelope)]) == {"batchItemFailures": []}
+    delivery_id = delivery_id_for(envelope["id"], url)
+    row, attempts = _rows(db, delivery_id)
+    assert attempts == [] and row["status"] == "pending", row  # released, not stranded
+    released = [json.loads(e["MessageBody"]) for e in dispatcher.sqs.sent]
+    assert [m.get("delivery_id") for m in released if m.get("type") == "webhook.delivery"] == [delivery_id]
