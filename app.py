@@ -583,3 +583,5 @@ def media_download_url(ctx: RequestContext, session_id: str) -> dict[str, Any]:
 
 # -- route modules (chalicelib/views): each declares its routes with the same router ------
 # one line a module, so features land without touching the routes above
+import chalicelib.views.store as _store_views  # noqa: E402 - message store read API (issue 15)
+_store_views.register(route)

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 from neonize.events import (CallOfferEv, ChatPresenceEv, ClientOutdatedEv, ConnectedEv, ConnectFailureEv,
-                            DisconnectedEv, GroupInfoEv, JoinedGroupEv, KeepAliveRestoredEv,
+                            DisconnectedEv, GroupInfoEv, HistorySyncEv, JoinedGroupEv, KeepAliveRestoredEv,
                             KeepAliveTimeoutEv, LoggedOutEv, MessageEv, PairStatusEv, PresenceEv, QREv,
                             ReceiptEv, StreamErrorEv, StreamReplacedEv, TemporaryBanEv)
 
@@ -203,6 +203,13 @@ def _group(event: Any, resolve_pn: Resolver) -> Translated:
         "group": render_jid(jid), "kind": "joined" if isinstance(event, JoinedGroupEv) else "changed"}})]
 
 
+def _history(event: Any, resolve_pn: Resolver) -> Translated:
+    """A history sync chunk: stored by the runner, bounded by HISTORY_SYNC (runner_container/history.py)."""
+    from runner_container.history import translate_history  # history imports this module
+
+    return [("event", {"event": "history.synced", "data": {"history": translate_history(event)}})]
+
+
 def _fixed(*items: tuple[str, dict[str, Any]]) -> Callable[[Any, Resolver], Translated]:
     return lambda event, resolve_pn: [(kind, dict(data)) for kind, data in items]
 
@@ -223,7 +230,7 @@ _TRANSLATORS: dict[type, Callable[[Any, Resolver], Translated]] = {
                                                     "message": f"stream error {event.Code}".strip()})],
     MessageEv: lambda event, resolve_pn: [("event", _message(event, resolve_pn))],
     ReceiptEv: _receipt, ChatPresenceEv: _chat_presence, PresenceEv: _presence, CallOfferEv: _call_offer,
-    JoinedGroupEv: _group, GroupInfoEv: _group,
+    JoinedGroupEv: _group, GroupInfoEv: _group, HistorySyncEv: _history,
 }
 
 

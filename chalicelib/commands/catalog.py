@@ -52,5 +52,7 @@ COMMANDS: dict[str, CommandSpec] = {spec.type: spec for spec in (
     _chat("create_group", "creating the group", ClientCall("create_group", ("name", "participants"), "group")),
     _chat("update_participants", "updating the participants",
           ClientCall("update_participants", ("group_jid", "action", "participants"), "participants")),
+    # the message store's contact detail (chalicelib/services/store.py): about text, picture URL
+    _chat("contact_profile", "reading the contact's profile", ClientCall("contact_profile", ("jid",), "profile")),
 )}
 COMMAND_TYPES = tuple(COMMANDS)

@@ -37,6 +37,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 from runner_container.drivers.base import DriverError
+from runner_container.drivers.emulator_history import deliver
 from runner_container.drivers.emulator_rules import _bare, _group_view
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -126,6 +127,8 @@ def _handler(driver: "EmulatorDriver") -> type[BaseHTTPRequestHandler]:
                         return self._send(200, _group_view(group))
                 if method == "POST" and action == "scan":
                     jid = client.scan(body.get("phone"), body.get("push_name"))
+                    if body.get("history") is not None:  # what the phone already has (emulator_history.py)
+                        return self._send(200, {"jid": jid, "history_chats": deliver(client, body["history"])})
                     return self._send(200, {"jid": jid})
                 if method == "POST" and action == "inbound":
                     problem, media = _inbound_media(body)

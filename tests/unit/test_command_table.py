@@ -32,4 +32,4 @@ def test_client_calls_name_methods_of_the_driver_interface_with_their_arguments(
 def test_what_waits_for_the_login():
     waiting = {type for type, spec in COMMANDS.items() if spec.waits_for_login}
     assert waiting == {"send_message", "mark_read", "send_presence", "check_contacts", "list_groups",
-                       "group_info", "create_group", "update_participants"}
+                       "group_info", "create_group", "update_participants", "contact_profile"}

@@ -1,0 +1,193 @@
+"""The message store's writes (runner side) and the lookups replies and reactions need.
+
+`apply(conn, session_uid, ops)` performs the operations of `chalicelib.messaging.store_records`
+inside the caller's transaction: `SessionStore.apply` calls it with the event it records, so a
+message and its event are written together or not at all. Everything is bound to the session
+row id (`sessions.id`): a reused session_id never sees another row's messages.
+
+Rules kept here, in SQL:
+- a message seen again (a receipt before the message, a media worker after the actor) keeps
+  what it knew and takes what the new sighting adds; history never overwrites a live row;
+- a revoked message keeps its row, flagged, with its text, content, media and reactions blanked;
+- a status only moves forward (sent < delivered < read < played);
+- a chat's unread count is the received messages after our last read: one more for each new
+  received message after it, recounted (through the chat index) when we read.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from chalicelib.db import Database
+from chalicelib.messaging.store_records import STATUS_RANK, Op, preview_of
+
+_RANK_SQL = "CASE {col} " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in STATUS_RANK.items()) + " ELSE 0 END"
+_UNREAD = "(type NOT IN ('reaction', 'edit', 'revoke'))"
+
+
+def _json(value: Any) -> Any:
+    return Jsonb(value) if value is not None else None
+
+
+class MessageStoreRepository:
+    def __init__(self, db: Database):
+        self.db = db
+
+    # -- writes (inside the runner's transaction) --------------------------------------------
+    @classmethod
+    def apply(cls, conn: psycopg.Connection, session_uid: str, ops: Iterable[Op]) -> dict[str, int]:
+        """Perform the operations; counts of what was written, by operation."""
+        counts: dict[str, int] = {}
+        for name, values in ops:
+            written = getattr(cls, f"_{name}")(conn, session_uid, values)
+            counts[name] = counts.get(name, 0) + int(written or 0)
+        return counts
+
+    @staticmethod
+    def _message(conn: psycopg.Connection, uid: str, row: dict[str, Any]) -> int:
+        history = row.get("history", False)
+        refresh = "DO NOTHING" if history else """DO UPDATE SET
+                chat_jid = EXCLUDED.chat_jid, type = EXCLUDED.type,
+                sender_jid = coalesce(EXCLUDED.sender_jid, messages.sender_jid),
+                sender_phone = coalesce(EXCLUDED.sender_phone, messages.sender_phone),
+                sender_lid = coalesce(EXCLUDED.sender_lid, messages.sender_lid),
+                text = CASE WHEN messages.revoked_at IS NULL AND messages.edited_at IS NULL
+                            THEN coalesce(EXCLUDED.text, messages.text) ELSE messages.text END,
+                content = CASE WHEN messages.revoked_at IS NULL THEN coalesce(EXCLUDED.content, messages.content) END,
+                media = CASE WHEN messages.revoked_at IS NULL THEN coalesce(EXCLUDED.media, messages.media) END,
+                quoted_id = coalesce(EXCLUDED.quoted_id, messages.quoted_id),
+                push_name = coalesce(EXCLUDED.push_name, messages.push_name)"""
+        inserted = conn.execute(
+            f"""
+            INSERT INTO messages (session_uid, message_id, chat_jid, sender_jid, sender_phone, sender_lid, from_me,
+                                  type, text, content, media, quoted_id, push_name, sent_at, status)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()), %s)
+            ON CONFLICT (session_uid, message_id) {refresh}
+            RETURNING (xmax = 0) AS inserted, sent_at
+            """,
+            (uid, row["message_id"], row["chat_jid"], row["sender_jid"], row["sender_phone"], row["sender_lid"],
+             row["from_me"], row["type"], row["text"], _json(row["content"]), _json(row["media"]),
+             row["quoted_id"], row["push_name"], row["sent_at"], row["status"])).fetchone()
+        if inserted is None:
+            return 0  # history met a live row
+        counts_unread = bool(inserted["inserted"]) and not row["from_me"] and not history
+        conn.execute(
+            """
+            INSERT INTO chats (session_uid, chat_jid, is_group, last_message_id, last_message_at, activity_at,
+                               unread_count)
+            VALUES (%(uid)s, %(chat)s, %(group)s, %(id)s, %(at)s, %(at)s, %(unread)s)
+            ON CONFLICT (session_uid, chat_jid) DO UPDATE SET
+                activity_at = CASE WHEN chats.last_message_at IS NULL THEN %(at)s
+                                   ELSE greatest(chats.activity_at, %(at)s) END,
+                last_message_id = CASE WHEN chats.last_message_at IS NULL OR chats.last_message_at <= %(at)s
+                                       THEN %(id)s ELSE chats.last_message_id END,
+                last_message_at = greatest(chats.last_message_at, %(at)s),
+                unread_count = chats.unread_count + CASE WHEN %(unread)s::int = 1
+                    AND %(at)s > coalesce(chats.last_read_at, '-infinity') THEN 1 ELSE 0 END,
+                updated_at = now()
+            """,
+            {"uid": uid, "chat": row["chat_jid"], "group": row["is_group"], "id": row["message_id"],
+             "at": inserted["sent_at"], "unread": 1 if counts_unread else 0})
+        return 1
+
+    @staticmethod
+    def _edit(conn: psycopg.Connection, uid: str, values: dict[str, Any]) -> int:
+        return conn.execute(
+            "UPDATE messages SET text = coalesce(%s, text), edited_at = coalesce(%s, now()) "
+            "WHERE session_uid = %s AND message_id = %s AND revoked_at IS NULL",
+            (values.get("text"), values.get("edited_at"), uid, values.get("message_id"))).rowcount
+
+    @staticmethod
+    def _revoke(conn: psycopg.Connection, uid: str, values: dict[str, Any]) -> int:
+        return conn.execute(
+            "UPDATE messages SET text = NULL, content = NULL, media = NULL, reactions = NULL, "
+            "revoked_at = coalesce(%s, now()), revoked_by = %s WHERE session_uid = %s AND message_id = %s",
+            (values.get("revoked_at"), values.get("revoked_by"), uid, values.get("message_id"))).rowcount
+
+    @staticmethod
+    def _reaction(conn: psycopg.Connection, uid: str, values: dict[str, Any]) -> int:
+        return conn.execute(
+            """
+            UPDATE messages SET reactions = CASE WHEN %(emoji)s = '' THEN nullif(coalesce(reactions, '{}') - %(author)s, '{}')
+                                   ELSE coalesce(reactions, '{}') || jsonb_build_object(%(author)s::text, %(emoji)s::text) END
+             WHERE session_uid = %(uid)s AND message_id = %(id)s AND revoked_at IS NULL
+            """, {"emoji": values["emoji"], "author": values["author"], "uid": uid,
+                  "id": values["message_id"]}).rowcount
+
+    @staticmethod
+    def _status(conn: psycopg.Connection, uid: str, values: dict[str, Any]) -> int:
+        new = STATUS_RANK[values["status"]]
+        return conn.execute(
+            f"UPDATE messages SET status = %s, status_at = coalesce(%s, now()) "
+            f"WHERE session_uid = %s AND message_id = ANY(%s) AND from_me AND {_RANK_SQL.format(col='status')} < %s",
+            (values["status"], values.get("at"), uid, values["message_ids"], new)).rowcount
+
+    @staticmethod
+    def _chat_read(conn: psycopg.Connection, uid: str, values: dict[str, Any]) -> int:
+        """We read the chat up to the newest of these messages (now, when none is stored)."""
+        return conn.execute(
+            f"""
+            WITH mark AS (
+                SELECT coalesce((SELECT max(sent_at) FROM messages WHERE session_uid = %(uid)s
+                                    AND message_id = ANY(%(ids)s)), now()) AS at)
+            UPDATE chats c SET last_read_at = greatest(c.last_read_at, mark.at), updated_at = now(),
+                   unread_count = (SELECT count(*) FROM messages m WHERE m.session_uid = c.session_uid
+                                      AND m.chat_jid = c.chat_jid AND NOT m.from_me AND {_UNREAD}
+                                      AND m.sent_at > greatest(c.last_read_at, mark.at))
+              FROM mark WHERE c.session_uid = %(uid)s AND c.chat_jid = %(chat)s
+            """, {"uid": uid, "ids": values["message_ids"], "chat": values["chat_jid"]}).rowcount
+
+    @staticmethod
+    def _contact(conn: psycopg.Connection, uid: str, values: dict[str, Any]) -> int:
+        return conn.execute(
+            """
+            INSERT INTO contacts (session_uid, jid, phone, lid, push_name, business_name, full_name, first_name)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (session_uid, jid) DO UPDATE SET
+                phone = coalesce(EXCLUDED.phone, contacts.phone), lid = coalesce(EXCLUDED.lid, contacts.lid),
+                push_name = coalesce(EXCLUDED.push_name, contacts.push_name),
+                business_name = coalesce(EXCLUDED.business_name, contacts.business_name),
+                full_name = coalesce(EXCLUDED.full_name, contacts.full_name),
+                first_name = coalesce(EXCLUDED.first_name, contacts.first_name),
+                updated_at = now()
+            """, (uid, values["jid"], values.get("phone"), values.get("lid"), values.get("push_name"),
+                  values.get("business_name"), values.get("full_name"), values.get("first_name"))).rowcount
+
+    @staticmethod
+    def _chat(conn: psycopg.Connection, uid: str, values: dict[str, Any]) -> int:
+        """What WhatsApp tells about a chat (history sync, group changes): given values win."""
+        return conn.execute(
+            """
+            INSERT INTO chats (session_uid, chat_jid, name, is_group, unread_count, archived, pinned, muted_until,
+                               activity_at)
+            VALUES (%(uid)s, %(chat)s, %(name)s, %(group)s, coalesce(%(unread)s, 0), %(archived)s, %(pinned)s,
+                    %(muted)s, coalesce(%(activity)s, now()))
+            ON CONFLICT (session_uid, chat_jid) DO UPDATE SET
+                name = coalesce(EXCLUDED.name, chats.name),
+                unread_count = coalesce(%(unread)s, chats.unread_count),
+                archived = coalesce(EXCLUDED.archived, chats.archived),
+                pinned = coalesce(EXCLUDED.pinned, chats.pinned),
+                muted_until = coalesce(EXCLUDED.muted_until, chats.muted_until), updated_at = now()
+            """, {"uid": uid, "chat": values["chat_jid"], "name": values.get("name"),
+                  "group": values["chat_jid"].endswith("@g.us"), "unread": values.get("unread_count"),
+                  "archived": values.get("archived"), "pinned": values.get("pinned"),
+                  "muted": values.get("muted_until"), "activity": values.get("activity_at")}).rowcount
+
+    # -- what replies, reactions and group reads need (runner) --------------------------------
+    def find(self, session_uid: str | None, message_id: str) -> Optional[dict[str, Any]]:
+        return self.find_many(session_uid, [message_id]).get(message_id)
+
+    def find_many(self, session_uid: str | None, message_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The known ones among `message_ids`, by id (one query): chat, author, from_me, type, preview."""
+        if session_uid is None:
+            return {}
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT message_id, chat_jid, sender_jid, from_me, type, text, content FROM messages "
+                "WHERE session_uid = %s AND message_id = ANY(%s)", (session_uid, list(message_ids))).fetchall()
+        return {row["message_id"]: {"message_id": row["message_id"], "chat_jid": row["chat_jid"],
+                                    "sender_jid": row["sender_jid"], "from_me": row["from_me"], "type": row["type"],
+                                    "preview": preview_of({**(row["content"] or {}), "text": row["text"]})}
+                for row in rows}
