@@ -35,6 +35,7 @@ def sent(message_id, text="hi", *, at=1793527200, **extra):
 class Session:
     def __init__(self, container, make_session, mode="full"):
         created = make_session(session_id=f"st-{uuid.uuid4().hex[:10]}")
+        self.created = created
         self.sid, self.uid = created["session_id"], created["id"]
         self.db = container.db
         self.store = SessionStore(container.db, container.events, mode)
@@ -236,9 +237,13 @@ def test_retention_prunes_old_messages_chats_and_contacts_in_batches(container, 
     for n in range(5):
         session.event("message.received", received(f"3EB0OLD{n}", at="2026-01-01T00:00:00Z", sender="5511900000009"))
     session.event("message.received", received("3EB0FRESH", at="2026-11-29T00:00:00Z"))
-    with container.db.connection() as conn:
+    with container.db.connection() as conn:  # stored long ago
         conn.execute("UPDATE contacts SET updated_at = now() - interval '200 days' "
                      "WHERE session_uid = %s AND phone = '5511900000009'", (session.uid,))
+        conn.execute("UPDATE messages SET recorded_at = now() - interval '200 days' "
+                     "WHERE session_uid = %s AND message_id LIKE '3EB0OLD%%'", (session.uid,))
+        conn.execute("UPDATE chats SET updated_at = now() - interval '200 days' "
+                     "WHERE session_uid = %s AND chat_jid = '5511900000009@s.whatsapp.net'", (session.uid,))
     retention = {"messages": 90 * 86400.0, "chats": 90 * 86400.0, "contacts": 90 * 86400.0}
     report = RetentionService(container.db, retention, batch_size=2).run()
     assert report.deleted["messages"] >= 5 and report.batches >= 3  # bounded batches of 2

@@ -49,10 +49,12 @@ RULES: tuple[Rule, ...] = (
          "status IN ('failed', 'skipped') AND updated_at < now() - make_interval(secs => %(cutoff)s)"),
     Rule("audit_log", "audit_log", "id", "at < now() - make_interval(secs => %(cutoff)s)"),
     Rule("rate_limits", "rate_limits", "bucket", "updated_at < now() - make_interval(secs => %(cutoff)s)"),
-    # the message store (MESSAGE_STORE_RETENTION): messages by their own timestamp, so history older
-    # than the retention goes at the next run; a chat or a contact unseen for as long goes too
-    Rule("messages", "messages", "ctid", "sent_at < now() - make_interval(secs => %(cutoff)s)"),
-    Rule("chats", "chats", "ctid", "activity_at < now() - make_interval(secs => %(cutoff)s)"),
+    # the message store (MESSAGE_STORE_RETENTION): a message stored longer ago than the retention
+    # (history included: kept as long as a live message), a chat without activity or change for as
+    # long, a contact not seen for as long
+    Rule("messages", "messages", "ctid", "recorded_at < now() - make_interval(secs => %(cutoff)s)"),
+    Rule("chats", "chats", "ctid", "activity_at < now() - make_interval(secs => %(cutoff)s) "
+                                   "AND updated_at < now() - make_interval(secs => %(cutoff)s)"),
     Rule("contacts", "contacts", "ctid", "updated_at < now() - make_interval(secs => %(cutoff)s)"),
 )
 

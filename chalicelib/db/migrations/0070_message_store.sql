@@ -37,8 +37,10 @@ CREATE TABLE messages (
 );
 -- a chat's messages newest first (the read API's page, keyset on (sent_at, message_id))
 CREATE INDEX idx_messages_chat_time ON messages (session_uid, chat_jid, sent_at DESC, message_id DESC);
--- retention: oldest first across sessions
-CREATE INDEX idx_messages_sent_at ON messages (sent_at);
+-- retention: oldest stored first across sessions. By recorded_at, not sent_at: an index on sent_at
+-- alone tempts the planner to walk it backwards for a chat's page (and filter), which is fast only
+-- while the chat is a large share of the table
+CREATE INDEX idx_messages_recorded_at ON messages (recorded_at);
 
 CREATE TABLE chats (
     session_uid      uuid NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
