@@ -59,38 +59,36 @@ class MessageStoreRepository:
                 media = CASE WHEN messages.revoked_at IS NULL THEN coalesce(EXCLUDED.media, messages.media) END,
                 quoted_id = coalesce(EXCLUDED.quoted_id, messages.quoted_id),
                 push_name = coalesce(EXCLUDED.push_name, messages.push_name)"""
-        inserted = conn.execute(
+        # the message and its chat in one statement (one round trip per message on the runner's hot path)
+        return conn.execute(
             f"""
-            INSERT INTO messages (session_uid, message_id, chat_jid, sender_jid, sender_phone, sender_lid, from_me,
-                                  type, text, content, media, quoted_id, push_name, sent_at, status)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()), %s)
-            ON CONFLICT (session_uid, message_id) {refresh}
-            RETURNING (xmax = 0) AS inserted, sent_at
-            """,
-            (uid, row["message_id"], row["chat_jid"], row["sender_jid"], row["sender_phone"], row["sender_lid"],
-             row["from_me"], row["type"], row["text"], _json(row["content"]), _json(row["media"]),
-             row["quoted_id"], row["push_name"], row["sent_at"], row["status"])).fetchone()
-        if inserted is None:
-            return 0  # history met a live row
-        counts_unread = bool(inserted["inserted"]) and not row["from_me"] and not history
-        conn.execute(
-            """
+            WITH m AS (
+                INSERT INTO messages (session_uid, message_id, chat_jid, sender_jid, sender_phone, sender_lid, from_me,
+                                      type, text, content, media, quoted_id, push_name, sent_at, status)
+                VALUES (%(uid)s, %(id)s, %(chat)s, %(sender)s, %(phone)s, %(lid)s, %(from_me)s, %(type)s, %(text)s,
+                        %(content)s, %(media)s, %(quoted)s, %(push_name)s, coalesce(%(at)s, now()), %(status)s)
+                ON CONFLICT (session_uid, message_id) {refresh}
+                RETURNING (xmax = 0) AS inserted, sent_at)
             INSERT INTO chats (session_uid, chat_jid, is_group, last_message_id, last_message_at, activity_at,
                                unread_count)
-            VALUES (%(uid)s, %(chat)s, %(group)s, %(id)s, %(at)s, %(at)s, %(unread)s)
+            SELECT %(uid)s, %(chat)s, %(group)s, %(id)s, m.sent_at, m.sent_at,
+                   CASE WHEN m.inserted AND %(unread)s THEN 1 ELSE 0 END FROM m
             ON CONFLICT (session_uid, chat_jid) DO UPDATE SET
-                activity_at = CASE WHEN chats.last_message_at IS NULL THEN %(at)s
-                                   ELSE greatest(chats.activity_at, %(at)s) END,
-                last_message_id = CASE WHEN chats.last_message_at IS NULL OR chats.last_message_at <= %(at)s
-                                       THEN %(id)s ELSE chats.last_message_id END,
-                last_message_at = greatest(chats.last_message_at, %(at)s),
-                unread_count = chats.unread_count + CASE WHEN %(unread)s::int = 1
-                    AND %(at)s > coalesce(chats.last_read_at, '-infinity') THEN 1 ELSE 0 END,
+                last_message_id = CASE WHEN chats.last_message_at IS NULL
+                                         OR chats.last_message_at <= EXCLUDED.last_message_at
+                                       THEN EXCLUDED.last_message_id ELSE chats.last_message_id END,
+                last_message_at = greatest(chats.last_message_at, EXCLUDED.last_message_at),
+                activity_at = CASE WHEN chats.last_message_at IS NULL THEN EXCLUDED.activity_at
+                                   ELSE greatest(chats.activity_at, EXCLUDED.activity_at) END,
+                unread_count = chats.unread_count + CASE WHEN EXCLUDED.unread_count = 1
+                    AND EXCLUDED.last_message_at > coalesce(chats.last_read_at, '-infinity') THEN 1 ELSE 0 END,
                 updated_at = now()
             """,
-            {"uid": uid, "chat": row["chat_jid"], "group": row["is_group"], "id": row["message_id"],
-             "at": inserted["sent_at"], "unread": 1 if counts_unread else 0})
-        return 1
+            {"uid": uid, "id": row["message_id"], "chat": row["chat_jid"], "sender": row["sender_jid"],
+             "phone": row["sender_phone"], "lid": row["sender_lid"], "from_me": row["from_me"], "type": row["type"],
+             "text": row["text"], "content": _json(row["content"]), "media": _json(row["media"]),
+             "quoted": row["quoted_id"], "push_name": row["push_name"], "at": row["sent_at"], "status": row["status"],
+             "group": row["is_group"], "unread": not row["from_me"] and not history}).rowcount
 
     @staticmethod
     def _edit(conn: psycopg.Connection, uid: str, values: dict[str, Any]) -> int:
@@ -152,6 +150,13 @@ class MessageStoreRepository:
                 full_name = coalesce(EXCLUDED.full_name, contacts.full_name),
                 first_name = coalesce(EXCLUDED.first_name, contacts.first_name),
                 updated_at = now()
+            WHERE (EXCLUDED.phone, EXCLUDED.lid, EXCLUDED.push_name, EXCLUDED.business_name, EXCLUDED.full_name,
+                   EXCLUDED.first_name) IS DISTINCT FROM
+                  (coalesce(EXCLUDED.phone, contacts.phone), coalesce(EXCLUDED.lid, contacts.lid),
+                   coalesce(EXCLUDED.push_name, contacts.push_name),
+                   coalesce(EXCLUDED.business_name, contacts.business_name),
+                   coalesce(EXCLUDED.full_name, contacts.full_name), coalesce(EXCLUDED.first_name, contacts.first_name))
+               OR contacts.updated_at < now() - interval '1 day'
             """, (uid, values["jid"], values.get("phone"), values.get("lid"), values.get("push_name"),
                   values.get("business_name"), values.get("full_name"), values.get("first_name"))).rowcount
 
