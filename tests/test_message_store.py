@@ -253,3 +253,33 @@ def test_retention_prunes_old_messages_chats_and_contacts_in_batches(container, 
         phones = [r["phone"] for r in conn.execute("SELECT phone FROM contacts WHERE session_uid = %s",
                                                    (session.uid,)).fetchall()]
     assert phones == [PEER]
+
+
+def test_whatsmeows_contact_store_and_chat_settings_are_copied_on_connect(container, make_session, stack, db):
+    """whatsmeow fills its own tables from app state sync (names, archived/pinned/muted): the
+    store copies them when the session connects, from neonize's real schema."""
+    from tests.drivers.kits import NeonizeKit
+
+    session = Session(container, make_session)
+    kit = NeonizeKit(stack.env["DATABASE_URL"], db)
+    try:
+        our_jid = kit.store_device(session.sid)
+    finally:
+        kit.close()
+    with db.connection() as conn:
+        conn.execute("UPDATE sessions SET jid = %s WHERE id = %s", (our_jid, session.uid))
+        conn.execute("INSERT INTO whatsmeow_contacts (our_jid, their_jid, first_name, full_name, push_name, "
+                     "business_name) VALUES (%s, %s, 'Ana', 'Ana Paula Souza', 'Aninha', ''), "
+                     "(%s, '5511900000002@s.whatsapp.net', '', '', 'Bakery', 'Ana''s Bakery')",
+                     (our_jid, PEER_JID, our_jid))
+        conn.execute("INSERT INTO whatsmeow_chat_settings (our_jid, chat_jid, muted_until, pinned, archived) "
+                     "VALUES (%s, %s, 1893456000, true, true)", (our_jid, PEER_JID))
+    session.change(StateChange(status="authenticated", event="session.connected", data={"jid": our_jid}))
+    with db.connection() as conn:
+        contacts = {r["jid"]: r for r in conn.execute("SELECT * FROM contacts WHERE session_uid = %s",
+                                                       (session.uid,)).fetchall()}
+    assert (contacts[PEER_JID]["full_name"], contacts[PEER_JID]["first_name"], contacts[PEER_JID]["push_name"],
+            contacts[PEER_JID]["phone"]) == ("Ana Paula Souza", "Ana", "Aninha", PEER)
+    assert contacts["5511900000002@s.whatsapp.net"]["business_name"] == "Ana's Bakery"
+    chat = session.chat()
+    assert (chat["pinned"], chat["archived"], chat["muted_until"].year) == (True, True, 2030)

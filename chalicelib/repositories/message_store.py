@@ -27,6 +27,12 @@ _RANK_SQL = "CASE {col} " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in STATUS_R
 _UNREAD = "(type NOT IN ('reaction', 'edit', 'revoke'))"
 
 
+def _epoch(seconds: int) -> Any:
+    from datetime import datetime, timezone  # noqa: PLC0415
+
+    return datetime.fromtimestamp(min(seconds, 253402300799), tz=timezone.utc)  # -1 (forever) is stored as max
+
+
 def _json(value: Any) -> Any:
     return Jsonb(value) if value is not None else None
 
@@ -179,6 +185,34 @@ class MessageStoreRepository:
                   "group": values["chat_jid"].endswith("@g.us"), "unread": values.get("unread_count"),
                   "archived": values.get("archived"), "pinned": values.get("pinned"),
                   "muted": values.get("muted_until"), "activity": values.get("activity_at")}).rowcount
+
+    @classmethod
+    def _address_book(cls, conn: psycopg.Connection, uid: str, values: dict[str, Any]) -> int:
+        """Copy whatsmeow's contact store and chat settings of the device into the store
+        (on connect and after a history chunk, when whatsmeow has filled them). Best effort in a
+        savepoint: whatever whatsmeow's schema does, the session's own write goes through."""
+        from chalicelib.repositories.devices import DeviceStore  # noqa: PLC0415 - the one module naming whatsmeow_*
+
+        try:
+            with conn.transaction():
+                contacts, settings = DeviceStore.address_book(conn, values["our_jid"])
+                written = 0
+                for contact in contacts:
+                    jid = contact["jid"] or ""
+                    if jid.endswith("@s.whatsapp.net") or jid.endswith("@lid"):
+                        user = jid.split("@")[0]
+                        written += cls._contact(conn, uid, {
+                            **{k: contact[k] or None for k in ("first_name", "full_name", "push_name", "business_name")},
+                            "jid": jid, "phone": user if jid.endswith("@s.whatsapp.net") else None,
+                            "lid": jid if jid.endswith("@lid") else None})
+                for chat in settings:
+                    muted = chat["muted_until"] or 0
+                    cls._chat(conn, uid, {"chat_jid": chat["chat_jid"], "pinned": chat["pinned"],
+                                          "archived": chat["archived"],
+                                          "muted_until": _epoch(muted) if muted > 0 else None})
+                return written
+        except psycopg.Error:
+            return 0
 
     # -- what replies, reactions and group reads need (runner) --------------------------------
     def find(self, session_uid: str | None, message_id: str) -> Optional[dict[str, Any]]:

@@ -25,6 +25,7 @@ from chalicelib.messaging.store_records import Op, expand, store_ops
 from chalicelib.repositories.message_store import MessageStoreRepository
 from chalicelib.repositories.runtime import RuntimeRepository
 
+ADDRESS_BOOK_EVENTS = ("session.connected", "history.synced")
 KEEP: Any = object()  # a column the change leaves as it is
 CONNECTED = ("connected", "authenticated")
 SESSION_COLUMNS = ("id, session_id, jid, status, desired_state, auto_reconnect, proxy_enabled, proxy_type, "
@@ -100,6 +101,8 @@ class SessionStore:
             data = change.data or {}
             ops = [*store_ops(change.event, data, self.message_store, row["jid"]),
                    *expand(change.store, self.message_store, row["jid"])]
+            if change.event in ADDRESS_BOOK_EVENTS and row["jid"]:  # whatsmeow's contact store, once it has it
+                ops.append(("address_book", {"our_jid": row["jid"]}))
             if ops and self.message_store != "off":
                 written = MessageStoreRepository.apply(conn, str(row["id"]), ops)
                 if change.event == "history.synced":  # the event says what was stored
