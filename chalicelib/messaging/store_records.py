@@ -27,7 +27,7 @@ RECEIPT_STATUS = {"delivered": "delivered", "read": "read", "played": "played"}
 OWN_READ_RECEIPTS = ("read_self", "played_self")
 # body fields kept in `content` (the text/caption has its own column, media its reference)
 CONTENT_FIELDS = ("latitude", "longitude", "name", "address", "display_name", "vcard", "question", "options",
-                  "selectable_count", "filename", "ptt", "view_once", "ephemeral", "poll_id", "votes")
+                  "selectable_count", "filename", "ptt", "view_once", "ephemeral", "mentions", "link_preview")
 MEDIA_FIELDS = ("media_key", "mime_type", "size", "sha256", "filename")
 PROTOCOL_TYPES = ("reaction", "edit", "revoke")  # change another message; never a row of their own
 Op = tuple[str, dict[str, Any]]
@@ -112,10 +112,15 @@ def message_row(data: dict[str, Any], mode: str, own_jid: str | None, *, from_me
     if mode == "full":
         text = data.get("text") or data.get("caption")
         row["text"] = text if isinstance(text, str) and text else None
-        content = {k: data[k] for k in CONTENT_FIELDS if data.get(k) not in (None, "")}
+        content = {k: data[k] for k in CONTENT_FIELDS if _kept(data.get(k))}
         row["content"] = content or None
         row["media"] = _media_reference(data)
     return row
+
+
+def _kept(value: Any) -> bool:
+    """A content field worth storing: not absent, empty, or a false flag (0 is a value)."""
+    return value is not None and value is not False and value != "" and value != []
 
 
 def _media_reference(data: dict[str, Any]) -> dict[str, Any] | None:
