@@ -7,6 +7,8 @@ through the API cannot carry it. The driver refuses to start without a token, an
     POST /emulator/sessions/{id}/scan      {"phone": "5511...", "push_name": "..."} complete the
                                            pending login (no push_name: none, as before WhatsApp
                                            syncs it; account presence is then refused)
+                                           + "history": {...}: the chats the phone already has, sent
+                                           as a real HistorySync protobuf (emulator_history.py)
     POST /emulator/sessions/{id}/inbound   {"from": "...", "text": "..."} -> message.received
                                            ("chat": "<id>@g.us": in a group, from a member), or media:
                                            {"from", "type": "image"|"video"|"audio"|"document"|"sticker",
