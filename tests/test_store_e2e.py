@@ -65,10 +65,15 @@ def test_inbound_sent_receipts_and_reads_land_in_the_store_and_at_the_receiver(a
 
     [chat] = _get(api, created, "/chats")["chats"]
     assert chat["jid"] == PEER_JID and chat["unread_count"] == 0 and chat["last_message"]["message_id"] == ours
-    messages = _get(api, created, f"/chats/{PEER}/messages")["messages"]
-    assert [m["message_id"] for m in messages] == [ours, inbound["message_id"]]
-    assert messages[0]["quoted_message_id"] == inbound["message_id"] and messages[0]["text"] == "hello back"
-    assert messages[1]["text"] == "oi!" and messages[1]["sender"]["phone"] == PEER
+    listed = _get(api, created, f"/chats/{PEER}/messages")["messages"]
+    # newest first; WhatsApp's timestamps are whole seconds, so two in the same second come by id
+    assert [m["timestamp"] for m in listed] == sorted((m["timestamp"] for m in listed), reverse=True)
+    messages = {m["message_id"]: m for m in listed}
+    assert set(messages) == {ours, inbound["message_id"]}
+    mine, theirs = messages[ours], messages[inbound["message_id"]]
+    assert mine["quoted_message_id"] == inbound["message_id"] and mine["text"] == "hello back"
+    assert mine["status"] == "read" and mine["from_me"] is True
+    assert theirs["text"] == "oi!" and theirs["sender"]["phone"] == PEER and theirs["status"] == "received"
 
     # the same facts reached the receiver, signed
     [received] = _delivered(receiver, "/store", "message.received")
