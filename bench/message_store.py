@@ -7,7 +7,8 @@ Read API (in-process, chalice.test.Client, the session's key): p50/p99 of
 `GET /sessions/{id}/chats/{chat}/messages?limit=50` for the first page and for a deep page
 (the cursor of the row 90% down the chat), and of `GET /sessions/{id}/chats`. The table also
 holds as many messages of other chats and another session, so the chat is not the table.
-Baselines, same run: a bare Chalice route and `SELECT 1` through the pool. The EXPLAIN
+Baselines, same run: a bare Chalice route, `SELECT 1` through the pool, and `GET /sessions/{id}`
+with the same key (authentication and one row: the ratios are to it). The EXPLAIN
 (ANALYZE) of both pages is printed.
 
 Inbound throughput: what the runner does for each received message, `SessionStore.apply`
@@ -111,9 +112,11 @@ def read_api(client, container, created, args) -> None:
             conn.execute("SELECT 1")
 
     report("SELECT 1 through the pool (baseline)", timed(n, select_one))
-    report("GET .../chats/{chat}/messages first page (50)", timed(n, first_page), floor)
-    report("GET .../chats/{chat}/messages deep page (90%)", timed(n, deep_page), floor)
-    report("GET .../chats (50 of 1,001 chats)", timed(n, chats), floor)
+    session_route = report("GET /sessions/{id}, same key (baseline: auth + one row)",
+                           timed(n, lambda: client.http.get(f"/sessions/{sid}", headers=headers)))
+    report("GET .../chats/{chat}/messages first page (50)", timed(n, first_page), session_route)
+    report("GET .../chats/{chat}/messages deep page (90%)", timed(n, deep_page), session_route)
+    report("GET .../chats (50 of 1,001 chats)", timed(n, chats), session_route)
     params = {"uid": uid, "chat": PEER, "limit": 51, "type": None, "before": None, "since": None}
     print("  EXPLAIN first page:")
     print(explain(db, StoreReadRepository.messages_query(type=None, before=None, since=None, after=None), params))
