@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.api_latency import percentiles, report, timed  # noqa: E402
+from bench.api_latency import report, timed  # noqa: E402
 from devstack import PROJECT_ROOT  # noqa: E402
 from devstack.stack import LocalStackEnvironment  # noqa: E402
 
@@ -105,7 +105,7 @@ def read_api(client, container, created, args) -> None:
     print(f"# read API, in-process, {n} requests each; chat of {args.messages} messages "
           f"({args.messages * 2} in the table)")
     with Client(bare) as bare_client:
-        floor = report("bare Chalice route (baseline)", timed(n, lambda: bare_client.http.get("/ping")))
+        report("bare Chalice route (baseline)", timed(n, lambda: bare_client.http.get("/ping")))
 
     def select_one():
         with db.connection() as conn:
