@@ -117,6 +117,14 @@ def read_api(client, container, created, args) -> None:
     report("GET .../chats/{chat}/messages first page (50)", timed(n, first_page), session_route)
     report("GET .../chats/{chat}/messages deep page (90%)", timed(n, deep_page), session_route)
     report("GET .../chats (50 of 1,001 chats)", timed(n, chats), session_route)
+    # the same pages without HTTP, auth and validation: StoreService (cursor decode + the query + views)
+    from types import SimpleNamespace
+
+    service = container.store
+    query = SimpleNamespace(limit=50, cursor=None, type=None, before=None, after=None)
+    report("  StoreService.messages first page (no HTTP)", timed(n, lambda: service.messages(sid, PEER, query)))
+    deep_query = SimpleNamespace(**{**vars(query), "cursor": cursor})
+    report("  StoreService.messages deep page (no HTTP)", timed(n, lambda: service.messages(sid, PEER, deep_query)))
     params = {"uid": uid, "chat": PEER, "limit": 51, "type": None, "before": None, "since": None}
     print("  EXPLAIN first page:")
     print(explain(db, StoreReadRepository.messages_query(type=None, before=None, since=None, after=None), params))

@@ -79,8 +79,10 @@ class StoreReadRepository:
         if after is not None:
             params.update(at=after[0], id=after[1])
         with self.db.connection() as conn:
+            # planned with the values each time (prepare=False): a cached generic plan does not know
+            # how much of the table one chat or one cursor position is
             return conn.execute(self.messages_query(type=type, before=before, since=since, after=after),
-                                params).fetchall()
+                                params, prepare=False).fetchall()
 
     def message(self, uid: str, message_id: str) -> Optional[dict[str, Any]]:
         with self.db.connection() as conn:
