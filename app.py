@@ -587,3 +587,5 @@ from chalicelib.views import account as account_views, group_admin as group_admi
 
 group_admin_views.register(route)
 account_views.register(route)
+import chalicelib.views.store as _store_views  # noqa: E402 - message store read API (issue 15)
+_store_views.register(route)

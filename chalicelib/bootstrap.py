@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # imported lazily below: only the processes that use them pay
     from chalicelib.services.media import MediaService
     from chalicelib.services.messages import MessageService
     from chalicelib.services.proxy import ProxyService
+    from chalicelib.services.store import StoreService
     from chalicelib.services.sessions import SessionService
 
 
@@ -344,6 +345,14 @@ class Container:
 
         return AccountService(self.session_repo, self.commands,
                               check_media_key=self.media.check_for_send if self.media_store else None)
+
+    @cached_property
+    def store(self) -> "StoreService":
+        from chalicelib.repositories.store_reads import StoreReadRepository  # noqa: PLC0415
+        from chalicelib.services.store import StoreService  # noqa: PLC0415
+
+        return StoreService(StoreReadRepository(self.db), self.session_repo.status_of, self.commands,
+                            profile_ttl=self.settings.contact_profile_ttl)
 
     @cached_property
     def retention(self):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 from urllib.parse import quote
 
+from chalicelib.messaging.store_records import HISTORY_MODES, MODES as STORE_MODES
 from chalicelib.config_values import (  # noqa: F401 - also imported from here
     DEFAULT_MEDIA_MAX_BYTES, DEFAULT_WEBHOOK_RETRY_SCHEDULE, DRIVERS, ENVIRONMENTS, INBOUND_MEDIA_MODES,
     LOG_LEVELS, MAX_PRESIGN_SECONDS, QUEUE_PREFIX_PATTERN, RATE_LIMIT_SETTINGS, parse_bool, parse_duration,
@@ -105,7 +106,6 @@ class Settings:
     reconnect_backoff_max: float = 60.0
     command_stale_after: float = 5.0  # queued commands older than this are resent / run from the table
     emulator_qr_rotate: float = 20.0
-    message_log_retention: float = 7 * 86400.0  # replies/reactions to older messages lose their preview
     sessions_metric_interval: float = 60.0  # zemeow/Runner Sessions (runner_container/sessions_metric.py)
     max_body_bytes: int = 1024 * 1024
     contacts_check_max_batch: int = 50  # numbers per POST /contacts/check
@@ -125,6 +125,10 @@ class Settings:
     audit_log_retention: float | None = 90 * 86400.0
     rate_limit_retention: float | None = 86400.0  # at least the longest rate-limit period
     poll_retention: float | None = 90 * 86400.0  # a vote on an older poll arrives without option names
+    message_store_retention: float | None = 90 * 86400.0  # messages (by their timestamp), chats, contacts
+    message_store: str = "full"  # full | metadata (no text, captions, content, media refs) | off
+    history_sync: str = "recent"  # off | recent | full: what of the history a new device gets is stored
+    contact_profile_ttl: float = 86400.0  # about text and picture URL fetched through the runner, cached
     retention_batch_size: int = 1000
     retention_time_budget: float = 25.0  # per run; the scheduled Lambda's timeout is 30 s
     version: str = field(default="0.1.0")
@@ -136,7 +140,9 @@ class Settings:
                 "webhook_deliveries_delivered": self.webhook_delivery_retention,
                 "webhook_deliveries_failed": self.webhook_failed_delivery_retention,
                 "audit_log": self.audit_log_retention, "rate_limits": self.rate_limit_retention,
-                "poll_secrets": self.poll_retention}
+                "poll_secrets": self.poll_retention,
+                "messages": self.message_store_retention, "chats": self.message_store_retention,
+                "contacts": self.message_store_retention}
 
     @property
     def events_queue_name(self) -> str:
@@ -244,6 +250,10 @@ def _retention_settings(r: _Reader) -> dict[str, Any]:
         "audit_log_retention": r.get("AUDIT_LOG_RETENTION", _parse_retention, 90 * 86400.0),
         "rate_limit_retention": r.get("RATE_LIMIT_RETENTION", _parse_retention, 86400.0),
         "poll_retention": r.get("POLL_RETENTION", _parse_retention, 90 * 86400.0),
+        "message_store_retention": r.get("MESSAGE_STORE_RETENTION", _parse_retention, 90 * 86400.0),
+        "message_store": r.get("MESSAGE_STORE", _parse_choice(STORE_MODES), "full"),
+        "history_sync": r.get("HISTORY_SYNC", _parse_choice(HISTORY_MODES), "recent"),
+        "contact_profile_ttl": r.get("CONTACT_PROFILE_TTL", parse_duration, 86400.0),
         "retention_batch_size": r.get("RETENTION_BATCH_SIZE", _parse_int_range(10, 50_000), 1000),
         "retention_time_budget": r.get("RETENTION_TIME_BUDGET", parse_duration, 25.0),
     }
@@ -255,7 +265,6 @@ def _runner_tuning(r: _Reader) -> dict[str, Any]:
             "reconnect_backoff_max": r.get("RECONNECT_BACKOFF_MAX", parse_duration, 60.0),
             "command_stale_after": r.get("COMMAND_STALE_AFTER", parse_duration, 5.0),
             "emulator_qr_rotate": r.get("EMULATOR_QR_ROTATE", parse_duration, 20.0),
-            "message_log_retention": r.get("MESSAGE_LOG_RETENTION", parse_duration, 7 * 86400.0),
             "sessions_metric_interval": r.get("SESSIONS_METRIC_INTERVAL", parse_duration, 60.0)}
 
 

@@ -16,7 +16,7 @@ from chalicelib.aws_clients import make_client
 from chalicelib.bootstrap import Container
 from chalicelib.repositories.commands import CommandRepository
 from chalicelib.repositories.inbound_media import PendingMediaRepository
-from chalicelib.repositories.message_log import MessageLogRepository
+from chalicelib.repositories.message_store import MessageStoreRepository
 from chalicelib.repositories.runners import RunnerRepository
 from chalicelib.repositories.session_store import SessionStore
 from chalicelib.repositories.shards import ShardRepository
@@ -44,7 +44,7 @@ def build_ports(container: Container, runner_id: str, metrics: RunnerMetrics) ->
     driver_options = {"port": settings.emulator_port, "qr_rotate": settings.emulator_qr_rotate} \
         if settings.whatsapp_driver == "emulator" else {}
     ports = SessionPorts(
-        store=SessionStore(container.db, container.events),
+        store=SessionStore(container.db, container.events, settings.message_store),
         commands=CommandLedger(CommandRepository(container.db), metrics, runner_id, settings.runner_lease_ttl,
                                settings.command_shards),
         driver=make_driver(settings.whatsapp_driver, container, **driver_options),
@@ -53,9 +53,10 @@ def build_ports(container: Container, runner_id: str, metrics: RunnerMetrics) ->
         clock=Clock(),
         settings=ActorSettings(runner_id=runner_id, lease_ttl=settings.runner_lease_ttl,
                                tuning=Tuning(settings.qr_code_timeout,
-                                             Backoff(settings.reconnect_backoff_base, settings.reconnect_backoff_max))),
+                                             Backoff(settings.reconnect_backoff_base, settings.reconnect_backoff_max)),
+                               history_sync=settings.history_sync),
         log=container.logger,
-        message_log=MessageLogRepository(container.db),
+        message_store=MessageStoreRepository(container.db),
         pending=PendingMediaRepository(container.db),
         proxies=ProxyDialer(container.secret_box, lambda: container.proxy_policy),
     )

@@ -4,7 +4,7 @@
 and which handler below runs it (or which client method, for a plain `ClientCall`).
 A command that arrives while the session is (re)connecting and waits for the login is
 deferred, in order, until the login or `send_waits_for_login`. Received messages are
-written here too (`received`): the message log row and the event, or handed to the
+written here too (`received`): the message store rows and the event, or handed to the
 inbound media pool when they carry a file.
 """
 from __future__ import annotations
@@ -15,8 +15,9 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from chalicelib.commands.catalog import COMMANDS, CommandSpec
-from chalicelib.repositories.session_store import SessionGone
+from chalicelib.repositories.session_store import SessionGone, StateChange
 from runner_container import behaviour, handlers
+from runner_container.history import bounded, synced_event
 from runner_container.machine import message_change
 from runner_container.pacing import Pacer
 from runner_container.drivers.base import DriverError
@@ -248,6 +249,9 @@ class CommandRunner:
 
     # -- received and sent messages ---------------------------------------------------------
     def received(self, name: str, payload: dict[str, Any]) -> None:
+        if name == "history.synced":
+            self._history(payload)
+            return
         if behaviour.ignored(self.actor.behaviour, name, payload):
             return  # ignore_groups / ignore_status_broadcast: neither stored nor emitted
         self._record(name, payload)
@@ -261,4 +265,12 @@ class CommandRunner:
             if payload is None:
                 return  # a media worker writes the event once the file is stored
         self.actor.write(message_change(name, payload))
+
+    def _history(self, payload: dict[str, Any]) -> None:
+        """A history sync chunk: its chats, messages and names stored with a `history.synced`
+        event counting them, in one write; nothing with HISTORY_SYNC=off."""
+        history = bounded(payload.get("history") or {}, self.ports.settings.history_sync)
+        if history is not None:
+            self.actor.write(StateChange(event="history.synced", data=synced_event(history),
+                                         store=(("history", history),)))
 

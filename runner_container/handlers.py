@@ -11,7 +11,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.commands.catalog import CommandSpec
-from chalicelib.repositories.message_log import person_jid, preview_of
+from chalicelib.messaging.store_records import person_jid
 from chalicelib.repositories.session_store import StateChange
 from runner_container import machine
 from runner_container.drivers.base import DriverError, SessionClient
@@ -81,15 +81,12 @@ def send_message(actor: "SessionActor", spec: CommandSpec, payload: dict[str, An
     sent = client.send(payload)
     # no blobs in events, nor a group's whole participant list
     shown = {k: v for k, v in payload.items() if k not in ("media_base64", "mention_all_jids")}
-    if payload["type"] in ("reaction", "edit", "revoke"):
+    if payload["type"] in ("reaction", "edit", "revoke"):  # the message it changes (message_id is the new one)
         shown["target_message_id"] = payload.get("message_id")
     actor.write(StateChange(event="message.sent", data={**shown, "message_id": sent["message_id"],
-                                                         "timestamp": sent.get("timestamp")},
-                            counters=("messages_sent",), activity=True,
-                            message={"message_id": sent["message_id"], "chat_jid": payload["to"],
-                                     "sender_jid": person_jid({"jid": actor.state.jid}), "from_me": True,
-                                     "type": payload["type"], "preview": preview_of(payload),
-                                     "sent_at": sent.get("timestamp")}))
+                                                         "timestamp": sent.get("timestamp"),
+                                                         **_sent_media(sent)},
+                            counters=("messages_sent",), activity=True))
     follow = own_change_event(payload, sent, actor.state.jid)
     if follow is not None:  # the receiver hears of an edit or a deletion the same way, whoever made it
         actor.write(StateChange(event=follow[0], data=follow[1], activity=True))
@@ -127,11 +124,17 @@ def own_change_event(payload: dict[str, Any], sent: dict[str, Any], own_jid: str
     return "message.revoked", {**base, "sender": author, "revoked_by": me, "by_admin": by_admin, "timestamp": when}
 
 
+def _sent_media(sent: dict[str, Any]) -> dict[str, Any]:
+    """What the driver says of the media it sent (size, sha256), for the store's media reference."""
+    return {k: sent[k] for k in ("media_size", "media_sha256") if sent.get(k) is not None}
+
+
 def mark_read(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any]) -> Result:
     client = _logged_in(actor)
     for sender, message_ids in read_receipts(actor, payload):
         client.mark_read(payload["chat"], message_ids, sender)
     ids = payload["message_ids"]
+    actor.write(StateChange(store=(("chat_read", {"chat_jid": payload["chat"], "message_ids": list(ids)}),)))
     return {"chat": payload["chat"], "message_ids": ids, "read": len(ids)}
 
 
@@ -149,7 +152,7 @@ def client_call(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any
 
 
 def with_references(actor: "SessionActor", payload: dict[str, Any]) -> dict[str, Any]:
-    """Add what WhatsApp needs about the messages a send refers to, from the message log:
+    """Add what WhatsApp needs about the messages a send refers to, from the message store:
     `quoted` (a reply: the quoted message's sender and preview) and `target` (a reaction,
     edit or revoke: whose message it is). Unknown ids (older than the log) are sent as
     given, with the API's `from_me` as the only hint."""
@@ -160,7 +163,7 @@ def with_references(actor: "SessionActor", payload: dict[str, Any]) -> dict[str,
     for field, message_id in lookups.items():
         if not message_id:
             continue
-        found = actor.ports.message_log.find(actor.session_id, message_id)
+        found = actor.ports.message_store.find(actor.uid, message_id)
         if found is not None:
             out[field] = {"message_id": message_id, "chat": found["chat_jid"], "from_me": found["from_me"],
                           "sender": found["sender_jid"] or (actor.state.jid if found["from_me"] else None),
@@ -188,7 +191,7 @@ def read_receipts(actor: "SessionActor", payload: dict[str, Any]) -> list[tuple[
         return [(sender, ids)]
     batches: dict[str, list[str]] = {}
     unknown = []
-    known = actor.ports.message_log.find_many(actor.session_id, ids)
+    known = actor.ports.message_store.find_many(actor.uid, ids)
     for message_id in ids:
         found = known.get(message_id)
         if found is None or not found["sender_jid"]:

@@ -19,7 +19,6 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Callable
 
-from chalicelib.repositories.message_log import log_entry
 from chalicelib.repositories.session_store import StateChange
 from runner_container.machine_types import (
     Backoff, Connect, Count, Dial, DriverEvent, DropClient, Effect, Failed, FailDeferred, FlushDeferred, ForgetDevice,
@@ -275,8 +274,8 @@ _HANDLERS: dict[type, Callable[[SessionState, Any, Tuning], Step]] = {
 
 
 def message_change(name: str, payload: dict[str, Any]) -> StateChange:
-    """The write of a message event: the event, its counter, the activity and the log row."""
+    """The write of a message event: the event, its counter and the activity (what it changes
+    in the message store follows from the event: chalicelib/messaging/store_records.py)."""
     return StateChange(event=name, data=payload,
                        counters=("messages_received",) if name == "message.received" else (),
-                       activity=name.startswith("message."),
-                       message=log_entry(payload) if name in ("message.received", "message.sent") else None)
+                       activity=name.startswith("message."))

@@ -36,6 +36,7 @@ class ActorSettings:
     lease_ttl: float = 15.0  # a command running on a runner silent for longer may be taken over
     send_waits_for_login: float = 30.0  # a send arriving while (re)connecting waits this long for the login
     tuning: Tuning = Tuning()
+    history_sync: str = "recent"  # HISTORY_SYNC: off | recent | full (runner_container/history.py)
 
 
 class CommandLedger:
@@ -129,7 +130,7 @@ class SessionPorts:
     clock: Clock
     settings: ActorSettings
     log: Any
-    message_log: Any = None  # MessageLogRepository (find, find_many)
+    message_store: Any = None  # MessageStoreRepository (find, find_many by session row id)
     pending: Any = None  # PendingMediaRepository
     proxies: Any = None  # runner_container.proxy.ProxyDialer
     media: Any = None  # InboundMedia

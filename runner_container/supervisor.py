@@ -72,7 +72,6 @@ class RunnerSupervisor:
         self.driver = parts.ports.driver
         self.pollers: dict[int, tuple[threading.Thread, threading.Event]] = {}
         self._last_tick_ok = 0.0
-        self._last_prune = 0.0
         self._stopping = False
         self.doorbell = CommandDoorbell(self.container.db, self._doorbell, self.log)
 
@@ -125,7 +124,6 @@ class RunnerSupervisor:
                     self._run_backlog(owned, stale_after=self.settings.command_stale_after)
                 self.container.commands.sweep(older_than_seconds=self.settings.command_stale_after)
                 self.container.events.flush_pending()
-                self._prune_message_log()
                 abandoned = sweep_abandoned(self.ports)
                 if abandoned:
                     self.log.warning("received media abandoned by a dead runner; events written without it",
@@ -136,14 +134,6 @@ class RunnerSupervisor:
             self.log.warning("runner tick failed", extra={"reason": exc.message})
         except Exception as exc:  # noqa: BLE001 - the loop must survive anything
             self.log.exception("runner tick failed", extra={"error": str(exc)[:300]})
-
-    def _prune_message_log(self, every: float = 600.0) -> None:
-        if time.monotonic() - self._last_prune < every:
-            return
-        self._last_prune = time.monotonic()
-        pruned = self.ports.message_log.prune(self.settings.message_log_retention)
-        if pruned:
-            self.log.info("message log pruned", extra={"rows": pruned})
 
     def _beat(self) -> None:
         if not self.runners.heartbeat(self.runner_id):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from neonize.events import (CallOfferEv, ChatPresenceEv, ClientOutdatedEv, ConnectedEv, ConnectFailureEv,
-                            DisconnectedEv, GroupInfoEv, JoinedGroupEv, KeepAliveRestoredEv,
+                            DisconnectedEv, GroupInfoEv, HistorySyncEv, JoinedGroupEv, KeepAliveRestoredEv,
                             KeepAliveTimeoutEv, LoggedOutEv, MessageEv, PairStatusEv, PresenceEv, QREv,
                             ReceiptEv, StreamErrorEv, StreamReplacedEv, TemporaryBanEv)
 
@@ -122,6 +122,13 @@ def _message_ev(event: Any, resolve_pn: Resolver, polls: PollLookup, names: Name
     return ([("event", contact)] if contact else []) + out
 
 
+def _history(event: Any, resolve_pn: Resolver) -> Translated:
+    """A history sync chunk: stored by the runner, bounded by HISTORY_SYNC (runner_container/history.py)."""
+    from runner_container.history import translate_history  # history imports this module
+
+    return [("event", {"event": "history.synced", "data": {"history": translate_history(event)}})]
+
+
 def _fixed(*items: tuple[str, dict[str, Any]]) -> Callable[[Any, Resolver], Translated]:
     return lambda event, resolve_pn: [(kind, dict(data)) for kind, data in items]
 
@@ -143,6 +150,7 @@ _TRANSLATORS: dict[type, Callable[[Any, Resolver], Translated]] = {
     ReceiptEv: _receipt, ChatPresenceEv: _chat_presence, PresenceEv: _presence, CallOfferEv: _call_offer,
     JoinedGroupEv: lambda event, resolve_pn: [("event", joined_group_event(event, resolve_pn))],
     GroupInfoEv: lambda event, resolve_pn: [("event", e) for e in group_info_events(event, resolve_pn)],
+    HistorySyncEv: _history,
 }
 
 

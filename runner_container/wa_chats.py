@@ -211,3 +211,16 @@ def participant_change(action: str) -> Any:
         return ParticipantChange(action)
     except ValueError:
         raise DriverError("bad_action", f"unknown participant action {action!r}") from None
+
+
+def profile_json(jid: str, users: Iterable[Any], picture_url: str | None) -> dict[str, Any]:
+    """neonize `GetUserInfoSingleReturnFunction`s for one JID -> the contact detail's profile.
+    WhatsApp answers only for numbers that have an account: no answer is not on WhatsApp."""
+    user = jid.split("@", 1)[0]
+    info = next((u.UserInfo for u in users if _has(u, "JID") and u.JID.User == user), None)
+    business = None
+    if info is not None and _has(info, "VerifiedName"):
+        business = info.VerifiedName.Details.verifiedName or None
+    return {"jid": jid, "phone": user if jid.endswith("@s.whatsapp.net") else None,
+            "on_whatsapp": info is not None, "about": (info.Status or None) if info is not None else None,
+            "picture_url": picture_url, "business_name": business}

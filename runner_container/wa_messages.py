@@ -69,7 +69,7 @@ def _non_ad(jid: Optional[str]) -> Optional[str]:
 def _quote_context(payload: dict[str, Any], own_jid: Optional[str]) -> Any:
     """The ContextInfo of a reply, as neonize's own `build_reply_message` makes it: the quoted
     message's id, its author (non-AD JID) and its content. The runner adds `quoted` (author and
-    preview, from the message log) when it knows the message; otherwise the author falls back
+    preview, from the message store) when it knows the message; otherwise the author falls back
     to the chat (right for a 1:1 chat's incoming message) and the preview is empty."""
     from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ContextInfo, Message
 
@@ -179,7 +179,7 @@ def _contact(b: _Build) -> Outgoing:
 
 
 def _reaction(b: _Build) -> Outgoing:
-    # whose message it is: the message log's answer (`target`), else the API's `from_me` hint
+    # whose message it is: the message store's answer (`target`), else the API's `from_me` hint
     payload, chat = b.payload, b.chat
     target = payload.get("target") or {}
     from_me = bool(target["from_me"]) if "from_me" in target else bool(payload.get("from_me"))

@@ -75,5 +75,7 @@ COMMANDS: dict[str, CommandSpec] = {spec.type: spec for spec in (
         ("blocklist", "reading the blocklist", ()),
         ("update_blocklist", "changing the blocklist", ("contact", "action")),
     )),
+    # the message store's contact detail (chalicelib/services/store.py): about text, picture URL
+    _chat("contact_profile", "reading the contact's profile", ClientCall("contact_profile", ("jid",), "profile")),
 )}
 COMMAND_TYPES = tuple(COMMANDS)

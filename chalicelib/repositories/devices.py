@@ -32,6 +32,21 @@ class DeviceStore:
             self.delete(conn, jid)
 
     @staticmethod
+    def address_book(conn: psycopg.Connection, our_jid: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """whatsmeow's own contact store and chat settings of a device (app state sync: names,
+        archived / pinned / muted): ([{jid, first_name, full_name, push_name, business_name}],
+        [{chat_jid, muted_until (epoch s), pinned, archived}]); empty without neonize's tables."""
+        if not _whatsmeow_present(conn):
+            return [], []
+        contacts = conn.execute(
+            "SELECT their_jid AS jid, first_name, full_name, push_name, business_name FROM whatsmeow_contacts "
+            "WHERE our_jid = %s", (our_jid,)).fetchall()
+        settings = conn.execute(
+            "SELECT chat_jid, muted_until, pinned, archived FROM whatsmeow_chat_settings WHERE our_jid = %s",
+            (our_jid,)).fetchall()
+        return contacts, settings
+
+    @staticmethod
     def delete(conn: psycopg.Connection, jid: str) -> None:
         """Drop the device inside the caller's transaction, if neonize created its tables."""
         if _whatsmeow_present(conn):

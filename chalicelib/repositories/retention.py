@@ -19,7 +19,9 @@ What is never a candidate, whatever the settings:
   (a new bucket starts full), so deleting it resets no allowance. That keeps the reason
   the README gives for leaving the buckets of deleted sessions in place (deleting and
   recreating a session must not reset its allowance) while the table stops growing.
-Webhook attempts go with their delivery (ON DELETE CASCADE).
+Webhook attempts go with their delivery (ON DELETE CASCADE). The message store's tables have
+no natural single-column key, so their rules pick rows by `ctid` (read and deleted in the same
+transaction, under the row lock: the tuple cannot move in between).
 """
 from __future__ import annotations
 
@@ -48,6 +50,13 @@ RULES: tuple[Rule, ...] = (
     Rule("audit_log", "audit_log", "id", "at < now() - make_interval(secs => %(cutoff)s)"),
     Rule("rate_limits", "rate_limits", "bucket", "updated_at < now() - make_interval(secs => %(cutoff)s)"),
     Rule("poll_secrets", "poll_secrets", "id", "created_at < now() - make_interval(secs => %(cutoff)s)"),
+    # the message store (MESSAGE_STORE_RETENTION): a message stored longer ago than the retention
+    # (history included: kept as long as a live message), a chat without activity or change for as
+    # long, a contact not seen for as long
+    Rule("messages", "messages", "ctid", "recorded_at < now() - make_interval(secs => %(cutoff)s)"),
+    Rule("chats", "chats", "ctid", "activity_at < now() - make_interval(secs => %(cutoff)s) "
+                                   "AND updated_at < now() - make_interval(secs => %(cutoff)s)"),
+    Rule("contacts", "contacts", "ctid", "updated_at < now() - make_interval(secs => %(cutoff)s)"),
 )
 
 

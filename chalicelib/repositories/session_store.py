@@ -1,7 +1,8 @@
 """`SessionStore`: every write of a session's state, as one transaction.
 
 The runner changes a session in one way only: `apply(change)` updates the `sessions` row,
-`session_runtime` (values and counters), the `message_log` row of a message and the
+`session_runtime` (values and counters), the message store (`messages`, `chats`, `contacts`:
+what the event changes there, see chalicelib/messaging/store_records.py) and the
 event in the outbox, together, and hands back the envelope to send after commit. The
 session actor and the inbound media worker both write through it, so the two can never
 disagree on what a received message touches.
@@ -20,9 +21,11 @@ from typing import Any
 from chalicelib.db import Database
 from chalicelib.events import EventPublisher
 from chalicelib.repositories.inbound_media import PendingMediaRepository
-from chalicelib.repositories.message_log import MessageLogRepository
+from chalicelib.messaging.store_records import Op, expand, store_ops
+from chalicelib.repositories.message_store import MessageStoreRepository
 from chalicelib.repositories.runtime import RuntimeRepository
 
+ADDRESS_BOOK_EVENTS = ("session.connected", "history.synced")
 KEEP: Any = object()  # a column the change leaves as it is
 CONNECTED = ("connected", "authenticated")
 SESSION_COLUMNS = ("id, session_id, jid, status, desired_state, auto_reconnect, proxy_enabled, proxy_type, "
@@ -55,16 +58,17 @@ class StateChange:
     runtime: dict[str, Any] | None = None  # None: session_runtime's values are not touched
     counters: tuple[str, ...] = ()
     activity: bool = False
-    message: dict[str, Any] | None = None  # a message_log row (`log_entry` of the message)
+    store: tuple[Op, ...] = ()  # message store operations beyond those of the event (a chat read, history)
     qr_shown: bool = False  # one more QR code shown (`session_runtime.qr_count`)
     release_held: str | None = None  # the message id of an `inbound_media_pending` row to release
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class SessionStore:
-    def __init__(self, db: Database, events: EventPublisher):
+    def __init__(self, db: Database, events: EventPublisher, message_store: str = "full"):
         self.db = db
         self.events = events
+        self.message_store = message_store  # MESSAGE_STORE: full | metadata | off
 
     def load(self, session_id: str) -> dict[str, Any] | None:
         """What the runner needs of the session that has `session_id` now (None: none has)."""
@@ -87,7 +91,7 @@ class SessionStore:
                     conn, session_id, change.release_held):
                 return None
             row = conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE session_id = %s "
-                               "AND (%s::uuid IS NULL OR id = %s::uuid) RETURNING id",
+                               "AND (%s::uuid IS NULL OR id = %s::uuid) RETURNING id, jid",
                                [*params, session_id, uid, uid]).fetchone()
             if row is None:
                 return None
@@ -97,11 +101,18 @@ class SessionStore:
                 RuntimeRepository.bump(conn, session_id, counter)
             if change.qr_shown:
                 RuntimeRepository.count_qr(conn, session_id)
-            if change.message:
-                MessageLogRepository.record(conn, session_id, **change.message)
+            data = change.data or {}
+            ops = [*store_ops(change.event, data, self.message_store, row["jid"]),
+                   *expand(change.store, self.message_store, row["jid"])]
+            if change.event in ADDRESS_BOOK_EVENTS and row["jid"]:  # whatsmeow's contact store, once it has it
+                ops.append(("address_book", {"our_jid": row["jid"]}))
+            if ops and self.message_store != "off":
+                written = MessageStoreRepository.apply(conn, str(row["id"]), ops)
+                if change.event == "history.synced":  # the event says what was stored
+                    data = {**data, "messages": written.get("message", 0), "chats": written.get("chat", 0),
+                            "contacts": written.get("contact", 0)}
             if change.event:
-                envelope = self.events.record(conn, session_id, change.event, change.data or {},
-                                              metadata=change.metadata)
+                envelope = self.events.record(conn, session_id, change.event, data, metadata=change.metadata)
         return envelope
 
 

@@ -89,6 +89,11 @@ class SessionClient(AccountCalls, ABC):
         """Create a group with `participants` (user JIDs); the new group as `group_info` gives it."""
         raise DriverError("not_supported", "this driver cannot create groups")
 
+    def contact_profile(self, jid: str) -> dict[str, Any]:
+        """{jid, phone, on_whatsapp, about, picture_url, business_name} of a user JID: the
+        message store's contact detail (fetched through the runner, cached by the API)."""
+        raise DriverError("not_supported", "this driver cannot read profiles")
+
     def update_participants(self, group_jid: str, action: str, participants: list[str]) -> list[dict[str, Any]]:
         """`action` (add, remove, promote, demote) on each participant: one item per
         participant, in order, {jid, phone, ok, error} (error: a snake_case reason)."""

@@ -7,6 +7,8 @@ through the API cannot carry it. The driver refuses to start without a token, an
     POST /emulator/sessions/{id}/scan      {"phone": "5511...", "push_name": "..."} complete the
                                            pending login (no push_name: none, as before WhatsApp
                                            syncs it; account presence is then refused)
+                                           + "history": {...}: the chats the phone already has, sent
+                                           as a real HistorySync protobuf (emulator_history.py)
     POST /emulator/sessions/{id}/inbound   a message from another phone: {"from", "chat"?: "<id>@g.us"
                                            (a group) or "status@broadcast" (a status), "push_name"?, "business_name"? (a change of
                                            either -> contact.updated), "ephemeral"?, "view_once"?
@@ -61,6 +63,7 @@ from runner_container.drivers import emulator_calls
 from runner_container.drivers.base import DriverError
 from runner_container.drivers.emulator_account import CONTROL_ACTIONS
 from runner_container.drivers.emulator_account import control as account_control
+from runner_container.drivers.emulator_history import deliver
 from runner_container.drivers.emulator_inbound import RECEIPT_KINDS, InboundError, group_change_event
 from runner_container.drivers.emulator_rules import _bare, _group_view, apply_group_change
 
@@ -133,6 +136,8 @@ def _handler(driver: "EmulatorDriver") -> type[BaseHTTPRequestHandler]:
                     return self._send(*account_control(driver, client, sid, action, body))
                 if method == "POST" and action == "scan":
                     jid = client.scan(body.get("phone"), body.get("push_name"))
+                    if body.get("history") is not None:  # what the phone already has (emulator_history.py)
+                        return self._send(200, {"jid": jid, "history_chats": deliver(client, body["history"])})
                     return self._send(200, {"jid": jid})
                 if method == "POST" and action == "inbound":
                     return self._send(200, {"message_id": client.inbound(body)})

@@ -65,6 +65,12 @@ class EmulatorChats:
         return [{"phone": p, "on_whatsapp": on_whatsapp(p), "jid": f"{p}@s.whatsapp.net" if on_whatsapp(p) else None,
                  "verified_name": None} for p in phones]
 
+    def contact_profile(self, jid: str) -> dict[str, Any]:
+        from runner_container.drivers.emulator_history import profile  # noqa: PLC0415
+
+        self._log(self._connected(), "contact_profile", jid=jid)
+        return profile(jid)
+
     def list_groups(self) -> list[dict[str, Any]]:
         state = self._connected()
         me = self._me()

@@ -276,6 +276,21 @@ class NeonizeClient(NeonizeAccountCalls, SessionClient):
             raise wa_chats.driver_error(exc, "check_failed") from exc
         return wa_chats.contacts_json(phones, answers)
 
+    def contact_profile(self, jid: str) -> dict[str, Any]:
+        from runner_container import wa_chats
+
+        client = self._live()
+        target = parse_jid(jid)
+        try:
+            users = client.get_user_info(target)
+        except Exception as exc:  # noqa: BLE001 - GetUserInfoError
+            raise wa_chats.driver_error(exc, "contact_profile_failed") from exc
+        try:
+            picture = client.get_profile_picture(target).URL or None
+        except Exception:  # noqa: BLE001 - no picture, or hidden from us by the contact's privacy settings
+            picture = None
+        return wa_chats.profile_json(jid, users, picture)
+
     def list_groups(self) -> list[dict[str, Any]]:
         from runner_container import wa_chats
 

@@ -82,9 +82,9 @@ def test_presence_and_read_reach_the_driver_in_order_with_the_messages(api, runn
     assert activity[3]["chat"] is None
 
 
-def test_a_group_read_without_sender_names_each_author_from_the_message_log(api, runner, paired):
+def test_a_group_read_without_sender_names_each_author_from_the_message_store(api, runner, paired):
     """Receipts in a group name the messages' author: the runner groups the ids by the
-    author the message log recorded when they arrived, one receipt per author."""
+    author the message store recorded when they arrived, one receipt per author."""
     sid, group = paired["session_id"], "120363041234567899@g.us"
     authors = ["5511900000001", "5511900000002", "5511900000001"]
     ids = []

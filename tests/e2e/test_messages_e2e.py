@@ -115,7 +115,7 @@ def test_an_idempotency_key_sends_once_through_the_runner(api, runner, paired):
 
 
 def test_replies_and_reactions_name_the_message_they_refer_to(api, db, runner, paired):
-    """The runner looks quoted and reacted-to ids up in the message log, so the driver gets
+    """The runner looks quoted and reacted-to ids up in the message store, so the driver gets
     the author and the preview WhatsApp needs (not only a bare id)."""
     sid = paired["session_id"]
     ours = _send(api, paired, {"to": "5511912345678", "type": "text", "text": "the invoice is attached"})
@@ -125,7 +125,8 @@ def test_replies_and_reactions_name_the_message_they_refer_to(api, db, runner, p
 
     def logged():
         with db.connection() as conn:
-            return conn.execute("SELECT 1 FROM message_log WHERE session_id = %s AND message_id = %s",
+            return conn.execute("SELECT 1 FROM messages m JOIN sessions s ON s.id = m.session_uid "
+                                "WHERE s.session_id = %s AND m.message_id = %s",
                                 (sid, inbound["message_id"])).fetchone()
 
     wait_for(logged, message="the inbound message is logged")

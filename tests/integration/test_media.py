@@ -221,7 +221,7 @@ def test_a_message_held_by_a_dead_runner_is_written_once_without_its_file(contai
     """kill -9 while a media worker holds a received message: the pending row outlives the
     runner, the sweeper writes the message with media.error, and a late worker (or a second
     sweep) writes nothing more."""
-    from chalicelib.repositories.message_log import MessageLogRepository
+    from chalicelib.repositories.message_store import MessageStoreRepository
     from psycopg.types.json import Jsonb
     from chalicelib.repositories.inbound_media import PendingMediaRepository
     from chalicelib.repositories.session_store import SessionStore
@@ -257,7 +257,9 @@ def test_a_message_held_by_a_dead_runner_is_written_once_without_its_file(contai
     assert len(written) == 1
     assert written[0]["data"]["caption"] == "the receipt"
     assert written[0]["data"]["media"]["error"] == "media_abandoned"
-    assert MessageLogRepository(container.db).find(sid, "3EB0HELD")["preview"] == "the receipt"
+    uid = container.session_repo.status_of(sid)["id"]
+    stored = MessageStoreRepository(container.db).find(str(uid), "3EB0HELD")
+    assert stored["preview"] == "the receipt" and stored["type"] == "image"
     assert outcomes == ["media_abandoned"]  # counted once, like the event
 
 

@@ -53,6 +53,7 @@ def test_a_stale_client_of_a_deleted_session_never_feeds_its_successor(api, db, 
     with db.connection() as conn:
         runtime = conn.execute("SELECT messages_received FROM session_runtime WHERE session_id = %s",
                                (sid,)).fetchone()
-        logged = conn.execute("SELECT count(*) AS n FROM message_log WHERE session_id = %s", (sid,)).fetchone()
+        logged = conn.execute("SELECT count(*) AS n FROM messages m JOIN sessions s ON s.id = m.session_uid "
+                              "WHERE s.session_id = %s", (sid,)).fetchone()
     assert runtime is None or runtime["messages_received"] == 0
     assert logged["n"] == 0

@@ -201,7 +201,7 @@ def make_ports(store: MemoryStore, **overrides: Any) -> SessionPorts:
                          clock=FakeClock(), settings=ActorSettings(runner_id="r-unit",
                                                                    tuning=Tuning(60.0, Backoff(1.0, 60.0))),
                          log=SimpleNamespace(info=_quiet, warning=_quiet, debug=_quiet, exception=_quiet, error=_quiet),
-                         proxies=NoProxy(), message_log=SimpleNamespace(find=lambda *a: None,
+                         proxies=NoProxy(), message_store=SimpleNamespace(find=lambda *a: None,
                                                                         find_many=lambda *a: {}))
     for name, value in overrides.items():
         setattr(ports, name, value)

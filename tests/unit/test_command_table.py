@@ -36,4 +36,4 @@ def test_what_waits_for_the_login():
                "update_group_requests", "set_push_name", "set_about", "set_profile_picture", "get_privacy",
                "set_privacy", "blocklist", "update_blocklist"}
     assert waiting == {"send_message", "mark_read", "send_presence", "check_contacts", "list_groups",
-                       "group_info", "create_group", "update_participants"} | account
+                       "group_info", "create_group", "update_participants", "contact_profile"} | account

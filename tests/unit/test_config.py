@@ -96,6 +96,10 @@ def test_postgres_variables_build_a_quoted_url():
     ("AWS_ENDPOINT_URL", "localhost:4566", "URL such as http://127.0.0.1:4566"),
     ("QUEUE_PREFIX", "bad prefix!", "QUEUE_PREFIX"),
     ("POSTGRES_PORT", "x", "POSTGRES_PORT"),
+    ("MESSAGE_STORE", "everything", "expected one of full, metadata, off"),
+    ("MESSAGE_STORE_RETENTION", "10s", "MESSAGE_STORE_RETENTION"),
+    ("HISTORY_SYNC", "all", "expected one of off, recent, full"),
+    ("CONTACT_PROFILE_TTL", "soon", "CONTACT_PROFILE_TTL"),
 ])
 def test_bad_values_stop_with_the_variable_named(name, value, expected):
     env = {name: value}
@@ -169,3 +173,11 @@ def test_breaker_settings_are_read_once_and_name_their_variable():
         load_settings({"WEBHOOK_BREAKER_THRESHOLD": "many", "WEBHOOK_BREAKER_COOLDOWN": "soon"})
     assert "WEBHOOK_BREAKER_THRESHOLD=many" in str(caught.value)
     assert "WEBHOOK_BREAKER_COOLDOWN=soon" in str(caught.value)
+
+
+def test_the_message_store_settings_and_their_defaults():
+    s = load_settings({})
+    assert (s.message_store, s.message_store_retention, s.history_sync) == ("full", 90 * 86400.0, "recent")
+    assert s.retention["messages"] == s.retention["chats"] == s.retention["contacts"] == 90 * 86400.0
+    s = load_settings({"MESSAGE_STORE": "Metadata", "MESSAGE_STORE_RETENTION": "off", "HISTORY_SYNC": "full"})
+    assert (s.message_store, s.history_sync, s.retention["messages"]) == ("metadata", "full", None)

@@ -2,6 +2,8 @@
 the row-id binding and the hand-over when a session id is reused."""
 from __future__ import annotations
 
+from chalicelib.messaging.store_records import store_ops
+
 from runner_container import machine as m
 from runner_container.session import SessionActor
 
@@ -36,7 +38,9 @@ def test_a_connect_command_dials_and_the_login_runs_the_waiting_send():
     assert ports.commands.rows[send]["status"] == "succeeded" and acked == [send]
     assert ports.store.events() == ["session.connecting", "session.connected", "message.sent"]
     sent = [change for _, change in ports.store.changes if change.event == "message.sent"][0]
-    assert sent.counters == ("messages_sent",) and sent.message["from_me"] is True
+    assert sent.counters == ("messages_sent",)
+    stored = store_ops(sent.event, sent.data, "full", "5511@s.whatsapp.net")  # what the store writes of it
+    assert stored[0][0] == "message" and stored[0][1]["from_me"] is True and stored[0][1]["text"] == "hi"
     assert sent.runtime == {"runner_id": "r-unit"} and sent.metadata == {"runner_id": "r-unit"}
 
 

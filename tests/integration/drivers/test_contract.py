@@ -66,6 +66,7 @@ def _requests(client):
         "group_info": lambda: client.group_info(GROUP),
         "create_group": lambda: client.create_group("Team", [PEER]),
         "update_participants": lambda: client.update_participants(GROUP, "add", [PEER]),
+        "contact_profile": lambda: client.contact_profile(PEER),
         "reject_call": lambda: client.reject_call(PEER, "CALL1234ABCD"),
         **_account_requests(client),
     }
@@ -108,7 +109,7 @@ def _refusal(call) -> DriverError:
 def test_every_method_of_the_interface_is_implemented(kit):
     client_type = type(kit.client("contract-impl")[0])
     optional = ["mark_read", "send_presence", "check_contacts", "list_groups", "group_info", "create_group",
-                "update_participants", "reject_call", *_account_requests(None)]
+                "update_participants", "reject_call", "contact_profile", *_account_requests(None)]
     for name in ["connect", "disconnect", "logout", "pair_phone", "send", *optional]:
         assert getattr(client_type, name) is not getattr(SessionClient, name), f"{kit.name} lacks {name}"
     for name in ["has_device", "forget_device"]:
@@ -283,6 +284,9 @@ def test_chats_contacts_and_groups_answer_their_shapes_or_refuse(kit, sid):
         return
     [contact] = client.check_contacts(["5511912345671"])
     assert contact == {"phone": "5511912345671", "on_whatsapp": True, "jid": PEER, "verified_name": None}
+    profile = client.contact_profile(PEER)
+    assert set(profile) == {"jid", "phone", "on_whatsapp", "about", "picture_url", "business_name"}
+    assert profile["jid"] == PEER and profile["on_whatsapp"] is True
     group = client.create_group("Team", [PEER, NOT_ON_WHATSAPP])
     assert set(group) == {"jid", "name", "topic", "owner", "participants_count", "created_at", "is_announce",
                           "is_locked", "participants"}
