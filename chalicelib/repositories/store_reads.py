@@ -4,7 +4,7 @@ Every query is bound to the session row id and pages by keyset (the last row's s
 an opaque cursor the service builds), never by OFFSET, so a deep page costs what the first
 one costs. The chat page walks `idx_messages_chat_time` (session_uid, chat_jid, sent_at DESC,
 message_id DESC) and stops after `limit + 1` rows: no sort, no scan of the chat
-(tests/test_store_api.py reads the EXPLAIN).
+(tests/integration/test_store_api.py reads the EXPLAIN).
 """
 from __future__ import annotations
 

@@ -258,7 +258,7 @@ def test_retention_prunes_old_messages_chats_and_contacts_in_batches(container, 
 def test_whatsmeows_contact_store_and_chat_settings_are_copied_on_connect(container, make_session, stack, db):
     """whatsmeow fills its own tables from app state sync (names, archived/pinned/muted): the
     store copies them when the session connects, from neonize's real schema."""
-    from tests.drivers.kits import NeonizeKit
+    from tests.integration.drivers.kits import NeonizeKit
 
     session = Session(container, make_session)
     kit = NeonizeKit(stack.env["DATABASE_URL"], db)

@@ -11,7 +11,7 @@ import pytest
 
 from chalicelib.repositories.store_reads import StoreReadRepository
 from tests.conftest import session_headers
-from tests.test_message_store import PEER, PEER_JID, Session, received, sent
+from tests.integration.test_message_store import PEER, PEER_JID, Session, received, sent
 
 GROUP = {"jid": "120363012345678901@g.us", "phone": None}
 

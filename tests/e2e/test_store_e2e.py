@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.conftest import session_headers
-from tests.runner_harness import module_runner, pair_with_emulator, wait_for
+from tests.support.runner_harness import module_runner, pair_with_emulator, wait_for
 
 PEER = "5511912345678"
 PEER_JID = f"{PEER}@s.whatsapp.net"
