@@ -37,10 +37,12 @@ tools:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null || exit 1; \
 	  else echo "make test needs ffmpeg on PATH (as root: apt-get install -y ffmpeg)"; exit 1; fi; }
 
-# ruff (ruff.toml) and mypy (mypy.ini) on app.py, chalicelib and runner_container.
+# ruff (ruff.toml) and mypy (mypy.ini) on app.py, chalicelib and runner_container, and the
+# structure rules (devstack/structure.py: modules <= 400 lines, CC <= 12, MI A/B, SQL in repositories).
 lint: venvs
 	@$(VENV)/bin/ruff check --quiet
 	@$(VENV)/bin/mypy --no-error-summary
+	@$(PY) -m devstack.structure
 
 venvs: check-python $(VENV)/.installed $(LS_VENV)/.installed
 

@@ -63,18 +63,7 @@ def history_message(info: Any, chat: str) -> dict[str, Any] | None:
 def translate_history(event: Any) -> dict[str, Any]:
     """A `HistorySyncEv` -> `{sync_type, chunk_order, progress, conversations, contacts}`."""
     blob = event.Data
-    conversations = []
-    for conversation in blob.conversations:
-        chat = render(conversation.ID)
-        if chat is None:
-            continue
-        messages = [m for m in (history_message(item.message, chat["jid"]) for item in conversation.messages) if m]
-        conversations.append({
-            "jid": chat["jid"], "name": conversation.name or conversation.displayName or None,
-            "unread_count": int(conversation.unreadCount), "archived": bool(conversation.archived),
-            "pinned": bool(conversation.pinned), "muted_until": int(conversation.muteEndTime) or None,
-            "timestamp": int(conversation.conversationTimestamp or conversation.lastMsgTimestamp) or None,
-            "messages": messages})
+    conversations = [c for c in (_conversation(conversation) for conversation in blob.conversations) if c]
     contacts = []
     for pushname in blob.pushnames:
         who = render(pushname.ID)
@@ -82,6 +71,18 @@ def translate_history(event: Any) -> dict[str, Any]:
             contacts.append({**who, "push_name": pushname.pushname})
     return {"sync_type": SYNC_TYPES.get(blob.syncType, "unknown"), "chunk_order": int(blob.chunkOrder),
             "progress": int(blob.progress), "conversations": conversations, "contacts": contacts}
+
+
+def _conversation(conversation: Any) -> dict[str, Any] | None:
+    chat = render(conversation.ID)
+    if chat is None:
+        return None
+    messages = [m for m in (history_message(item.message, chat["jid"]) for item in conversation.messages) if m]
+    return {"jid": chat["jid"], "name": conversation.name or conversation.displayName or None,
+            "unread_count": int(conversation.unreadCount), "archived": bool(conversation.archived),
+            "pinned": bool(conversation.pinned), "muted_until": int(conversation.muteEndTime) or None,
+            "timestamp": int(conversation.conversationTimestamp or conversation.lastMsgTimestamp) or None,
+            "messages": messages}
 
 
 def bounded(history: dict[str, Any], mode: str) -> dict[str, Any] | None:

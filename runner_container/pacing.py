@@ -107,14 +107,8 @@ class Pacer:
 
     def _wake(self, head: Waiting, now: float) -> float | None:
         """When the head send may go (None: now); sends `composing` when its time comes."""
-        state = self.actor.state
-        if not state.logged_in:
-            if state.active or state.retry_at is not None:  # reconnecting: wait for the login, bounded
-                if head.login_deadline is None:
-                    head.login_deadline = now + self.actor.ports.settings.send_waits_for_login
-                if now < head.login_deadline:
-                    return min(now + LOGIN_POLL_SECONDS, head.login_deadline)
-            return None  # runs now and fails `not_connected`, as any send to a disconnected session
+        if not self.actor.state.logged_in:
+            return self._login_wait(head, now)
         head.login_deadline = None
         behaviour = self.actor.behaviour
         slot = (self.last_send + interval(behaviour.send_rate)) if self.last_send is not None else now
@@ -128,6 +122,16 @@ class Pacer:
             head.typing_until = now + seconds
         send_at = max(slot, head.typing_until or now)
         return send_at if now < send_at else None
+
+    def _login_wait(self, head: Waiting, now: float) -> float | None:
+        """Not logged in: while (re)connecting, wait for the login (bounded); otherwise None."""
+        state = self.actor.state
+        if state.active or state.retry_at is not None:
+            if head.login_deadline is None:
+                head.login_deadline = now + self.actor.ports.settings.send_waits_for_login
+            if now < head.login_deadline:
+                return min(now + LOGIN_POLL_SECONDS, head.login_deadline)
+        return None  # runs now and fails `not_connected`, as any send to a disconnected session
 
     def _composing(self, chat: str) -> None:
         client = self.actor.client

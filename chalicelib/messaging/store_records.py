@@ -110,12 +110,16 @@ def message_row(data: dict[str, Any], mode: str, own_jid: str | None, *, from_me
     if history and data.get("status") in STATUS_RANK:
         row["status"] = data["status"]
     if mode == "full":
-        text = data.get("text") or data.get("caption")
-        row["text"] = text if isinstance(text, str) and text else None
-        content = {k: data[k] for k in CONTENT_FIELDS if _kept(data.get(k))}
-        row["content"] = content or None
-        row["media"] = _media_reference(data)
+        row.update(_content(data))
     return row
+
+
+def _content(data: dict[str, Any]) -> dict[str, Any]:
+    """What `MESSAGE_STORE=full` keeps beyond the metadata: text, the typed content, media."""
+    text = data.get("text") or data.get("caption")
+    content = {k: data[k] for k in CONTENT_FIELDS if _kept(data.get(k))}
+    return {"text": text if isinstance(text, str) and text else None, "content": content or None,
+            "media": _media_reference(data)}
 
 
 def _kept(value: Any) -> bool:

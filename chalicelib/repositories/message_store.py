@@ -196,15 +196,7 @@ class MessageStoreRepository:
         try:
             with conn.transaction():
                 contacts, settings = DeviceStore.address_book(conn, values["our_jid"])
-                written = 0
-                for contact in contacts:
-                    jid = contact["jid"] or ""
-                    if jid.endswith("@s.whatsapp.net") or jid.endswith("@lid"):
-                        user = jid.split("@")[0]
-                        written += cls._contact(conn, uid, {
-                            **{k: contact[k] or None for k in ("first_name", "full_name", "push_name", "business_name")},
-                            "jid": jid, "phone": user if jid.endswith("@s.whatsapp.net") else None,
-                            "lid": jid if jid.endswith("@lid") else None})
+                written = sum(cls._contact(conn, uid, row) for row in map(_address_book_contact, contacts) if row)
                 for chat in settings:
                     muted = chat["muted_until"] or 0
                     cls._chat(conn, uid, {"chat_jid": chat["chat_jid"], "pinned": chat["pinned"],
@@ -230,3 +222,13 @@ class MessageStoreRepository:
                                     "sender_jid": row["sender_jid"], "from_me": row["from_me"], "type": row["type"],
                                     "preview": preview_of({**(row["content"] or {}), "text": row["text"]})}
                 for row in rows}
+
+
+def _address_book_contact(contact: dict[str, Any]) -> dict[str, Any] | None:
+    """A whatsmeow_contacts row as a store contact (a person: phone JID or LID), else None."""
+    jid = contact["jid"] or ""
+    if not (jid.endswith("@s.whatsapp.net") or jid.endswith("@lid")):
+        return None
+    return {**{k: contact[k] or None for k in ("first_name", "full_name", "push_name", "business_name")},
+            "jid": jid, "phone": jid.split("@")[0] if jid.endswith("@s.whatsapp.net") else None,
+            "lid": jid if jid.endswith("@lid") else None}

@@ -95,25 +95,35 @@ class SessionStore:
                                [*params, session_id, uid, uid]).fetchone()
             if row is None:
                 return None
-            if change.runtime is not None:
-                RuntimeRepository.upsert(conn, session_id, change.runtime)
-            for counter in change.counters:
-                RuntimeRepository.bump(conn, session_id, counter)
-            if change.qr_shown:
-                RuntimeRepository.count_qr(conn, session_id)
-            data = change.data or {}
-            ops = [*store_ops(change.event, data, self.message_store, row["jid"]),
-                   *expand(change.store, self.message_store, row["jid"])]
-            if change.event in ADDRESS_BOOK_EVENTS and row["jid"]:  # whatsmeow's contact store, once it has it
-                ops.append(("address_book", {"our_jid": row["jid"]}))
-            if ops and self.message_store != "off":
-                written = MessageStoreRepository.apply(conn, str(row["id"]), ops)
-                if change.event == "history.synced":  # the event says what was stored
-                    data = {**data, "messages": written.get("message", 0), "chats": written.get("chat", 0),
-                            "contacts": written.get("contact", 0)}
+            _runtime(conn, session_id, change)
+            data = self._store(conn, row, change)
             if change.event:
                 envelope = self.events.record(conn, session_id, change.event, data, metadata=change.metadata)
         return envelope
+
+    def _store(self, conn: Any, row: dict[str, Any], change: StateChange) -> dict[str, Any]:
+        """The message store's part of the change (issue 15); the event's data, with what a
+        `history.synced` stored counted in."""
+        data = change.data or {}
+        ops = [*store_ops(change.event, data, self.message_store, row["jid"]),
+               *expand(change.store, self.message_store, row["jid"])]
+        if change.event in ADDRESS_BOOK_EVENTS and row["jid"]:  # whatsmeow's contact store, once it has it
+            ops.append(("address_book", {"our_jid": row["jid"]}))
+        if ops and self.message_store != "off":
+            written = MessageStoreRepository.apply(conn, str(row["id"]), ops)
+            if change.event == "history.synced":  # the event says what was stored
+                data = {**data, "messages": written.get("message", 0), "chats": written.get("chat", 0),
+                        "contacts": written.get("contact", 0)}
+        return data
+
+
+def _runtime(conn: Any, session_id: str, change: StateChange) -> None:
+    if change.runtime is not None:
+        RuntimeRepository.upsert(conn, session_id, change.runtime)
+    for counter in change.counters:
+        RuntimeRepository.bump(conn, session_id, counter)
+    if change.qr_shown:
+        RuntimeRepository.count_qr(conn, session_id)
 
 
 def _session_sets(change: StateChange) -> tuple[list[str], list[Any]]:

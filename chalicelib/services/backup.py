@@ -149,13 +149,7 @@ class SessionBackup:
         if self.sessions.repo.status_of(session_id) is not None:  # a conflict, whatever else is wrong with it
             raise Conflict(f"session_id '{session_id}' already exists", code="session_exists")
         result: dict[str, Any] = {"session_id": session_id, "status": "created"}
-        digest = secrets.get("api_key_digest")
-        if isinstance(digest, str) and _DIGEST.match(digest):
-            result["key_kept"] = True
-        else:
-            result["api_key"] = generate_session_key()
-            result["key_kept"] = False
-            digest = key_digest(result["api_key"])
+        digest = _kept_or_new_key(secrets.get("api_key_digest"), result)
         values: dict[str, Any] = {"session_id": session_id, "name": session.name, "api_key_hash": digest,
                                   "auto_reconnect": session.auto_reconnect, "metadata": session.metadata}
         if session.behaviour is not None:
@@ -175,3 +169,13 @@ class SessionBackup:
                                        key_taken="a session already uses this key (its digest was exported)")
         result["id"] = str(row["id"])
         return result
+
+
+def _kept_or_new_key(digest: Any, result: dict[str, Any]) -> str:
+    """The exported key digest (the old key keeps working), or a new key shown once in `result`."""
+    if isinstance(digest, str) and _DIGEST.match(digest):
+        result["key_kept"] = True
+        return digest
+    result["api_key"] = generate_session_key()
+    result["key_kept"] = False
+    return key_digest(result["api_key"])

@@ -77,14 +77,7 @@ class OutcomeRecorder:
             if job.outcome:
                 attempts.append(_attempt(job))
                 tally.count(job)
-        with self.db.connection() as conn:
-            if self._breakers_to_move(tally):
-                with conn.transaction():
-                    self.repo.write_outcomes(conn, rows, attempts)
-                    opened, recovered = self._move_breakers(conn, tally, now)
-            else:  # the common case: one statement, atomic by itself, one round trip
-                self.repo.write_outcomes(conn, rows, attempts)
-                opened, recovered = set(), set()
+        opened, recovered = self._write_rows(rows, attempts, tally, now)
         for endpoint in set(tally.failures) | tally.disabled:
             self.endpoints.invalidate(endpoint)
         recovered |= self._closed_meanwhile({job.endpoint for job in jobs if job.parked} - opened - recovered)
@@ -93,6 +86,17 @@ class OutcomeRecorder:
             self._observe([job.status for job in jobs],
                           [float(job.latency_ms) for job in jobs if job.outcome and job.latency_ms is not None],
                           len(opened))
+
+    def _write_rows(self, rows: list[dict[str, Any]], attempts: list[dict[str, Any]], tally: BreakerTally,
+                    now: datetime) -> tuple[set[Endpoint], set[Endpoint]]:
+        """The batch's rows, and the breakers it moves in the same transaction: (opened, recovered)."""
+        with self.db.connection() as conn:
+            if not self._breakers_to_move(tally):  # the common case: one statement, atomic by itself
+                self.repo.write_outcomes(conn, rows, attempts)
+                return set(), set()
+            with conn.transaction():
+                self.repo.write_outcomes(conn, rows, attempts)
+                return self._move_breakers(conn, tally, now)
 
     def _row(self, job: Job, now: datetime) -> dict[str, Any]:
         made = bool(job.outcome or job.handed_off)  # an attempt not made (deferred, skipped...) is not counted

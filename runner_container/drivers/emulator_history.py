@@ -48,34 +48,41 @@ def _jid(item: dict[str, Any]) -> str:
 def history_event(spec: dict[str, Any]) -> Any:
     """The `HistorySyncEv` WhatsApp would send for `spec` (the body's `history`)."""
     from neonize.events import HistorySyncEv  # noqa: PLC0415 - neonize lives in the runner only
-    from neonize.proto.waCommon.WACommon_pb2 import MessageKey  # noqa: PLC0415
-    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message  # noqa: PLC0415
-    from neonize.proto.waHistorySync.WAWebProtobufsHistorySync_pb2 import (  # noqa: PLC0415
-        Conversation, HistorySync, HistorySyncMsg, Pushname)
-    from neonize.proto.waWeb.WAWebProtobufsWeb_pb2 import WebMessageInfo  # noqa: PLC0415
+    from neonize.proto.waHistorySync.WAWebProtobufsHistorySync_pb2 import HistorySync, Pushname  # noqa: PLC0415
 
     sync_type = str(spec.get("sync_type") or "initial_bootstrap")
     if sync_type not in SYNC_TYPES:
         raise DriverError("invalid_history", f"sync_type must be one of {', '.join(SYNC_TYPES)}")
     now = int(time.time())
-    conversations = []
-    for chat in spec.get("chats") or []:
-        jid = _jid(chat)
-        messages = []
-        for index, item in enumerate(chat.get("messages") or []):
-            key = MessageKey(remoteJID=jid, fromMe=bool(item.get("from_me")), ID=str(item.get("id") or fake_message_id()),
-                             participant=str(item.get("sender") or "") or None)
-            info = WebMessageInfo(key=key, message=Message(conversation=str(item.get("text") or "")),
-                                  messageTimestamp=int(item.get("timestamp") or now - index),
-                                  status=STATUSES.get(str(item.get("status") or ""), 0) or None,
-                                  pushName=item.get("push_name"))
-            messages.append(HistorySyncMsg(message=info, msgOrderID=index + 1))
-        conversations.append(Conversation(ID=jid, name=chat.get("name"), unreadCount=int(chat.get("unread_count") or 0),
-                                          archived=bool(chat.get("archived")), pinned=1 if chat.get("pinned") else 0,
-                                          conversationTimestamp=now, messages=messages))
+    conversations = [_conversation(chat, now) for chat in spec.get("chats") or []]
     pushnames = [Pushname(ID=_jid(p), pushname=str(p.get("push_name") or "")) for p in spec.get("pushnames") or []]
     return HistorySyncEv(Data=HistorySync(syncType=SYNC_TYPES[sync_type], conversations=conversations,
                                           pushnames=pushnames, chunkOrder=1, progress=100))
+
+
+def _conversation(chat: dict[str, Any], now: int) -> Any:
+    from neonize.proto.waHistorySync.WAWebProtobufsHistorySync_pb2 import Conversation  # noqa: PLC0415
+
+    jid = _jid(chat)
+    messages = [_history_message(jid, index, item, now) for index, item in enumerate(chat.get("messages") or [])]
+    return Conversation(ID=jid, name=chat.get("name"), unreadCount=int(chat.get("unread_count") or 0),
+                        archived=bool(chat.get("archived")), pinned=1 if chat.get("pinned") else 0,
+                        conversationTimestamp=now, messages=messages)
+
+
+def _history_message(jid: str, index: int, item: dict[str, Any], now: int) -> Any:
+    from neonize.proto.waCommon.WACommon_pb2 import MessageKey  # noqa: PLC0415
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message  # noqa: PLC0415
+    from neonize.proto.waHistorySync.WAWebProtobufsHistorySync_pb2 import HistorySyncMsg  # noqa: PLC0415
+    from neonize.proto.waWeb.WAWebProtobufsWeb_pb2 import WebMessageInfo  # noqa: PLC0415
+
+    key = MessageKey(remoteJID=jid, fromMe=bool(item.get("from_me")), ID=str(item.get("id") or fake_message_id()),
+                     participant=str(item.get("sender") or "") or None)
+    info = WebMessageInfo(key=key, message=Message(conversation=str(item.get("text") or "")),
+                          messageTimestamp=int(item.get("timestamp") or now - index),
+                          status=STATUSES.get(str(item.get("status") or ""), 0) or None,
+                          pushName=item.get("push_name"))
+    return HistorySyncMsg(message=info, msgOrderID=index + 1)
 
 
 def deliver(client: Any, spec: Any) -> int:
