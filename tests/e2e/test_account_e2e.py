@@ -10,7 +10,7 @@ import json
 import pytest
 
 from tests.conftest import session_headers
-from tests.support.runner_harness import module_runner, pair_with_emulator
+from tests.support.runner_harness import emulator_activity, module_runner, pair_with_emulator
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x20" * 512
 
@@ -27,12 +27,6 @@ def _call(api, created, method, path, body=None):
     if body is None:
         return getattr(api, method)(url, headers=headers)
     return getattr(api, method)(url, headers=headers, body=json.dumps(body))
-
-
-def _activity(runner, sid, kind):
-    status, body = runner.emulator("GET", f"/emulator/sessions/{sid}/activity")
-    assert status == 200, body
-    return [a for a in body["activity"] if a["kind"] == kind]
 
 
 def _error(response, status, code):
@@ -59,7 +53,7 @@ def test_a_push_name_set_through_the_api_lets_account_presence_through(api, runn
     assert named.json_body == {"command_id": named.json_body["command_id"], "push_name": "Acme Support"}
     assert _call(api, paired, "post", "/presence?wait=true", {"state": "available"}).status_code == 200
     assert runner.emulator("GET", f"/emulator/sessions/{sid}")[1]["push_name"] == "Acme Support"
-    assert _activity(runner, sid, "push_name")[-1]["name"] == "Acme Support"
+    assert emulator_activity(runner, sid, "push_name")[-1]["name"] == "Acme Support"
 
 
 def test_about_text_and_profile_picture(api, runner, paired):
@@ -68,10 +62,10 @@ def test_about_text_and_profile_picture(api, runner, paired):
     assert about.status_code == 200 and about.json_body["about"] == "We answer 9-5, Mon-Fri", about.body
     cleared = _call(api, paired, "put", "/profile/about", {"about": ""})
     assert cleared.status_code == 200 and cleared.json_body["about"] == ""
-    assert [a["about"] for a in _activity(runner, sid, "about")] == ["We answer 9-5, Mon-Fri", ""]
+    assert [a["about"] for a in emulator_activity(runner, sid, "about")] == ["We answer 9-5, Mon-Fri", ""]
     picture = _call(api, paired, "put", "/profile/picture", {"media_base64": base64.b64encode(JPEG).decode()})
     assert picture.status_code == 200, picture.body
-    assert picture.json_body["picture_id"] == _activity(runner, sid, "profile_picture")[-1]["picture_id"]
+    assert picture.json_body["picture_id"] == emulator_activity(runner, sid, "profile_picture")[-1]["picture_id"]
 
 
 def test_privacy_settings_are_read_and_changed(api, runner, paired):
@@ -87,7 +81,7 @@ def test_privacy_settings_are_read_and_changed(api, runner, paired):
                 "read_receipts": "none"}
     assert changed.json_body["privacy"] == expected
     assert _call(api, paired, "get", "/privacy").json_body["privacy"] == expected
-    assert _activity(runner, sid, "privacy")[-1]["settings"] == {"last_seen": "contacts", "read_receipts": "none",
+    assert emulator_activity(runner, sid, "privacy")[-1]["settings"] == {"last_seen": "contacts", "read_receipts": "none",
                                                                  "groups_add": "contacts_blacklist"}
 
 
@@ -103,7 +97,7 @@ def test_block_unblock_and_list(api, runner, paired):
     unblocked = _call(api, paired, "post", "/blocklist", {"contact": "5511912345672", "action": "unblock"})
     assert unblocked.json_body["blocked"] == ["5511912345671@s.whatsapp.net"]
     assert _call(api, paired, "get", "/blocklist").json_body["blocked"] == ["5511912345671@s.whatsapp.net"]
-    assert [(a["contact"], a["action"]) for a in _activity(runner, sid, "blocklist")][-1] == (
+    assert [(a["contact"], a["action"]) for a in emulator_activity(runner, sid, "blocklist")][-1] == (
         "5511912345672@s.whatsapp.net", "unblock")
     # WhatsApp delivers nothing from a blocked contact; the unblocked one gets through again
     status, refused = runner.emulator("POST", f"/emulator/sessions/{sid}/inbound",

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.conftest import session_headers
-from tests.support.runner_harness import module_runner, outbox_events, pair_with_emulator, wait_for
+from tests.support.runner_harness import (module_runner, outbox_events, pair_with_emulator, wait_for, wait_settings_applied)
 
 ME = "5511999990004"
 CALLER = "5511912345672"
@@ -30,15 +30,6 @@ def paired(api, runner, make_session):
 def _put(api, created, body, headers=None):
     return api.put(f"/sessions/{created['session_id']}", headers=headers or session_headers(created),
                    body=json.dumps(body))
-
-
-def _applied(db, sid, count=1):
-    def done():
-        with db.connection() as conn:
-            rows = conn.execute("SELECT status FROM commands WHERE session_id = %s AND type = 'apply_settings'",
-                                (sid,)).fetchall()
-        return len(rows) >= count and all(r["status"] == "succeeded" for r in rows)
-    wait_for(done, message="the runner applied the settings")
 
 
 def _call(runner, sid, call_id):
@@ -63,7 +54,7 @@ def test_a_call_is_rejected_and_the_caller_gets_the_text(api, db, runner, paired
     assert answer.status_code == 200, answer.body
     assert (answer.json_body["reject_calls"], answer.json_body["reject_call_message"]) == (
         True, "Calls are not answered here.")
-    _applied(db, sid)
+    wait_settings_applied(db, sid)
     _call(runner, sid, "CALLAAA1")
     events = wait_for(lambda: (lambda e: e if len(e) == 3 else None)(
         _events(db, sid, "call.offer", "call.rejected", "message.sent")), message="offer, text, rejection")
@@ -80,7 +71,7 @@ def test_a_call_is_rejected_and_the_caller_gets_the_text(api, db, runner, paired
 
     # the text cleared (null): the next call is rejected silently
     assert _put(api, paired, {"reject_call_message": None}).json_body["reject_call_message"] is None
-    _applied(db, sid, 2)
+    wait_settings_applied(db, sid, 2)
     _call(runner, sid, "CALLAAA2")
     wait_for(lambda: len(_events(db, sid, "call.rejected")) == 2, message="second rejection")
     assert _events(db, sid, "call.rejected")[-1]["data"]["message_sent"] is False

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tests.conftest import TEST_ADMIN_KEY, session_headers
-from tests.support.runner_harness import module_runner, wait_for
+from tests.conftest import session_headers
+from tests.support.runner_harness import emulator_activity, module_paired_session, module_runner, wait_for
 
 ME = "5511999990002"
 
@@ -21,35 +21,7 @@ def runner(stack):
 
 @pytest.fixture(scope="module")
 def paired(stack, runner):
-    """One session paired for the whole module (created with the admin key over the in-process app)."""
-    import uuid
-
-    from chalice.test import Client
-
-    import app as app_module
-    from chalicelib.bootstrap import Container, reset_container
-    from chalicelib.config import load_settings
-
-    reset_container(Container(load_settings(stack.env)))
-    admin = {"Authorization": f"Bearer {TEST_ADMIN_KEY}", "Content-Type": "application/json"}
-    with Client(app_module.app, stage_name="local") as client:
-        created = json.loads(client.http.post("/sessions", headers=admin, body=json.dumps(
-            {"name": "chats", "session_id": f"t-{uuid.uuid4().hex[:10]}"})).body)
-        sid, headers = created["session_id"], session_headers(created)
-        assert client.http.post(f"/sessions/{sid}/connect", headers=headers).status_code == 202
-        wait_for(lambda: runner.emulator("POST", f"/emulator/sessions/{sid}/scan",
-                                                 {"phone": ME, "push_name": "Chats"})[0] == 200,
-                 message="the emulator waits for a scan")
-        wait_for(lambda: json.loads(client.http.get(f"/sessions/{sid}/status", headers=headers).body)["status"]
-                 == "authenticated", message="authenticated")
-    reset_container(None)
-    return created
-
-
-def _activity(runner, sid, kind=None):
-    status, body = runner.emulator("GET", f"/emulator/sessions/{sid}/activity")
-    assert status == 200, body
-    return [a for a in body["activity"] if kind is None or a["kind"] == kind]
+    return module_paired_session(stack, runner, name="chats", phone=ME, push_name="Chats")
 
 
 def _post(api, created, path, body, query=""):
@@ -59,7 +31,7 @@ def _post(api, created, path, body, query=""):
 
 def test_presence_and_read_reach_the_driver_in_order_with_the_messages(api, runner, paired):
     sid = paired["session_id"]
-    before = len(_activity(runner, sid))
+    before = len(emulator_activity(runner, sid))
     typing = _post(api, paired, "/presence", {"chat": "+55 11 91234-5678", "state": "composing"})
     assert typing.status_code == 202
     sent = _post(api, paired, "/messages", {"to": "5511912345678", "type": "text", "text": "hi"}, "?wait=true")
@@ -72,7 +44,7 @@ def test_presence_and_read_reach_the_driver_in_order_with_the_messages(api, runn
     assert away.status_code == 200 and away.json_body["result"] == {"state": "unavailable"}
 
     # in the order they were posted: "typing" reached the driver before the message (one FIFO group, one actor)
-    activity = _activity(runner, sid)[before:]
+    activity = emulator_activity(runner, sid)[before:]
     assert [(a["kind"], a.get("state")) for a in activity] == [("presence", "composing"), ("message", None),
                                                                ("read", None), ("presence", "unavailable")]
     assert activity[0]["chat"] == "5511912345678@s.whatsapp.net"
@@ -93,11 +65,11 @@ def test_a_group_read_without_sender_names_each_author_from_the_message_store(ap
                                          {"from": author, "chat": group, "text": f"hello {n}"})
         assert status == 200, answer
         ids.append(answer["message_id"])
-    before = len(_activity(runner, sid))
+    before = len(emulator_activity(runner, sid))
     # the inbound events are written by the session's actor before it takes the read command
     done = _post(api, paired, "/read", {"chat": group, "message_ids": ids}, "?wait=true")
     assert done.status_code == 200, done.body
-    reads = [a for a in _activity(runner, sid)[before:] if a["kind"] == "read"]
+    reads = [a for a in emulator_activity(runner, sid)[before:] if a["kind"] == "read"]
     assert sorted((a["sender"], tuple(a["message_ids"])) for a in reads) == [
         ("5511900000001@s.whatsapp.net", (ids[0], ids[2])), ("5511900000002@s.whatsapp.net", (ids[1],))]
 
@@ -118,7 +90,7 @@ def test_contacts_check_answers_per_input_and_asks_the_driver_once_per_number(ap
         ("5511912345671@s.whatsapp.net", "5511912345671", True, "5511912345671@s.whatsapp.net"),
         ("+1 415 555 0123", "14155550123", True, "14155550123@s.whatsapp.net"),
     ]
-    assert _activity(runner, sid, "check_contacts")[-1]["phones"] == ["5511912345671", "5511912345670",
+    assert emulator_activity(runner, sid, "check_contacts")[-1]["phones"] == ["5511912345671", "5511912345670",
                                                                       "14155550123"]
     limit = body["rate_limit"]
     assert limit["limit"] == 200 and limit["remaining"] in (196, 197)  # 3 unique numbers charged
@@ -163,8 +135,8 @@ def test_groups_create_list_info_and_participant_changes(api, runner, paired):
     assert info.status_code == 200
     assert {p["jid"]: p["is_admin"] for p in info.json_body["participants"]} == {
         me: True, "5511912345672@s.whatsapp.net": True}
-    assert _activity(runner, sid, "update_participants")[-1] == {
-        **_activity(runner, sid, "update_participants")[-1], "group_jid": jid, "action": "remove",
+    assert emulator_activity(runner, sid, "update_participants")[-1] == {
+        **emulator_activity(runner, sid, "update_participants")[-1], "group_jid": jid, "action": "remove",
         "participants": ["5511912345671@s.whatsapp.net"]}
 
 
@@ -198,7 +170,7 @@ def test_groups_and_chat_commands_survive_a_reconnect(api, runner, paired):
              message="the runner reconnected the stored device")
     response = _post(api, paired, "/presence", {"state": "available"}, "?wait=true")
     assert response.status_code == 200, response.body
-    assert _activity(runner, sid, "presence")[-1]["state"] == "available"
+    assert emulator_activity(runner, sid, "presence")[-1]["state"] == "available"
     groups_after = api.get(f"/sessions/{sid}/groups", headers=headers).json_body["groups"]
     assert [g["jid"] for g in groups_after] == [g["jid"] for g in groups_before]
 
@@ -215,4 +187,4 @@ def test_account_presence_without_a_push_name_is_refused_as_whatsmeow_refuses_it
     assert refused.json_body["code"] == "push_name_missing" and "PushName" in refused.json_body["message"]
     typing = _post(api, created, "/presence", {"chat": "5511912345678", "state": "composing"}, "?wait=true")
     assert typing.status_code == 200, typing.body
-    assert [a["state"] for a in _activity(runner, created["session_id"], "presence")] == ["composing"]
+    assert [a["state"] for a in emulator_activity(runner, created["session_id"], "presence")] == ["composing"]

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 
 import pytest
 
-from tests.conftest import TEST_ADMIN_KEY, session_headers
-from tests.support.runner_harness import module_runner, wait_for
+from tests.conftest import session_headers
+from tests.support.runner_harness import emulator_activity, module_paired_session, module_runner
 
 ME = "5511999990012"
 MY_JID = f"{ME}@s.whatsapp.net"
@@ -27,27 +26,7 @@ def runner(stack):
 
 @pytest.fixture(scope="module")
 def paired(stack, runner):
-    """One session paired for the whole module (created with the admin key over the in-process app)."""
-    from chalice.test import Client
-
-    import app as app_module
-    from chalicelib.bootstrap import Container, reset_container
-    from chalicelib.config import load_settings
-
-    reset_container(Container(load_settings(stack.env)))
-    admin = {"Authorization": f"Bearer {TEST_ADMIN_KEY}", "Content-Type": "application/json"}
-    with Client(app_module.app, stage_name="local") as client:
-        created = json.loads(client.http.post("/sessions", headers=admin, body=json.dumps(
-            {"name": "groups admin", "session_id": f"t-{uuid.uuid4().hex[:10]}"})).body)
-        sid, headers = created["session_id"], session_headers(created)
-        assert client.http.post(f"/sessions/{sid}/connect", headers=headers).status_code == 202
-        wait_for(lambda: runner.emulator("POST", f"/emulator/sessions/{sid}/scan",
-                                         {"phone": ME, "push_name": "Admin"})[0] == 200,
-                 message="the emulator waits for a scan")
-        wait_for(lambda: json.loads(client.http.get(f"/sessions/{sid}/status", headers=headers).body)["status"]
-                 == "authenticated", message="authenticated")
-    reset_container(None)
-    return created
+    return module_paired_session(stack, runner, name="groups admin", phone=ME, push_name="Admin")
 
 
 def _call(api, created, method, path, body=None):
@@ -56,12 +35,6 @@ def _call(api, created, method, path, body=None):
     if body is None:
         return getattr(api, method)(url, headers=headers)
     return getattr(api, method)(url, headers=headers, body=json.dumps(body))
-
-
-def _activity(runner, sid, kind):
-    status, body = runner.emulator("GET", f"/emulator/sessions/{sid}/activity")
-    assert status == 200, body
-    return [a for a in body["activity"] if a["kind"] == kind]
 
 
 def _new_group(api, paired, name="Team"):
@@ -89,7 +62,7 @@ def test_invite_link_is_read_revoked_previewed_and_used_to_join(api, runner, pai
     revoked = _call(api, paired, "post", f"/groups/{jid}/invite-link/revoke")
     assert revoked.status_code == 200, revoked.body
     assert revoked.json_body["code"] != code
-    assert [a["revoke"] for a in _activity(runner, sid, "invite_link")][-3:] == [False, False, True]
+    assert [a["revoke"] for a in emulator_activity(runner, sid, "invite_link")][-3:] == [False, False, True]
     _error(_call(api, paired, "post", "/groups/preview", {"invite": link}), 502, "invite_revoked")
     preview = _call(api, paired, "post", "/groups/preview", {"invite": revoked.json_body["link"]})
     assert preview.status_code == 200, preview.body
@@ -131,7 +104,7 @@ def test_subject_description_picture_and_settings_change_the_group(api, runner, 
     assert described.status_code == 200 and described.json_body["description"] == "Launch plans"
     picture = _call(api, paired, "put", f"/groups/{jid}/picture", {"media_base64": base64.b64encode(JPEG).decode()})
     assert picture.status_code == 200, picture.body
-    assert picture.json_body["picture_id"] == _activity(runner, sid, "group_picture")[-1]["picture_id"]
+    assert picture.json_body["picture_id"] == emulator_activity(runner, sid, "group_picture")[-1]["picture_id"]
     settings = _call(api, paired, "put", f"/groups/{jid}/settings", {"announce": True, "locked": True})
     assert settings.status_code == 200, settings.body
     assert settings.json_body == {**settings.json_body, "group_jid": jid, "announce": True, "locked": True}

@@ -11,7 +11,7 @@ import pytest
 
 from runner_container.pacing import typing_seconds
 from tests.conftest import session_headers
-from tests.support.runner_harness import module_runner, pair_with_emulator, wait_for
+from tests.support.runner_harness import module_runner, pair_with_emulator, wait_for, wait_settings_applied
 
 ME = "5511999990005"
 PEER = "5511912345673"
@@ -33,15 +33,6 @@ def paired(api, runner, make_session):
 def _put(api, created, body, headers=None):
     return api.put(f"/sessions/{created['session_id']}", headers=headers or session_headers(created),
                    body=json.dumps(body))
-
-
-def _applied(db, sid, count=1):
-    def done():
-        with db.connection() as conn:
-            rows = conn.execute("SELECT status FROM commands WHERE session_id = %s AND type = 'apply_settings'",
-                                (sid,)).fetchall()
-        return len(rows) >= count and all(r["status"] == "succeeded" for r in rows)
-    wait_for(done, message="the runner applied the settings")
 
 
 def _send(api, created, text):
@@ -67,7 +58,7 @@ def _statuses(db, command_ids):
 def test_thirty_sends_at_sixty_a_minute_take_about_thirty_seconds_in_order_none_lost(api, db, runner, paired):
     sid = paired["session_id"]
     assert _put(api, paired, {"send_rate": 60}).json_body["send_rate"] == 60
-    _applied(db, sid)
+    wait_settings_applied(db, sid)
     texts = [f"bulk {i:02d}" for i in range(30)]
     posted = time.monotonic()
     ids = [_send(api, paired, text) for text in texts]
@@ -90,7 +81,7 @@ def test_thirty_sends_at_sixty_a_minute_take_about_thirty_seconds_in_order_none_
 def test_typing_shows_composing_before_each_text_for_a_time_proportional_to_its_length(api, db, runner, paired):
     sid = paired["session_id"]
     assert _put(api, paired, {"typing_simulation": True}).json_body["typing_simulation"] is True
-    _applied(db, sid)
+    wait_settings_applied(db, sid)
     texts = ["hi", "x" * 40, "y" * 300]
     for text in texts:
         _send(api, paired, text)
@@ -108,7 +99,7 @@ def test_typing_shows_composing_before_each_text_for_a_time_proportional_to_its_
 def test_a_rate_change_reaches_the_waiting_sends_without_a_reconnect(api, db, runner, paired):
     sid = paired["session_id"]
     assert _put(api, paired, {"send_rate": 1}).status_code == 200  # one a minute
-    _applied(db, sid)
+    wait_settings_applied(db, sid)
     ids = [_send(api, paired, f"slow {i}") for i in range(4)]
     wait_for(lambda: len(_outbox(runner, sid)) == 1, message="the first send")
     # claimed and waiting for their slot (the row carries them, their queue messages are gone)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.conftest import session_headers
-from tests.support.runner_harness import module_runner, outbox_events, pair_with_emulator, wait_for
+from tests.support.runner_harness import (module_runner, outbox_events, pair_with_emulator, wait_for, wait_settings_applied)
 
 ME = "5511999990003"
 PEER = "5511912345671"
@@ -48,16 +48,6 @@ def _opened(runner, sid):
     return body["opened"] if status == 200 else None
 
 
-def _applied(db, sid, count=1):
-    """Wait until `count` apply_settings commands of the session succeeded."""
-    def done():
-        with db.connection() as conn:
-            rows = conn.execute("SELECT status FROM commands WHERE session_id = %s AND type = 'apply_settings'",
-                                (sid,)).fetchall()
-        return len(rows) >= count and all(r["status"] == "succeeded" for r in rows)
-    wait_for(done, message="the runner applied the settings")
-
-
 def _received_ids(db, sid):
     return [e["data"]["message_id"] for e in outbox_events(db, sid) if e["event"] == "message.received"]
 
@@ -92,7 +82,7 @@ def test_always_online_is_sent_again_after_a_reconnect(api, db, runner, paired):
 def test_ignored_groups_and_statuses_are_neither_stored_nor_emitted(api, db, runner, paired):
     sid = paired["session_id"]
     assert _put(api, paired, {"ignore_groups": True, "ignore_status_broadcast": True}).status_code == 200
-    _applied(db, sid)
+    wait_settings_applied(db, sid)
     sent = {}
     for name, body in (("group", {"from": PEER, "text": "in a group", "chat": GROUP}),
                        ("status", {"from": PEER, "text": "my status", "chat": "status@broadcast"}),
@@ -109,7 +99,7 @@ def test_ignored_groups_and_statuses_are_neither_stored_nor_emitted(api, db, run
 
     # turned off again: group messages are events again, with no reconnect
     assert _put(api, paired, {"ignore_groups": False}).status_code == 200
-    _applied(db, sid, 2)
+    wait_settings_applied(db, sid, 2)
     status, answer = runner.emulator("POST", f"/emulator/sessions/{sid}/inbound",
                                      {"from": PEER, "text": "again", "chat": GROUP})
     wait_for(lambda: _received_ids(db, sid) == [sent["direct"], answer["message_id"]], message="group message")
@@ -122,7 +112,7 @@ def test_auto_read_sends_read_receipts_for_received_messages(api, db, runner, pa
     wait_for(lambda: _received_ids(db, sid) == [before["message_id"]], message="first message")
     assert _activity(runner, sid, "read") == []  # auto_read is off by default
     assert _put(api, paired, {"auto_read": True}).status_code == 200
-    _applied(db, sid)
+    wait_settings_applied(db, sid)
     status, direct = runner.emulator("POST", f"/emulator/sessions/{sid}/inbound", {"from": PEER, "text": "two"})
     status, group = runner.emulator("POST", f"/emulator/sessions/{sid}/inbound",
                                     {"from": PEER, "text": "three", "chat": GROUP})

@@ -10,15 +10,7 @@ import pytest
 from chalicelib.bootstrap import Container, reset_container
 from chalicelib.events import make_envelope
 from chalicelib.webhooks.dispatcher import DELIVERY_MESSAGE, delivery_id_for, delivery_message
-
-
-class RecordingSqs:
-    def __init__(self):
-        self.sent = []
-
-    def send_message_batch(self, QueueUrl, Entries):  # noqa: N803 - boto3's names
-        self.sent.extend(Entries)
-        return {"Successful": [{"Id": e["Id"]} for e in Entries]}
+from tests.support.sqs import RecordingSqs
 
 
 @pytest.fixture

@@ -23,18 +23,10 @@ from runner_container.wa_messages import MessageBuildError
 from tests.support.runner_harness import wait_for
 from tests.security.servers import HttpServer, RawServer, drip, hold
 from tests.support.webhook_receiver import Receiver
+from tests.support.sqs import RecordingSqs
 
 DEADLINE = 2.0
 MARGIN = 1.0
-
-
-class RecordingSqs:
-    def __init__(self):
-        self.sent = []
-
-    def send_message_batch(self, QueueUrl, Entries):  # noqa: N803 - boto3's names
-        self.sent.extend(Entries)
-        return {"Successful": [{"Id": e["Id"]} for e in Entries]}
 
 
 @pytest.fixture

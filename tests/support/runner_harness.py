@@ -210,3 +210,50 @@ def sole_runner(env: dict[str, str], db: Any, runner_id: str, shards: int = 2, *
         yield process
     finally:
         process.stop()
+
+
+def module_paired_session(stack: Any, runner: "RunnerProcess", *, name: str, phone: str, push_name: str) -> dict:
+    """One session paired with the emulator for a whole test module: created with the admin key
+    through the in-process app (a module fixture cannot use the function-scoped `api`)."""
+    import uuid
+
+    from chalice.test import Client
+
+    import app as app_module
+    from chalicelib.bootstrap import Container, reset_container
+    from chalicelib.config import load_settings
+    from tests.conftest import TEST_ADMIN_KEY, session_headers
+
+    reset_container(Container(load_settings(stack.env)))
+    admin = {"Authorization": f"Bearer {TEST_ADMIN_KEY}", "Content-Type": "application/json"}
+    try:
+        with Client(app_module.app, stage_name="local") as client:
+            created = json.loads(client.http.post("/sessions", headers=admin, body=json.dumps(
+                {"name": name, "session_id": f"t-{uuid.uuid4().hex[:10]}"})).body)
+            sid, headers = created["session_id"], session_headers(created)
+            assert client.http.post(f"/sessions/{sid}/connect", headers=headers).status_code == 202
+            wait_for(lambda: runner.emulator("POST", f"/emulator/sessions/{sid}/scan",
+                                             {"phone": phone, "push_name": push_name})[0] == 200,
+                     message="the emulator waits for a scan")
+            wait_for(lambda: json.loads(client.http.get(f"/sessions/{sid}/status", headers=headers).body)["status"]
+                     == "authenticated", message="authenticated")
+    finally:
+        reset_container(None)
+    return created
+
+
+def emulator_activity(runner: "RunnerProcess", session_id: str, kind: str | None = None) -> list[dict]:
+    """What the emulator's client of the session was asked, in order (of one kind, if given)."""
+    status, body = runner.emulator("GET", f"/emulator/sessions/{session_id}/activity")
+    assert status == 200, body
+    return [a for a in body["activity"] if kind is None or a["kind"] == kind]
+
+
+def wait_settings_applied(db: Any, session_id: str, count: int = 1) -> None:
+    """Until `count` apply_settings commands of the session succeeded (a behaviour change reached the runner)."""
+    def done() -> bool:
+        with db.connection() as conn:
+            rows = conn.execute("SELECT status FROM commands WHERE session_id = %s AND type = 'apply_settings'",
+                                (session_id,)).fetchall()
+        return len(rows) >= count and all(r["status"] == "succeeded" for r in rows)
+    wait_for(done, message="the runner applied the settings")
