@@ -25,7 +25,7 @@ export function sessionsView(root, { onUnauthorized }) {
 
   const pager = h("div", { class: "pager", hidden: true }, prev, pageLabel, next);
   const created = h("div");
-  const createForm = createPanel(created, () => { state.offset = 0; load(); }, onUnauthorized);
+  const createForm = createPanel(created, () => showNewest(), onUnauthorized);
   const newButton = button("New session", () => {
     createForm.hidden = !createForm.hidden;
     newButton.setAttribute("aria-expanded", String(!createForm.hidden));
@@ -46,6 +46,22 @@ export function sessionsView(root, { onUnauthorized }) {
             (label) => h("th", { scope: "col" }, label)))),
         tableBody)),
     pager);
+
+  // The list is oldest first: a session just created is on the last page, and the filters
+  // may hide it. Show it: filters cleared, the last page (with 20+ sessions, page 1 would not).
+  async function showNewest() {
+    state.name = state.status = nameFilter.value = statusFilter.value = "";
+    let answer;
+    try {
+      answer = await get("/sessions?limit=1");
+    } catch (err) {
+      if (err.status === 401) return onUnauthorized();
+      message.show(err.message);
+      return;
+    }
+    state.offset = Math.max(0, Math.floor((answer.total - 1) / PAGE) * PAGE);
+    load();
+  }
 
   async function load() {
     const query = new URLSearchParams({ limit: PAGE, offset: state.offset });

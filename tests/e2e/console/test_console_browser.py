@@ -106,6 +106,10 @@ def _emulator_code(console_stack, sid):
 
 
 def test_admin_creates_a_session_connects_and_pairs_it_by_qr_without_a_reload(console_stack, watched):
+    # more sessions than one page of the table (20), all older than the one created below: the
+    # console must show the new one anyway (the list is oldest first; it opens the last page)
+    for n in range(21):
+        assert api_call(console_stack.base, "POST", "/sessions", TEST_ADMIN_KEY, {"name": f"older {n}"})[0] == 201
     page = watched.page
     _sign_in(page, console_stack.base + "/console", TEST_ADMIN_KEY)
     page.get_by_role("heading", name="Sessions").wait_for()
