@@ -12,6 +12,8 @@ what other tests left in shared queues. Fewer messages and shorter outages than 
 """
 from __future__ import annotations
 
+import dataclasses
+
 import psycopg
 import pytest
 
@@ -71,7 +73,16 @@ def test_the_webhook_receiver_down_loses_nothing(bench):
     assert refused > 0  # deliveries really met the closed port, and were retried
 
 
+@pytest.mark.timeout(900)  # the recovery bound below, and the drain after it
 def test_postgresql_stopped_hard_loses_nothing(bench):
-    row = bench.run(3)
+    # After the outage a command can wait well over a minute before it runs (seen in 2 of 3
+    # runs at integration, cause not found yet: issue 16 stays open on it); it is never lost,
+    # which is what this test holds to. The recovery bound is wider here so that a slow
+    # recovery is not mistaken for a loss, and a stall that never ends still fails.
+    bench.scale = dataclasses.replace(SHORT, recovery_timeout=300)
+    try:
+        row = bench.run(3)
+    finally:
+        bench.scale = SHORT
     _assert_nothing_lost(row)
     assert row.inbound_sent > 0 and row.accepted > 0
