@@ -197,8 +197,12 @@ class Container:
     @cached_property
     def commands(self) -> "CommandOutbox":
         from chalicelib.commands import CommandOutbox  # noqa: PLC0415
+        from chalicelib.repositories.placement import PlacementRepository  # noqa: PLC0415
 
-        return CommandOutbox(self.db, self.sqs, self.queues.command_url_for_session, logger=self.logger)
+        placement = PlacementRepository(self.db)
+        ttl = self.settings.runner_lease_ttl
+        return CommandOutbox(self.db, self.sqs, lambda session_id: placement.queue_url_for_session(session_id, ttl)[1],
+                             logger=self.logger)
 
     @cached_property
     def runtime_repo(self) -> "RuntimeRepository":

@@ -22,7 +22,7 @@ from chalicelib.config_values import (  # noqa: F401 - also imported from here
     LOG_LEVELS, MAX_PRESIGN_SECONDS, QUEUE_PREFIX_PATTERN, RATE_LIMIT_SETTINGS, parse_bool, parse_duration,
     parse_origins, parse_port, parse_rate, parse_rate_or_off, _parse_bind_host, _parse_bucket, _parse_choice,
     _parse_database_url, _parse_emulator_token, _parse_int_range, _parse_queue_prefix, _parse_retention,
-    _parse_schedule, _parse_shards, _parse_url, _parse_url_ttl,
+    _parse_schedule, _parse_url, _parse_url_ttl,
 )
 from chalicelib.errors import ConfigError
 
@@ -93,13 +93,15 @@ class Settings:
     aws_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
     queue_prefix: str = "zemeow"
-    command_shards: int = 4
     db_pool_max_size: int = 10
     db_connect_timeout: float = 5.0
     db_statement_timeout: float = 15.0
     runner_id: str | None = None
-    runner_heartbeat_interval: float = 1.0  # also how soon a killed runner's shards are seen free
-    runner_lease_ttl: float = 15.0  # a frozen runner's shards move after it; a killed one's at once (lifeline)
+    runner_heartbeat_interval: float = 1.0  # also the placement tick: how soon a killed runner's slots move
+    runner_lease_ttl: float = 15.0  # a frozen runner's slots move after it; a killed one's at once (lifeline)
+    runner_max_sessions: int = 0  # placement never gives a runner more sessions than this; 0: no cap
+    runner_memory_high_mb: int = 0  # above this resident memory a runner takes no more sessions; 0: off
+    placement_step: int = 500  # sessions a runner takes (or gives) per placement tick, at most
     runner_lifeline: bool = True  # off: liveness by heartbeat and TTL only (a transaction-mode pooler in between)
     runner_reconcile_interval: float = 10.0  # sessions checked against desired_state, stale commands rerun
     reconnect_backoff_base: float = 1.0
@@ -151,9 +153,6 @@ class Settings:
     @property
     def events_dlq_name(self) -> str:
         return f"{self.queue_prefix}-events-dlq"
-
-    def command_queue_name(self, shard: int) -> str:
-        return f"{self.queue_prefix}-commands-{shard}.fifo"
 
     @property
     def command_dlq_name(self) -> str:
@@ -265,7 +264,10 @@ def _runner_tuning(r: _Reader) -> dict[str, Any]:
             "reconnect_backoff_max": r.get("RECONNECT_BACKOFF_MAX", parse_duration, 60.0),
             "command_stale_after": r.get("COMMAND_STALE_AFTER", parse_duration, 5.0),
             "emulator_qr_rotate": r.get("EMULATOR_QR_ROTATE", parse_duration, 20.0),
-            "sessions_metric_interval": r.get("SESSIONS_METRIC_INTERVAL", parse_duration, 60.0)}
+            "sessions_metric_interval": r.get("SESSIONS_METRIC_INTERVAL", parse_duration, 60.0),
+            "runner_max_sessions": r.get("RUNNER_MAX_SESSIONS", _parse_int_range(0, 1_000_000), 0),
+            "runner_memory_high_mb": r.get("RUNNER_MEMORY_HIGH_MB", _parse_int_range(0, 1_000_000), 0),
+            "placement_step": r.get("PLACEMENT_STEP", _parse_int_range(1, 100_000), 500)}
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -299,7 +301,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         aws_region=r.text("AWS_REGION") or r.text("AWS_DEFAULT_REGION") or "us-east-1",
         aws_credentials_configured=bool(r.text("AWS_ACCESS_KEY_ID") or r.text("AWS_PROFILE")),
         queue_prefix=r.get("QUEUE_PREFIX", _parse_queue_prefix, "zemeow"),
-        command_shards=r.get("COMMAND_SHARDS", _parse_shards, 4),
         db_pool_max_size=r.get("DB_POOL_MAX_SIZE", _parse_int_range(1, 100), 1 if in_lambda else 10),
         db_connect_timeout=r.get("DB_CONNECT_TIMEOUT", parse_duration, 5.0),
         db_statement_timeout=r.get("DB_STATEMENT_TIMEOUT", parse_duration, 15.0),

@@ -12,7 +12,6 @@ _FALSE = {"0", "false", "no", "off", ""}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DRIVERS = ("neonize", "emulator")
 ENVIRONMENTS = ("development", "test", "staging", "production")
-SHARD_COUNTS = (1, 2, 4, 8)  # what infra/messaging.yaml can declare
 QUEUE_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 # S3 bucket naming rules (no dots: virtual-hosted TLS certificates do not cover them)
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -79,13 +78,6 @@ def _parse_schedule(text: str) -> tuple[float, ...]:
     if not parts:
         raise ValueError("expected a comma-separated list of durations such as 1s,5s,30s")
     return tuple(parse_duration(p) for p in parts)
-
-
-def _parse_shards(text: str) -> int:
-    value = int(text)
-    if value not in SHARD_COUNTS:
-        raise ValueError("expected one of " + ", ".join(map(str, SHARD_COUNTS)))
-    return value
 
 
 def _parse_queue_prefix(text: str) -> str:

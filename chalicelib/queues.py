@@ -1,21 +1,16 @@
-"""Where messages go: queue names, URLs and the command shard of a session.
+"""Where messages go: the names and URLs of the fixed queues.
 
 Queue names are derived from `QUEUE_PREFIX` exactly as `infra/messaging.yaml` names
 them, so the template and the code cannot drift; URLs are looked up once per process.
+Commands go to the queue of the runner holding the session (`runner_container/runner_queue.py`,
+`chalicelib/repositories/placement.py`), not to a fixed queue.
 """
 from __future__ import annotations
 
-import hashlib
 import threading
 from typing import Any
 
 from chalicelib.config import Settings
-
-
-def shard_for(session_id: str, shards: int) -> int:
-    """Stable across processes and Python versions (unlike `hash()`)."""
-    digest = hashlib.sha256(session_id.encode()).digest()
-    return int.from_bytes(digest[:8], "big") % shards
 
 
 class QueueDirectory:
@@ -43,18 +38,10 @@ class QueueDirectory:
     def events_dlq_url(self) -> str:
         return self.url(self.settings.events_dlq_name)
 
-    def command_url(self, shard: int) -> str:
-        return self.url(self.settings.command_queue_name(shard))
-
     @property
     def command_dlq_url(self) -> str:
         return self.url(self.settings.command_dlq_name)
 
-    def command_url_for_session(self, session_id: str) -> str:
-        return self.command_url(shard_for(session_id, self.settings.command_shards))
-
     def all_names(self) -> list[str]:
         s = self.settings
-        return [s.events_queue_name, s.events_dlq_name, s.command_dlq_name] + [
-            s.command_queue_name(k) for k in range(s.command_shards)
-        ]
+        return [s.events_queue_name, s.events_dlq_name, s.command_dlq_name]

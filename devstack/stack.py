@@ -86,8 +86,7 @@ class LocalStackEnvironment:
 
     def deploy_messaging(self, **overrides: int) -> dict[str, str]:
         cfn = make_client("cloudformation", self.settings)
-        parameters = {"QueuePrefix": self.settings.queue_prefix,
-                      "CommandShards": self.settings.command_shards, **overrides}
+        parameters = {"QueuePrefix": self.settings.queue_prefix, **overrides}
         self.stack_outputs = deploy_messaging_stack(cfn, self.settings.messaging_stack_name, parameters)
         self._deployed_stack = self.settings.messaging_stack_name
         return self.stack_outputs

@@ -19,17 +19,18 @@ from chalicelib.repositories.inbound_media import PendingMediaRepository
 from chalicelib.repositories.message_store import MessageStoreRepository
 from chalicelib.repositories.runners import RunnerRepository
 from chalicelib.repositories.session_store import SessionStore
-from chalicelib.repositories.shards import ShardRepository
+from chalicelib.repositories.slots import SlotRepository
 from runner_container.acker import SqsAcker
 from runner_container.drivers import make_driver
 from runner_container.event_sender import EventSender
 from runner_container.inbound_media import InboundMedia
-from runner_container.leases import LeaseManager
 from runner_container.lifeline import Lifeline
 from runner_container.machine import Backoff, Tuning
 from runner_container.metrics import RunnerMetrics
+from runner_container.placement import PlacementManager
 from runner_container.ports import ActorRegistry, ActorSettings, Clock, CommandLedger, SessionPorts
 from runner_container.proxy import ProxyDialer
+from runner_container.runner_queue import RunnerQueue
 from runner_container.session import SessionActor
 from runner_container.sessions_metric import SessionsMetricPublisher
 from runner_container.supervisor import RunnerParts, RunnerSupervisor
@@ -46,7 +47,7 @@ def build_ports(container: Container, runner_id: str, metrics: RunnerMetrics) ->
     ports = SessionPorts(
         store=SessionStore(container.db, container.events, settings.message_store),
         commands=CommandLedger(CommandRepository(container.db), metrics, runner_id, settings.runner_lease_ttl,
-                               settings.command_shards),
+                               fenced=True),
         driver=make_driver(settings.whatsapp_driver, container, **driver_options),
         metrics=metrics,
         events=EventSender(container.events, container.logger),
@@ -80,7 +81,11 @@ def build_runner(container: Container) -> RunnerSupervisor:
     return RunnerSupervisor(RunnerParts(
         container=container, ports=ports, actors=actors,
         runners=RunnerRepository(container.db),
-        leases=LeaseManager(container.db, runner_id, settings.command_shards, settings.runner_lease_ttl),
+        placement=PlacementManager(container.db, runner_id, ttl=settings.runner_lease_ttl,
+                                   step=settings.placement_step, max_sessions=settings.runner_max_sessions,
+                                   memory_high_mb=settings.runner_memory_high_mb),
         lifeline=Lifeline(container.db, runner_id, enabled=settings.runner_lifeline, log=container.logger),
-        shards=ShardRepository(container.db, settings.command_shards),
+        slots=SlotRepository(container.db),
+        queue=RunnerQueue(container.sqs, prefix=settings.queue_prefix, runner_id=runner_id,
+                          dlq_name=settings.command_dlq_name, log=container.logger),
         acker=SqsAcker(container.sqs, container.logger), sessions_metric=sessions_metric))

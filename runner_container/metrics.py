@@ -26,7 +26,9 @@ class RunnerMetrics:
         r = self.registry
         self.sessions = Gauge("zemeow_runner_sessions", "Sessions held by this runner, by status", ["status"],
                               registry=r)
-        self.shards = Gauge("zemeow_runner_shards_owned", "Command shards leased by this runner", registry=r)
+        self.slots = Gauge("zemeow_runner_slots_owned", "Placement slots (of 4,096) held by this runner", registry=r)
+        self.forwarded = Counter("zemeow_runner_commands_forwarded_total",
+                                 "Command messages forwarded to the runner now holding their session", registry=r)
         self.commands = Counter("zemeow_runner_commands_total", "Commands executed, by type and outcome",
                                 ["type", "outcome"], registry=r)
         self.command_latency = Histogram(

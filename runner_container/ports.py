@@ -42,17 +42,17 @@ class ActorSettings:
 class CommandLedger:
     """The command rows as the actor uses them: claim, finish (counted), read."""
 
-    def __init__(self, repo: Any, metrics: Any, runner_id: str, lease_ttl: float, shards: int | None = None):
+    def __init__(self, repo: Any, metrics: Any, runner_id: str, lease_ttl: float, fenced: bool = False):
         self.repo = repo
         self.metrics = metrics
         self.runner_id = runner_id
         self.lease_ttl = lease_ttl
-        self.shards = shards  # given: a claim needs this runner's lease on the command's shard
+        self.fenced = fenced  # a claim needs this runner to hold the command's slot (placement)
 
     def claim(self, command_id: str, session_uid: str | None = None, *,
               in_order: bool = False) -> dict[str, Any] | None:
         return self.repo.claim(command_id, self.runner_id, self.lease_ttl, session_uid=session_uid,
-                               shards=self.shards, in_order=in_order)
+                               fenced=self.fenced, in_order=in_order)
 
     def older_queued(self, command_id: str) -> list[dict[str, Any]]:
         return self.repo.older_queued(command_id)

@@ -1,26 +1,29 @@
-"""The runner supervisor: registration, shard leases, command pollers, reconciliation.
+"""The runner supervisor: registration, placement, the command poller, reconciliation.
 
-Loop (every RUNNER_HEARTBEAT_INTERVAL): heartbeat; check the lifeline (`lifeline.py`: the
-advisory lock that makes a killed runner dead for the others at once); renew/balance/claim shard leases
-(`leases.py`); for each shard gained, run its backlog of commands straight from the
-`commands` table (those a dead runner left, or SQS still holds invisible), start a
-long-poll thread on its SQS FIFO queue and reconcile its sessions; for each shard lost,
-stop its poller and its session actors. Every RUNNER_RECONCILE_INTERVAL: reconcile every
-session of the owned shards to `desired_state`, run stale commands, resend commands SQS
-never took (the sweeper) and flush the events outbox.
+Loop (every RUNNER_HEARTBEAT_INTERVAL): heartbeat (with the runner's memory and cap);
+check the lifeline (`lifeline.py`: the advisory lock that makes a killed runner dead for
+the others at once); the placement tick (`placement.py`: claim orphan slots, ask loaded
+runners for slots, hand over what others asked for). For slots handed over or lost: stop
+their session actors (all at once, then wait), and only then hand the slots over, so a
+session never runs on two runners. For slots gained: reconcile their sessions, then run
+their backlog of commands straight from the `commands` table. Every
+RUNNER_RECONCILE_INTERVAL: reconcile every session held to `desired_state`, run stale
+commands, resend commands SQS never took (the sweeper), flush the events outbox, and drain
+and delete the queues of runners long gone.
 
-Commands run in order per session because a session's messages share one FIFO group
-(SQS hands the next one only after the previous is deleted) and one actor inbox, and the
-claim refuses a command while an older one of its session is queued (those run first);
-they run once because the actor claims the row (`queued` -> `running`) before executing.
-The doorbell (`doorbell.py`: LISTEN for new rows) brings most commands before SQS does.
+Commands come to the runner's own SQS FIFO queue (`runner_queue.py`; the API sends each to
+the queue of the runner holding the session's slot) and, sooner, by the doorbell
+(`doorbell.py`: LISTEN for new rows). A command for a slot this runner does not hold is
+forwarded to the holder. They run in order per session because a session's messages share
+one FIFO group and one actor inbox, and the claim refuses a command while an older one of
+its session is queued; they run once because the actor claims the row (`queued` ->
+`running`, fenced by placement: only the slot's holder may claim) before executing.
 
-On SIGTERM: pollers stop, actors close their clients, leases are released and the runner
-row is marked stopped, so another runner takes over at once rather than after the TTL.
+On SIGTERM: the poller stops, actors close their clients, every slot is released and the
+runner row is marked stopped, so the others take its sessions over at once.
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
@@ -29,11 +32,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.errors import DependencyUnavailable
-from chalicelib.queues import shard_for
+from chalicelib.placement import slot_of
+from runner_container.command_poller import CommandPoller
 from runner_container.doorbell import CommandDoorbell
 from runner_container.inbound_media import sweep_abandoned
 from runner_container.metrics import MetricsServer
+from runner_container.placement import resident_mb
 from runner_container.ports import ActorRegistry, SessionPorts
+from runner_container.runner_queue import DEAD_QUEUE_AFTER, RunnerQueue, drain_and_delete
 
 
 @dataclass
@@ -44,14 +50,15 @@ class RunnerParts:
     ports: SessionPorts  # what the actors and the media worker share
     actors: ActorRegistry
     runners: Any  # RunnerRepository
-    leases: Any  # LeaseManager
+    placement: Any  # PlacementManager
     lifeline: Any  # Lifeline
-    shards: Any  # ShardRepository
+    slots: Any  # SlotRepository
+    queue: RunnerQueue  # this runner's own command queue
     acker: Any  # SqsAcker
     sessions_metric: Any  # SessionsMetricPublisher (zemeow/Runner Sessions, every SESSIONS_METRIC_INTERVAL)
 
 
-POLL_WAIT_SECONDS = 2  # an SQS long poll; a stop waits for the current one to end
+STOP_WAIT_SECONDS = 15.0  # how long a handover waits for its sessions' clients to close
 
 
 class RunnerSupervisor:
@@ -62,15 +69,17 @@ class RunnerSupervisor:
         self.log = parts.ports.log
         self.runner_id = parts.ports.settings.runner_id
         self.runners = parts.runners
-        self.leases = parts.leases
+        self.placement = parts.placement
         self.lifeline = parts.lifeline
-        self.shards = parts.shards
+        self.slots = parts.slots
+        self.queue = parts.queue
         self.acker = parts.acker
         self.sessions_metric = parts.sessions_metric
         self.actors = parts.actors
         self.metrics = parts.ports.metrics
         self.driver = parts.ports.driver
-        self.pollers: dict[int, tuple[threading.Thread, threading.Event]] = {}
+        self.poller = CommandPoller(self.container.sqs, self.queue, self._dispatch, ack=self.acker.ack,
+                                    republish=self._publish_queue, metrics=self.metrics, log=self.log)
         self._last_tick_ok = 0.0
         self._stopping = False
         self.doorbell = CommandDoorbell(self.container.db, self._doorbell, self.log)
@@ -86,8 +95,9 @@ class RunnerSupervisor:
         self.sessions_metric.start()
         self.driver.start()
         self.doorbell.start()
+        self.poller.start()  # creates the queue and publishes its URL first
         self.log.info("runner started", extra={"runner_id": self.runner_id, "driver": self.settings.whatsapp_driver,
-                                               **info})
+                                               "queue": self.queue.name, **info})
         next_reconcile = 0.0
         try:
             while not stop.is_set():
@@ -106,28 +116,9 @@ class RunnerSupervisor:
         try:
             self._beat()
             self.lifeline.ensure()
-            gained, lost = self.leases.tick()
-            for shard in sorted(lost):
-                self.log.info("shard lost", extra={"shard": shard})
-                self._stop_shard(shard)
-            for shard in sorted(gained):
-                self.log.info("shard acquired", extra={"shard": shard, "runner_id": self.runner_id})
-                # restore the sessions first, so that commands left from the gap find them (re)connecting
-                self._reconcile({shard})
-                self._run_backlog({shard}, stale_after=None)
-                self._start_poller(shard)
-            self.metrics.shards.set(len(self.leases.owned))
+            self._place()
             if reconcile:
-                owned = set(self.leases.owned)
-                if owned:
-                    self._reconcile(owned - gained)
-                    self._run_backlog(owned, stale_after=self.settings.command_stale_after)
-                self.container.commands.sweep(older_than_seconds=self.settings.command_stale_after)
-                self.container.events.flush_pending()
-                abandoned = sweep_abandoned(self.ports)
-                if abandoned:
-                    self.log.warning("received media abandoned by a dead runner; events written without it",
-                                     extra={"messages": abandoned})
+                self._reconcile_all()
             self._update_session_gauge()
             self._last_tick_ok = time.monotonic()
         except DependencyUnavailable as exc:
@@ -135,31 +126,62 @@ class RunnerSupervisor:
         except Exception as exc:  # noqa: BLE001 - the loop must survive anything
             self.log.exception("runner tick failed", extra={"error": str(exc)[:300]})
 
+    def _place(self) -> None:
+        change = self.placement.tick(resident_mb())
+        if change.lost:
+            self.log.warning("slots taken over by another runner", extra={"slots": len(change.lost)})
+        leaving = change.lost | set(change.handing)
+        if leaving:
+            self._stop_slots(leaving)
+        if change.handing:
+            moved = self.placement.hand_over(sorted(change.handing))
+            self.log.info("slots handed over", extra={"slots": moved})
+        if change.gained:
+            self.log.info("slots acquired", extra={"slots": len(change.gained), "runner_id": self.runner_id})
+            # restore the sessions first, so that commands left from the gap find them (re)connecting
+            self._reconcile(change.gained)
+            self._run_backlog(change.gained, stale_after=None)
+        self.metrics.slots.set(len(self.placement.owned))
+
+    def _reconcile_all(self) -> None:
+        owned = set(self.placement.owned)
+        if owned:
+            self._reconcile(owned)
+            self._run_backlog(owned, stale_after=self.settings.command_stale_after)
+        self.container.commands.sweep(older_than_seconds=self.settings.command_stale_after)
+        self.container.events.flush_pending()
+        abandoned = sweep_abandoned(self.ports)
+        if abandoned:
+            self.log.warning("received media abandoned by a dead runner; events written without it",
+                             extra={"messages": abandoned})
+        self._reap_dead_queues()
+
     def _beat(self) -> None:
-        if not self.runners.heartbeat(self.runner_id):
+        rss = resident_mb()
+        if not self.runners.heartbeat(self.runner_id, rss_mb=rss, max_sessions=self.placement.cap(rss)):
             self.log.warning("heartbeat row missing; registering again", extra={"runner_id": self.runner_id})
             self.runners.register(self.runner_id, hostname=socket.gethostname(), pid=os.getpid(),
                                   version=self.settings.version, driver=self.settings.whatsapp_driver,
                                   info={"metrics_port": self.settings.metrics_port, **self.driver.info()})
             self.lifeline.close()  # the new row names no lifeline: take one again (ensure, next)
+            if self.queue.url:
+                self._publish_queue(self.queue.url)
+
+    def _publish_queue(self, url: str) -> None:
+        self.runners.set_queue_url(self.runner_id, url)
 
     def healthz(self) -> tuple[bool, dict[str, Any]]:
         age = time.monotonic() - self._last_tick_ok if self._last_tick_ok else None
         bound = max(3 * self.settings.runner_heartbeat_interval, self.settings.runner_lease_ttl)
         ok = age is not None and age < bound and not self._stopping
         return ok, {"runner_id": self.runner_id, "last_tick_seconds_ago": None if age is None else round(age, 3),
-                    "shards": sorted(self.leases.owned), "sessions": len(self.actors)}
+                    "slots": len(self.placement.owned), "sessions_placed": self.placement.load,
+                    "sessions": len(self.actors)}
 
     def _shutdown(self) -> None:
         self._stopping = True
         self.doorbell.stop()
-        # let every poller finish its current long poll: a ReceiveMessage abandoned mid-wait
-        # can still take the next message, which then stays invisible for the visibility timeout
-        pollers = list(self.pollers)
-        for shard in pollers:
-            self.pollers[shard][1].set()
-        for shard in pollers:
-            self._stop_poller(shard, wait=True)
+        self.poller.stop(wait=True)
         actors = self.actors.all()
         for actor in actors:
             actor.post("stop", True)
@@ -169,9 +191,9 @@ class RunnerSupervisor:
         self.ports.events.close()
         self.acker.close()
         try:
-            self.leases.release()
+            self.placement.release_all()
         except Exception as exc:  # noqa: BLE001
-            self.log.warning("could not release leases", extra={"reason": str(exc)[:200]})
+            self.log.warning("could not release slots", extra={"reason": str(exc)[:200]})
         try:
             self.runners.mark_stopped(self.runner_id)
         except DependencyUnavailable as exc:
@@ -179,84 +201,71 @@ class RunnerSupervisor:
         self.lifeline.close()
         self.driver.stop()
 
-    # -- shards -------------------------------------------------------------------------
-    def _start_poller(self, shard: int) -> None:
-        stop = threading.Event()
-        thread = threading.Thread(target=self._poll, args=(shard, stop), name=f"poller-{shard}", daemon=True)
-        self.pollers[shard] = (thread, stop)
-        thread.start()
-
-    def _stop_poller(self, shard: int, wait: bool = True) -> None:
-        entry = self.pollers.pop(shard, None)
-        if entry:
-            entry[1].set()
-            if wait:
-                entry[0].join(timeout=POLL_WAIT_SECONDS + 5)
-
-    def _stop_shard(self, shard: int) -> None:
-        self._stop_poller(shard)
-        actors = [a for a in self.actors.all() if shard_for(a.session_id, self.settings.command_shards) == shard]
+    # -- slots --------------------------------------------------------------------------
+    def _stop_slots(self, slots: set[int]) -> None:
+        """Stop the sessions of `slots`, all at once, and wait until their clients are closed."""
+        actors = [a for a in self.actors.all() if slot_of(a.session_id) in slots]
         for actor in actors:
-            actor.stop(graceful=False)
+            actor.stopping.set()
+            actor.post("stop", False)
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        for actor in actors:
+            actor.done.wait(max(0.0, deadline - time.monotonic()))
 
-    def _poll(self, shard: int, stop: threading.Event) -> None:
-        sqs = self.container.sqs
-        url = self.container.queues.command_url(shard)
-        while not stop.is_set():
-            try:
-                answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
-                                             WaitTimeSeconds=POLL_WAIT_SECONDS,
-                                             AttributeNames=["SentTimestamp"])
-            except Exception as exc:  # noqa: BLE001 - SQS down: back off, the DB backlog scan covers us
-                self.log.warning("command poll failed", extra={"shard": shard, "reason": str(exc)[:200]})
-                stop.wait(2.0)
-                continue
-            for message in answer.get("Messages", []):
-                sent_ms = int(message.get("Attributes", {}).get("SentTimestamp", 0) or 0)
-                if sent_ms:
-                    self.metrics.queue_lag.observe(max(0.0, time.time() - sent_ms / 1000))
-                receipt = message["ReceiptHandle"]
-                try:
-                    body = json.loads(message["Body"])
-                    command_id, session_id, type = body["command_id"], body["session_id"], body.get("type")
-                except (ValueError, KeyError):
-                    self.log.error("malformed command message dropped", extra={"shard": shard})
-                    self._delete(url, receipt)
-                    continue
-                actor = self.actor_for(session_id)
-                actor.post_command(command_id, lambda u=url, r=receipt: self._delete(u, r), type)
+    def _dispatch(self, body: dict[str, Any], ack: Any) -> None:
+        """A command message from this runner's queue: run it here, forward it, or drop it."""
+        session_id = body["session_id"]
+        if slot_of(session_id) in self.placement.owned:
+            self.actor_for(session_id).post_command(body["command_id"], ack, body.get("type"))
+            return
+        try:
+            holder = self.queue.forward(self._route, self.runner_id, body)
+        except Exception as exc:  # noqa: BLE001 - left for a redelivery; the table's backlog covers it
+            self.log.warning("could not forward a command", extra={"reason": str(exc)[:200]})
+            return
+        if holder:
+            self.metrics.forwarded.inc()
+        ack()
+
+    def _route(self, session_id: str) -> tuple[str | None, str | None]:
+        return self.placement.repo.queue_url_for_session(session_id, self.settings.runner_lease_ttl)
 
     def _doorbell(self, command_id: str, session_id: str, type: str | None) -> None:
-        """A new command (runner_container/doorbell.py): to its actor if this runner polls its shard."""
-        if shard_for(session_id, self.settings.command_shards) in self.pollers:
+        """A new command (runner_container/doorbell.py): to its actor if this runner holds its slot."""
+        if slot_of(session_id) in self.placement.owned:
             self.actor_for(session_id).post_command(command_id, lambda: None, type)
 
-    def _delete(self, url: str, receipt: str) -> None:
-        self.acker.ack(url, receipt)  # batched, off the caller's thread (runner_container/acker.py)
+    def _reap_dead_queues(self) -> None:
+        """Drain (forward) and delete the queues of runners gone for DEAD_QUEUE_AFTER."""
+        for row in self.runners.dead_queues(DEAD_QUEUE_AFTER, limit=2):
+            try:
+                if drain_and_delete(self.container.sqs, row["queue_url"], self._route, self.runner_id, self.log):
+                    self.runners.mark_queue_deleted(row["id"])
+            except Exception as exc:  # noqa: BLE001 - next reconcile tries again
+                self.log.warning("could not drain a gone runner's queue", extra={"reason": str(exc)[:200]})
 
     # -- sessions -----------------------------------------------------------------------
     def actor_for(self, session_id: str) -> Any:
         return self.actors.actor_for(session_id)
 
-    def _reconcile(self, shards: set[int]) -> None:
-        if not shards:
+    def _reconcile(self, slots: set[int]) -> None:
+        if not slots:
             return
-        rows = self.shards.sessions_of(shards)
+        rows = self.slots.sessions_of(slots)
         present = {r["session_id"] for r in rows}
         for row in rows:
             held = row["session_id"] in self.actors
             needs = row["desired_state"] == "connected" or row["status"] != "disconnected" or held
             if needs:
                 self.actor_for(row["session_id"]).post("reconcile", None if held else row)
-        orphans = [a for a in self.actors.all()
-                   if shard_for(a.session_id, self.settings.command_shards) in shards and a.session_id not in present]
+        orphans = [a for a in self.actors.all() if slot_of(a.session_id) in slots and a.session_id not in present]
         for actor in orphans:  # the session row is gone: drop its client
             actor.post("reconcile", None)
 
-    def _run_backlog(self, shards: set[int], stale_after: float | None) -> None:
-        """Commands of these shards still queued (or left running by a dead runner), oldest first."""
-        rows = self.shards.backlog(shards, live_ttl=self.settings.runner_lease_ttl, older_than=stale_after or 0,
-                                   runner_id=self.runner_id)
+    def _run_backlog(self, slots: set[int], stale_after: float | None) -> None:
+        """Commands of these slots still queued (or left running by a dead runner), oldest first."""
+        rows = self.slots.backlog(slots, live_ttl=self.settings.runner_lease_ttl, older_than=stale_after or 0,
+                                  runner_id=self.runner_id)
         for row in rows:
             self.actor_for(row["session_id"]).post_command(str(row["id"]), lambda: None, row["type"])
 

@@ -1,8 +1,10 @@
 """The command outbox (API -> runner), and the waiter for a command's result.
 
 A command is first a row in `commands` (status `queued`), written in the caller's
-transaction when it has one, then a message on the session's SQS FIFO shard
-(`MessageGroupId` = session id, so a session's commands run in order;
+transaction when it has one, then a message on the SQS FIFO queue of the runner holding the
+session's slot (routing follows placement: the INSERT returns that queue's URL; with no
+holder for the moment, no message: the runner that takes the slot runs its backlog from
+the table) (`MessageGroupId` = session id, so a session's commands run in order;
 `MessageDeduplicationId` = command id, so a resend within five minutes is dropped by
 SQS and a later one by the runner's claim on the row). If SQS does not take the message,
 the row stays `queued` with no `enqueued_at`, and `sweep()` (run by every runner) sends
@@ -66,7 +68,7 @@ class CommandOutbox:
     """Records commands, hands them to SQS, resends what SQS did not take, and waits for
     their results. It dispatches nothing: the runner runs them (`runner_container/commands.py`)."""
 
-    def __init__(self, db: Database, sqs: Any, queue_url_for_session: Callable[[str], str],
+    def __init__(self, db: Database, sqs: Any, queue_url_for_session: Callable[[str], "str | None"],
                  repo: CommandRepository | None = None, logger: Any = None):
         self.db = db
         self.sqs = sqs
@@ -105,13 +107,18 @@ class CommandOutbox:
         return row
 
     def send(self, rows: list[dict[str, Any]]) -> int:
-        """Hand rows to their SQS shards; never raises (the sweeper resends what failed)."""
+        """Hand rows to the queues of the runners holding their sessions; never raises (the
+        sweeper resends what failed). A row with no holder now is not sent: the runner that
+        takes its slot runs it from the table."""
         sent: list[str] = []
         for row in rows:
             command_id, session_id = str(row["id"]), row["session_id"]
             try:
+                url = row["queue_url"] if "queue_url" in row else self.queue_url_for_session(session_id)
+                if not url:
+                    continue
                 self.sqs.send_message(
-                    QueueUrl=self.queue_url_for_session(session_id),
+                    QueueUrl=url,
                     MessageBody=json.dumps({"command_id": command_id, "session_id": session_id,
                                             "type": row["type"]}, separators=(",", ":")),
                     MessageGroupId=session_id,

@@ -8,10 +8,16 @@ from psycopg.types.json import Jsonb
 
 from chalicelib.db import Database
 from chalicelib.repositories.runners import runner_alive_sql
-from chalicelib.repositories.shards import shard_sql
 
 TERMINAL = ("succeeded", "failed")
 NEW_COMMAND_CHANNEL = "zemeow_command_new"  # NOTIFY per inserted command (migration 0081), JSON payload
+
+
+# The command queue of the runner holding the slot of `commands.session_id` (a runner that
+# stopped, or whose queue was deleted, is none); read in the INSERT's own statement.
+HOLDER_QUEUE_SQL = ("SELECT r.queue_url FROM slot_placements p JOIN runners r ON r.id = p.runner_id"
+                    " WHERE p.slot = zemeow_slot_of(commands.session_id) AND r.stopped_at IS NULL"
+                    " AND r.queue_deleted_at IS NULL")
 
 
 class CommandRepository:
@@ -26,13 +32,15 @@ class CommandRepository:
 
         The owner is the session row's id, resolved in the same statement: a key used by a
         deleted session of the same name is not this session's (issue 11, finding 1).
+        The row carries `queue_url`: the command queue of the runner holding the session's
+        slot (routing follows placement, migration 0082), None while no runner holds it.
         Returns (row, created); (None, False) when no session has that id."""
         row = conn.execute(
-            """
+            f"""
             INSERT INTO commands (session_id, session_uid, type, payload, idempotency_key)
             SELECT s.session_id, s.id, %s, %s, %s FROM sessions s WHERE s.session_id = %s
             ON CONFLICT (session_uid, idempotency_key) DO NOTHING
-            RETURNING *
+            RETURNING *, ({HOLDER_QUEUE_SQL}) AS queue_url
             """, (type, Jsonb(payload), idempotency_key, session_id)).fetchone()
         if row is not None or not idempotency_key:
             return row, row is not None
@@ -75,20 +83,20 @@ class CommandRepository:
                 """, (older_than_seconds, limit)).fetchall()
 
     def claim(self, command_id: str, runner_id: str, live_ttl_seconds: float, *,
-              session_uid: str | None = None, shards: int | None = None,
+              session_uid: str | None = None, fenced: bool = False,
               in_order: bool = False) -> dict[str, Any] | None:
         """Take a command for execution; None when it is finished, gone, run by a live runner
         or (with `session_uid`) owned by another session row. With `in_order`, also None
         while an older command of the same session is still queued (`older_queued` says
         which: they run first), whichever way each command reached the runner.
 
-        With `shards` (the runner's COMMAND_SHARDS) only the holder of the lease on the
-        command's shard may take it: a runner that lost a shard while it could not see it
-        (frozen past the TTL, its lifeline cut) starts none of that shard's commands, so
-        the new owner is the only one running them, in order."""
-        fence = "" if shards is None else (
-            "AND EXISTS (SELECT 1 FROM shard_leases l WHERE l.runner_id = %(runner)s "
-            f"AND l.shard = {shard_sql('c.session_id', shards)})")
+        With `fenced` only the runner holding the command's slot (migration 0082), and not
+        asked to hand it over, may take it: a runner that lost a slot while it could not see
+        it (frozen past the TTL, its lifeline cut) or is handing it over starts none of its
+        commands, so the new holder is the only one running them, in order."""
+        fence = "" if not fenced else (
+            "AND EXISTS (SELECT 1 FROM slot_placements p WHERE p.slot = zemeow_slot_of(c.session_id) "
+            "AND p.runner_id = %(runner)s AND p.next_runner_id IS NULL)")
         if in_order:
             fence += (" AND NOT EXISTS (SELECT 1 FROM commands o WHERE o.session_uid = c.session_uid"
                       " AND o.status = 'queued' AND o.created_at < c.created_at)")

@@ -45,6 +45,18 @@ def runner_alive_sql(alias: str, ttl: str) -> str:
             f" AND NOT {lifeline_cut_sql(alias)})")
 
 
+def live_runners_sql(ttl: str) -> str:
+    """A SELECT of the live runners (`id`, `max_sessions`, `queue_url`) by the rule of
+    `runner_alive_sql`, with `pg_locks` read once for all of them (an uncorrelated IN is
+    one hashed subplan), not once per runner row: placement reads it every tick."""
+    held = ("SELECT l.objid::bigint FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
+            f" AND l.classid = {LIFELINE_NAMESPACE}::oid AND l.objsubid = 2"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+    return ("SELECT r.id, r.max_sessions, r.queue_url FROM runners r WHERE r.stopped_at IS NULL"
+            f" AND r.heartbeat_at > now() - make_interval(secs => {ttl})"
+            f" AND (r.lifeline_key IS NULL OR r.lifeline_key::bigint IN ({held}))")
+
+
 class RunnerRepository:
     def __init__(self, db: Database):
         self.db = db
@@ -65,14 +77,37 @@ class RunnerRepository:
                 (runner_id, hostname, pid, version, driver, Jsonb(info or {})),
             )
 
-    def heartbeat(self, runner_id: str) -> bool:
-        """False when the row is gone or marked stopped (another process took our id)."""
+    def heartbeat(self, runner_id: str, *, rss_mb: float | None = None, max_sessions: int | None = None) -> bool:
+        """Renew the runner's lease on all it holds, with what placement reads of it: its
+        memory and its cap (None: no cap). False when the row is gone or marked stopped
+        (another process took our id)."""
         with self.db.connection() as conn:
             cur = conn.execute(
-                "UPDATE runners SET heartbeat_at = now() WHERE id = %s AND stopped_at IS NULL",
-                (runner_id,),
+                "UPDATE runners SET heartbeat_at = now(), rss_mb = %s, max_sessions = %s"
+                " WHERE id = %s AND stopped_at IS NULL",
+                (rss_mb, max_sessions, runner_id),
             )
             return cur.rowcount == 1
+
+    def set_queue_url(self, runner_id: str, queue_url: str) -> None:
+        with self.db.connection() as conn:
+            conn.execute("UPDATE runners SET queue_url = %s WHERE id = %s", (queue_url, runner_id))
+
+    def dead_queues(self, older_than_seconds: float, limit: int = 20) -> list[dict[str, Any]]:
+        """Command queues of runners stopped or silent for longer than `older_than_seconds`,
+        not deleted yet: a survivor drains and deletes them (runner_container/runner_queue.py)."""
+        with self.db.connection() as conn:
+            return conn.execute(
+                """
+                SELECT id, queue_url FROM runners
+                WHERE queue_url IS NOT NULL AND queue_deleted_at IS NULL
+                  AND coalesce(stopped_at, heartbeat_at) < now() - make_interval(secs => %s)
+                ORDER BY heartbeat_at LIMIT %s
+                """, (older_than_seconds, limit)).fetchall()
+
+    def mark_queue_deleted(self, runner_id: str) -> None:
+        with self.db.connection() as conn:
+            conn.execute("UPDATE runners SET queue_deleted_at = now() WHERE id = %s", (runner_id,))
 
     def mark_stopped(self, runner_id: str) -> None:
         with self.db.connection() as conn:

@@ -17,7 +17,7 @@ def test_defaults_match_the_contract():
     assert s.environment == "development"
     assert s.log_level == "INFO" and s.log_pretty is False
     assert s.database_url is None  # embedded server
-    assert s.command_shards == 4
+    assert (s.runner_max_sessions, s.runner_memory_high_mb, s.placement_step) == (0, 0, 500)
     assert s.webhook_retry_schedule == DEFAULT_WEBHOOK_RETRY_SCHEDULE
     assert s.webhook_allow_private is False
     assert s.emulator_port == 8081
@@ -47,7 +47,7 @@ def test_every_variable_is_read():
         "LOG_PRETTY": "true", "WEBHOOK_TIMEOUT": "15s", "WEBHOOK_RETRY_COUNT": "5",
         "WEBHOOK_RETRY_SCHEDULE": "1s,2s,3s", "WHATSAPP_DRIVER": "emulator",
         "AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "AWS_REGION": "eu-west-1",
-        "COMMAND_SHARDS": "8", "QUEUE_PREFIX": "zz-1", "EMULATOR_PORT": "9001",
+        "RUNNER_MAX_SESSIONS": "800", "PLACEMENT_STEP": "50", "RUNNER_MEMORY_HIGH_MB": "3000", "QUEUE_PREFIX": "zz-1", "EMULATOR_PORT": "9001",
         "METRICS_PORT": "9002", "DB_POOL_MAX_SIZE": "3", "DB_CONNECT_TIMEOUT": "2s",
         "DB_STATEMENT_TIMEOUT": "30s", "RUNNER_ID": "r1", "RUNNER_HEARTBEAT_INTERVAL": "2s",
         "RUNNER_LEASE_TTL": "20s", "MAX_BODY_BYTES": "2048", "DATA_DIR": "/tmp/zz",
@@ -61,11 +61,12 @@ def test_every_variable_is_read():
     assert (s.qr_code_timeout, s.webhook_timeout, s.webhook_retry_count) == (120, 15, 5)
     assert s.webhook_retry_schedule == (1, 2, 3)
     assert (s.whatsapp_driver, s.aws_endpoint_url, s.aws_region) == ("emulator", "http://127.0.0.1:4566", "eu-west-1")
-    assert (s.command_shards, s.queue_prefix, s.emulator_port, s.metrics_port) == (8, "zz-1", 9001, 9002)
+    assert (s.runner_max_sessions, s.placement_step, s.runner_memory_high_mb) == (800, 50, 3000)
+    assert (s.queue_prefix, s.emulator_port, s.metrics_port) == ("zz-1", 9001, 9002)
     assert (s.db_pool_max_size, s.db_connect_timeout, s.db_statement_timeout) == (3, 2, 30)
     assert (s.runner_id, s.runner_heartbeat_interval, s.runner_lease_ttl) == ("r1", 2, 20)
     assert s.max_body_bytes == 2048 and str(s.data_dir) == "/tmp/zz"
-    assert s.command_queue_name(7) == "zz-1-commands-7.fifo"
+    assert s.command_dlq_name == "zz-1-commands-dlq.fifo"
     assert s.events_queue_name == "zz-1-events"
 
 
@@ -89,7 +90,8 @@ def test_postgres_variables_build_a_quoted_url():
     ("LOG_PRETTY", "maybe", "expected true or false"),
     ("WHATSAPP_DRIVER", "selenium", "expected one of neonize, emulator"),
     ("ENVIRONMENT", "prod", "expected one of development"),
-    ("COMMAND_SHARDS", "3", "expected one of 1, 2, 4, 8"),
+    ("PLACEMENT_STEP", "0", "whole number from 1 to 100000"),
+    ("RUNNER_MAX_SESSIONS", "-5", "whole number from 0 to 1000000"),
     ("WEBHOOK_RETRY_COUNT", "-1", "whole number from 0 to 50"),
     ("WEBHOOK_RETRY_SCHEDULE", "1s,later", "WEBHOOK_RETRY_SCHEDULE"),
     ("DATABASE_URL", "mysql://x", "postgresql:// or postgres:// URL"),

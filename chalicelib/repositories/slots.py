@@ -1,5 +1,5 @@
-"""The runner's reads by command shard: the sessions and the command backlog of the
-shards it owns."""
+"""The runner's reads by placement slot: the sessions and the command backlog of the
+slots it holds (migration 0082: `sessions.slot`, `zemeow_slot_of`)."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,28 +8,19 @@ from chalicelib.db import Database
 from chalicelib.repositories.runners import runner_alive_sql
 
 
-def shard_sql(column: str, shards: int) -> str:
-    """`chalicelib.queues.shard_for` in SQL: the first 8 bytes of sha256 as a 64-bit integer,
-    mod a power of two = its low bits (two's complement keeps them right for negatives)."""
-    assert shards & (shards - 1) == 0, "COMMAND_SHARDS must be a power of two"
-    return (f"((('x' || substr(encode(sha256(convert_to({column}, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint)"
-            f" & {shards - 1})")
-
-
-class ShardRepository:
-    def __init__(self, db: Database, shards: int):
+class SlotRepository:
+    def __init__(self, db: Database):
         self.db = db
-        self.shards = shards
 
     def sessions_of(self, owned: set[int]) -> list[dict[str, Any]]:
         with self.db.connection() as conn:
             return conn.execute(
                 "SELECT id, session_id, jid, status, desired_state, auto_reconnect FROM sessions "
-                f"WHERE {shard_sql('session_id', self.shards)} = ANY(%s)", (sorted(owned),)).fetchall()
+                "WHERE slot = ANY(%s)", (sorted(owned),)).fetchall()
 
     def backlog(self, owned: set[int], *, live_ttl: float, older_than: float,
                 runner_id: str | None = None) -> list[dict[str, Any]]:
-        """Commands of these shards still queued (or left running by a dead runner, or marked
+        """Commands of these slots still queued (or left running by a dead runner, or marked
         running by `runner_id` itself for longer than `older_than`), oldest first.
 
         The last kind: a claim whose UPDATE committed while the connection died before its
@@ -45,6 +36,6 @@ class ShardRepository:
                        OR (c.status = 'running' AND c.runner_id = %s
                            AND c.started_at < now() - make_interval(secs => %s)))
                   AND c.created_at < now() - make_interval(secs => %s)
-                  AND {shard_sql('c.session_id', self.shards)} = ANY(%s)
+                  AND zemeow_slot_of(c.session_id) = ANY(%s)
                 ORDER BY c.created_at LIMIT 2000
                 """, (live_ttl, runner_id, older_than, older_than, sorted(owned))).fetchall()

@@ -1,0 +1,187 @@
+"""Placement: which runner holds which session, decided per slot (issue 18).
+
+Sessions hash into `SLOTS` slots (`slot_of`, the same hash as `zemeow_slot_of` in SQL,
+migration 0082). A runner holds whole slots, as long as it is alive (its heartbeat and its
+lifeline are the lease). This module is the pure half: given the live runners and their
+loads, what one runner should do this tick. `chalicelib/repositories/placement.py` reads
+the state and writes the decision in one transaction; `runner_container/placement.py`
+runs it every tick; `bench/scale_sim.py` runs the same code with simulated runners.
+
+The rules:
+- **Target**: the total sessions water-filled over the live runners under their caps
+  (equal shares; a capped runner holds at most its cap, the others share the rest).
+- **Orphans** (slots with no live holder) are claimed by runners below target, each up to
+  its own deficit: a dead runner's sessions spread over every runner, not onto one, and
+  all in one round (they are down until someone takes them: no step applies).
+- **Asking**: with no orphans, a runner below target by more than a slot's worth asks the
+  runners furthest above their target for slots (`next_runner_id`); the holder stops those
+  sessions, then hands the slot over. At most `step` sessions per tick either way: a
+  joining runner fills up gradually.
+- **Releasing**: a runner above its cap gives slots back (to no one: orphans), `step` a tick.
+- Empty slots are spread by count the same way, so new sessions land on every runner.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+SLOTS = 4096
+
+
+def slot_of(session_id: str) -> int:
+    """The session's slot: the low 12 bits of the first 8 bytes of sha256 (as in SQL)."""
+    return int.from_bytes(hashlib.sha256(session_id.encode()).digest()[:8], "big") & (SLOTS - 1)
+
+
+@dataclass(frozen=True)
+class RunnerLoad:
+    """A live runner as placement sees it."""
+
+    runner_id: str
+    load: int = 0  # sessions in the slots it holds
+    slots: int = 0  # slots it holds
+    incoming: int = 0  # sessions in slots it asked for, not handed over yet
+    incoming_slots: int = 0
+    outgoing: int = 0  # sessions in its slots that others asked for
+    outgoing_slots: int = 0
+    cap: int | None = None  # RUNNER_MAX_SESSIONS (or its load when its memory is high); None: no cap
+
+
+@dataclass(frozen=True)
+class Slot:
+    slot: int
+    sessions: int
+
+
+@dataclass
+class Plan:
+    """What one runner does this tick."""
+
+    claim: list[int] = field(default_factory=list)  # orphan slots to take now
+    ask: dict[str, list[int]] = field(default_factory=dict)  # holder -> slots to ask it for
+    release: list[int] = field(default_factory=list)  # own slots to give back (over cap)
+
+
+def targets(total: int, runners: list[RunnerLoad]) -> dict[str, int]:
+    """Sessions each live runner should hold: `total` water-filled under the caps."""
+    result: dict[str, int] = {}
+    remaining, left = total, len(runners)
+    for runner in sorted(runners, key=lambda r: (math.inf if r.cap is None else r.cap, r.runner_id)):
+        share = math.ceil(remaining / left) if left else 0
+        result[runner.runner_id] = share if runner.cap is None else min(runner.cap, share)
+        remaining = max(0, remaining - result[runner.runner_id])
+        left -= 1
+    return result
+
+
+def slot_targets(runners: list[RunnerLoad]) -> dict[str, int]:
+    """Slots (by count, empty or not) each live runner should hold."""
+    share = math.ceil(SLOTS / max(1, len(runners)))
+    return {r.runner_id: share for r in runners}
+
+
+def _fill(candidates: list[Slot], want_sessions: int, want_empty: int) -> list[int]:
+    """Slots from `candidates` (in order) up to `want_sessions` sessions (the last one may go
+    over, so that every orphan finds a runner) and `want_empty` empty slots."""
+    chosen: list[int] = []
+    taken = empty = 0
+    for slot in candidates:
+        if slot.sessions == 0:
+            if empty < want_empty:
+                chosen.append(slot.slot)
+                empty += 1
+        elif taken < want_sessions:
+            chosen.append(slot.slot)
+            taken += slot.sessions
+    return chosen
+
+
+def plan_claims(me: RunnerLoad, target: int, slot_target: int, orphans: list[Slot]) -> list[int]:
+    """Orphan slots to claim: up to this runner's deficit in sessions and in slots. Not
+    bounded by the step: an orphan's sessions are down until a runner takes them, and the
+    deficits of all runners together cover every orphan (targets round up)."""
+    deficit = target - (me.load + me.incoming)
+    slot_deficit = slot_target - (me.slots + me.incoming_slots)
+    if me.cap is not None:
+        deficit = min(deficit, me.cap - me.load - me.incoming)
+    return _fill(orphans, max(0, deficit), max(0, slot_deficit))
+
+
+def mean_slot(total: int) -> int:
+    """Sessions in an average slot: imbalance below it is not worth a move."""
+    return max(1, math.ceil(total / SLOTS))
+
+
+def plan_ask(me: RunnerLoad, runners: list[RunnerLoad], goal: dict[str, int], total: int,
+             step: int) -> list[tuple[str, int]]:
+    """Whom to ask for how many sessions (`step` in all at most): the runners furthest above
+    their target, while this runner is below its own by more than an average slot.
+    [(holder, sessions)]."""
+    deficit = goal[me.runner_id] - (me.load + me.incoming)
+    if me.cap is not None:
+        deficit = min(deficit, me.cap - me.load - me.incoming)
+    if deficit <= mean_slot(total):
+        return []
+    deficit = min(deficit, step)
+    donors = sorted(((r.load - r.outgoing - goal[r.runner_id], r.runner_id) for r in runners
+                     if r.runner_id != me.runner_id), reverse=True)
+    asks: list[tuple[str, int]] = []
+    for excess, holder in donors:
+        if deficit <= 0 or excess < mean_slot(total):
+            break
+        amount = min(excess, deficit)
+        asks.append((holder, amount))
+        deficit -= amount
+    return asks
+
+
+def plan_ask_empty(me: RunnerLoad, runners: list[RunnerLoad], slot_goal: dict[str, int],
+                   step: int) -> list[tuple[str, int]]:
+    """Whom to ask for how many empty slots (spread by count; `step` in all at most).
+    [(holder, slots)]."""
+    deficit = slot_goal[me.runner_id] - (me.slots + me.incoming_slots)
+    if deficit <= 1:
+        return []
+    deficit = min(deficit, step)
+    donors = sorted(((r.slots - r.outgoing_slots - slot_goal[r.runner_id], r.runner_id) for r in runners
+                     if r.runner_id != me.runner_id), reverse=True)
+    asks: list[tuple[str, int]] = []
+    for excess, holder in donors:
+        if deficit <= 0 or excess <= 1:
+            break
+        amount = min(excess, deficit)
+        asks.append((holder, amount))
+        deficit -= amount
+    return asks
+
+
+def choose_asked(candidates: list[Slot], sessions: int, empty: int, step: int) -> list[int]:
+    """From a holder's slots (not asked for yet), those to ask for: up to `sessions`
+    sessions (never over: the holder must stay near its target) and `empty` empty slots."""
+    chosen: list[int] = []
+    taken = empties = 0
+    for slot in sorted(candidates, key=lambda s: -s.sessions):
+        if slot.sessions == 0:
+            if empties < min(empty, step):
+                chosen.append(slot.slot)
+                empties += 1
+        elif taken + slot.sessions <= min(sessions, step):
+            chosen.append(slot.slot)
+            taken += slot.sessions
+    return chosen
+
+
+def plan_release(me: RunnerLoad, own: list[Slot], step: int) -> list[int]:
+    """Own slots to give back while this runner holds more than its cap."""
+    if me.cap is None or me.load <= me.cap:
+        return []
+    over = min(me.load - me.cap, step)
+    chosen: list[int] = []
+    freed = 0
+    for slot in sorted((s for s in own if s.sessions > 0), key=lambda s: s.sessions):
+        if freed >= over:
+            break
+        chosen.append(slot.slot)
+        freed += slot.sessions
+    return chosen
