@@ -207,7 +207,7 @@ def test_delete_logs_the_device_out_through_the_runner(api, db, runner, make_ses
 
 def test_qr_timeout_disconnects_with_reason(api, db, stack, clean_runners, make_session):
     with db.connection() as conn:
-        conn.execute("DELETE FROM shard_leases")
+        conn.execute("UPDATE slot_placements SET runner_id = NULL, next_runner_id = NULL")
     process = start_runner({**stack.env, "QR_CODE_TIMEOUT": "2s"}, "emu-qr-timeout", EMULATOR_QR_ROTATE="500ms")
     try:
         created = make_session(name="qr timeout")

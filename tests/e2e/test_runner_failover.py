@@ -1,42 +1,39 @@
-"""Shard leases across runner processes: balance, graceful handover, kill -9 failover.
+"""Placement across runner processes: sharing, graceful handover, kill -9 failover.
 
-After kill -9 the survivor steals the expired lease, restores the session from the
-stored device (no QR) and runs the commands sent during the gap exactly once, in order.
+After kill -9 the survivor takes the dead runner's slots (its lifeline is gone), restores
+the session from the stored device (no QR) and runs the commands sent during the gap
+exactly once, in order. tests/e2e/test_scale_out.py does the same with four runners.
 """
 from __future__ import annotations
 
 import time
 
-from chalicelib.queues import shard_for
+from chalicelib.placement import slot_of
 from tests.conftest import session_headers
-from tests.support.runner_harness import shard_owners, start_runner, wait_for
+from tests.support.runner_harness import holders, reset_placement, slot_owners, start_runner, wait_for
 
 
-def _reset_leases(db):
+def _held_by(db, runner_id: str) -> set[int]:
     with db.connection() as conn:
-        conn.execute("DELETE FROM shard_leases")
+        return {r["slot"] for r in conn.execute("SELECT slot FROM slot_placements WHERE runner_id = %s",
+                                                (runner_id,)).fetchall()}
 
 
-def test_two_runners_split_the_shards_and_sigterm_hands_over_at_once(stack, db, clean_runners):
-    """The handover can only come from B's release: the lease TTL is ten minutes, so a
-    stop that left the lease to expire would leave the shard with B for the whole wait."""
-    _reset_leases(db)
+def test_two_runners_share_the_slots_and_sigterm_hands_over_at_once(stack, db, clean_runners):
+    """The handover can only come from B's release: the TTL is ten minutes, so a stop that
+    left B's heartbeat to go stale would leave its slots with B for the whole wait."""
+    reset_placement(db)
     long_ttl = {"RUNNER_LEASE_TTL": "600s"}
     a = start_runner(stack.env, "runner-a", **long_ttl)
     b = None
     try:
-        wait_for(lambda: shard_owners(db) == {0: "runner-a", 1: "runner-a"}, message="A owns both shards")
+        wait_for(lambda: holders(db) == {"runner-a"}, message="A holds every slot")
         b = start_runner(stack.env, "runner-b", **long_ttl)
-        wait_for(lambda: sorted(map(str, shard_owners(db).values())) == ["runner-a", "runner-b"],
-                 message="one shard each")
-        b_shard = next(k for k, v in shard_owners(db).items() if v == "runner-b")
-        with db.connection() as conn:
-            lease = conn.execute("SELECT expires_at - now() AS left FROM shard_leases WHERE shard = %s",
-                                 (b_shard,)).fetchone()
-        assert lease["left"].total_seconds() > 300  # B's lease would hold for minutes on its own
-        b.stop()  # SIGTERM: B releases its lease at once
-        wait_for(lambda: shard_owners(db)[b_shard] == "runner-a", timeout=90, interval=0.1,
-                 message="A takes B's shard (only a release can give it up before the ten-minute TTL)")
+        wait_for(lambda: len(_held_by(db, "runner-b")) >= 2000, message="B takes about half")
+        b_slots = _held_by(db, "runner-b")
+        b.stop()  # SIGTERM: B releases its slots at once
+        wait_for(lambda: holders(db) == {"runner-a"} and b_slots <= _held_by(db, "runner-a"), timeout=90,
+                 interval=0.1, message="A takes B's slots (only a release can give them up before the TTL)")
         with db.connection() as conn:
             row = conn.execute("SELECT stopped_at FROM runners WHERE id = 'runner-b'").fetchone()
         assert row["stopped_at"] is not None
@@ -48,17 +45,17 @@ def test_two_runners_split_the_shards_and_sigterm_hands_over_at_once(stack, db, 
 
 def test_kill_9_failover_restores_the_session_and_runs_gap_commands_once_in_order(
         api, db, stack, clean_runners, make_session, container):
-    _reset_leases(db)
+    reset_placement(db)
     runners = {"runner-a": start_runner(stack.env, "runner-a")}
     try:
-        wait_for(lambda: set(shard_owners(db).values()) == {"runner-a"}, message="A owns the shards")
+        wait_for(lambda: holders(db) == {"runner-a"}, message="A holds every slot")
         runners["runner-b"] = start_runner(stack.env, "runner-b")
-        wait_for(lambda: sorted(map(str, shard_owners(db).values())) == ["runner-a", "runner-b"], message="balanced")
+        wait_for(lambda: len(_held_by(db, "runner-b")) >= 2000, message="shared")
 
         created = make_session(name="failover")
         sid, headers = created["session_id"], session_headers(created)
-        shard = shard_for(sid, stack.settings.command_shards)
-        owner_id = shard_owners(db)[shard]
+        slot = slot_of(sid)
+        owner_id = slot_owners(db)[slot]
         owner = runners[owner_id]
         survivor_id = next(r for r in runners if r != owner_id)
         survivor = runners[survivor_id]
@@ -70,13 +67,13 @@ def test_kill_9_failover_restores_the_session_and_runs_gap_commands_once_in_orde
         wait_for(lambda: api.get(f"/sessions/{sid}/status", headers=headers).json_body["status"] == "authenticated")
         jid = api.get(f"/sessions/{sid}/status", headers=headers).json_body["jid"]
 
-        owner.kill()  # kill -9: no lease release, no goodbye
+        owner.kill()  # kill -9: no release, no goodbye
         killed_at = time.monotonic()
         gap = [container.commands.enqueue(sid, "send_message", {"to": "5511777770000", "type": "text",
                                                                 "text": f"gap {i}"}) for i in range(5)]
 
-        # the survivor steals the shard after the TTL and restores the session without a QR
-        wait_for(lambda: shard_owners(db).get(shard) == survivor_id, timeout=30, message="lease stolen")
+        # the survivor takes the slot (the lifeline ended with the process) and restores the session without a QR
+        wait_for(lambda: slot_owners(db).get(slot) == survivor_id, timeout=30, message="slot taken over")
         state = wait_for(lambda: (s := api.get(f"/sessions/{sid}/status", headers=headers).json_body)
                          ["status"] == "authenticated" and s["runner_id"] == survivor_id and s, timeout=30,
                          message="session restored on the survivor")

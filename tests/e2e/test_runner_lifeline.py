@@ -1,8 +1,8 @@
-"""The runner lifeline (runner_container/lifeline.py): a killed runner's shards and running
-commands move as soon as its database connection ends; a frozen runner's only after the
-lease TTL.
+"""The runner lifeline (runner_container/lifeline.py): a killed runner's slots and running
+commands move as soon as its database connection ends; a frozen runner's only once its
+heartbeat is older than RUNNER_LEASE_TTL.
 
-The first tests drive the lease and claim SQL with lifelines held on real connections
+The first tests drive the placement and claim SQL with lifelines held on real connections
 (closing one is what PostgreSQL sees when a process dies); the last two use real runner
 processes, killed with SIGKILL and frozen with SIGSTOP.
 """
@@ -13,107 +13,118 @@ import signal
 
 import pytest
 
-from chalicelib.queues import shard_for
+from chalicelib.placement import slot_of
 from chalicelib.repositories.commands import CommandRepository
 from chalicelib.repositories.runners import RunnerRepository
-from chalicelib.repositories.shards import ShardRepository
-from runner_container.leases import LeaseManager
+from chalicelib.repositories.slots import SlotRepository
 from runner_container.lifeline import Lifeline
-from tests.support.runner_harness import shard_owners, start_runner, wait_for
+from runner_container.placement import PlacementManager
+from tests.support.runner_harness import holders, reset_placement, slot_owners, start_runner, wait_for
 
-TTL = 600.0  # leases that would hold for ten minutes: only a cut lifeline can move them in a test
+TTL = 600.0  # a heartbeat that would count for ten minutes: only a cut lifeline can move slots in a test
+
+
+def _settle(managers: list[PlacementManager], rounds: int = 30) -> None:
+    quiet = 0
+    for _ in range(rounds):
+        changed = False
+        for manager in managers:
+            change = manager.tick()
+            if change.handing:
+                manager.hand_over(sorted(change.handing))
+            changed |= bool(change.gained or change.lost or change.handing)
+        quiet = 0 if changed else quiet + 1
+        if quiet >= 2:
+            return
+    raise AssertionError("placement did not settle")
 
 
 @pytest.fixture
 def two_runners(db, clean_runners):
-    """Runner rows lease-a and lease-b, each with a lifeline; leases split 2/2 over 4 shards."""
-    with db.connection() as conn:
-        conn.execute("DELETE FROM shard_leases")
+    """Runner rows lease-a and lease-b, each with a lifeline, sharing the slots."""
+    reset_placement(db)
     repo = RunnerRepository(db)
     lifelines = {}
     for runner in ("lease-a", "lease-b"):
         repo.register(runner, hostname="h", pid=1, version="v", driver="emulator")
         lifelines[runner] = Lifeline(db, runner)
         assert lifelines[runner].ensure() is True
-    a, b = LeaseManager(db, "lease-a", shards=4, ttl=TTL), LeaseManager(db, "lease-b", shards=4, ttl=TTL)
-    assert a.tick() == ({0, 1}, set())
-    assert b.tick() == ({2, 3}, set())
+    a, b = (PlacementManager(db, r, ttl=TTL, step=100_000) for r in ("lease-a", "lease-b"))
+    _settle([a, b])
+    assert a.owned and b.owned and not set(a.owned) & set(b.owned)
     yield a, b, lifelines
     for lifeline in lifelines.values():
         lifeline.close()
-    with db.connection() as conn:
-        conn.execute("DELETE FROM shard_leases")
+    reset_placement(db)
 
 
-def _running_command(db, make_session, runner_id: str, shards: int) -> tuple[str, str]:
-    """A session whose shard lease-b holds, and a command of it left `running` by `runner_id`."""
+def _session_held_by(make_session, manager: PlacementManager, name: str) -> str:
     while True:
-        created = make_session(name="lifeline")
-        if shard_for(created["session_id"], shards) in (2, 3):
-            break
+        created = make_session(name=name)
+        if slot_of(created["session_id"]) in manager.owned:
+            return created["session_id"]
+
+
+def _running_command(db, session_id: str, runner_id: str) -> str:
+    """A command of the session left `running` by `runner_id`."""
     with db.connection() as conn:
         row = conn.execute(
             "INSERT INTO commands (session_id, session_uid, type, payload, status, runner_id, attempts, started_at) "
             "SELECT session_id, id, 'ping', '{}', 'running', %s, 1, now() FROM sessions WHERE session_id = %s "
-            "RETURNING id", (runner_id, created["session_id"])).fetchone()
-    return created["session_id"], str(row["id"])
+            "RETURNING id", (runner_id, session_id)).fetchone()
+    return str(row["id"])
 
 
-def test_a_cut_lifeline_frees_the_shards_and_running_commands_at_once(db, two_runners, make_session):
+def test_a_cut_lifeline_frees_the_slots_and_running_commands_at_once(db, two_runners, make_session):
     a, b, lifelines = two_runners
-    commands, shards = CommandRepository(db), ShardRepository(db, 4)
-    session_id, command_id = _running_command(db, make_session, "lease-b", 4)
-    shard = shard_for(session_id, 4)
-    # lease-b lives: its leases, its running command and its place in the fair share stay
+    commands, slots = CommandRepository(db), SlotRepository(db)
+    session_id = _session_held_by(make_session, b, "lifeline")
+    command_id = _running_command(db, session_id, "lease-b")
+    slot = slot_of(session_id)
+    # lease-b lives: its slots, its running command and its place in the share stay
     for _ in range(3):
-        assert a.tick() == (set(), set())
+        change = a.tick()
+        assert not (change.gained or change.lost or change.handing)
     assert commands.claim(command_id, "lease-a", TTL) is None
-    assert [str(r["id"]) for r in shards.backlog({shard}, live_ttl=TTL, older_than=0)] == []
+    assert [str(r["id"]) for r in slots.backlog({slot}, live_ttl=TTL, older_than=0)] == []
     assert {r["id"] for r in RunnerRepository(db).live(TTL)} == {"lease-a", "lease-b"}
-    with db.connection() as conn:
-        expires = conn.execute("SELECT max(expires_at) AS t FROM shard_leases WHERE runner_id = 'lease-b'").fetchone()["t"]
 
     lifelines["lease-b"].close()  # what PostgreSQL sees when the process dies: the connection ends
 
     assert {r["id"] for r in RunnerRepository(db).live(TTL)} == {"lease-a"}
-    assert [str(r["id"]) for r in shards.backlog({shard}, live_ttl=TTL, older_than=0)] == [command_id]
-    assert a.tick() == ({2, 3}, set())  # fair share 4 of 4, and lease-b's leases are takeable
-    with db.connection() as conn:
-        moved = conn.execute("SELECT min(acquired_at) AS t FROM shard_leases WHERE shard IN (2, 3)").fetchone()["t"]
-    assert moved < expires  # taken long before the TTL would have let them go
-    claimed = commands.claim(command_id, "lease-a", TTL, shards=4)
+    assert [str(r["id"]) for r in slots.backlog({slot}, live_ttl=TTL, older_than=0)] == [command_id]
+    change = a.tick()  # every slot is a's share now, and lease-b's are orphans
+    assert slot in change.gained and set(b.owned) <= set(a.owned)
+    claimed = commands.claim(command_id, "lease-a", TTL, fenced=True)
     assert claimed is not None and claimed["runner_id"] == "lease-a" and claimed["attempts"] == 2
 
 
-def test_a_frozen_holder_keeps_its_shards_until_its_lease_expires(db, two_runners):
+def test_a_frozen_holder_keeps_its_slots_until_its_heartbeat_is_older_than_the_ttl(db, two_runners):
     """Frozen: connection and lock still there, heartbeat silent. The lock is not trusted
-    past the TTL: once the lease has expired the shards move with the lock still held."""
+    past the TTL: once the heartbeat is that old the slots move with the lock still held."""
     a, b, lifelines = two_runners
     with db.connection() as conn:
-        conn.execute("UPDATE runners SET heartbeat_at = now() - interval '1 hour' WHERE id = 'lease-b'")
-    assert a.tick() == (set(), set())  # lease-b is out of the fair share, but its leases run on
-    assert {r["id"] for r in RunnerRepository(db).live(TTL)} == {"lease-a"}
+        conn.execute("UPDATE runners SET heartbeat_at = now() - interval '599 seconds' WHERE id = 'lease-b'")
+    assert not a.tick().gained  # silent, but not for longer than the TTL
     with db.connection() as conn:
-        conn.execute("UPDATE shard_leases SET expires_at = now() - interval '1 second' WHERE runner_id = 'lease-b'")
-    assert a.tick() == ({2, 3}, set())
+        conn.execute("UPDATE runners SET heartbeat_at = now() - interval '601 seconds' WHERE id = 'lease-b'")
+    assert a.tick().gained == set(b.owned)
     with db.connection() as conn:
         assert conn.execute("SELECT count(*) AS n FROM runners r JOIN pg_locks l ON l.objid = r.lifeline_key::oid "
                             "AND l.locktype = 'advisory' AND l.granted WHERE r.id = 'lease-b'").fetchone()["n"] == 1
+    # b wakes: its tick tells it the slots are gone (it stops their sessions), and it claims nothing of them
+    assert b.tick().lost and not b.owned.keys() & a.owned.keys()
 
 
-def test_only_the_lease_holder_of_a_commands_shard_may_claim_it(db, two_runners, make_session):
-    """The fence a runner that lost a shard meets: it starts none of that shard's commands."""
+def test_only_the_holder_of_a_commands_slot_may_claim_it(db, two_runners, make_session):
+    """The fence a runner that lost a slot meets: it starts none of that slot's commands."""
     a, b, lifelines = two_runners
-    while True:
-        created = make_session(name="fence")
-        if shard_for(created["session_id"], 4) in (2, 3):  # lease-b's
-            break
+    session_id = _session_held_by(make_session, b, "fence")
     commands = CommandRepository(db)
     with db.connection() as conn:
-        row, _ = commands.insert(conn, session_id=created["session_id"], type="ping", payload={},
-                                 idempotency_key=None)
-    assert commands.claim(str(row["id"]), "lease-a", TTL, shards=4) is None
-    claimed = commands.claim(str(row["id"]), "lease-b", TTL, shards=4)
+        row, _ = commands.insert(conn, session_id=session_id, type="ping", payload={}, idempotency_key=None)
+    assert commands.claim(str(row["id"]), "lease-a", TTL, fenced=True) is None
+    claimed = commands.claim(str(row["id"]), "lease-b", TTL, fenced=True)
     assert claimed is not None and claimed["runner_id"] == "lease-b"
 
 
@@ -132,15 +143,9 @@ def test_a_lost_lifeline_is_taken_again_under_a_new_key(db, two_runners):
 
 
 # -- real runner processes ---------------------------------------------------------------
-def _reset(db):
+def _placement(db, slot: int) -> dict:
     with db.connection() as conn:
-        conn.execute("DELETE FROM shard_leases")
-
-
-def _lease(db, shard: int) -> dict:
-    with db.connection() as conn:
-        return conn.execute("SELECT runner_id, expires_at, acquired_at FROM shard_leases WHERE shard = %s",
-                            (shard,)).fetchone()
+        return conn.execute("SELECT runner_id, moved_at FROM slot_placements WHERE slot = %s", (slot,)).fetchone()
 
 
 def _heartbeat(db, runner_id: str):
@@ -150,49 +155,48 @@ def _heartbeat(db, runner_id: str):
 
 def _balanced(db, stack, ttl: str):
     a = start_runner(stack.env, "runner-a", RUNNER_LEASE_TTL=ttl)
-    wait_for(lambda: set(shard_owners(db).values()) == {"runner-a"}, message="A owns the shards")
+    wait_for(lambda: holders(db) == {"runner-a"}, message="A holds every slot")
     b = start_runner(stack.env, "runner-b", RUNNER_LEASE_TTL=ttl)
-    wait_for(lambda: sorted(map(str, shard_owners(db).values())) == ["runner-a", "runner-b"], message="balanced")
-    return a, b, next(k for k, v in shard_owners(db).items() if v == "runner-b")
+    wait_for(lambda: holders(db) == {"runner-a", "runner-b"}, message="B holds slots too")
+    return a, b, next(k for k, v in slot_owners(db).items() if v == "runner-b")
 
 
-def test_sigkill_moves_the_shard_when_the_connection_ends_not_after_the_ttl(db, stack, clean_runners):
-    _reset(db)
-    a, b, b_shard = _balanced(db, stack, "600s")
+def test_sigkill_moves_the_slots_when_the_connection_ends_not_after_the_ttl(db, stack, clean_runners):
+    reset_placement(db)
+    a, b, b_slot = _balanced(db, stack, "600s")
     try:
         # A keeps ticking beside a live B and takes nothing of B's
         seen = _heartbeat(db, "runner-a")
         for _ in range(3):
             seen = wait_for(lambda s=seen: (h := _heartbeat(db, "runner-a")) > s and h, message="A ticks")
-        assert _lease(db, b_shard)["runner_id"] == "runner-b"
-        before = _lease(db, b_shard)
-        assert (before["expires_at"] - seen).total_seconds() > 300
+        assert _placement(db, b_slot)["runner_id"] == "runner-b"
+        last_b = _heartbeat(db, "runner-b")
 
         b.kill()  # SIGKILL: no release, no goodbye; PostgreSQL ends its connections
 
-        wait_for(lambda: _lease(db, b_shard)["runner_id"] == "runner-a", timeout=30, message="A takes B's shard")
-        after = _lease(db, b_shard)
-        assert after["acquired_at"] < before["expires_at"]  # the ten-minute lease did not have to run out
+        wait_for(lambda: _placement(db, b_slot)["runner_id"] == "runner-a", timeout=30, message="A takes B's slot")
+        moved = _placement(db, b_slot)["moved_at"]
+        assert (moved - last_b).total_seconds() < 60  # the ten-minute TTL did not have to run out
         assert [r["id"] for r in RunnerRepository(db).live(600)] == ["runner-a"]
+        assert holders(db) == {"runner-a"}
     finally:
         a.stop()
         b.stop()
 
 
-def test_sigstop_keeps_the_lease_until_the_ttl_then_it_moves(db, stack, clean_runners, container, make_session):
+def test_sigstop_keeps_the_slots_until_the_ttl_then_they_move(db, stack, clean_runners, container, make_session):
     """A frozen runner keeps its connection, so its lifeline lock stays: only the TTL moves
-    its shard. Woken up, it has lost the shard and runs none of its commands."""
-    _reset(db)
-    a, b, b_shard = _balanced(db, stack, "4s")
+    its slots. Woken up, it has lost them and runs none of their commands."""
+    reset_placement(db)
+    a, b, b_slot = _balanced(db, stack, "4s")
     frozen = False
     try:
         os.kill(b.child.process.pid, signal.SIGSTOP)
         frozen = True
-        last = _lease(db, b_shard)  # B renews no more: this is its last expiry
-        wait_for(lambda: _lease(db, b_shard)["runner_id"] == "runner-a", timeout=30,
-                 message="A takes the frozen B's shard after the TTL")
-        moved = _lease(db, b_shard)
-        assert moved["acquired_at"] >= last["expires_at"]  # not before B's lease ran out
+        last = _heartbeat(db, "runner-b")
+        wait_for(lambda: _placement(db, b_slot)["runner_id"] == "runner-a", timeout=30,
+                 message="A takes the frozen B's slot after the TTL")
+        assert (_placement(db, b_slot)["moved_at"] - last).total_seconds() >= 4  # not before the TTL
         with db.connection() as conn:  # ...although B's lock was still held: the TTL decided
             held = conn.execute("SELECT count(*) AS n FROM runners r JOIN pg_locks l ON l.objid = r.lifeline_key::oid "
                                 "AND l.locktype = 'advisory' AND l.granted WHERE r.id = 'runner-b'").fetchone()["n"]
@@ -200,16 +204,16 @@ def test_sigstop_keeps_the_lease_until_the_ttl_then_it_moves(db, stack, clean_ru
 
         os.kill(b.child.process.pid, signal.SIGCONT)
         frozen = False
-        wait_for(lambda: sorted(map(str, shard_owners(db).values())) == ["runner-a", "runner-b"],
-                 message="rebalanced after B wakes")
+        wait_for(lambda: holders(db) == {"runner-a", "runner-b"}, message="B takes a share again after it wakes")
+        b_slots = {k for k, v in slot_owners(db).items() if v == "runner-b"}
         while True:
             created = make_session(name="after-wake")
-            if shard_for(created["session_id"], 2) == b_shard:
+            if slot_of(created["session_id"]) in b_slots:
                 break
         ping = container.commands.enqueue(created["session_id"], "ping", {})
         done = container.commands.await_result(str(ping["id"]), 30)
         assert done["status"] == "succeeded" and done["attempts"] == 1
-        assert done["runner_id"] == _lease(db, b_shard)["runner_id"]  # run by the shard's holder only
+        assert done["runner_id"] == _placement(db, slot_of(created["session_id"]))["runner_id"]  # its holder only
     finally:
         if frozen:
             os.kill(b.child.process.pid, signal.SIGCONT)

@@ -1,25 +1,25 @@
 """SIGTERM with live sessions: the runner hands every connected session over (a
 `session.disconnected` with reason `runner_handover`, desired state kept), releases its
-leases and exits 0; the next runner restores each session from its stored device without
+slots and exits 0; the next runner restores each session from its stored device without
 a QR and runs the command sent while no runner was up, once."""
 from __future__ import annotations
 
 import signal
 
 from tests.conftest import session_headers
-from tests.support.runner_harness import outbox_events, pair_with_emulator, shard_owners, start_runner, wait_for
+from tests.support.runner_harness import holders, outbox_events, pair_with_emulator, start_runner, wait_for
 
-LONG_TTL = {"RUNNER_LEASE_TTL": "600s"}  # only a release can free the shards within the test
+LONG_TTL = {"RUNNER_LEASE_TTL": "600s"}  # only a release can free the slots within the test
 
 
 def test_sigterm_hands_live_sessions_over_and_the_next_runner_restores_them(api, db, stack, clean_runners,
                                                                              make_session, container):
     with db.connection() as conn:
-        conn.execute("DELETE FROM shard_leases")
+        conn.execute("UPDATE slot_placements SET runner_id = NULL, next_runner_id = NULL")
     first = start_runner(stack.env, "sigterm-a", **LONG_TTL)
     second = None
     try:
-        wait_for(lambda: set(shard_owners(db).values()) == {"sigterm-a"}, message="A owns every shard")
+        wait_for(lambda: holders(db) == {"sigterm-a"}, message="A holds every slot")
         sessions = [make_session(name=f"live {i}") for i in range(2)]
         for i, created in enumerate(sessions):
             pair_with_emulator(api, first, created, f"55119999900{i}1")
@@ -34,7 +34,9 @@ def test_sigterm_hands_live_sessions_over_and_the_next_runner_restores_them(api,
             assert handover and handover[-1]["data"]["reason"] == "runner_handover", handover
             state = api.get(f"/sessions/{sid}/status", headers=session_headers(created)).json_body
             assert state["status"] == "disconnected" and state["desired_state"] == "connected"
-        assert set(shard_owners(db).values()) == {None}  # released, not left to expire
+        with db.connection() as conn:  # released, not left to expire
+            assert conn.execute("SELECT count(*) AS n FROM slot_placements WHERE runner_id = 'sigterm-a'"
+                                ).fetchone()["n"] == 0
         with db.connection() as conn:
             assert conn.execute("SELECT stopped_at FROM runners WHERE id = 'sigterm-a'").fetchone()["stopped_at"]
 

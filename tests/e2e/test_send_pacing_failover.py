@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import session_headers
-from tests.support.runner_harness import pair_with_emulator, shard_owners, start_runner, wait_for
+from tests.support.runner_harness import holders, pair_with_emulator, start_runner, wait_for
 
 FAST_FAILOVER = {"RUNNER_LEASE_TTL": "3s", "RUNNER_HEARTBEAT_INTERVAL": "1s"}
 PEER = "5511912345674"
@@ -30,11 +30,11 @@ def _run_and_replace(api, db, stack, make_session, stop_a):
     runner B takes over; answers (texts, what A finished, what B sent, B's timestamps, what A
     left unfinished, the rows)."""
     with db.connection() as conn:
-        conn.execute("DELETE FROM shard_leases")
+        conn.execute("UPDATE slot_placements SET runner_id = NULL, next_runner_id = NULL")
     a = start_runner(stack.env, "pacing-a", **FAST_FAILOVER)
     b = None
     try:
-        wait_for(lambda: set(shard_owners(db).values()) == {"pacing-a"}, message="A owns the shards")
+        wait_for(lambda: holders(db) == {"pacing-a"}, message="A holds every slot")
         created = make_session(name="paced failover")
         sid, headers = created["session_id"], session_headers(created)
         pair_with_emulator(api, a, created, "5511999990006")

@@ -25,8 +25,27 @@ def dead_sqs(settings):
                        connect_timeout=1, read_timeout=1, max_attempts=1)
 
 
-def _receive(container, session_id, timeout=10.0):
-    url = container.queues.command_url_for_session(session_id)
+@pytest.fixture
+def holder_queue(container, db, clean_runners):
+    """A runner row holding every slot, whose command queue is a real FIFO queue the test
+    reads: what the API sends to the holder of a session (routing follows placement)."""
+    import uuid
+
+    runner_id = f"test-holder-{uuid.uuid4().hex[:6]}"
+    url = container.sqs.create_queue(
+        QueueName=f"{container.settings.queue_prefix}-runner-t{uuid.uuid4().hex[:12]}.fifo",
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "false"})["QueueUrl"]
+    with db.connection() as conn:
+        conn.execute("INSERT INTO runners (id, hostname, pid, version, driver, queue_url) "
+                     "VALUES (%s, 'test', 0, 'test', 'none', %s)", (runner_id, url))
+        conn.execute("UPDATE slot_placements SET runner_id = %s, next_runner_id = NULL", (runner_id,))
+    yield url
+    with db.connection() as conn:
+        conn.execute("UPDATE slot_placements SET runner_id = NULL WHERE runner_id = %s", (runner_id,))
+    container.sqs.delete_queue(QueueUrl=url)
+
+
+def _receive(container, session_id, url, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         answer = container.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
@@ -39,17 +58,19 @@ def _receive(container, session_id, timeout=10.0):
     return []
 
 
-def test_a_command_accepted_while_sqs_is_down_is_sent_by_the_sweeper(container, make_session, dead_sqs, db):
+def test_a_command_accepted_while_sqs_is_down_is_sent_by_the_sweeper(container, make_session, dead_sqs, db,
+                                                                     holder_queue):
     created = make_session(name="sqs down")
     sid = created["session_id"]
-    down = CommandOutbox(container.db, dead_sqs, container.queues.command_url_for_session)
+    down = CommandOutbox(container.db, dead_sqs, lambda session_id: holder_queue)
     row = down.enqueue(sid, "ping")
+    assert row["queue_url"] == holder_queue  # the INSERT named the holder's queue
     with db.connection() as conn:
         stored = conn.execute("SELECT status, enqueued_at FROM commands WHERE id = %s", (row["id"],)).fetchone()
     assert stored["status"] == "queued" and stored["enqueued_at"] is None  # accepted, not sent
 
     assert container.commands.sweep(older_than_seconds=0) >= 1
-    [message] = _receive(container, sid)
+    [message] = _receive(container, sid, holder_queue)
     body = json.loads(message["Body"])
     assert body == {"command_id": str(row["id"]), "session_id": sid, "type": "ping"}
     assert message["Attributes"]["MessageGroupId"] == sid
@@ -65,7 +86,7 @@ def test_the_api_accepts_a_connect_while_sqs_is_down_and_the_runner_still_runs_i
         api, container, make_session, dead_sqs, stack, db, clean_runners):
     created = make_session(name="sqs down e2e")
     sid, headers = created["session_id"], session_headers(created)
-    container.__dict__["commands"] = CommandOutbox(container.db, dead_sqs, container.queues.command_url_for_session)
+    container.__dict__["commands"] = CommandOutbox(container.db, dead_sqs, lambda session_id: None)
     container.__dict__.pop("connections", None)
     response = api.post(f"/sessions/{sid}/connect", headers=headers)
     assert response.status_code == 202, response.body  # the row is the promise, not the queue
@@ -73,7 +94,7 @@ def test_the_api_accepts_a_connect_while_sqs_is_down_and_the_runner_still_runs_i
     assert api.get(f"/sessions/{sid}/commands/{command_id}", headers=headers).json_body["status"] == "queued"
 
     with db.connection() as conn:
-        conn.execute("DELETE FROM shard_leases")
+        conn.execute("UPDATE slot_placements SET runner_id = NULL, next_runner_id = NULL")
     runner = start_runner(stack.env, "sweeper-runner")
     try:
         wait_for(lambda: api.get(f"/sessions/{sid}/commands/{command_id}", headers=headers)
@@ -85,13 +106,13 @@ def test_the_api_accepts_a_connect_while_sqs_is_down_and_the_runner_still_runs_i
         runner.stop()
 
 
-def test_idempotency_key_returns_the_same_command_and_sends_once(container, make_session):
+def test_idempotency_key_returns_the_same_command_and_sends_once(container, make_session, holder_queue):
     sid = make_session(name="idem")["session_id"]
     first = container.commands.enqueue(sid, "ping", idempotency_key="k-1")
     second = container.commands.enqueue(sid, "ping", idempotency_key="k-1")
     other = container.commands.enqueue(sid, "ping", idempotency_key="k-2")
     assert first["id"] == second["id"] != other["id"]
-    bodies = [json.loads(m["Body"])["command_id"] for m in _receive(container, sid)]
+    bodies = [json.loads(m["Body"])["command_id"] for m in _receive(container, sid, holder_queue)]
     assert bodies.count(str(first["id"])) == 1
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import uuid
 
-from chalicelib.repositories.shards import ShardRepository
+from chalicelib.placement import SLOTS
+from chalicelib.repositories.slots import SlotRepository
 
 
 def test_the_backlog_brings_back_a_command_its_own_runner_left_running(db, make_session, settings):
@@ -24,8 +25,8 @@ def test_the_backlog_brings_back_a_command_its_own_runner_left_running(db, make_
             (created["session_id"], uid, runner, age)).fetchone()["id"]
             for runner, age in ((me, 30), (me, 0.0), (other, 30))]
     try:
-        repo = ShardRepository(db, settings.command_shards)
-        everything = set(range(settings.command_shards))
+        repo = SlotRepository(db)
+        everything = set(range(SLOTS))
         found = {str(r["id"]) for r in repo.backlog(everything, live_ttl=15, older_than=5, runner_id=me)}
         orphan, just_claimed, others = ids
         assert orphan in found  # marked running by me 30 s ago and not run: posted again

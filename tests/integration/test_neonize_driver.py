@@ -13,7 +13,7 @@ import pytest
 
 from devstack.processes import Child, free_port, start_child, wait_http  # noqa: F401
 from tests.conftest import session_headers
-from tests.support.runner_harness import outbox_events, shard_owners, start_runner, wait_for
+from tests.support.runner_harness import holders, outbox_events, start_runner, wait_for
 
 
 class Pproxy:
@@ -48,13 +48,13 @@ class Pproxy:
 @pytest.fixture
 def neonize_runner(stack, db, clean_runners):
     with db.connection() as conn:
-        conn.execute("DELETE FROM shard_leases")
+        conn.execute("UPDATE slot_placements SET runner_id = NULL, next_runner_id = NULL")
         # sessions other tests left wanting a connection: a neonize runner would dial WhatsApp
         # for them without a proxy, and loopback is the only network tests may use
         conn.execute("UPDATE sessions SET desired_state = 'disconnected'")
     process = start_runner(stack.env, "neonize-runner", WHATSAPP_DRIVER="neonize",
                            RECONNECT_BACKOFF_BASE="300ms", RECONNECT_BACKOFF_MAX="1s")
-    wait_for(lambda: set(shard_owners(db).values()) == {"neonize-runner"}, message="runner owns the shards")
+    wait_for(lambda: holders(db) == {"neonize-runner"}, message="runner holds every slot")
     yield process
     process.stop()
 

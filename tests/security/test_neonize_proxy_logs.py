@@ -17,7 +17,7 @@ import textwrap
 import pytest
 
 from tests.conftest import PROJECT_ROOT, session_headers
-from tests.support.runner_harness import outbox_events, shard_owners, start_runner, wait_for
+from tests.support.runner_harness import holders, outbox_events, start_runner, wait_for
 from tests.integration.test_neonize_driver import Pproxy
 
 PASSWORD = "Zpw-7f3k-secret"
@@ -70,11 +70,11 @@ def test_neonize_never_logs_the_proxy_password(scheme, password):
 @pytest.fixture
 def debug_neonize_runner(stack, db, clean_runners):
     with db.connection() as conn:
-        conn.execute("DELETE FROM shard_leases")
+        conn.execute("UPDATE slot_placements SET runner_id = NULL, next_runner_id = NULL")
         conn.execute("UPDATE sessions SET desired_state = 'disconnected'")  # nothing else may dial
     process = start_runner(stack.env, "neonize-logcheck", WHATSAPP_DRIVER="neonize", LOG_LEVEL="DEBUG",
                            RECONNECT_BACKOFF_BASE="300ms", RECONNECT_BACKOFF_MAX="1s")
-    wait_for(lambda: set(shard_owners(db).values()) == {"neonize-logcheck"}, message="runner owns the shards")
+    wait_for(lambda: holders(db) == {"neonize-logcheck"}, message="runner holds every slot")
     yield process
     process.stop()
 

@@ -104,10 +104,24 @@ def http_json(method: str, url: str, body: dict | None = None, timeout: float = 
         return status, {"raw": raw.decode(errors="replace")}
 
 
-def shard_owners(db) -> dict[int, str | None]:
+def slot_owners(db) -> dict[int, str | None]:
+    """Placement (migration 0082): slot -> the runner holding it; None when no runner, or a
+    stopped one, holds it."""
     with db.connection() as conn:
-        rows = conn.execute("SELECT shard, runner_id, expires_at > now() AS live FROM shard_leases").fetchall()
-    return {r["shard"]: (r["runner_id"] if r["live"] else None) for r in rows}
+        rows = conn.execute("SELECT p.slot, CASE WHEN r.stopped_at IS NULL THEN p.runner_id END AS runner_id "
+                            "FROM slot_placements p LEFT JOIN runners r ON r.id = p.runner_id").fetchall()
+    return {r["slot"]: r["runner_id"] for r in rows}
+
+
+def holders(db) -> set[str | None]:
+    """The runners holding slots (None among them while some slot has no live holder)."""
+    return set(slot_owners(db).values())
+
+
+def reset_placement(db) -> None:
+    """Every slot unheld: the runners a test starts share them from scratch."""
+    with db.connection() as conn:
+        conn.execute("UPDATE slot_placements SET runner_id = NULL, next_runner_id = NULL")
 
 
 def session_row(db, session_id: str) -> dict | None:
@@ -198,15 +212,14 @@ def module_runner(env: dict[str, str], runner_id: str, **extra: str):
 
 
 @contextlib.contextmanager
-def sole_runner(env: dict[str, str], db: Any, runner_id: str, shards: int = 2, **extra: str):
-    """One runner that owns every shard (leases and runner rows of earlier tests cleared)."""
+def sole_runner(env: dict[str, str], db: Any, runner_id: str, **extra: str):
+    """One runner that holds every slot (placement and runner rows of earlier tests cleared)."""
+    reset_placement(db)
     with db.connection() as conn:
-        conn.execute("DELETE FROM shard_leases")
         conn.execute("DELETE FROM runners")
     process = start_runner(env, runner_id, **extra)
     try:
-        wait_for(lambda: set(shard_owners(db).values()) == {runner_id} and len(shard_owners(db)) == shards,
-                 message="runner owns every shard")
+        wait_for(lambda: holders(db) == {runner_id}, message="runner holds every slot")
         yield process
     finally:
         process.stop()
