@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from bench.fault_load import Load
+from chalicelib.placement import SLOTS
 from bench.fault_receiver import FaultReceiver
 from bench.fault_stack import FaultStack
 
@@ -174,8 +175,8 @@ def wait_recovered(stack: FaultStack, load: Load, receiver: FaultReceiver, since
             tally = Tally(stack, load, receiver, since).read(until=fault_end)
             commands, events = tally.unfinished(receiver.delivered())
             healthy = http("GET", f"{stack.api_url}/health", timeout=5)[0] == 200
-            owners = shard_owners(stack)
-            ok = (commands == 0 and events == 0 and healthy and len(owners) == stack.stack.settings.command_shards
+            owners = slot_owners(stack)
+            ok = (commands == 0 and events == 0 and healthy and len(owners) == SLOTS
                   and len(set(owners.values())) >= min(expect_runners, 1) and None not in owners.values())
         except Exception:  # noqa: BLE001 - a part still down
             ok = False
@@ -185,11 +186,12 @@ def wait_recovered(stack: FaultStack, load: Load, receiver: FaultReceiver, since
     return None
 
 
-def shard_owners(stack: FaultStack) -> dict[int, str | None]:
+def slot_owners(stack: FaultStack) -> dict[int, str | None]:
+    """Placement: slot -> its holder when that runner is alive, else None."""
     live = set(stack.live_runners())
     with connect(stack) as conn:
-        rows = conn.execute("SELECT shard, runner_id, expires_at > now() AS live FROM shard_leases").fetchall()
-    return {r["shard"]: (r["runner_id"] if r["live"] and r["runner_id"] in live else None) for r in rows}
+        rows = conn.execute("SELECT slot, runner_id FROM slot_placements").fetchall()
+    return {r["slot"]: (r["runner_id"] if r["runner_id"] in live else None) for r in rows}
 
 
 def wait_drained(stack: FaultStack, load: Load, receiver: FaultReceiver, since: float, timeout: float) -> Tally:

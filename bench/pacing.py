@@ -53,7 +53,7 @@ def send_all(bench: Bench, ids: list[str], count: int) -> dict[str, list[str]]:
                 rows[sid].append(row)
 
     def hand_over(sid: str) -> None:
-        url = bench.container.queues.command_url_for_session(sid)
+        url = bench.container.commands.queue_url_for_session(sid)  # the holder's queue (placement)
         for start in range(0, count, 10):
             entries = [{"Id": str(i), "MessageGroupId": sid, "MessageDeduplicationId": str(row["id"]),
                         "MessageBody": json.dumps({"command_id": str(row["id"]), "session_id": sid,

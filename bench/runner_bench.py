@@ -5,7 +5,7 @@
     .venv/bin/python bench/runner_bench.py memory    [--driver emulator|neonize|both] [--counts 0,100,1000]
 
 roundtrip: commands go the API's way (`POST .../messages?wait=true`: CommandOutbox.submit
-  with wait: the row, whose insert rings the runner's doorbell, and the SQS FIFO shard
+  with wait: the row, whose insert rings the runner's doorbell, and the SQS FIFO queue of the runner holding the session
   message) to one emulator runner, which executes them (send_message: the emulator's
   outbox, a message.sent event) and writes the result; the caller awaits the row
   (LISTEN/NOTIFY). One
@@ -15,8 +15,8 @@ roundtrip: commands go the API's way (`POST .../messages?wait=true`: CommandOutb
   that wakes a LISTEN (ratio = roundtrip p50 / floor p50); and a first pass at N sessions
   with the doorbell's trigger off in the bench's database, so commands reach the runner
   by SQS alone, as before the doorbell.
-failover: two runners, N paired sessions; kill -9 the runner owning shard 0; time until
-  every session of that shard is authenticated again on the survivor (no QR). Run twice
+failover: two runners, N paired sessions; kill -9 the runner holding the first session; time until
+  every session it held is authenticated again on the survivor (no QR). Run twice
   on the same stack: first with RUNNER_LIFELINE=off (the baseline: the survivor may steal
   only once the lease TTL has run out), then with the lifeline (the lease moves when the
   killed runner's connection ends); each with the steal and the restore after it.
@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib.bootstrap import Container  # noqa: E402
 from chalicelib.config import load_settings  # noqa: E402
-from chalicelib.queues import shard_for  # noqa: E402
+from chalicelib.placement import slot_of  # noqa: E402
 from chalicelib.schemas.sessions import CreateSessionRequest  # noqa: E402
 from devstack.processes import Child, free_port, start_child  # noqa: E402
 from devstack import offline_env  # noqa: E402
@@ -369,14 +369,14 @@ def failover(args) -> None:
         bench.pair_directly(ids)
         ttl = load_settings(bench.stack.env).runner_lease_ttl
         say(f"failover: heartbeat {args.heartbeat}, lease TTL {args.ttl}, {args.sessions} paired sessions; "
-            f"kill -9 the runner owning shard 0, time until its sessions are authenticated on the survivor")
+            f"kill -9 the runner holding the first session, time until its sessions are authenticated on the survivor")
         figures = {}
         for lifeline in ("off", "on"):  # the baseline first: the same stack without the lifeline (TTL only)
             stolen, took, moved = failover_once(bench, ids, lifeline)
             figures[lifeline] = took
             what = "baseline, TTL only" if lifeline == "off" else "lifeline"
             say(f"failover RUNNER_LIFELINE={lifeline} ({what}): {moved} sessions authenticated on the survivor "
-                f"{took:.1f} s after kill -9; shard stolen after {stolen:.1f} s (x{stolen / ttl:.2f} of the TTL), "
+                f"{took:.1f} s after kill -9; slot taken over after {stolen:.1f} s (x{stolen / ttl:.2f} of the TTL), "
                 f"restore after the steal {took - stolen:.1f} s")
         say(f"failover: {figures['on']:.1f} s with the lifeline vs {figures['off']:.1f} s without it (same run); "
             f"target <= 5 s")
@@ -385,31 +385,35 @@ def failover(args) -> None:
 def failover_once(bench: Bench, ids: list[str], lifeline: str) -> tuple[float, float, int]:
     pair = (f"fo-{lifeline}-a", f"fo-{lifeline}-b")
     with bench.container.db.connection() as conn:
-        conn.execute("DELETE FROM shard_leases")
+        conn.execute("UPDATE slot_placements SET runner_id = NULL, next_runner_id = NULL")
     bench.start_runner(pair[0], RUNNER_LIFELINE=lifeline)
-    wait_for(lambda: bench_owners(bench) == {0: pair[0], 1: pair[0]}, 60, 0.1, "A owns both")
+    wait_for(lambda: set(bench_owners(bench).values()) == {pair[0]}, 60, 0.1, "A holds every slot")
     bench.start_runner(pair[1], RUNNER_LIFELINE=lifeline)
-    wait_for(lambda: sorted(map(str, bench_owners(bench).values())) == sorted(pair), 60, 0.1, "balanced")
+    wait_for(lambda: sum(1 for r in bench_owners(bench).values() if r == pair[1]) >= 1900, 60, 0.1, "shared")
     wait_for(lambda: all(s == "authenticated" and r in pair for s, r in bench.statuses(ids).values()), 120, 0.1,
              "sessions restored")
-    victim = bench_owners(bench)[0]
+    owners = bench_owners(bench)
+    victim = owners[slot_of(ids[0])]
     survivor = next(r for r in pair if r != victim)
-    moved = [sid for sid in ids if shard_for(sid, 2) == 0]
+    moved = [sid for sid in ids if owners[slot_of(sid)] == victim]
+    watched = slot_of(ids[0])
     bench.runners[victim][0].kill()
     killed = time.monotonic()
-    wait_for(lambda: bench_owners(bench).get(0) == survivor, 120, 0.02, "shard 0 stolen")
+    wait_for(lambda: bench_owners(bench).get(watched) == survivor, 120, 0.02, "the slot taken over")
     stolen = time.monotonic() - killed
     wait_for(lambda: all(v == ("authenticated", survivor) for v in bench.statuses(moved).values()), 120, 0.02,
              "sessions moved")
     took = time.monotonic() - killed
-    bench.runners[survivor][0].stop()  # SIGTERM: releases the leases for the next round
+    bench.runners[survivor][0].stop()  # SIGTERM: releases its slots for the next round
     return stolen, took, len(moved)
 
 
 def bench_owners(bench: Bench) -> dict[int, str | None]:
+    """Placement: slot -> its holder (None: none, or a stopped runner)."""
     with bench.container.db.connection() as conn:
-        rows = conn.execute("SELECT shard, runner_id, expires_at > now() AS live FROM shard_leases").fetchall()
-    return {r["shard"]: (r["runner_id"] if r["live"] else None) for r in rows}
+        rows = conn.execute("SELECT p.slot, CASE WHEN r.stopped_at IS NULL THEN p.runner_id END AS runner_id "
+                            "FROM slot_placements p LEFT JOIN runners r ON r.id = p.runner_id").fetchall()
+    return {r["slot"]: r["runner_id"] for r in rows}
 
 
 # -- memory -----------------------------------------------------------------------------
