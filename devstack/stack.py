@@ -166,6 +166,16 @@ class LocalStackEnvironment:
         if self._deployed_stack:
             delete_stack(make_client("cloudformation", self.settings), self._deployed_stack)
             self._deployed_stack = None
+        self.delete_runner_queues()
+
+    def delete_runner_queues(self) -> int:
+        """The command queues the runners created for themselves (runner_container/runner_queue.py):
+        not in the stack, so deleted by name prefix."""
+        sqs = make_client("sqs", self.settings)
+        urls = sqs.list_queues(QueueNamePrefix=f"{self.settings.queue_prefix}-runner-").get("QueueUrls", [])
+        for url in urls:
+            sqs.delete_queue(QueueUrl=url)
+        return len(urls)
 
     # -- processes ----------------------------------------------------------------------
     def start_api(self, port: int, *, wait: float = 60.0, stdout=None) -> Child:
