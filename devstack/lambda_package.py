@@ -31,7 +31,7 @@ def chalice_package(work: Path, *, timeout: float = 600) -> Path:
         shutil.copy(source, project / ".chalice" / source.name)
     out = work / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({"AWS_DEFAULT_REGION": "us-east-1", "QUEUE_PREFIX": PROD_QUEUE_PREFIX, "COMMAND_SHARDS": "4"})
+    env.update({"AWS_DEFAULT_REGION": "us-east-1", "QUEUE_PREFIX": PROD_QUEUE_PREFIX})
     result = subprocess.run([str(Path(sys.executable).parent / "chalice"), "--project-dir", str(project),
                              "package", "--stage", "prod", str(out)], env=env, capture_output=True, text=True,
                             timeout=timeout)

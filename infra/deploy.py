@@ -9,7 +9,8 @@ Stacks, in order (each one's outputs feed the next one's parameters):
   network   infra/network.yaml    VPC, private subnets, NAT, SQS/Secrets Manager/S3 endpoints
                                   (skipped with --vpc-id/--private-subnet-ids: an existing VPC)
   media     infra/media.yaml      S3 media bucket
-  messaging infra/messaging.yaml  command shard queues, events queue, DLQs + alarms, key secrets
+  messaging infra/messaging.yaml  commands DLQ, events queue + DLQ, alarms, key secrets (each runner
+                                  creates its own command queue: runner_container/runner_queue.py)
   database  infra/database.yaml   Aurora PostgreSQL Serverless v2, credentials secret, RDS Proxy
   runner    infra/runner.yaml     ECS Fargate service for runner_container (needs --image)
   monitoring infra/monitoring.yaml CloudWatch dashboard, API 5xx-rate and webhook failure-rate alarms
@@ -50,7 +51,6 @@ SQS_HANDLER_TIMEOUT = 60
 class StageProfile:
     prefix: str
     environment: str
-    command_shards: int = 4
     lambda_memory: int = 512
     db_min_acu: str = "0.5"
     db_max_acu: str = "4"
@@ -88,22 +88,28 @@ def stack_name(prefix: str, key: str) -> str:
     return f"{prefix}-{key}"  # messaging: chalicelib.config.Settings.messaging_stack_name
 
 
-def template_queue_names(prefix: str, shards: int = 8) -> list[str]:
-    """Every SQS queue name infra/messaging.yaml declares, for this prefix (all shards)."""
+def template_queue_names(prefix: str) -> list[str]:
+    """Every SQS queue name infra/messaging.yaml declares, for this prefix (the fixed queues:
+    events, events DLQ, commands DLQ)."""
     text = (INFRA / "messaging.yaml").read_text()
     names = re.findall(r'QueueName:\s*!Sub\s*"([^"]+)"', text)
-    resolved = [n.replace("${QueuePrefix}", prefix) for n in names]
-    keep = []
-    for name in resolved:
-        shard = re.search(r"-commands-(\d+)\.fifo$", name)
-        if shard and int(shard.group(1)) >= shards:
-            continue
-        keep.append(name)
-    return keep
+    return [n.replace("${QueuePrefix}", prefix) for n in names]
 
 
-def queue_arns(region: str, prefix: str, shards: int, account: str = "*") -> list[str]:
-    return [f"arn:aws:sqs:{region}:{account}:{name}" for name in template_queue_names(prefix, shards)]
+def queue_arns(region: str, prefix: str, account: str = "*") -> list[str]:
+    return [f"arn:aws:sqs:{region}:{account}:{name}" for name in template_queue_names(prefix)]
+
+
+# Each runner creates its own command queue at start, <prefix>-runner-<16 hex>.fifo
+# (runner_container/runner_queue.runner_queue_name), so IAM cannot list them: it names them by
+# pattern. Sixteen `?` (one character each), not `*`: the pattern then matches no queue of a
+# stage whose prefix starts with "<prefix>-runner-", and nothing but a runner's queue.
+RUNNER_QUEUE_PATTERN = "{prefix}-runner-" + "?" * 16 + ".fifo"
+
+
+def runner_queue_arn(region: str, prefix: str, account: str = "*") -> str:
+    """The ARN pattern of every runner command queue of the stage."""
+    return f"arn:aws:sqs:{region}:{account}:{RUNNER_QUEUE_PATTERN.format(prefix=prefix)}"
 
 
 def sqs_handler_names(app_path: Path = PROJECT_ROOT / "app.py") -> list[str]:
@@ -142,7 +148,7 @@ def stack_parameters(key: str, profile: StageProfile, outputs: dict[str, dict[st
         return {"NamePrefix": re.sub(r"[^a-z0-9-]", "-", prefix.lower())[:30],
                 "MediaExpirationDays": str(opts.media_expiration_days)}
     if key == "messaging":
-        params = {"QueuePrefix": prefix, "CommandShards": str(profile.command_shards)}
+        params = {"QueuePrefix": prefix}
         if opts.alarm_topic_arn:
             params["AlarmTopicArn"] = opts.alarm_topic_arn
         return params
@@ -153,7 +159,7 @@ def stack_parameters(key: str, profile: StageProfile, outputs: dict[str, dict[st
     if key == "runner":
         db, msg, media = outputs["database"], outputs["messaging"], outputs["media"]
         return {
-            "NamePrefix": prefix, "CommandShards": str(profile.command_shards),
+            "NamePrefix": prefix,
             "ImageUri": opts.image or "<--image: the runner image URI>",
             "VpcId": net["VpcId"], "SubnetIds": net["PrivateSubnetIds"],
             "DatabaseClientSecurityGroupId": db["DatabaseClientSecurityGroupId"],
@@ -161,7 +167,7 @@ def stack_parameters(key: str, profile: StageProfile, outputs: dict[str, dict[st
             "DatabaseName": db.get("DatabaseName", "zemeow"), "DatabaseSecretArn": db["DatabaseSecretArn"],
             "AdminApiKeySecretArn": msg["AdminApiKeySecretArn"],
             "EncryptionKeySecretArn": msg["EncryptionKeySecretArn"],
-            "QueueArns": ",".join(queue_arns(opts.region, prefix, profile.command_shards, _account(opts))),
+            "QueueArns": ",".join(queue_arns(opts.region, prefix, _account(opts))),
             "MediaBucketName": media["MediaBucketName"],
             "Cpu": profile.runner_cpu, "Memory": profile.runner_memory,
             "DesiredCount": profile.runner_desired, "MaxCount": profile.runner_max,
@@ -185,16 +191,22 @@ def _network(outputs: dict[str, dict[str, str]], opts: argparse.Namespace) -> di
     return outputs.get("network", {})
 
 
+# Variables this script once set and the code no longer reads: removed from a kept stage
+# (COMMAND_SHARDS: the fixed command shards gave way to placement by slot, issue 18).
+RETIRED_VARIABLES = ("COMMAND_SHARDS",)
+
+
 def stage_config(stage: str, profile: StageProfile, outputs: dict[str, dict[str, str]],
                  opts: argparse.Namespace, existing: dict[str, Any] | None = None) -> dict[str, Any]:
     """The chalice stage: keys this script owns are set, everything else is kept."""
     config = copy.deepcopy(existing or {})
     msg, media = outputs.get("messaging", {}), outputs.get("media", {})
     env = config.setdefault("environment_variables", {})
+    for retired in RETIRED_VARIABLES:
+        env.pop(retired, None)
     env.update({
         "ENVIRONMENT": profile.environment,
         "QUEUE_PREFIX": profile.prefix,
-        "COMMAND_SHARDS": str(profile.command_shards),
         "ADMIN_API_KEY_SECRET_ARN": msg.get("AdminApiKeySecretArn", ""),
         "ENCRYPTION_KEY_SECRET_ARN": msg.get("EncryptionKeySecretArn", ""),
         "MEDIA_BUCKET": media.get("MediaBucketName", ""),
@@ -231,7 +243,7 @@ def stage_config(stage: str, profile: StageProfile, outputs: dict[str, dict[str,
     return config
 
 
-OWNED_SIDS = ("Logs", "Queues", "Secrets", "MediaObjects", "MediaBucket", "VpcNetworkInterfaces")
+OWNED_SIDS = ("Logs", "Queues", "RunnerQueues", "Secrets", "MediaObjects", "MediaBucket", "VpcNetworkInterfaces")
 
 
 def lambda_policy(stage: str, profile: StageProfile, outputs: dict[str, dict[str, str]],
@@ -249,7 +261,11 @@ def lambda_policy(stage: str, profile: StageProfile, outputs: dict[str, dict[str
         {"Sid": "Queues", "Effect": "Allow",
          "Action": ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
                     "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
-         "Resource": queue_arns(opts.region, profile.prefix, profile.command_shards, _account(opts))},
+         "Resource": queue_arns(opts.region, profile.prefix, _account(opts))},
+        # a command goes to the queue of the runner holding its session (chalicelib/commands/outbox.py):
+        # send only; the runners create, read and delete their queues with their own role
+        {"Sid": "RunnerQueues", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+         "Resource": runner_queue_arn(opts.region, profile.prefix, _account(opts))},
         {"Sid": "Secrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
          "Resource": secrets or [f"arn:aws:secretsmanager:{opts.region}:*:secret:{profile.prefix}/*"]},
     ]
@@ -392,8 +408,7 @@ class Deployer:
 
     def chalice_env(self) -> dict[str, str]:
         # app.py names its SQS queues from QUEUE_PREFIX when chalice imports it
-        return {**os.environ, "QUEUE_PREFIX": self.profile.prefix,
-                "COMMAND_SHARDS": str(self.profile.command_shards), "AWS_DEFAULT_REGION": self.opts.region}
+        return {**os.environ, "QUEUE_PREFIX": self.profile.prefix, "AWS_DEFAULT_REGION": self.opts.region}
 
     def chalice_command(self) -> list[str]:
         return [str(Path(sys.executable).parent / "chalice"), "deploy", "--stage", self.stage]

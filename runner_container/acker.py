@@ -1,8 +1,8 @@
-"""Deletes received command messages from their FIFO shard off the session threads.
+"""Deletes received command messages from the runner's FIFO queue off the session threads.
 
 A command's SQS message has done its job once the runner has claimed the command's row:
 from then on the table carries it (a runner that dies mid-command leaves it `running`
-under an expiring lease, and the next owner's backlog scan runs it again). So the actor
+and the runner that takes its slot over runs it again from its backlog scan). So the actor
 acknowledges a command right after the claim, and the deletes go out here, batched with
 DeleteMessageBatch (up to 10 per call, per queue): SQS FIFO holds a session's next
 message back until the previous one is deleted, so an early, cheap delete lets the poller

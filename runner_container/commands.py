@@ -223,7 +223,7 @@ class CommandRunner:
                 self._forget(str(row["id"]))
 
     def release_paced(self) -> None:
-        """The actor stops (shard lost, runner stopping) while claimed sends wait: they go back to
+        """The actor stops (slot lost, runner stopping) while claimed sends wait: they go back to
         `queued`, so the session's next owner runs them, in order (a dead runner's are taken over
         from the backlog instead: runner_container/pacing.py)."""
         rows = self.pacer.take_all()

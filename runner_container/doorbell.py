@@ -1,8 +1,8 @@
 """The command doorbell: LISTEN for new command rows, so a command starts without the SQS hop.
 
 The API's insert of a command NOTIFYs `zemeow_command_new` (a trigger, migration 0081)
-with the command's id, session and type. The runner posts the commands of the shards it
-is polling straight to their session actors, as the poller does with SQS messages: on this
+with the command's id, session and type. The runner posts the commands of the slots it
+holds straight to their session actors, as the poller does with SQS messages: on this
 machine that takes the SQS send -> receive (about two thirds of a round trip) off a
 command's way.
 

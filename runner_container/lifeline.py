@@ -3,16 +3,16 @@
 PostgreSQL ends a connection as soon as its process dies, and with it the session-level
 advisory locks it held. So while a runner's lifeline lock is in `pg_locks` the process is
 there; once it is gone, the runner is dead for every other runner at once
-(`chalicelib.repositories.runners.runner_alive_sql`): a SIGKILL moves its shards and its
-running commands at the survivor's next tick, not after RUNNER_LEASE_TTL. The heartbeat
-and the TTL still decide for a runner whose process is there but does nothing (SIGSTOP,
-a hung host): its connection, and so its lock, stays open.
+(`chalicelib.repositories.runners.runner_alive_sql`): after a SIGKILL its slots are
+orphans, and so move with its running commands, at the survivors' next tick, not after
+RUNNER_LEASE_TTL. The heartbeat and the TTL still decide for a runner whose process is
+there but does nothing (SIGSTOP, a hung host): its connection, and so its lock, stays open.
 
 A lifeline that breaks while the runner lives (a dropped connection, a database restart)
 is taken again on the next tick under a new key. Meanwhile the others may take this
-runner's shards; the lease check in the command claim (`CommandRepository.claim` with
-`shards`) keeps it from starting commands of a shard it lost, and the next rebalance
-tells it which ones to stop. RUNNER_LIFELINE=off (a pooler in transaction mode between
+runner's slots; the placement fence in the command claim (`CommandRepository.claim`
+with `fenced`) keeps it from starting commands of a slot it lost, and its next placement
+tick tells it which sessions to stop. RUNNER_LIFELINE=off (a pooler in transaction mode between
 the runner and PostgreSQL, where a session lock is not tied to the runner's connection)
 leaves the key NULL: the TTL alone decides.
 """

@@ -12,8 +12,8 @@ state commands (connect, disconnect, logout, apply_settings) never wait here.
 Why nothing is lost when the runner dies while sends wait: a send is claimed first
 (`queued` -> `running`, under this runner's id) and its SQS message deleted then, as for
 every command, so from then on the `commands` row carries it. A dead runner's heartbeat
-stops (a stopped one is marked so); the runner that takes the shard over runs its backlog
-(`ShardRepository.backlog`: running rows whose runner is gone, oldest first) and claims
+stops (a stopped one is marked so); the runner that takes the slot over runs its backlog
+(`SlotRepository.backlog`: running rows whose runner is gone, oldest first) and claims
 them again (`CommandRepository.claim` takes a running row whose runner is gone): they are
 paced again, in order, by the new owner. As for any command cut by a crash, a send that
 reached WhatsApp just before the crash, with its row not yet finished, goes out again.

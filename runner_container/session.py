@@ -287,8 +287,8 @@ class SessionActor:
 
     def _write_received_leftovers(self) -> None:
         """Messages the client took after the stop was posted wait in the inbox behind it (a
-        shard handed over, e.g. after a database outage let the leases expire): write them
-        before the actor ends, or they are lost, since WhatsApp does not send them again to
+        slot handed or taken over, e.g. after a database outage aged the heartbeat past the
+        TTL): write them before the actor ends, or they are lost, since WhatsApp does not send them again to
         the next owner (seen in bench/faults.py scenario 3). Commands left here stay queued
         for the next owner, as before."""
         while True:

@@ -1,4 +1,4 @@
-"""The command outbox: API -> `commands` row (outbox + result store) -> SQS FIFO shard -> runner."""
+"""The command outbox: API -> `commands` row (outbox + result store) -> the SQS FIFO queue of the runner holding the session -> runner."""
 from chalicelib.commands.outbox import COMMAND_TYPES, CommandOutbox, command_view
 from chalicelib.commands.outcome import Outcome
 

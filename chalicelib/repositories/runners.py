@@ -3,7 +3,7 @@
 A runner is alive while its row is not stopped, its heartbeat is younger than
 RUNNER_LEASE_TTL and, when it holds a lifeline (migration 0080), its advisory lock is
 still in `pg_locks`. The lock lives on a connection of the runner's own, so it ends with
-the process: a runner killed with SIGKILL is dead for the others at once (its shards and
+the process: a runner killed with SIGKILL is dead for the others at once (its slots and
 its running commands move), while a frozen one (SIGSTOP, a hung host) keeps the lock and
 is dead only once its heartbeat is older than the TTL. `runner_alive_sql` is that rule in
 SQL; every query that decides whether a runner's work may be taken over uses it.

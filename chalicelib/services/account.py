@@ -2,8 +2,8 @@
 API's side of commands that change what WhatsApp holds for the number.
 
 As for groups (`chalicelib/services/chats.py`), every operation needs a logged-in session
-(409 `not_connected` before anything is queued), runs as a command on the session's FIFO
-shard (in order with its sends) and waits for the runner's answer: bounded, 504
+(409 `not_connected` before anything is queued), runs as a command sent to the runner holding
+the session (in order with its sends) and waits for the runner's answer: bounded, 504
 `runner_timeout` naming the command; a refusal is 502 with the runner's code (`not_admin`,
 `invite_revoked`, `picture_not_jpeg`, ...); a group WhatsApp does not know is 404
 `group_not_found`.

@@ -1,7 +1,7 @@
 """Chats, contacts and groups: the API's side of commands that talk to WhatsApp.
 
 Every operation needs a logged-in session (409 `not_connected` otherwise, before anything
-is queued) and runs as a command on the session's FIFO shard, so it keeps its place
+is queued) and runs as a command of the session (one FIFO group), so it keeps its place
 among the session's sends ("typing", then the message):
 
 - read receipts and presence answer 202 with the command (or, with `wait`, 200 when the

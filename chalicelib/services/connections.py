@@ -1,7 +1,8 @@
 """Connecting sessions to WhatsApp: the API's side of the runner.
 
 The API never touches a socket. It records the wish (`sessions.desired_state`) and a
-command in one transaction, hands the command to the session's SQS shard, and reads
+command in one transaction, hands the command to the queue of the runner holding the
+session (routing follows placement), and reads
 back what the runner writes (`sessions.status`, `session_runtime`). The runner
 reconciles towards `desired_state` even if a command is lost, so the two always agree
 in the end.

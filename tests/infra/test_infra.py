@@ -69,20 +69,39 @@ def _template_queue_names(prefix: str) -> set[str]:
 def test_messaging_template_declares_every_queue_the_code_names():
     from chalicelib.queues import QueueDirectory
 
-    for shards in (1, 2, 4, 8):
-        settings = Settings(queue_prefix="zq", command_shards=shards)
-        expected = set(QueueDirectory(None, settings).all_names())
-        assert expected <= _template_queue_names("zq"), expected - _template_queue_names("zq")
-    assert template("messaging")["Parameters"]["CommandShards"]["AllowedValues"] == [1, 2, 4, 8]
+    settings = Settings(queue_prefix="zq")
+    expected = set(QueueDirectory(None, settings).all_names())
+    assert expected == _template_queue_names("zq"), expected ^ _template_queue_names("zq")
+    # no fixed command queue any more: each runner creates its own (runner_container/runner_queue.py)
+    assert _template_queue_names("zq") == {"zq-events", "zq-events-dlq", "zq-commands-dlq.fifo"}
+    params = template("messaging")["Parameters"]
+    assert "CommandShards" not in params and "CommandVisibilityTimeout" not in params
 
 
 def test_deploy_derives_queue_arns_from_every_queue_of_the_template():
     from infra import deploy
 
-    assert set(deploy.template_queue_names("zq", shards=8)) == _template_queue_names("zq")
-    arns = deploy.queue_arns("us-east-1", "zq", 2, "123456789012")
-    assert "arn:aws:sqs:us-east-1:123456789012:zq-commands-1.fifo" in arns
-    assert not any("commands-2.fifo" in a for a in arns)
+    assert set(deploy.template_queue_names("zq")) == _template_queue_names("zq")
+    arns = deploy.queue_arns("us-east-1", "zq", "123456789012")
+    assert set(arns) == {f"arn:aws:sqs:us-east-1:123456789012:{n}" for n in _template_queue_names("zq")}
+
+
+def test_runner_queue_pattern_matches_every_runner_queue_and_no_other_queue():
+    """IAM names the runners' queues by a pattern (they are created at run time); it must
+    match what runner_queue_name makes for any runner id, and nothing else of this or
+    another stage (prod's prefix `zemeow` is a prefix of dev's `zemeow-dev`)."""
+    from infra import deploy
+    from runner_container.runner_queue import runner_queue_name
+
+    pattern = deploy.runner_queue_arn("us-east-1", "zemeow", "123456789012")
+    assert pattern == "arn:aws:sqs:us-east-1:123456789012:zemeow-runner-????????????????.fifo"
+    for runner_id in ("ip-10-0-1-7:41", "r" * 300, "runner-é", ""):
+        arn = f"arn:aws:sqs:us-east-1:123456789012:{runner_queue_name('zemeow', runner_id)}"
+        assert fnmatch.fnmatchcase(arn, pattern), arn
+    others = [*_template_queue_names("zemeow"), runner_queue_name("zemeow-dev", "a"),
+              runner_queue_name("zemeow-runner-x", "a"), "zemeow-runner-x-events", "zemeow-runner-0123456789abcdef"]
+    for name in others:
+        assert not fnmatch.fnmatchcase(f"arn:aws:sqs:us-east-1:123456789012:{name}", pattern), name
 
 
 def test_every_dead_letter_queue_has_an_alarm():
@@ -164,6 +183,35 @@ def _allowed(statements: list[dict], action: str) -> list[dict]:
     return hits
 
 
+_RUNNER_STACK = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": SAMPLE["account"],
+                 "NamePrefix": "zemeow"}
+
+
+def _resources(statement: dict) -> list[str]:
+    """A statement's resources as ARN patterns: runner.yaml's `!Sub` resolved for the prod
+    stage of the sample account, `!Ref QueueArns` as deploy.py fills it."""
+    from infra import deploy
+
+    items = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    out = []
+    for item in items:
+        if item == {"Ref": "QueueArns"}:
+            out += deploy.queue_arns("us-east-1", "zemeow", SAMPLE["account"])
+        elif isinstance(item, dict) and "Fn::Sub" in item:
+            out.append(re.sub(r"\$\{([^}]+)\}", lambda m: _RUNNER_STACK[m.group(1)], item["Fn::Sub"]))
+        else:
+            out.append(item)
+    return out
+
+
+def _allowed_on(statements: list[dict], action: str, arn: str) -> bool:
+    return any(fnmatch.fnmatchcase(arn, pattern) for s in _allowed(statements, action) for pattern in _resources(s))
+
+
+def _sqs_arn(name: str) -> str:
+    return f"arn:aws:sqs:us-east-1:{SAMPLE['account']}:{name}"
+
+
 def _runner_task_statements() -> list[dict]:
     role = template("runner")["Resources"]["TaskRole"]["Properties"]
     return [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
@@ -217,13 +265,58 @@ def test_roles_reach_only_this_stages_queues_secrets_and_bucket():
 
     lambda_statements = {s["Sid"]: s for s in _lambda_policy()["Statement"]}
     queue_names = {arn.rsplit(":", 1)[-1] for arn in lambda_statements["Queues"]["Resource"]}
-    assert queue_names == _template_queue_names("zemeow") - {f"zemeow-commands-{k}.fifo" for k in range(4, 8)}
+    assert queue_names == _template_queue_names("zemeow")
     assert not any("zemeow-dev" in n for n in queue_names)  # prod's prefix is a prefix of dev's
     assert lambda_statements["MediaObjects"]["Resource"] == SAMPLE["media"]["MediaBucketArn"] + "/sessions/*"
     assert lambda_statements["MediaBucket"]["Condition"] == {"StringLike": {"s3:prefix": "sessions/*"}}
     assert set(lambda_statements["Secrets"]["Resource"]) == {
         SAMPLE["messaging"]["AdminApiKeySecretArn"], SAMPLE["messaging"]["EncryptionKeySecretArn"],
         SAMPLE["database"]["DatabaseSecretArn"]}
+
+
+def test_runner_role_creates_and_drains_runner_queues_and_nothing_wider():
+    """Each runner creates its own command queue (with a redrive to the commands DLQ),
+    receives from it, forwards to the others' and drains and deletes a gone runner's
+    (runner_container/runner_queue.py): all of it on `<prefix>-runner-*` queues only."""
+    from runner_container.runner_queue import runner_queue_name
+
+    statements = _runner_task_statements()
+    mine, other = _sqs_arn(runner_queue_name("zemeow", "runner-a")), _sqs_arn(runner_queue_name("zemeow", "b"))
+    for action in ("sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:GetQueueAttributes",
+                   "sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                   "sqs:SendMessage"):
+        assert _allowed_on(statements, action, mine) and _allowed_on(statements, action, other), action
+    # the redrive names the DLQ by ARN: the runner looks it up
+    dlq = _sqs_arn("zemeow-commands-dlq.fifo")
+    assert _allowed_on(statements, "sqs:GetQueueUrl", dlq) and _allowed_on(statements, "sqs:GetQueueAttributes", dlq)
+    # events out, as before
+    assert _allowed_on(statements, "sqs:SendMessage", _sqs_arn("zemeow-events"))
+    # creating, configuring and deleting queues: runner queues of this stage only
+    for action in ("sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes"):
+        grants = _allowed(statements, action)
+        assert [s["Sid"] for s in grants] == ["RunnerQueues"], action
+        for arn in (dlq, _sqs_arn("zemeow-events"), _sqs_arn("zemeow-events-dlq"),
+                    _sqs_arn(runner_queue_name("zemeow-dev", "runner-a")), _sqs_arn("zemeow-anything.fifo")):
+            assert not _allowed_on(statements, action, arn), (action, arn)
+    assert not any("*" in pattern for s in statements if any(a.startswith("sqs:") for a in s["Action"])
+                   for pattern in _resources(s))
+
+
+def test_lambda_may_send_to_runner_queues_and_do_nothing_else_there():
+    """The API sends each command to the queue of the runner holding its session
+    (chalicelib/commands/outbox.py); it never creates, reads or deletes a runner's queue."""
+    from runner_container.runner_queue import runner_queue_name
+
+    statements = _lambda_policy()["Statement"]
+    runner_queue = _sqs_arn(runner_queue_name("zemeow", "runner-a"))
+    assert _allowed_on(statements, "sqs:SendMessage", runner_queue)
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:CreateQueue", "sqs:DeleteQueue",
+                   "sqs:SetQueueAttributes", "sqs:GetQueueAttributes", "sqs:PurgeQueue"):
+        assert not _allowed_on(statements, action, runner_queue), action
+    assert not _allowed_on(statements, "sqs:SendMessage", _sqs_arn(runner_queue_name("zemeow-dev", "runner-a")))
+    assert not any(_allowed(statements, action) for action in ("sqs:CreateQueue", "sqs:DeleteQueue"))
+    # the fixed queues as before: the event source mapping polls the events queue
+    assert _allowed_on(statements, "sqs:ReceiveMessage", _sqs_arn("zemeow-events"))
 
 
 # -- variables: what the templates and the stage set is what the code reads ---------------
@@ -241,8 +334,32 @@ def test_runner_task_sets_only_variables_the_code_reads():
     names = {e["Name"] for e in container["Environment"]} | {s["Name"] for s in container["Secrets"]}
     unknown = names - _variables_the_code_reads() - _EXTRA_VARIABLES
     assert not unknown, unknown
-    assert {"QUEUE_PREFIX", "COMMAND_SHARDS", "POSTGRES_HOST", "POSTGRES_USER", "POSTGRES_PASSWORD",
-            "ADMIN_API_KEY_SECRET_ARN", "ENCRYPTION_KEY_SECRET_ARN", "METRICS_PORT"} <= names
+    assert {"QUEUE_PREFIX", "POSTGRES_HOST", "POSTGRES_USER", "POSTGRES_PASSWORD",
+            "ADMIN_API_KEY_SECRET_ARN", "ENCRYPTION_KEY_SECRET_ARN", "METRICS_PORT",
+            "RUNNER_MAX_SESSIONS", "RUNNER_MEMORY_HIGH_MB", "PLACEMENT_STEP"} <= names
+    assert "COMMAND_SHARDS" not in names  # placement by slot replaced the shards (issue 18)
+
+
+def test_runner_placement_parameters_default_to_the_codes_defaults():
+    """The stack passes RUNNER_MAX_SESSIONS, RUNNER_MEMORY_HIGH_MB and PLACEMENT_STEP; its
+    defaults are the code's, its bounds the ones config.py accepts, and any runner count is
+    allowed (no MaxCount bound from shards)."""
+    tpl = template("runner")
+    params = tpl["Parameters"]
+    container = tpl["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    defaults = Settings()
+    for variable, parameter, default in (("RUNNER_MAX_SESSIONS", "RunnerMaxSessions", defaults.runner_max_sessions),
+                                         ("RUNNER_MEMORY_HIGH_MB", "RunnerMemoryHighMb",
+                                          defaults.runner_memory_high_mb),
+                                         ("PLACEMENT_STEP", "PlacementStep", defaults.placement_step)):
+        assert env[variable] == {"Ref": parameter}
+        assert params[parameter]["Default"] == default
+        for bound in ("MinValue", "MaxValue"):
+            load_settings({variable: str(params[parameter][bound])})  # accepted by config.py
+    with pytest.raises(Exception, match="PLACEMENT_STEP"):
+        load_settings({"PLACEMENT_STEP": str(params["PlacementStep"]["MinValue"] - 1)})
+    assert "MaxValue" not in params["MaxCount"] and "CommandShards" not in params
 
 
 # -- runner service -----------------------------------------------------------------------
@@ -459,14 +576,14 @@ def test_compose_messaging_job_creates_the_stack_on_localstack(stack, settings):
     prefix = f"zc{uuid.uuid4().hex[:6]}"
     env = {**os.environ, "AWS_ENDPOINT_URL": stack.env["AWS_ENDPOINT_URL"], "AWS_ACCESS_KEY_ID": "test",
            "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1", "QUEUE_PREFIX": prefix,
-           "COMMAND_SHARDS": "1"}
+           }
     try:
         first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
         assert first.returncode == 0 and "created" in first.stdout, first.stderr
         again = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
         assert again.returncode == 0 and "already there" in again.stdout, again.stderr
         sqs = make_client("sqs", settings)
-        assert sqs.get_queue_url(QueueName=f"{prefix}-commands-0.fifo")["QueueUrl"]
+        assert sqs.get_queue_url(QueueName=f"{prefix}-commands-dlq.fifo")["QueueUrl"]
     finally:
         delete_stack(make_client("cloudformation", settings), f"{prefix}-messaging")
 
@@ -505,7 +622,7 @@ def test_dry_run_prints_every_step_and_writes_the_prod_stage(tmp_path):
     db, msg, media = SAMPLE["database"], SAMPLE["messaging"], SAMPLE["media"]
     assert stage["environment_variables"] == {
         **before["stages"]["prod"]["environment_variables"],
-        "ENVIRONMENT": "production", "QUEUE_PREFIX": "zemeow", "COMMAND_SHARDS": "4",
+        "ENVIRONMENT": "production", "QUEUE_PREFIX": "zemeow",
         "ADMIN_API_KEY_SECRET_ARN": msg["AdminApiKeySecretArn"],
         "ENCRYPTION_KEY_SECRET_ARN": msg["EncryptionKeySecretArn"],
         "MEDIA_BUCKET": media["MediaBucketName"],
@@ -539,7 +656,21 @@ def test_dry_run_prints_every_step_and_writes_the_prod_stage(tmp_path):
 
     policy = json.loads((chalice_dir / "policy-prod.json").read_text())
     sids = {s["Sid"] for s in policy["Statement"]}
-    assert {"Logs", "Queues", "Secrets", "MediaObjects", "VpcNetworkInterfaces"} <= sids
+    assert {"Logs", "Queues", "RunnerQueues", "Secrets", "MediaObjects", "VpcNetworkInterfaces"} <= sids
+
+
+def test_stage_config_drops_command_shards_and_keeps_what_it_does_not_own():
+    """A stage written before placement by slot carries COMMAND_SHARDS, which the code no
+    longer reads: a deploy removes it; variables someone else added stay."""
+    from infra import deploy
+
+    opts = deploy.parse_args(["--stage", "prod", "--dry-run"])
+    existing = {"environment_variables": {"COMMAND_SHARDS": "4", "API_RATE_LIMIT": "50/1m"}}
+    env = deploy.stage_config("prod", deploy.STAGES["prod"], SAMPLE, opts, existing)["environment_variables"]
+    assert "COMMAND_SHARDS" not in env and env["API_RATE_LIMIT"] == "50/1m"
+    committed = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    assert not [name for name, stage in committed["stages"].items()
+                if "COMMAND_SHARDS" in stage.get("environment_variables", {})]
 
 
 def test_dry_run_without_outputs_uses_placeholders_and_never_touches_the_real_config(tmp_path):

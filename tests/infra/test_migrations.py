@@ -10,7 +10,7 @@ from chalicelib.db import migrator
 from devstack.stack import _recreate_database
 
 EXPECTED_TABLES = {"sessions", "commands", "webhook_deliveries", "webhook_endpoints", "runners",
-                   "shard_leases", "audit_log", "schema_migrations"}
+                   "slot_placements", "audit_log", "schema_migrations"}
 
 
 @pytest.fixture
@@ -31,6 +31,10 @@ def test_fresh_database_gets_every_table(fresh_db):
         applied = migrator.migrate(conn)
     assert applied == [m.version for m in migrator.discover()]
     assert EXPECTED_TABLES <= _tables(fresh_db)
+    assert "shard_leases" not in _tables(fresh_db)  # placement by slot replaced the shards (0082)
+    with psycopg.connect(fresh_db) as conn:
+        slots = conn.execute("SELECT count(*), min(slot), max(slot), count(runner_id) FROM slot_placements").fetchone()
+    assert slots == (4096, 0, 4095, 0)  # every slot seeded, none held
 
 
 def test_rerun_applies_nothing_and_keeps_data(fresh_db):
@@ -39,6 +43,8 @@ def test_rerun_applies_nothing_and_keeps_data(fresh_db):
         conn.execute("INSERT INTO sessions (session_id, name, api_key_hash) VALUES ('keep', 'k', 'h')")
         assert migrator.migrate(conn) == []
         assert conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
+        # the session is counted in its slot, once (a re-run must not seed or count again)
+        assert conn.execute("SELECT count(*), sum(sessions) FROM slot_placements").fetchone() == (4096, 1)
         assert migrator.pending(conn) == []
 
 
