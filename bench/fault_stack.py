@@ -30,7 +30,7 @@ RUNNER_IDS = ("runner-a", "runner-b")
 
 
 class FaultStack:
-    def __init__(self, *, shards: int = 4, localstack_endpoint: str | None = None,
+    def __init__(self, *, localstack_endpoint: str | None = None,
                  extra_env: dict[str, str] | None = None, log: Callable[[str], None] = print,
                  keep_dir: bool = False):
         self.log = log
@@ -49,7 +49,6 @@ class FaultStack:
             **base,
             "DATA_DIR": str(self.dir),
             "QUEUE_PREFIX": f"zf{os.getpid()}{secrets.token_hex(2)}",
-            "COMMAND_SHARDS": str(shards),
             "AWS_ENDPOINT_URL": endpoint,
             "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_DEFAULT_REGION": base.get("AWS_DEFAULT_REGION", "us-east-1"),

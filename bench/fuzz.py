@@ -53,7 +53,7 @@ def bench_env(admin_key: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("SERVER_PORT", "QUEUE_PREFIX", "MEDIA_BUCKET")}
     env.update({
         "ENVIRONMENT": "test", "DATA_DIR": str(ROOT / ".zemeow" / "bench-fuzz"), "QUEUE_PREFIX": f"zf{os.getpid()}",
-        "COMMAND_SHARDS": "1", "ADMIN_API_KEY": admin_key, "ENCRYPTION_KEY": secrets.token_urlsafe(32),
+        "ADMIN_API_KEY": admin_key, "ENCRYPTION_KEY": secrets.token_urlsafe(32),
         "WHATSAPP_DRIVER": "emulator", "EMULATOR_TOKEN": secrets.token_urlsafe(24), "LOG_LEVEL": "WARNING",
         "METRICS_PORT": str(free_port()), "EMULATOR_PORT": str(free_port()),
         # every request is still charged to its key, but the fuzzer's thousands must not hit 429

@@ -9,7 +9,7 @@ accepted/s: W worker processes (Lambda runs one request per process, so concurre
   command row + the SQS FIFO send) through the real app in-process (`chalice.test.Client`,
   no HTTP server in the way) as fast as they can, each on its own session.
   Floor: the same W processes doing only what cannot be avoided, one SQS SendMessage to
-  a FIFO queue like the command shards per message. Ratio = API / floor.
+  a FIFO queue like a runner's command queue per message. Ratio = API / floor.
   The runner is paused (SIGSTOP) for both the floor and the API, so both are measured
   under the same condition (neither shares the 2 cores with it); resumed, it drains the backlog: the runner's rate (one emulator runner, the
   sessions in parallel, each session's commands in order) is printed as well.
@@ -223,7 +223,7 @@ def main() -> None:
     args = parser.parse_args()
     worker_counts = [int(w) for w in args.workers.split(",")]
 
-    with Bench(COMMAND_SHARDS="4", RUNNER_HEARTBEAT_INTERVAL="5s", RUNNER_LEASE_TTL="10m") as bench:
+    with Bench(RUNNER_HEARTBEAT_INTERVAL="5s", RUNNER_LEASE_TTL="10m") as bench:
         bench.start_runner("bench-msg")
         from chalice.test import Client
 

@@ -67,7 +67,7 @@ def bench_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("SERVER_PORT", "QUEUE_PREFIX")}
     env.update({
         "ENVIRONMENT": "test", "DATA_DIR": str(ROOT / ".zemeow" / "bench"), "QUEUE_PREFIX": f"zr{os.getpid()}",
-        "COMMAND_SHARDS": "2", "ADMIN_API_KEY": "zadm_bench_" + secrets.token_urlsafe(16),
+        "ADMIN_API_KEY": "zadm_bench_" + secrets.token_urlsafe(16),
         "ENCRYPTION_KEY": secrets.token_urlsafe(32), "LOG_LEVEL": "WARNING", "WHATSAPP_DRIVER": "emulator",
         "EMULATOR_TOKEN": secrets.token_urlsafe(24), "DB_POOL_MAX_SIZE": "30",
         "API_RATE_LIMIT": "off",  # these benches measure throughput, not the per-key limit

@@ -59,7 +59,7 @@ def bench_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("SERVER_PORT", "QUEUE_PREFIX")}
     env.update({
         "ENVIRONMENT": "test", "DATA_DIR": str(ROOT / ".zemeow" / "bench-webhooks"), "QUEUE_PREFIX": f"zb{os.getpid()}",
-        "COMMAND_SHARDS": "1", "ADMIN_API_KEY": "zadm_bench_" + secrets.token_urlsafe(16),
+        "ADMIN_API_KEY": "zadm_bench_" + secrets.token_urlsafe(16),
         "ENCRYPTION_KEY": secrets.token_urlsafe(32), "WEBHOOK_ALLOW_PRIVATE": "true", "LOG_LEVEL": "WARNING",
         "WHATSAPP_DRIVER": "emulator", "EMULATOR_TOKEN": secrets.token_urlsafe(24), "WEBHOOK_TIMEOUT": "5s",
         "API_RATE_LIMIT": "off",  # this bench measures throughput, not the per-key limit

@@ -12,7 +12,7 @@ the truth. A queue that disappears (LocalStack restarted without state; on AWS a
 deleted it) is created again and republished. The queue of a runner gone for longer than
 `DEAD_QUEUE_AFTER` is drained (forwarded) and deleted by a survivor.
 
-Same attributes as the old shard queues: FIFO, deduplication and throughput per message
+Same attributes as the fixed shard queues had before placement: FIFO, deduplication and throughput per message
 group (= session), visibility 60 s, 4 days retention, five receives before the DLQ.
 """
 from __future__ import annotations

@@ -43,7 +43,6 @@ def _test_env() -> dict[str, str]:
         "ENVIRONMENT": "test",
         "DATA_DIR": str(PROJECT_ROOT / ".zemeow" / "test"),
         "QUEUE_PREFIX": f"zt{os.getpid()}",
-        "COMMAND_SHARDS": "2",
         "ADMIN_API_KEY": TEST_ADMIN_KEY,
         "ENCRYPTION_KEY": secrets.token_urlsafe(32),
         "WEBHOOK_ALLOW_PRIVATE": "true",

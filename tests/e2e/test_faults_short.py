@@ -36,7 +36,7 @@ FAST = {"RUNNER_HEARTBEAT_INTERVAL": "0.5s", "RUNNER_LEASE_TTL": "3s", "RUNNER_R
 
 @pytest.fixture(scope="module")
 def bench(stack):
-    faults = FaultStack(shards=2, localstack_endpoint=stack.env["AWS_ENDPOINT_URL"], extra_env=FAST)
+    faults = FaultStack(localstack_endpoint=stack.env["AWS_ENDPOINT_URL"], extra_env=FAST)
     receiver = FaultReceiver()
     try:
         faults.start()

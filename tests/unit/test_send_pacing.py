@@ -163,7 +163,7 @@ def test_an_actor_stopping_gives_its_waiting_sends_back_to_the_queue_for_the_nex
     first, _ = _send(actor, ports, row)
     waiting = [_send(actor, ports, row)[0] for _ in range(2)]
     assert [ports.commands.rows[c]["status"] for c in waiting] == ["running", "running"]
-    actor._shutdown(graceful=True)  # the shard moves to another runner
+    actor._shutdown(graceful=True)  # the session moves to another runner
     assert ports.commands.rows[first]["status"] == "succeeded"
     assert [ports.commands.rows[c]["status"] for c in waiting] == ["queued", "queued"]
     assert actor._next_timer() is None and not actor.commands.pending_ids

@@ -216,7 +216,7 @@ def test_a_stopping_runner_gives_up_a_held_received_message():
 
 
 def test_messages_taken_after_the_stop_are_written_before_the_actor_ends():
-    """A shard handed over (bench/faults.py scenario 3: the leases expired while PostgreSQL
+    """A session handed over (bench/faults.py scenario 3: the leases expired while PostgreSQL
     was down) stops the actor while its client still takes messages: those behind the stop
     in the inbox were dropped, and WhatsApp does not send them to the next owner."""
     row = session_row()
