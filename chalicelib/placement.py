@@ -13,10 +13,10 @@ The rules:
 - **Orphans** (slots with no live holder) are claimed by runners below target, each up to
   its own deficit: a dead runner's sessions spread over every runner, not onto one, and
   all in one round (they are down until someone takes them: no step applies).
-- **Asking**: with no orphans, a runner below target by more than a slot's worth asks the
-  runners furthest above their target for slots (`next_runner_id`); the holder stops those
-  sessions, then hands the slot over. At most `step` sessions per tick either way: a
-  joining runner fills up gradually.
+- **Asking**: with no orphans, a runner below target asks the runners furthest above their
+  target for slots (`next_runner_id`) when either side is off by more than an average slot
+  (`plan_ask`); the holder stops those sessions, then hands the slot over. At most `step`
+  sessions per tick either way: a joining runner fills up gradually.
 - **Releasing**: a runner above its cap gives slots back (to no one: orphans), `step` a tick.
 - Empty slots are spread by count the same way, so new sessions land on every runner.
 """
@@ -116,23 +116,31 @@ def mean_slot(total: int) -> int:
 def plan_ask(me: RunnerLoad, runners: list[RunnerLoad], goal: dict[str, int], total: int,
              step: int) -> list[tuple[str, int]]:
     """Whom to ask for how many sessions (`step` in all at most): the runners furthest above
-    their target, while this runner is below its own by more than an average slot.
-    [(holder, sessions)]."""
+    their target, while this runner is below its own. [(holder, sessions)]
+
+    A pair is worth a move when one side is off by more than an average slot: a runner short
+    by more than a slot asks each holder above target for its excess (at least a slot's
+    worth, so that holders each a little over still make up one runner's large deficit), and
+    a holder over by more than a slot gives a slot's worth even to a runner only a little
+    short (so many small deficits still drain one holder's large excess). Either way the
+    amount is less than the asker's deficit plus the holder's excess, so every move lowers
+    the sum of the squared distances to target: no slot goes back and forth, and placement
+    comes to rest."""
+    slot = mean_slot(total)
     deficit = goal[me.runner_id] - (me.load + me.incoming)
     if me.cap is not None:
         deficit = min(deficit, me.cap - me.load - me.incoming)
-    if deficit <= mean_slot(total):
-        return []
-    deficit = min(deficit, step)
+    budget = step
     donors = sorted(((r.load - r.outgoing - goal[r.runner_id], r.runner_id) for r in runners
                      if r.runner_id != me.runner_id), reverse=True)
     asks: list[tuple[str, int]] = []
     for excess, holder in donors:
-        if deficit <= 0 or excess < mean_slot(total):
-            break
-        amount = min(excess, deficit)
+        if deficit <= 0 or budget <= 0 or excess <= 0 or (deficit <= slot and excess <= slot):
+            break  # donors are sorted: none further is worth a move either
+        amount = min(max(deficit, slot), max(excess, slot), budget)
         asks.append((holder, amount))
         deficit -= amount
+        budget -= amount
     return asks
 
 

@@ -62,43 +62,46 @@ class PlacementRepository:
         row = conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok", (PLACEMENT_LOCK,)).fetchone()
         return bool(row["ok"])
 
-    def loads(self, conn: psycopg.Connection, ttl: float) -> tuple[list[RunnerLoad], int]:
-        """The live runners with their loads, and the total of sessions."""
+    def loads(self, conn: psycopg.Connection, ttl: float) -> tuple[list[RunnerLoad], int, list[str | None]]:
+        """The live runners with their loads, the total of sessions, and the holders of
+        orphan slots (None, or runners no longer alive; empty: no orphan)."""
         live = {r["id"]: r for r in conn.execute(live_runners_sql("%s"), (ttl,)).fetchall()}
         acc: dict[str, dict[str, int]] = {rid: {"load": 0, "slots": 0, "incoming": 0, "incoming_slots": 0,
                                                 "outgoing": 0, "outgoing_slots": 0} for rid in live}
         total = 0
+        orphaned: set[str | None] = set()
         for g in conn.execute("SELECT runner_id, next_runner_id, sum(sessions)::bigint AS n, count(*) AS k "
                               "FROM slot_placements GROUP BY 1, 2").fetchall():
             n, k = int(g["n"]), int(g["k"])
             total += n
             holder, asker = g["runner_id"], g["next_runner_id"]
-            if holder in acc:
-                acc[holder]["load"] += n
-                acc[holder]["slots"] += k
-                if asker in acc:
-                    acc[holder]["outgoing"] += n
-                    acc[holder]["outgoing_slots"] += k
-                    acc[asker]["incoming"] += n
-                    acc[asker]["incoming_slots"] += k
+            if holder not in acc:
+                orphaned.add(holder)
+                continue
+            acc[holder]["load"] += n
+            acc[holder]["slots"] += k
+            if asker in acc:
+                acc[holder]["outgoing"] += n
+                acc[holder]["outgoing_slots"] += k
+                acc[asker]["incoming"] += n
+                acc[asker]["incoming_slots"] += k
         runners = [RunnerLoad(runner_id=rid, cap=live[rid]["max_sessions"], **acc[rid]) for rid in sorted(live)]
-        return runners, total
+        return runners, total, sorted(orphaned, key=lambda h: h or "")
 
     def _plan(self, conn: psycopg.Connection, runner_id: str, *, ttl: float, step: int, cap: int | None) -> Plan:
-        runners, total = self.loads(conn, ttl)
+        runners, total, orphaned = self.loads(conn, ttl)
         me = next((r for r in runners if r.runner_id == runner_id), None)
         if me is None:  # not alive by the rule (no heartbeat yet, lifeline cut): take nothing
             return Plan()
         if cap is not None:
             me = RunnerLoad(**{**me.__dict__, "cap": cap})
         goal, slot_goal = targets(total, runners), slot_targets(runners)
-        plan = Plan(release=plan_release(me, self._own(conn, runner_id), step))
-        if plan.release:
-            return plan
-        live_ids = [r.runner_id for r in runners]
-        orphans = [Slot(r["slot"], r["sessions"]) for r in conn.execute(
-            "SELECT slot, sessions FROM slot_placements WHERE runner_id IS NULL OR runner_id <> ALL(%s) "
-            "ORDER BY sessions DESC, slot FOR UPDATE SKIP LOCKED", (live_ids,)).fetchall()]
+        if me.cap is not None and me.load > me.cap:  # (a quiet tick reads no more than the loads)
+            plan = Plan(release=plan_release(me, self._own(conn, runner_id), step))
+            if plan.release:
+                return plan
+        plan = Plan()
+        orphans = self._orphans(conn, orphaned) if orphaned else []
         plan.claim = plan_claims(me, goal[runner_id], slot_goal[runner_id], orphans)
         if not any(s.sessions for s in orphans):
             wanted = dict(plan_ask(me, runners, goal, total, step))
@@ -119,6 +122,14 @@ class PlacementRepository:
             if chosen:
                 asks[holder] = chosen
         return asks
+
+    @staticmethod
+    def _orphans(conn: psycopg.Connection, holders: list[str | None]) -> list[Slot]:
+        """The slots of `holders` (None: no holder; else runners no longer alive), locked,
+        biggest first; read only when the loads show some."""
+        return [Slot(r["slot"], r["sessions"]) for r in conn.execute(
+            "SELECT slot, sessions FROM slot_placements WHERE runner_id IS NULL OR runner_id = ANY(%s) "
+            "ORDER BY sessions DESC, slot FOR UPDATE SKIP LOCKED", ([h for h in holders if h is not None],)).fetchall()]
 
     @staticmethod
     def _own(conn: psycopg.Connection, runner_id: str) -> list[Slot]:
