@@ -45,6 +45,7 @@ class RunnerLoad:
     incoming_slots: int = 0
     outgoing: int = 0  # sessions in its slots that others asked for
     outgoing_slots: int = 0
+    empty: int = 0  # empty slots it holds that no one asked for (what it can give by count)
     cap: int | None = None  # RUNNER_MAX_SESSIONS (or its load when its memory is high); None: no cap
 
 
@@ -146,13 +147,15 @@ def plan_ask(me: RunnerLoad, runners: list[RunnerLoad], goal: dict[str, int], to
 
 def plan_ask_empty(me: RunnerLoad, runners: list[RunnerLoad], slot_goal: dict[str, int],
                    step: int) -> list[tuple[str, int]]:
-    """Whom to ask for how many empty slots (spread by count; `step` in all at most).
+    """Whom to ask for how many empty slots (spread by count; `step` in all at most): the
+    holders over their slot target that have empty slots to give (one over by slots that
+    all hold sessions has none: asking it would find nothing, tick after tick).
     [(holder, slots)]."""
     deficit = slot_goal[me.runner_id] - (me.slots + me.incoming_slots)
     if deficit <= 1:
         return []
     deficit = min(deficit, step)
-    donors = sorted(((r.slots - r.outgoing_slots - slot_goal[r.runner_id], r.runner_id) for r in runners
+    donors = sorted(((min(r.slots - r.outgoing_slots - slot_goal[r.runner_id], r.empty), r.runner_id) for r in runners
                      if r.runner_id != me.runner_id), reverse=True)
     asks: list[tuple[str, int]] = []
     for excess, holder in donors:

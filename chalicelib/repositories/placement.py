@@ -67,11 +67,11 @@ class PlacementRepository:
         orphan slots (None, or runners no longer alive; empty: no orphan)."""
         live = {r["id"]: r for r in conn.execute(live_runners_sql("%s"), (ttl,)).fetchall()}
         acc: dict[str, dict[str, int]] = {rid: {"load": 0, "slots": 0, "incoming": 0, "incoming_slots": 0,
-                                                "outgoing": 0, "outgoing_slots": 0} for rid in live}
+                                                "outgoing": 0, "outgoing_slots": 0, "empty": 0} for rid in live}
         total = 0
         orphaned: set[str | None] = set()
-        for g in conn.execute("SELECT runner_id, next_runner_id, sum(sessions)::bigint AS n, count(*) AS k "
-                              "FROM slot_placements GROUP BY 1, 2").fetchall():
+        for g in conn.execute("SELECT runner_id, next_runner_id, sum(sessions)::bigint AS n, count(*) AS k, "
+                              "count(*) FILTER (WHERE sessions = 0) AS e FROM slot_placements GROUP BY 1, 2").fetchall():
             n, k = int(g["n"]), int(g["k"])
             total += n
             holder, asker = g["runner_id"], g["next_runner_id"]
@@ -80,6 +80,8 @@ class PlacementRepository:
                 continue
             acc[holder]["load"] += n
             acc[holder]["slots"] += k
+            if asker is None:
+                acc[holder]["empty"] += int(g["e"])
             if asker in acc:
                 acc[holder]["outgoing"] += n
                 acc[holder]["outgoing_slots"] += k
