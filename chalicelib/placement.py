@@ -115,18 +115,19 @@ def mean_slot(total: int) -> int:
 
 
 def plan_ask(me: RunnerLoad, runners: list[RunnerLoad], goal: dict[str, int], total: int,
-             step: int) -> list[tuple[str, int]]:
+             step: int) -> list[tuple[str, int, int]]:
     """Whom to ask for how many sessions (`step` in all at most): the runners furthest above
-    their target, while this runner is below its own. [(holder, sessions)]
+    their target, while this runner is below its own. [(holder, sessions, limit)]: a slot
+    smaller than `limit` may be taken when none fits in `sessions` (see `choose_asked`).
 
-    A pair is worth a move when one side is off by more than an average slot: a runner short
-    by more than a slot asks each holder above target for its excess (at least a slot's
-    worth, so that holders each a little over still make up one runner's large deficit), and
-    a holder over by more than a slot gives a slot's worth even to a runner only a little
-    short (so many small deficits still drain one holder's large excess). Either way the
-    amount is less than the asker's deficit plus the holder's excess, so every move lowers
-    the sum of the squared distances to target: no slot goes back and forth, and placement
-    comes to rest."""
+    A pair is worth a move when one side is off by more than an average slot. Then the side
+    that is off by less may end off by less than a slot the other way: a runner short by
+    many slots takes about a slot from each holder a little over (after a scale-down, the
+    claims leave every survivor a little over and the last one short), and a holder over by
+    many slots gives about a slot to each runner a little short (after a join). Either way
+    the amount, and the limit, are less than the asker's deficit plus the holder's excess, so
+    every move lowers the sum of the squared distances to target: no slot goes back and
+    forth, and placement comes to rest."""
     slot = mean_slot(total)
     deficit = goal[me.runner_id] - (me.load + me.incoming)
     if me.cap is not None:
@@ -134,12 +135,12 @@ def plan_ask(me: RunnerLoad, runners: list[RunnerLoad], goal: dict[str, int], to
     budget = step
     donors = sorted(((r.load - r.outgoing - goal[r.runner_id], r.runner_id) for r in runners
                      if r.runner_id != me.runner_id), reverse=True)
-    asks: list[tuple[str, int]] = []
+    asks: list[tuple[str, int, int]] = []
     for excess, holder in donors:
         if deficit <= 0 or budget <= 0 or excess <= 0 or (deficit <= slot and excess <= slot):
             break  # donors are sorted: none further is worth a move either
-        amount = min(max(deficit, slot), max(excess, slot), budget)
-        asks.append((holder, amount))
+        amount = min(deficit if deficit > slot else deficit + slot, excess if excess > slot else excess + slot, budget)
+        asks.append((holder, amount, min(deficit + excess, budget + 1)))
         deficit -= amount
         budget -= amount
     return asks
@@ -167,9 +168,12 @@ def plan_ask_empty(me: RunnerLoad, runners: list[RunnerLoad], slot_goal: dict[st
     return asks
 
 
-def choose_asked(candidates: list[Slot], sessions: int, empty: int, step: int) -> list[int]:
+def choose_asked(candidates: list[Slot], sessions: int, empty: int, step: int, limit: int = 0) -> list[int]:
     """From a holder's slots (not asked for yet), those to ask for: up to `sessions`
-    sessions (never over: the holder must stay near its target) and `empty` empty slots."""
+    sessions (never over: the holder must stay near its target) and `empty` empty slots.
+    When no slot fits in `sessions` (the holder's small slots went to earlier askers), its
+    smallest slot below `limit`: else a runner short by a few slots would ask the same
+    holders tick after tick and get nothing."""
     chosen: list[int] = []
     taken = empties = 0
     for slot in sorted(candidates, key=lambda s: -s.sessions):
@@ -180,6 +184,10 @@ def choose_asked(candidates: list[Slot], sessions: int, empty: int, step: int) -
         elif taken + slot.sessions <= min(sessions, step):
             chosen.append(slot.slot)
             taken += slot.sessions
+    if not taken and sessions > 0:
+        smallest = min((s for s in candidates if 0 < s.sessions < limit), key=lambda s: s.sessions, default=None)
+        if smallest is not None:
+            chosen.append(smallest.slot)
     return chosen
 
 

@@ -35,6 +35,12 @@ class TickView:
     balanced: bool = False  # this tick took the lock and balanced
 
 
+def _me(runners: list[RunnerLoad], runner_id: str, cap: int | None) -> RunnerLoad | None:
+    """This runner among the live ones, with the cap it reports this tick."""
+    me = next((r for r in runners if r.runner_id == runner_id), None)
+    return RunnerLoad(**{**me.__dict__, "cap": cap}) if me is not None and cap is not None else me
+
+
 class PlacementRepository:
     def __init__(self, db: Database):
         self.db = db
@@ -92,11 +98,9 @@ class PlacementRepository:
 
     def _plan(self, conn: psycopg.Connection, runner_id: str, *, ttl: float, step: int, cap: int | None) -> Plan:
         runners, total, orphaned = self.loads(conn, ttl)
-        me = next((r for r in runners if r.runner_id == runner_id), None)
+        me = _me(runners, runner_id, cap)
         if me is None:  # not alive by the rule (no heartbeat yet, lifeline cut): take nothing
             return Plan()
-        if cap is not None:
-            me = RunnerLoad(**{**me.__dict__, "cap": cap})
         goal, slot_goal = targets(total, runners), slot_targets(runners)
         if me.cap is not None and me.load > me.cap:  # (a quiet tick reads no more than the loads)
             plan = Plan(release=plan_release(me, self._own(conn, runner_id), step))
@@ -106,13 +110,13 @@ class PlacementRepository:
         orphans = self._orphans(conn, orphaned) if orphaned else []
         plan.claim = plan_claims(me, goal[runner_id], slot_goal[runner_id], orphans)
         if not any(s.sessions for s in orphans):
-            wanted = dict(plan_ask(me, runners, goal, total, step))
+            wanted = {holder: (sessions, limit) for holder, sessions, limit in plan_ask(me, runners, goal, total, step)}
             empties = dict(plan_ask_empty(me, runners, slot_goal, step)) if not orphans else {}
             plan.ask = self._choose_asks(conn, wanted, empties, step)
         return plan
 
     @staticmethod
-    def _choose_asks(conn: psycopg.Connection, wanted: dict[str, int], empties: dict[str, int],
+    def _choose_asks(conn: psycopg.Connection, wanted: dict[str, tuple[int, int]], empties: dict[str, int],
                      step: int) -> dict[str, list[int]]:
         """The slots to ask each holder for (rows locked, skipping any another runner has locked)."""
         asks: dict[str, list[int]] = {}
@@ -120,7 +124,8 @@ class PlacementRepository:
             candidates = [Slot(r["slot"], r["sessions"]) for r in conn.execute(
                 "SELECT slot, sessions FROM slot_placements WHERE runner_id = %s AND next_runner_id IS NULL "
                 "FOR UPDATE SKIP LOCKED", (holder,)).fetchall()]
-            chosen = choose_asked(candidates, wanted.get(holder, 0), empties.get(holder, 0), step)
+            sessions, limit = wanted.get(holder, (0, 0))
+            chosen = choose_asked(candidates, sessions, empties.get(holder, 0), step, limit)
             if chosen:
                 asks[holder] = chosen
         return asks

@@ -69,15 +69,15 @@ def test_a_joiner_asks_the_most_loaded_first_at_most_a_step_per_tick():
     fleet = [RunnerLoad("new"), RunnerLoad("a", load=600), RunnerLoad("b", load=400)]
     goal = targets(1000, fleet)
     asks = plan_ask(fleet[0], fleet, goal, 1000, step=100)
-    assert asks == [("a", 100)]
-    assert sum(n for _, n in plan_ask(fleet[0], fleet, goal, 1000, step=1000)) == goal["new"]
+    assert [(holder, n) for holder, n, _ in asks] == [("a", 100)]
+    assert sum(n for _, n, _ in plan_ask(fleet[0], fleet, goal, 1000, step=1000)) == goal["new"]
     assert plan_ask(fleet[0], fleet, goal, 1000, step=1000)[0][0] == "a"
 
 
 def test_what_is_already_asked_for_counts_on_both_sides():
     fleet = [RunnerLoad("new", incoming=300), RunnerLoad("a", load=700, outgoing=300), RunnerLoad("b", load=300)]
     goal = targets(1000, fleet)
-    assert sum(n for _, n in plan_ask(fleet[0], fleet, goal, 1000, step=1000)) == goal["new"] - 300
+    assert sum(n for _, n, _ in plan_ask(fleet[0], fleet, goal, 1000, step=1000)) == goal["new"] - 300
 
 
 def test_no_move_when_both_sides_are_within_a_slot_of_target():
@@ -96,9 +96,10 @@ def test_a_runner_short_by_much_takes_a_slot_from_each_holder_a_little_over():
     goal = targets(total, fleet)
     assert mean_slot(total) == 25 and goal["r0"] == 2500  # each holder over by 14, less than a slot
     asks = plan_ask(fleet[0], fleet, goal, total, step=500)
-    assert [n for _, n in asks] == [25] * 20, asks  # a slot's worth from each, the step in all
+    assert sum(n for _, n, _ in asks) == 500 and len(asks) == 13, asks  # the step in all, spread over holders
+    assert all(n <= 2514 - goal[holder] + 25 for holder, n, _ in asks), asks  # each its excess and a slot at most
     asks = plan_ask(fleet[0], fleet, goal, total, step=5000)
-    assert sum(n for _, n in asks) > goal["short"] - 1950 - 25  # the deficit but less than a slot, over more holders
+    assert sum(n for _, n, _ in asks) == goal["short"] - 1950  # the whole deficit, a little from each holder
 
 
 def test_many_runners_a_little_short_drain_one_holder_far_over():
@@ -107,8 +108,9 @@ def test_many_runners_a_little_short_drain_one_holder_far_over():
     fleet = [RunnerLoad("big", load=2178)] + [RunnerLoad(f"r{n}", load=1996) for n in range(49)]
     total = sum(r.load for r in fleet)
     goal = targets(total, fleet)
-    asks = plan_ask(fleet[1], fleet, goal, total, step=500)
-    assert asks == [("big", mean_slot(total))]
+    deficit = goal["r0"] - 1996
+    assert 0 < deficit < mean_slot(total) < 2178 - goal["big"]
+    assert plan_ask(fleet[1], fleet, goal, total, step=500) == [("big", deficit + mean_slot(total), deficit + 2178 - goal["big"])]
 
 
 def test_every_ask_lowers_the_sum_of_squared_distances_to_target():
@@ -118,10 +120,11 @@ def test_every_ask_lowers_the_sum_of_squared_distances_to_target():
         total = sum(r.load for r in fleet)
         goal = targets(total, fleet)
         me = rng.choice(fleet)
-        for holder, amount in plan_ask(me, fleet, goal, total, step=rng.choice([50, 500, 5000])):
+        deficit = goal[me.runner_id] - me.load
+        for holder, amount, limit in plan_ask(me, fleet, goal, total, step=rng.choice([50, 500, 5000])):
             excess = next(r.load for r in fleet if r.runner_id == holder) - goal[holder]
-            deficit = goal[me.runner_id] - me.load
-            assert 0 < amount < excess + deficit, (amount, excess, deficit)
+            assert 0 < amount < limit <= excess + deficit, (amount, limit, excess, deficit)
+            deficit -= amount
 
 
 def test_empty_slots_are_asked_for_by_count_from_holders_that_have_some():
@@ -143,6 +146,16 @@ def test_a_holder_gives_no_more_than_asked_biggest_slots_first():
     assert choose_asked(candidates, 56, 1, step=500) == [2, 3, 4]  # 30 + 25 <= 56; one empty slot
     assert choose_asked(candidates, 56, 5, step=1) == [4]  # the step bounds both
     assert choose_asked(candidates, 5, 0, step=500) == []
+
+
+def test_when_no_slot_fits_the_holder_gives_its_smallest_below_the_limit():
+    """A runner short by two slots asked holders a little over, whose small slots had gone to
+    earlier askers: before, nothing fitted and it asked again every tick (bench/scale_sim.py:
+    min/mean 0.957 after killing 5 of 95, at rest)."""
+    candidates = [Slot(1, 36), Slot(2, 31), Slot(3, 33)]
+    assert choose_asked(candidates, 29, 0, step=500) == []  # nothing fits, no limit: nothing
+    assert choose_asked(candidates, 29, 0, step=500, limit=83) == [2]  # the smallest, 31 < 54 + 29
+    assert choose_asked(candidates, 29, 0, step=500, limit=31) == []  # 31 would not lower the distance
 
 
 def test_a_runner_over_its_cap_releases_its_smallest_slots():
