@@ -69,8 +69,9 @@ def run_event(fleet: Fleet, name: str, change: Callable[[], set[str]], least: Ca
     loads_before = fleet.loads(prev)
     gone = change()
     fleet.wait_dead(gone)
+    down = any(n and h not in set(fleet.alive) for h, _, n in fleet.state().values())  # sessions with no live holder
     Load.on = True
-    moved, taken, rounds, changed_at, changed_t = 0, Counter(), 0, 0, 0.0
+    moved, taken, rounds, changed_at, changed_t, claimed = 0, Counter(), 0, 0, 0.0, None
     started, mark = time.perf_counter(), (Load.mark(), fleet.ticks, len(fleet.tick_ms), fleet.balanced)
     counted = mark
     while rounds < MAX_ROUNDS * (5 if real_time else 1):
@@ -85,6 +86,9 @@ def run_event(fleet: Fleet, name: str, change: Callable[[], set[str]], least: Ca
                 moved += sessions
                 taken[holder] += sessions if last[slot] in gone else 0
                 last[slot] = holder
+        alive = set(fleet.alive)
+        if down and claimed is None and not any(n and h not in alive for h, _, n in now.values()):
+            claimed = time.perf_counter() - started if real_time else rounds  # every session has a live holder
         if now != prev:
             changed_at, changed_t = rounds, time.perf_counter() - started
             counted = (Load.mark(), fleet.ticks, len(fleet.tick_ms), fleet.balanced)
@@ -104,7 +108,7 @@ def run_event(fleet: Fleet, name: str, change: Callable[[], set[str]], least: Ca
             "spread": max(taken.values(), default=0), "takers": len(taken),
             "even_share": sum(loads_before[g] for g in gone) / len(fleet.alive) if gone else 0,
             "statements": statements, "runner_ticks": counted[1] - mark[1], "tick_ms": fleet.tick_ms[mark[2]:counted[2]],
-            "locked": counted[3] - mark[3]}
+            "locked": counted[3] - mark[3], "claimed": claimed}
 
 
 def join(fleet: Fleet, count: int, total: int):
@@ -125,11 +129,13 @@ def leave(fleet: Fleet, stop: int, kill: int):
 
 def show(row: Row) -> None:
     if row["real_time"]:
-        conv = f"real time: converged {row['wall_s']:.1f} s after the event, {row['locked']} of {row['runner_ticks']} ticks took the lock"
+        conv = (f"real time: every session held again {row['claimed']:.1f} s after the event, converged after {row['wall_s']:.1f} s; "
+                f"{row['locked']} of {row['runner_ticks']} ticks took the lock")
     elif row["rounds"] is None:
         conv = f"NOT converged in {MAX_ROUNDS} rounds"
     else:
-        conv = f"{row['rounds']} rounds = {row['rounds'] * HEARTBEAT:.0f} s simulated, {row['wall_s']:.1f} s wall here"
+        conv = (f"every session held again after {row['claimed'] or '-'} round(s), converged after {row['rounds']} rounds = "
+                f"{row['rounds'] * HEARTBEAT:.0f} s simulated, {row['wall_s']:.1f} s wall here")
     say(f"  {row['event']}: {row['runners']} runners; {conv}; moved {row['moved']:,} (least {row['least']:,}); "
         f"max/mean {row['max_mean']:.3f} min/mean {row['min_mean']:.3f}; orphan slots {row['orphans']}"
         + (f"; {row['takers']} runners took the leavers' sessions, the most {row['spread']:,} (even share "
@@ -138,12 +144,13 @@ def show(row: Row) -> None:
 
 def table(rows: list[Row], args) -> None:
     say(f"| event ({args.sessions:,} sessions, PLACEMENT_STEP {args.step}) | runners after | rounds = s to converge | "
-        "wall s here | sessions moved | least possible | max/mean | min/mean | orphan slots | most taken by one (even share) |")
-    say("|---|---|---|---|---|---|---|---|---|---|")
+        "wall s here | all held after | sessions moved | least possible | max/mean | min/mean | orphan slots | most taken by one (even share) |")
+    say("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         spread = f"{r['spread']:,} ({r['even_share']:,.0f})" if r["even_share"] else "-"
         rounds = "real time" if r["real_time"] else ("not converged" if r["rounds"] is None else str(r["rounds"]))
-        say(f"| {r['event']} | {r['runners']} | {rounds} | {r['wall_s']:.1f} | {r['moved']:,} | {r['least']:,} | "
+        held = "-" if r["claimed"] is None else f"{r['claimed']:.1f} s" if r["real_time"] else f"{r['claimed']} round(s)"
+        say(f"| {r['event']} | {r['runners']} | {rounds} | {r['wall_s']:.1f} | {held} | {r['moved']:,} | {r['least']:,} | "
             f"{r['max_mean']:.3f} | {r['min_mean']:.3f} | {r['orphans']} | {spread} |")
 
 
