@@ -62,6 +62,16 @@ class Plan:
     claim: list[int] = field(default_factory=list)  # orphan slots to take now
     ask: dict[str, list[int]] = field(default_factory=dict)  # holder -> slots to ask it for
     release: list[int] = field(default_factory=list)  # own slots to give back (over cap)
+    dead: list[str] = field(default_factory=list)  # holders no longer alive (their slots are orphans)
+    locked: bool = False  # asks and releases were decided under the placement lock
+
+
+def wants_moves(me: RunnerLoad, runners: list[RunnerLoad], goal: dict[str, int], slot_goal: dict[str, int],
+                total: int, step: int) -> bool:
+    """Whether this runner has anything to ask for or to release: only then does it take
+    the placement lock (a fleet at rest takes none)."""
+    return bool((me.cap is not None and me.load > me.cap) or plan_ask(me, runners, goal, total, step)
+                or plan_ask_empty(me, runners, slot_goal, step))
 
 
 def targets(total: int, runners: list[RunnerLoad]) -> dict[str, int]:

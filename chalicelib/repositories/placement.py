@@ -1,15 +1,21 @@
 """`slot_placements`: which runner holds which slot (migration 0082); the SQL of placement.
 
-`tick` is one runner's turn, in one transaction: read the slots it holds (and which of
-them another runner asked for), then, under a transaction-level advisory lock so that
-decisions are taken one at a time on a consistent picture, read every live runner's load
-and apply `chalicelib.placement`'s plan: claim orphans, ask holders for slots, release
-what is over the cap. A runner that does not get the lock this tick skips the balancing
-(the next tick tries again); the slots it holds are read either way.
+`tick` is one runner's turn, in one transaction: read every live runner's load, apply
+`chalicelib.placement`'s plan, and read the slots it holds (and which of them another
+runner asked for).
 
-Reads per tick: the runner's own slots; with the lock, the live runners (pg_locks read
-once) and one GROUP BY over the 4,096 slot rows; the orphans or a holder's slots only when
-there is something to take. Writes: only the slots that move.
+- Claims need no lock: a runner takes orphan slots up to its own deficit, which no other
+  runner's claim changes, and its UPDATE re-checks that each slot is still an orphan (one
+  claimed meanwhile by another is left out). So after a runner dies every survivor claims
+  its share at its next tick, the sessions down for about one heartbeat.
+- Asks and releases are decided one at a time on a consistent picture: under a
+  transaction-level advisory lock, taken only when the runner has something to ask for
+  or release (a fleet at rest takes none), with the loads read again under it. A runner
+  that does not get the lock skips that part this tick (the next tick tries again).
+
+Reads per tick: the live runners (pg_locks read once), one GROUP BY over the 4,096 slot
+rows, the runner's own slots; the orphans only when the loads show some; under the lock,
+the loads again and a holder's slots to ask for. Writes: only the slots that move.
 """
 from __future__ import annotations
 
@@ -19,8 +25,10 @@ from typing import Any
 import psycopg
 
 from chalicelib.db import Database
+import random
+
 from chalicelib.placement import (Plan, RunnerLoad, Slot, choose_asked, plan_ask, plan_ask_empty, plan_claims,
-                                  plan_release, slot_targets, targets)
+                                  plan_release, slot_targets, targets, wants_moves)
 from chalicelib.repositories.runners import live_runners_sql
 
 PLACEMENT_LOCK = 0x7A6D706C  # pg_try_advisory_xact_lock key: "zmpl"
@@ -32,7 +40,7 @@ class TickView:
 
     owned: dict[int, int] = field(default_factory=dict)  # slot -> sessions, slots it may run
     handing: dict[int, str | None] = field(default_factory=dict)  # slot -> next holder (None: released)
-    balanced: bool = False  # this tick took the lock and balanced
+    balanced: bool = False  # this tick took the lock to ask for slots or release some
 
 
 def _me(runners: list[RunnerLoad], runner_id: str, cap: int | None) -> RunnerLoad | None:
@@ -49,9 +57,9 @@ class PlacementRepository:
     def tick(self, runner_id: str, *, ttl: float, step: int, cap: int | None, balance: bool = True) -> TickView:
         with self.db.connection() as conn, conn.transaction():
             view = TickView()
-            if balance and self._try_lock(conn):
-                view.balanced = True
+            if balance:
                 plan = self._plan(conn, runner_id, ttl=ttl, step=step, cap=cap)
+                view.balanced = plan.locked
                 self._apply(conn, runner_id, plan, step=step)
                 for slot in plan.release:
                     view.handing[slot] = None
@@ -102,18 +110,32 @@ class PlacementRepository:
         if me is None:  # not alive by the rule (no heartbeat yet, lifeline cut): take nothing
             return Plan()
         goal, slot_goal = targets(total, runners), slot_targets(runners)
-        if me.cap is not None and me.load > me.cap:  # (a quiet tick reads no more than the loads)
-            plan = Plan(release=plan_release(me, self._own(conn, runner_id), step))
-            if plan.release:
-                return plan
-        plan = Plan()
-        orphans = self._orphans(conn, orphaned) if orphaned else []
+        plan = Plan(dead=[h for h in orphaned if h is not None])
+        orphans = self._orphans(conn, orphaned, runner_id) if orphaned else []
         plan.claim = plan_claims(me, goal[runner_id], slot_goal[runner_id], orphans)
-        if not any(s.sessions for s in orphans):
-            wanted = {holder: (sessions, limit) for holder, sessions, limit in plan_ask(me, runners, goal, total, step)}
-            empties = dict(plan_ask_empty(me, runners, slot_goal, step)) if not orphans else {}
-            plan.ask = self._choose_asks(conn, wanted, empties, step)
+        if any(s.sessions for s in orphans) or not wants_moves(me, runners, goal, slot_goal, total, step):
+            return plan  # no asks while sessions are down: every runner claims first
+        plan.locked = self._try_lock(conn)
+        if plan.locked:
+            self._plan_moves(conn, plan, runner_id, ttl=ttl, step=step, cap=cap, orphans=bool(orphans))
         return plan
+
+    def _plan_moves(self, conn: psycopg.Connection, plan: Plan, runner_id: str, *, ttl: float, step: int,
+                    cap: int | None, orphans: bool) -> None:
+        """Under the placement lock: what to release (over the cap) or else to ask for, on the
+        loads read again now that these decisions are taken one at a time."""
+        runners, total, _ = self.loads(conn, ttl)
+        me = _me(runners, runner_id, cap)
+        if me is None:
+            return
+        goal, slot_goal = targets(total, runners), slot_targets(runners)
+        if me.cap is not None and me.load > me.cap:
+            plan.release = plan_release(me, self._own(conn, runner_id), step)
+            if plan.release:
+                return
+        wanted = {holder: (sessions, limit) for holder, sessions, limit in plan_ask(me, runners, goal, total, step)}
+        empties = dict(plan_ask_empty(me, runners, slot_goal, step)) if not orphans else {}
+        plan.ask = self._choose_asks(conn, wanted, empties, step)
 
     @staticmethod
     def _choose_asks(conn: psycopg.Connection, wanted: dict[str, tuple[int, int]], empties: dict[str, int],
@@ -131,12 +153,15 @@ class PlacementRepository:
         return asks
 
     @staticmethod
-    def _orphans(conn: psycopg.Connection, holders: list[str | None]) -> list[Slot]:
-        """The slots of `holders` (None: no holder; else runners no longer alive), locked,
-        biggest first; read only when the loads show some."""
-        return [Slot(r["slot"], r["sessions"]) for r in conn.execute(
-            "SELECT slot, sessions FROM slot_placements WHERE runner_id IS NULL OR runner_id = ANY(%s) "
-            "ORDER BY sessions DESC, slot FOR UPDATE SKIP LOCKED", ([h for h in holders if h is not None],)).fetchall()]
+    def _orphans(conn: psycopg.Connection, holders: list[str | None], runner_id: str) -> list[Slot]:
+        """The slots of `holders` (None: no holder; else runners no longer alive); read only
+        when the loads show some. In an order of this runner's own, so that runners claiming
+        at the same moment mostly pick different slots."""
+        orphans = [Slot(r["slot"], r["sessions"]) for r in conn.execute(
+            "SELECT slot, sessions FROM slot_placements WHERE runner_id IS NULL OR runner_id = ANY(%s) ORDER BY slot",
+            ([h for h in holders if h is not None],)).fetchall()]
+        random.Random(runner_id).shuffle(orphans)
+        return orphans
 
     @staticmethod
     def _own(conn: psycopg.Connection, runner_id: str) -> list[Slot]:
@@ -146,10 +171,11 @@ class PlacementRepository:
 
     @staticmethod
     def _apply(conn: psycopg.Connection, runner_id: str, plan: Plan, *, step: int) -> None:
-        if plan.claim:
+        if plan.claim:  # still orphans: a slot another runner claimed meanwhile is left out
             conn.execute("UPDATE slot_placements SET runner_id = %s, next_runner_id = NULL, "
-                         "generation = generation + 1, moved_at = now() WHERE slot = ANY(%s)",
-                         (runner_id, plan.claim))
+                         "generation = generation + 1, moved_at = now() "
+                         "WHERE slot = ANY(%s) AND (runner_id IS NULL OR runner_id = ANY(%s))",
+                         (runner_id, plan.claim, plan.dead))
         for holder, slots in plan.ask.items():
             conn.execute("UPDATE slot_placements SET next_runner_id = %s "
                          "WHERE slot = ANY(%s) AND runner_id = %s AND next_runner_id IS NULL",
