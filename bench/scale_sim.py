@@ -136,8 +136,9 @@ def show(row: Row) -> None:
     elif row["rounds"] is None:
         conv = f"NOT converged in {MAX_ROUNDS} rounds"
     else:
-        conv = (f"every session held again after {row['claimed'] or '-'} round(s), converged after {row['rounds']} rounds = "
-                f"{row['rounds'] * HEARTBEAT:.0f} s simulated, {row['wall_s']:.1f} s wall here")
+        conv = ((f"every session held again after {row['claimed']} round(s), " if row["claimed"] else "")
+                + f"converged after {row['rounds']} rounds = {row['rounds'] * HEARTBEAT:.0f} s simulated, "
+                f"{row['wall_s']:.1f} s wall here")
     say(f"  {row['event']}: {row['runners']} runners; {conv}; moved {row['moved']:,} (least {row['least']:,}); "
         f"max/mean {row['max_mean']:.3f} min/mean {row['min_mean']:.3f}; orphan slots {row['orphans']}"
         + (f"; {row['takers']} runners took the leavers' sessions, the most {row['spread']:,} (even share "
