@@ -199,8 +199,8 @@ def load_report(m: int, calm: Row, rebalance: Row, live: Row | None, floor_ms: f
     say(f"  PlacementRepository.tick: steady mean {mean:.2f} ms, p99 {pct(calm['tick_ms'], 99):.2f} ms; rebalancing mean "
         f"{rmean:.2f} ms, p99 {pct(rebalance['tick_ms'], 99):.2f} ms; the whole runner tick {statistics.mean(calm['runner_ms']):.2f} ms"
         f" (baseline, same run: SELECT 1 through the pool p50 {floor_ms:.2f} ms; a steady tick = {mean / floor_ms:.1f} of them)")
-    say(f"  DB time on placement ticks: {m} x {mean:.2f} ms = {m * mean / 10:.0f}% of each second at rest, {m * rmean / 10:.0f}% "
-        f"while rebalancing; the placement lock (asks, releases) was taken by {calm['locked']} of {calm['runner_ticks']} "
+    say(f"  time inside tick transactions (client clock): {m} x {mean:.2f} ms = {m * mean / 10:.0f}% of each second at rest, "
+        f"{m * rmean / 10:.0f}% while rebalancing, i.e. about that share of one database connection busy; the placement lock (asks, releases) was taken by {calm['locked']} of {calm['runner_ticks']} "
         f"ticks at rest, {rebalance['locked']} of {rebalance['runner_ticks']} while rebalancing (a tick that finds it "
         "taken asks nothing that second; claims of orphans need no lock)")
     if live:
