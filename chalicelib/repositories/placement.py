@@ -19,14 +19,13 @@ the loads again and a holder's slots to ask for. Writes: only the slots that mov
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
 from chalicelib.db import Database
-import random
-
 from chalicelib.placement import (Plan, RunnerLoad, Slot, choose_asked, plan_ask, plan_ask_empty, plan_claims,
                                   plan_release, slot_targets, targets, wants_moves)
 from chalicelib.repositories.runners import live_runners_sql
