@@ -5,8 +5,10 @@ RUNNER_LEASE_TTL and, when it holds a lifeline (migration 0080), its advisory lo
 still in `pg_locks`. The lock lives on a connection of the runner's own, so it ends with
 the process: a runner killed with SIGKILL is dead for the others at once (its shards and
 its running commands move), while a frozen one (SIGSTOP, a hung host) keeps the lock and
-is dead only once its heartbeat is older than the TTL. `runner_alive_sql` is that rule in
-SQL; every query that decides whether a runner's work may be taken over uses it.
+is dead only once its heartbeat is older than the TTL. A restart of PostgreSQL ends every
+lock at once: a lock taken before the server started is not trusted (migration 0090), so
+the restart alone makes no runner dead. `runner_alive_sql` is that rule in SQL; every
+query that decides whether a runner's work may be taken over uses it.
 """
 from __future__ import annotations
 
@@ -33,8 +35,11 @@ def lifeline_held_sql(key: str, *, own: bool = False) -> str:
 
 def lifeline_cut_sql(alias: str) -> str:
     """SQL true when the runner row `alias` took a lifeline and its lock is gone: the
-    process (or at least its connection) has ended."""
-    return f"({alias}.lifeline_key IS NOT NULL AND NOT {lifeline_held_sql(f'{alias}.lifeline_key')})"
+    process (or at least its connection) has ended. Only for a lock taken since the server
+    started: a PostgreSQL restart ends every lock at once and says nothing of the runners
+    (migration 0090); until a runner takes its lifeline again, its heartbeat decides."""
+    return (f"({alias}.lifeline_key IS NOT NULL AND {alias}.lifeline_taken_at > pg_postmaster_start_time()"
+            f" AND NOT {lifeline_held_sql(f'{alias}.lifeline_key')})")
 
 
 def runner_alive_sql(alias: str, ttl: str) -> str:
@@ -60,7 +65,7 @@ class RunnerRepository:
                     hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
                     version = EXCLUDED.version, driver = EXCLUDED.driver,
                     info = EXCLUDED.info, started_at = now(), heartbeat_at = now(),
-                    stopped_at = NULL, lifeline_key = NULL
+                    stopped_at = NULL, lifeline_key = NULL, lifeline_taken_at = NULL
                 """,
                 (runner_id, hostname, pid, version, driver, Jsonb(info or {})),
             )
@@ -101,8 +106,8 @@ class RunnerRepository:
             locked = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok", (LIFELINE_NAMESPACE, key)).fetchone()
             if (locked["ok"] if isinstance(locked, dict) else locked[0]):
                 break  # else the sequence wrapped onto a key still held: take the next one
-        cur = conn.execute("UPDATE runners SET lifeline_key = %s WHERE id = %s AND stopped_at IS NULL",
-                           (key, runner_id))
+        cur = conn.execute("UPDATE runners SET lifeline_key = %s, lifeline_taken_at = now() "
+                           "WHERE id = %s AND stopped_at IS NULL", (key, runner_id))
         return key if cur.rowcount == 1 else None
 
     @staticmethod

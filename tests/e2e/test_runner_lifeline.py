@@ -85,6 +85,42 @@ def test_a_cut_lifeline_frees_the_shards_and_running_commands_at_once(db, two_ru
     assert claimed is not None and claimed["runner_id"] == "lease-a" and claimed["attempts"] == 2
 
 
+def test_a_lifeline_lost_to_a_database_restart_makes_no_runner_dead(db, two_runners, make_session):
+    """A PostgreSQL restart ends every connection, so every runner's lock at once (issue 16,
+    bench/faults.py scenario 3). A lock taken before the server started is not trusted: the
+    heartbeat decides until the runner takes its lifeline again, so no shard or running
+    command moves because of the restart alone."""
+    a, b, lifelines = two_runners
+    commands, shards = CommandRepository(db), ShardRepository(db, 4)
+    session_id, command_id = _running_command(db, make_session, "lease-b", 4)
+    with db.connection() as conn:  # lease-b's lock was taken before the server (re)started
+        conn.execute("UPDATE runners SET lifeline_taken_at = pg_postmaster_start_time() - interval '1 second' "
+                     "WHERE id = 'lease-b'")
+    key = lifelines["lease-b"].key
+    lifelines["lease-b"].close()  # and the restart ended it
+    _wait_unlocked(db, key)
+
+    assert {r["id"] for r in RunnerRepository(db).live(TTL)} == {"lease-a", "lease-b"}
+    assert a.tick() == (set(), set())
+    assert commands.claim(command_id, "lease-a", TTL) is None
+    assert [str(r["id"]) for r in shards.backlog({shard_for(session_id, 4)}, live_ttl=TTL, older_than=0)] == []
+
+    assert lifelines["lease-b"].ensure() is True  # its next heartbeat: a lock taken since the start
+    key = lifelines["lease-b"].key
+    lifelines["lease-b"].close()  # now a cut lifeline means the process is gone, as before
+    _wait_unlocked(db, key)
+    assert {r["id"] for r in RunnerRepository(db).live(TTL)} == {"lease-a"}
+
+
+def _wait_unlocked(db, key: int) -> None:
+    """The server lets a lock go once the closed connection's backend has ended (not at once)."""
+    def gone() -> bool:
+        with db.connection() as conn:
+            return conn.execute("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' "
+                                "AND objid = %s::oid AND objsubid = 2", (key,)).fetchone()["n"] == 0
+    wait_for(gone, timeout=10, message=f"lifeline lock {key} released")
+
+
 def test_a_frozen_holder_keeps_its_shards_until_its_lease_expires(db, two_runners):
     """Frozen: connection and lock still there, heartbeat silent. The lock is not trusted
     past the TTL: once the lease has expired the shards move with the lock still held."""
