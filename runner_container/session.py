@@ -5,7 +5,9 @@ whatsmeow's threads, reconciliation, timers for backoff and the QR timeout) goes
 the inbox and is handled one at a time, so the state machine never races itself. Once the
 actor has ended its inbox is closed: what is posted after that (the supervisor took the
 session's shard back while this actor was stopping) goes to a fresh actor, never into an
-inbox nobody reads. A write that records what already happened (a received message, a
+inbox nobody reads. What the client reports goes ahead of the waiting commands
+(`runner_container/inbox.py`: a received message exists only here until it is written).
+A write that records what already happened (a received message, a
 send) is held while the database is down (`runner_container/holding.py`). The
 machine itself is `runner_container/machine.py` (pure: state + input -> state +
 effects); this actor reads what an input needs, steps the machine and performs the
@@ -26,6 +28,7 @@ from runner_container.behaviour import Behaviour
 from runner_container.commands import CommandRunner
 from runner_container.drivers.base import DriverError, SessionClient, SessionConfig
 from runner_container.holding import Holder
+from runner_container.inbox import Inbox
 from runner_container.machine import SessionState
 from runner_container.ports import SessionPorts
 
@@ -40,7 +43,7 @@ class SessionActor:
         # is `WHERE id = uid`, so a reused session_id never receives a deleted session's state
         self.uid = session_uid
         self.log = ports.log
-        self.inbox: queue.Queue = queue.Queue()
+        self.inbox = Inbox()  # the client's reports (received messages above all) first
         self.state = SessionState()
         self.behaviour = Behaviour()  # the row's behaviour settings, read at every load
         self.client: SessionClient | None = None

@@ -187,3 +187,18 @@ def test_what_is_posted_to_a_stopping_actor_goes_to_the_next_one():
     old.post_command(later, lambda: None, "ping")
     drain(fresh)
     assert ports.commands.rows[later]["status"] == "succeeded"
+
+
+def test_a_received_message_is_written_before_the_sends_queued_ahead_of_it():
+    """Until it is written a received message exists only in this process (WhatsApp has its
+    acknowledgement already): behind a burst of sends it waited for each, and a runner killed
+    meanwhile lost it (bench/faults.py scenario 1). It goes ahead of them now."""
+    store = _DownStore(session_row())
+    actor, ports = _logged_in(store)
+    for n in range(3):
+        send = ports.commands.add("send_message", {"to": "5511999@s.whatsapp.net", "type": "text", "text": f"{n}"},
+                                  session_uid=actor.uid)
+        actor.post_command(send, lambda: None, "send_message")
+    ports.driver.clients[-1].sink("event", {"event": "message.received", "data": {"message_id": "in-4"}})
+    drain(actor)
+    assert store.events()[-4:] == ["message.received", "message.sent", "message.sent", "message.sent"]
