@@ -174,9 +174,12 @@ def test_what_is_posted_to_a_stopping_actor_goes_to_the_next_one():
     back.post_command(ping, lambda: acked.append(ping), "ping")
     back.post("reconcile", None)
     back.post("driver", old.generation, "event", {"event": "message.received", "data": {"message_id": "late"}})
+    back.post("driver", old.generation - 1, "event",  # a replaced client's message is a fact too
+              {"event": "message.received", "data": {"message_id": "old-client"}})
     old._run()  # on this thread: the stop, then what waited behind it
     assert old.done.is_set()
-    assert store.events() == ["message.received"]  # written by the actor that took it
+    written = [change.data["message_id"] for _, change in store.changes if change.event == "message.received"]
+    assert written == ["late", "old-client"]  # written by the actor whose client took them
     fresh = ports.actors.actor_for(sid)
     assert fresh is not old
     drain(fresh)
