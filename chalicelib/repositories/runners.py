@@ -42,11 +42,33 @@ def lifeline_cut_sql(alias: str) -> str:
             f" AND NOT {lifeline_held_sql(f'{alias}.lifeline_key')})")
 
 
+def heartbeat_sql(alias: str) -> str:
+    """SQL: the runner row `alias`'s heartbeat, with the time the database itself was down
+    not counted against it. Without that, an outage longer than RUNNER_LEASE_TTL made every
+    runner dead at once, and the first to beat again took the others' running commands and
+    sent them a second time (bench/faults.py scenario 3, a 5 s outage with a 3 s TTL).
+
+    A runner's first heartbeat after the server (re)started keeps its last one before it
+    (`heartbeat_before_start`, migration 0090); the newest of those, among the runners that
+    have beaten since the start, is about when the server went down. A heartbeat not renewed
+    since the start is moved forward by the outage (from then to the start): a runner alive
+    when the server went down has a TTL from the restart to beat again, one already silent
+    before it stays as silent. Until a runner that lived through the restart has beaten
+    again, nothing is moved (each runner beats before it judges the others)."""
+    start = "pg_postmaster_start_time()"
+    went_down = ("(SELECT max(zmrl_b.heartbeat_before_start) FROM runners zmrl_b "
+                 f"WHERE zmrl_b.heartbeat_at >= {start} AND zmrl_b.heartbeat_before_start < {start})")
+    return (f"({alias}.heartbeat_at + CASE WHEN {alias}.heartbeat_at < {start} "
+            f"THEN coalesce({start} - {went_down}, interval '0') ELSE interval '0' END)")
+
+
 def runner_alive_sql(alias: str, ttl: str) -> str:
     """SQL true while the runner row `alias` is alive; `ttl` is the placeholder (or
-    expression) of RUNNER_LEASE_TTL in seconds. A row with no lifeline (an older runner,
-    RUNNER_LIFELINE=off) is judged by its heartbeat alone."""
-    return (f"({alias}.stopped_at IS NULL AND {alias}.heartbeat_at > now() - make_interval(secs => {ttl})"
+    expression) of RUNNER_LEASE_TTL in seconds (used once: positional placeholders work). A
+    row with no lifeline (an older runner, RUNNER_LIFELINE=off) is judged by its heartbeat
+    alone. A restart of PostgreSQL changes neither: its downtime does not age a heartbeat
+    (`heartbeat_sql`) and the locks it ended are not trusted (`lifeline_cut_sql`)."""
+    return (f"({alias}.stopped_at IS NULL AND {heartbeat_sql(alias)} > now() - make_interval(secs => {ttl})"
             f" AND NOT {lifeline_cut_sql(alias)})")
 
 
@@ -65,6 +87,8 @@ class RunnerRepository:
                     hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
                     version = EXCLUDED.version, driver = EXCLUDED.driver,
                     info = EXCLUDED.info, started_at = now(), heartbeat_at = now(),
+                    heartbeat_before_start = CASE WHEN runners.heartbeat_at < pg_postmaster_start_time()
+                        THEN runners.heartbeat_at ELSE runners.heartbeat_before_start END,
                     stopped_at = NULL, lifeline_key = NULL, lifeline_taken_at = NULL
                 """,
                 (runner_id, hostname, pid, version, driver, Jsonb(info or {})),
@@ -74,7 +98,9 @@ class RunnerRepository:
         """False when the row is gone or marked stopped (another process took our id)."""
         with self.db.connection() as conn:
             cur = conn.execute(
-                "UPDATE runners SET heartbeat_at = now() WHERE id = %s AND stopped_at IS NULL",
+                "UPDATE runners SET heartbeat_at = now(), heartbeat_before_start = CASE WHEN heartbeat_at < "
+                "pg_postmaster_start_time() THEN heartbeat_at ELSE heartbeat_before_start END "
+                "WHERE id = %s AND stopped_at IS NULL",
                 (runner_id,),
             )
             return cur.rowcount == 1

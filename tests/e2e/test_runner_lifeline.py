@@ -112,6 +112,40 @@ def test_a_lifeline_lost_to_a_database_restart_makes_no_runner_dead(db, two_runn
     assert {r["id"] for r in RunnerRepository(db).live(TTL)} == {"lease-a"}
 
 
+def test_an_outage_longer_than_the_ttl_makes_no_runner_dead(db, two_runners, make_session):
+    """The time PostgreSQL was down does not age a heartbeat (issue 16, bench/faults.py
+    scenario 3 with a 3 s TTL and a 5 s outage: the first runner to beat again took the
+    other's running send and made it a second time)."""
+    a, b, lifelines = two_runners
+    commands, runners = CommandRepository(db), RunnerRepository(db)
+    session_id, command_id = _running_command(db, make_session, "lease-b", 4)
+    with db.connection() as conn:  # the server went down 20 s before it (re)started
+        conn.execute("UPDATE runners SET heartbeat_at = pg_postmaster_start_time() - interval '20 seconds' "
+                     "WHERE id = 'lease-a'")
+        conn.execute("UPDATE runners SET heartbeat_at = pg_postmaster_start_time() - interval '20.7 seconds' "
+                     "WHERE id = 'lease-b'")
+        conn.execute("INSERT INTO runners (id, hostname, pid, version, driver, heartbeat_at) VALUES "
+                     "('gone-long', 'h', 1, 'v', 'emulator', pg_postmaster_start_time() - interval '1 hour')")
+        up = float(conn.execute("SELECT extract(epoch FROM now() - pg_postmaster_start_time()) AS s").fetchone()["s"])
+    ttl = up + 5  # the server started less than a TTL ago; every heartbeat is older than one
+
+    assert runners.heartbeat("lease-a")  # lease-a beats first after the restart, then judges the others
+    assert {r["id"] for r in runners.live(ttl)} == {"lease-a", "lease-b"}  # not the one silent before
+    assert commands.claim(command_id, "lease-a", ttl) is None  # lease-b's running send stays its own
+    assert runners.heartbeat("lease-a")  # beating on: when the server went down stays known
+    assert {r["id"] for r in runners.live(ttl)} == {"lease-a", "lease-b"}
+    # a TTL after the restart, the one that did not beat again is dead, and its command moves
+    wait_for(lambda: float(_uptime(db)) > 2, timeout=5, message="server up for 2 s")
+    short = float(_uptime(db)) - 1
+    assert {r["id"] for r in runners.live(short)} == {"lease-a"}
+    assert commands.claim(command_id, "lease-a", short) is not None
+
+
+def _uptime(db) -> float:
+    with db.connection() as conn:
+        return conn.execute("SELECT extract(epoch FROM now() - pg_postmaster_start_time()) AS s").fetchone()["s"]
+
+
 def _wait_unlocked(db, key: int) -> None:
     """The server lets a lock go once the closed connection's backend has ended (not at once)."""
     def gone() -> bool:

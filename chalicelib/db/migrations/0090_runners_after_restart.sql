@@ -7,3 +7,9 @@
 -- (pg_postmaster_start_time()); before that, the heartbeat and RUNNER_LEASE_TTL decide.
 -- NULL (a lifeline taken by an older runner): the heartbeat and the TTL decide.
 ALTER TABLE runners ADD COLUMN IF NOT EXISTS lifeline_taken_at timestamptz;
+-- The last heartbeat a runner wrote before the server's latest (re)start, recorded at its
+-- first heartbeat after it. The newest of them, among the runners that have beaten since
+-- the start, is about when the server went down: the downtime is not counted against a heartbeat
+-- (`chalicelib.repositories.runners.heartbeat_sql`), so an outage longer than
+-- RUNNER_LEASE_TTL does not make every runner dead at once.
+ALTER TABLE runners ADD COLUMN IF NOT EXISTS heartbeat_before_start timestamptz;
