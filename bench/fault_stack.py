@@ -90,8 +90,33 @@ class FaultStack:
         for rid in RUNNER_IDS:
             self.start_runner(rid)
         wait_http(f"{self.api_url}/health", timeout=60, accept=lambda s: s == 200)
+        self.wait_balanced()
         self._watcher = threading.Thread(target=self._watch, daemon=True, name="redeploy-watch")
         self._watcher.start()
+
+    def wait_balanced(self, timeout: float = 60.0) -> None:
+        """Until every shard is leased and each live runner holds its share. The first runner
+        up takes every shard and gives half back once the second is seen: sessions paired
+        meanwhile were connected on both (a QR on the new holder while the old one took the
+        scan: seen once in a full-scale run of scenario 3, a session never logged in)."""
+        import psycopg  # noqa: PLC0415
+
+        deadline = time.monotonic() + timeout
+        shards = self.stack.settings.command_shards
+        while True:
+            try:
+                with psycopg.connect(self.env["DATABASE_URL"], connect_timeout=3) as conn:
+                    held = [r for (r,) in conn.execute(
+                        "SELECT runner_id FROM shard_leases WHERE runner_id IS NOT NULL AND expires_at > now() "
+                        "AND shard < %s", (shards,))]
+            except psycopg.Error:
+                held = []
+            live = self.live_runners()
+            if len(held) == shards and all(held.count(rid) == shards // len(live) for rid in live):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the shards were not split over {live} within {timeout:g}s: {held}")
+            time.sleep(0.25)
 
     def _watch(self) -> None:
         """What `make run`'s loop does every few seconds: redeploy the stacks if their queues vanished."""
