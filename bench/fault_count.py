@@ -5,7 +5,12 @@ the emulator's wire log (what went out to "WhatsApp", one line per message actua
 deliveries; skipped ones are counted with them) plus the events DLQ queue.
 
 Lost, for a command: accepted (a 2xx answer, or a row in the table) and neither sent nor
-`failed`. For an event: produced and neither delivered nor failed/skipped in the log.
+`failed`. For an event: produced and neither delivered nor failed/skipped in the log. For a
+received message: the emulator handed it to a runner and no `message.received` event holds
+its text once the scenario has drained. A runner holds a received message while the
+database is down and writes it once it answers (`SessionActor._received_durably`), so one
+not written yet is waiting, not lost: the recovery and the drain wait for it as they wait
+for commands and events, and only one still missing after the drain counts as lost.
 """
 from __future__ import annotations
 
@@ -95,11 +100,14 @@ class Tally:
         self.commands: dict[str, dict[str, Any]] = {}
         self.events: dict[str, dict[str, Any]] = {}
         self.settled: dict[str, str] = {}  # event id -> failed | skipped
+        self.received: set[str] = set()  # texts of the message.received events written so far
+        self.until: float | None = None
 
     def read(self, until: float | None = None) -> "Tally":
         sids = [s.sid for s in self.load.sessions]
         bound = "AND created_at <= to_timestamp(%(until)s)" if until is not None else ""
         params = {"tag": f"{self.load.tag}-%", "sids": sids, "since": self.since, "until": until}
+        self.until = until
         with connect(self.stack) as conn:
             self.commands = {r["text"]: r for r in conn.execute(
                 "SELECT id::text, payload->>'text' AS text, status, attempts, created_at FROM commands "
@@ -112,13 +120,21 @@ class Tally:
             self.settled = {r["event_id"]: r["status"] for r in conn.execute(
                 "SELECT event_id::text, status FROM webhook_deliveries WHERE event_id = ANY(%(ids)s::uuid[]) "
                 "AND status = ANY(%(settled)s)", {"ids": ids, "settled": list(SETTLED_DELIVERY)})}
+            # whenever written: a message received before `until` may be written after it
+            self.received = {r["text"] for r in conn.execute(
+                "SELECT envelope->'data'->>'text' AS text FROM event_outbox WHERE session_id = ANY(%(sids)s) "
+                "AND event = 'message.received' AND created_at >= to_timestamp(%(since)s) "
+                "AND envelope->'data'->>'text' LIKE %(tag)s", params)}
         return self
 
-    def unfinished(self, delivered: Counter[str]) -> tuple[int, int]:
-        """(commands not finished, events neither delivered nor settled)."""
+    def unfinished(self, delivered: Counter[str]) -> tuple[int, int, int]:
+        """(commands not finished, events neither delivered nor settled, received messages
+        (taken by the emulator before `until`) not written as an event yet)."""
         commands = sum(1 for r in self.commands.values() if r["status"] in ("queued", "running"))
         events = sum(1 for e in self.events if not delivered[e] and e not in self.settled)
-        return commands, events
+        with self.load.lock:
+            taken = [t for t, at in self.load.inbound_at.items() if self.until is None or at <= self.until]
+        return commands, events, sum(1 for t in taken if t not in self.received)
 
     def row(self, scenario: str) -> Row:
         wire = wire_counts(self.stack, self.load.tag)
@@ -146,9 +162,8 @@ class Tally:
                 row.dlq += 1
             else:
                 row.ev_lost += 1
-        received = {e["text"] for e in self.events.values() if e["event"] == "message.received"}
         row.inbound_sent = len(self.load.inbound)
-        row.inbound_lost = sum(1 for text in self.load.inbound if text not in received)
+        row.inbound_lost = sum(1 for text in self.load.inbound if text not in self.received)
         extra = []
         if self.load.abandoned:
             extra.append(f"{len(self.load.abandoned)} send(s) never answered (client gave up)")
@@ -163,26 +178,36 @@ class Tally:
 
 
 def wait_recovered(stack: FaultStack, load: Load, receiver: FaultReceiver, since: float, fault_end: float,
-                   timeout: float, expect_runners: int) -> float | None:
+                   timeout: float, expect_runners: int, waiting: list[str] | None = None) -> float | None:
     """Seconds from `fault_end` (epoch) until everything accepted or produced before it is done
-    (commands finished, events delivered or settled), the API is healthy and the live runners
-    own every shard; None if that did not happen within `timeout`."""
+    (commands finished, events delivered or settled, received messages written), the API is
+    healthy and the live runners hold every slot; None if that did not happen within
+    `timeout`, and then `waiting` (when given) says what was still missing at the end."""
     from bench.fault_load import http  # noqa: PLC0415
 
     deadline = time.monotonic() + timeout
+    missing: list[str] = []
     while time.monotonic() < deadline:
         try:
             tally = Tally(stack, load, receiver, since).read(until=fault_end)
-            commands, events = tally.unfinished(receiver.delivered())
+            commands, events, inbound = tally.unfinished(receiver.delivered())
             healthy = http("GET", f"{stack.api_url}/health", timeout=5)[0] == 200
             owners = slot_owners(stack)
-            ok = (commands == 0 and events == 0 and healthy and len(owners) == SLOTS
-                  and len(set(owners.values())) >= min(expect_runners, 1) and None not in owners.values())
-        except Exception:  # noqa: BLE001 - a part still down
-            ok = False
-        if ok:
+            slots_held = (len(owners) == SLOTS and None not in owners.values()
+                          and len(set(owners.values())) >= min(expect_runners, 1))
+            unheld = sum(1 for v in owners.values() if v is None)
+            missing = [what for what, bad in (
+                (f"{commands} command(s) unfinished", commands), (f"{events} event(s) undelivered", events),
+                (f"{inbound} received message(s) unwritten", inbound), ("API unhealthy", not healthy),
+                (f"slots not all held: {unheld} without a live holder, holders {set(owners.values())}",
+                 not slots_held)) if bad]
+        except Exception as exc:  # noqa: BLE001 - a part still down
+            missing = [f"{exc.__class__.__name__}: {str(exc)[:100]}"]
+        if not missing:
             return max(0.0, time.time() - fault_end)
         time.sleep(0.25)
+    if waiting is not None:
+        waiting[:] = missing
     return None
 
 
@@ -195,13 +220,14 @@ def slot_owners(stack: FaultStack) -> dict[int, str | None]:
 
 
 def wait_drained(stack: FaultStack, load: Load, receiver: FaultReceiver, since: float, timeout: float) -> Tally:
-    """After the load stops: wait until every command and event of the scenario is settled."""
+    """After the load stops: wait until every command, event and received message of the
+    scenario is settled (a received message: written as an event)."""
     deadline = time.monotonic() + timeout
     tally = Tally(stack, load, receiver, since)
     while True:
         try:
             tally.read()
-            if tally.unfinished(receiver.delivered()) == (0, 0) or time.monotonic() > deadline:
+            if tally.unfinished(receiver.delivered()) == (0, 0, 0) or time.monotonic() > deadline:
                 return tally
         except Exception:  # noqa: BLE001 - a part still down
             if time.monotonic() > deadline:

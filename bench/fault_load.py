@@ -142,6 +142,7 @@ class Load:
         self.refused: dict[str, int] = {}  # text -> 4xx status
         self.abandoned: list[str] = []  # never answered within give_up_after
         self.inbound: dict[str, str] = {}  # text -> session id (the emulator took it)
+        self.inbound_at: dict[str, float] = {}  # text -> when the emulator took it (epoch seconds)
         self.inbound_missed = 0  # no runner held the session at that moment (not sent)
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix=f"load-{tag}")
@@ -226,6 +227,7 @@ class Load:
                 self.holders[session.sid] = rid
                 with self.lock:
                     self.inbound[text] = session.sid
+                    self.inbound_at[text] = time.time()
                 return
             self.holders.pop(session.sid, None)
         with self.lock:

@@ -89,8 +89,32 @@ class FaultStack:
         for rid in RUNNER_IDS:
             self.start_runner(rid)
         wait_http(f"{self.api_url}/health", timeout=60, accept=lambda s: s == 200)
+        self.wait_balanced()
         self._watcher = threading.Thread(target=self._watch, daemon=True, name="redeploy-watch")
         self._watcher.start()
+
+    def wait_balanced(self, timeout: float = 60.0) -> None:
+        """Until every slot is held and each live runner holds its share. The first runner
+        up takes every slot and hands some over once the second is seen: sessions paired
+        meanwhile were connected on both (a QR on the new holder while the old one took the
+        scan: seen once in a full-scale run of scenario 3, a session never logged in)."""
+        import psycopg  # noqa: PLC0415
+
+        from chalicelib.placement import SLOTS  # noqa: PLC0415
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with psycopg.connect(self.env["DATABASE_URL"], connect_timeout=3) as conn:
+                    held = [r for (r,) in conn.execute("SELECT runner_id FROM slot_placements")]
+            except psycopg.Error:
+                held = []
+            live = self.live_runners()
+            if live and len(held) == SLOTS and all(held.count(rid) >= SLOTS // len(live) - 2 for rid in live):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the slots were not shared by {live} within {timeout:g}s")
+            time.sleep(0.25)
 
     def _watch(self) -> None:
         """What `make run`'s loop does every few seconds: redeploy the stacks if their queues vanished."""

@@ -80,8 +80,9 @@ class Bench:
         time.sleep(self.scale.warmup)
         fault_end = fault(self, load)
         self.log(f"    fault over; waiting for the recovery (up to {self.scale.recovery_timeout:g}s)")
+        waiting: list[str] = []
         recovery = wait_recovered(self.stack, load, self.receiver, since, fault_end, self.scale.recovery_timeout,
-                                  expect_runners=len(self.stack.live_runners()))
+                                  expect_runners=len(self.stack.live_runners()), waiting=waiting)
         time.sleep(max(0.0, self.scale.tail - (time.time() - fault_end)))
         load.stop()
         tally = wait_drained(self.stack, load, self.receiver, since, self.scale.recovery_timeout)
@@ -89,7 +90,7 @@ class Bench:
         row.recovery_s = recovery
         if recovery is None:
             row.notes = "; ".join(filter(None, [row.notes, "no full recovery within "
-                                                f"{self.scale.recovery_timeout:g}s"]))
+                                                f"{self.scale.recovery_timeout:g}s ({', '.join(waiting)})"]))
         self.log(table([row]))
         return row
 

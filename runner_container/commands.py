@@ -71,9 +71,9 @@ class CommandRunner:
             return
         acknowledged = parked = False
         try:
-            if self.actor.uid is None:
-                self.actor.load()
-            row = self._claim_in_order(command_id)
+            # held while the database is down: a claim whose answer was lost may have committed
+            # (the row says `running` here, and only this actor will take it up again)
+            row = self.actor.hold(lambda: self._load_and_claim(command_id), "command claim", command_id=command_id)
             if row is None:
                 self._not_ours(command_id)
                 return  # finished already (a resend), running on a live runner, or not this row's
@@ -102,6 +102,11 @@ class CommandRunner:
             finally:
                 self._forget(str(row["id"]))
 
+    def _load_and_claim(self, command_id: str) -> dict[str, Any] | None:
+        if self.actor.uid is None:
+            self.actor.load()
+        return self._claim_in_order(command_id)
+
     def _claim_in_order(self, command_id: str) -> dict[str, Any] | None:
         """Claim the command once no older command of the session is queued: those that
         have not reached this actor yet (their doorbell was missed, their SQS message is
@@ -118,10 +123,21 @@ class CommandRunner:
         return self.ports.commands.claim(command_id, self.actor.uid, in_order=True)
 
     def _execute_row(self, row: dict[str, Any]) -> None:
+        """Run a claimed command and record its outcome. The row is this runner's until it is
+        finished, so both are held while the database is down: a handler stopped by the
+        database before it acted runs again once it answers (the writes after a handler's
+        action are held themselves: `SessionActor.write_held`), and the outcome is written
+        however long that takes; a dropped finish left the row `running` for ever."""
         started = time.monotonic()
-        finish = self.ports.commands.finish
+        command_id = str(row["id"])
+
+        def finish(row: dict[str, Any], **outcome: Any) -> None:
+            self.actor.hold(lambda: self.ports.commands.finish(row, **outcome), "command outcome",
+                            command_id=command_id)
+
         try:
-            result = self.dispatch(row["type"], row["payload"] or {})
+            result = self.actor.hold(lambda: self.dispatch(row["type"], row["payload"] or {}), "command",
+                                     command_id=command_id)
         except SessionGone:
             finish(row, ok=False, error={"code": "session_not_found", "message": "the session was deleted"})
             raise
@@ -229,8 +245,8 @@ class CommandRunner:
         rows = self.pacer.take_all()
         for row in rows:
             self._forget(str(row["id"]))
-        if rows:
-            self.ports.commands.release(rows)
+        if rows:  # held: left `running` here, they would wait for this live runner for ever
+            self.actor.hold(lambda: self.ports.commands.release(rows), "release of the waiting sends")
 
     def hand_over(self) -> None:
         """Give the commands waiting here to the actor of the session that now has this

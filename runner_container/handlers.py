@@ -83,13 +83,15 @@ def send_message(actor: "SessionActor", spec: CommandSpec, payload: dict[str, An
     shown = {k: v for k, v in payload.items() if k not in ("media_base64", "mention_all_jids")}
     if payload["type"] in ("reaction", "edit", "revoke"):  # the message it changes (message_id is the new one)
         shown["target_message_id"] = payload.get("message_id")
-    actor.write(StateChange(event="message.sent", data={**shown, "message_id": sent["message_id"],
-                                                         "timestamp": sent.get("timestamp"),
-                                                         **_sent_media(sent)},
-                            counters=("messages_sent",), activity=True))
+    # the message is out: what records it is held while the database is down, never dropped
+    # (a failure here would run the command again: a second copy on WhatsApp)
+    actor.write_held(StateChange(event="message.sent", data={**shown, "message_id": sent["message_id"],
+                                                              "timestamp": sent.get("timestamp"),
+                                                              **_sent_media(sent)},
+                                 counters=("messages_sent",), activity=True))
     follow = own_change_event(payload, sent, actor.state.jid)
     if follow is not None:  # the receiver hears of an edit or a deletion the same way, whoever made it
-        actor.write(StateChange(event=follow[0], data=follow[1], activity=True))
+        actor.write_held(StateChange(event=follow[0], data=follow[1], activity=True))
     return sent
 
 
@@ -134,7 +136,7 @@ def mark_read(actor: "SessionActor", spec: CommandSpec, payload: dict[str, Any])
     for sender, message_ids in read_receipts(actor, payload):
         client.mark_read(payload["chat"], message_ids, sender)
     ids = payload["message_ids"]
-    actor.write(StateChange(store=(("chat_read", {"chat_jid": payload["chat"], "message_ids": list(ids)}),)))
+    actor.write_held(StateChange(store=(("chat_read", {"chat_jid": payload["chat"], "message_ids": list(ids)}),)))
     return {"chat": payload["chat"], "message_ids": ids, "read": len(ids)}
 
 

@@ -9,10 +9,13 @@ RUNNER_LEASE_TTL. The heartbeat and the TTL still decide for a runner whose proc
 there but does nothing (SIGSTOP, a hung host): its connection, and so its lock, stays open.
 
 A lifeline that breaks while the runner lives (a dropped connection, a database restart)
-is taken again on the next tick under a new key. Meanwhile the others may take this
-runner's slots; the placement fence in the command claim (`CommandRepository.claim`
-with `fenced`) keeps it from starting commands of a slot it lost, and its next placement
-tick tells it which sessions to stop. RUNNER_LIFELINE=off (a pooler in transaction mode between
+is taken again on the next tick under a new key. A database restart ends every runner's
+lock at once: a lock taken before the server started is not trusted (`lifeline_cut_sql`,
+migration 0090), so the others do not see every runner dead at once and take each other's
+slots. After a dropped connection alone the others may take this runner's slots; the
+placement fence in the command claim (`CommandRepository.claim` with `fenced`) keeps it
+from starting commands of a slot it lost, and its next placement tick tells it which
+sessions to stop. RUNNER_LIFELINE=off (a pooler in transaction mode between
 the runner and PostgreSQL, where a session lock is not tied to the runner's connection)
 leaves the key NULL: the TTL alone decides.
 """

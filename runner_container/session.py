@@ -2,7 +2,13 @@
 
 Everything that touches a session (commands from its SQS group, driver callbacks from
 whatsmeow's threads, reconciliation, timers for backoff and the QR timeout) goes through
-the inbox and is handled one at a time, so the state machine never races itself. The
+the inbox and is handled one at a time, so the state machine never races itself. Once the
+actor has ended its inbox is closed: what is posted after that (the supervisor took the
+session's shard back while this actor was stopping) goes to a fresh actor, never into an
+inbox nobody reads. What the client reports goes ahead of the waiting commands
+(`runner_container/inbox.py`: a received message exists only here until it is written).
+A write that records what already happened (a received message, a
+send) is held while the database is down (`runner_container/holding.py`). The
 machine itself is `runner_container/machine.py` (pure: state + input -> state +
 effects); this actor reads what an input needs, steps the machine and performs the
 effects: the client, the writes (`SessionStore.apply`, one transaction each: the
@@ -16,12 +22,13 @@ import threading
 from dataclasses import replace
 from typing import Any, Callable
 
-from chalicelib.errors import DependencyUnavailable
 from chalicelib.repositories.session_store import SessionGone, SessionReplaced, StateChange
 from runner_container import behaviour, machine
 from runner_container.behaviour import Behaviour
 from runner_container.commands import CommandRunner
 from runner_container.drivers.base import DriverError, SessionClient, SessionConfig
+from runner_container.holding import Holder
+from runner_container.inbox import Inbox
 from runner_container.machine import SessionState
 from runner_container.ports import SessionPorts
 
@@ -36,14 +43,17 @@ class SessionActor:
         # is `WHERE id = uid`, so a reused session_id never receives a deleted session's state
         self.uid = session_uid
         self.log = ports.log
-        self.inbox: queue.Queue = queue.Queue()
+        self.inbox = Inbox()  # the client's reports (received messages above all) first
         self.state = SessionState()
         self.behaviour = Behaviour()  # the row's behaviour settings, read at every load
         self.client: SessionClient | None = None
         self.generation = 0
         self.commands = CommandRunner(self)
         self.done = threading.Event()
-        self.stopping = threading.Event()  # set by stop(): a held write gives up
+        self.stopping = threading.Event()  # set by stop(): a held write gives up after a grace
+        self.holder = Holder(self.stopping, self.log, session_id)
+        self._closed = False  # the actor ended: posts go to a fresh actor (`_forward`)
+        self._post_lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name=f"session-{session_id}", daemon=True)
 
     @property
@@ -56,15 +66,42 @@ class SessionActor:
         return self
 
     def post(self, *item: Any) -> None:
-        self.inbox.put(item)
+        with self._post_lock:
+            if not self._closed:
+                self.inbox.put(item)
+                return
+        self._forward(item)
 
     def post_command(self, command_id: str, on_done: Callable[[], None], type: str | None = None) -> None:
         """Queue a command unless it is already waiting here (SQS and the backlog scan may both
         bring it). `type` is the command's type when the message carried it."""
-        if self.commands.track(command_id):
-            self.inbox.put(("command", command_id, on_done, type))
+        with self._post_lock:
+            if not self._closed:
+                if self.commands.track(command_id):
+                    self.inbox.put(("command", command_id, on_done, type))
+                else:
+                    self.inbox.put(("ack", on_done))
+                return
+        self._forward(("command", command_id, on_done, type))
+
+    def _forward(self, item: tuple) -> None:
+        """An item for an actor that has ended goes to the session's next actor on this runner
+        (a stop or a timer is only for this one; an acknowledgement is made here)."""
+        kind = item[0]
+        if kind in ("stop", "timer") or (kind == "driver" and item[2] != "event"):
+            return  # (a dropped client's state events are stale: the next actor has its own client)
+        if kind == "ack":
+            item[1]()
+            return
+        actors = self.ports.actors
+        if actors is None:
+            return  # (an actor built alone, in a test)
+        actors.finished(self)  # actor_for() builds a fresh one
+        successor = actors.actor_for(self.session_id)
+        if kind == "command":
+            successor.post_command(item[1], item[2], item[3] if len(item) > 3 else None)
         else:
-            self.inbox.put(("ack", on_done))
+            successor.post(*item)
 
     def stop(self, *, graceful: bool, wait: float = 15.0) -> None:
         self.stopping.set()
@@ -72,7 +109,7 @@ class SessionActor:
         self.done.wait(wait)
 
     def _sink(self, generation: int) -> Callable[[str, dict[str, Any]], None]:
-        return lambda kind, data: self.inbox.put(("driver", generation, kind, data))
+        return lambda kind, data: self.post("driver", generation, kind, data)
 
     def _next_timer(self) -> float | None:
         timers = [t for t in (self.state.retry_at, self.state.qr_deadline, self.commands.next_deadline(),
@@ -90,7 +127,6 @@ class SessionActor:
                     item = ("timer",)
                 if item[0] == "stop":
                     self._shutdown(graceful=item[1])
-                    self._write_received_leftovers()
                     return
                 if not self._handle_safely(item):
                     return
@@ -99,6 +135,7 @@ class SessionActor:
                     if not self._handle_safely(("timer",)):
                         return
         finally:
+            self._close()
             self.done.set()
             if self.ports.actors is not None:
                 self.ports.actors.finished(self)
@@ -261,42 +298,36 @@ class SessionActor:
         if kind == "connected" and self.state.logged_in:
             behaviour.on_login(self)
 
-    def _received_durably(self, data: dict[str, Any], first_wait: float = 0.5, max_wait: float = 5.0) -> None:
-        """Write a received message (or receipt) event, holding it while the database is down.
+    def hold(self, write: Callable[[], Any], what: str, **context: Any) -> Any:
+        """`write()`, held and tried again while the database is down (runner_container/holding.py)."""
+        return self.holder.run(write, what, **context)
 
+    def write_held(self, change: StateChange) -> None:
+        """`write` of what already happened outside the database (a message handed to WhatsApp)."""
+        self.hold(lambda: self.write(change), f"{change.event or 'state'} write")
+
+    def _received_durably(self, data: dict[str, Any]) -> None:
+        """Write a received message (or receipt) event, holding it while the database is down:
         WhatsApp does not send a message again once the client took it, so until it is written
-        it exists only here: dropping it on a failed write loses it (seen with PostgreSQL
-        stopped for 20 s in bench/faults.py scenario 3). The actor waits and writes it again;
-        the session's later items wait behind it, in order. Only a stopping runner gives up."""
-        wait = first_wait
-        while True:
-            try:
-                self.commands.received(data["event"], data["data"])
-                return
-            except DependencyUnavailable as exc:
-                if self.stopping.is_set():
-                    self.log.error("runner stopping while the database is down: received event not written",
-                                   extra={"session_id": self.session_id, "event": data.get("event"),
-                                          "message_id": (data.get("data") or {}).get("message_id")})
-                    raise
-                self.log.warning("database unavailable; holding a received event until it is written",
-                                 extra={"session_id": self.session_id, "event": data.get("event"),
-                                        "reason": exc.message})
-                self.stopping.wait(wait)
-                wait = min(wait * 2, max_wait)
+        it exists only here (bench/faults.py scenario 3 lost them on a failed write)."""
+        self.hold(lambda: self.commands.received(data["event"], data["data"]), "received event", any_dependency=True,
+                  event=data.get("event"), message_id=(data.get("data") or {}).get("message_id"))
 
-    def _write_received_leftovers(self) -> None:
-        """Messages the client took after the stop was posted wait in the inbox behind it (a
-        slot handed or taken over, e.g. after a database outage aged the heartbeat past the
-        TTL): write them before the actor ends, or they are lost, since WhatsApp does not send them again to
-        the next owner (seen in bench/faults.py scenario 3). Commands left here stay queued
-        for the next owner, as before."""
+    def _close(self) -> None:
+        """The actor ends: close the inbox (later posts go to a fresh actor), then settle what
+        waits in it. Messages the client took after the stop was posted are written here (the
+        next owner would never see them); commands and reconciliations posted after the stop
+        came from the supervisor taking the slot back meanwhile: they go to the next actor,
+        else they would sit in a dead inbox while their SQS message stays invisible."""
+        with self._post_lock:
+            self._closed = True
         while True:
             try:
                 item = self.inbox.get_nowait()
             except queue.Empty:
                 return
             if item[0] != "driver" or item[2] != "event":
+                self._forward(item)
                 continue
             try:
                 self._received_durably(item[3])

@@ -5,8 +5,10 @@ RUNNER_LEASE_TTL and, when it holds a lifeline (migration 0080), its advisory lo
 still in `pg_locks`. The lock lives on a connection of the runner's own, so it ends with
 the process: a runner killed with SIGKILL is dead for the others at once (its slots and
 its running commands move), while a frozen one (SIGSTOP, a hung host) keeps the lock and
-is dead only once its heartbeat is older than the TTL. `runner_alive_sql` is that rule in
-SQL; every query that decides whether a runner's work may be taken over uses it.
+is dead only once its heartbeat is older than the TTL. A restart of PostgreSQL ends every
+lock at once: a lock taken before the server started is not trusted (migration 0090), so
+the restart alone makes no runner dead. `runner_alive_sql` is that rule in SQL; every
+query that decides whether a runner's work may be taken over uses it.
 """
 from __future__ import annotations
 
@@ -33,28 +35,56 @@ def lifeline_held_sql(key: str, *, own: bool = False) -> str:
 
 def lifeline_cut_sql(alias: str) -> str:
     """SQL true when the runner row `alias` took a lifeline and its lock is gone: the
-    process (or at least its connection) has ended."""
-    return f"({alias}.lifeline_key IS NOT NULL AND NOT {lifeline_held_sql(f'{alias}.lifeline_key')})"
+    process (or at least its connection) has ended. Only for a lock taken since the server
+    started: a PostgreSQL restart ends every lock at once and says nothing of the runners
+    (migration 0090); until a runner takes its lifeline again, its heartbeat decides."""
+    return (f"({alias}.lifeline_key IS NOT NULL AND {alias}.lifeline_taken_at > pg_postmaster_start_time()"
+            f" AND NOT {lifeline_held_sql(f'{alias}.lifeline_key')})")
+
+
+def heartbeat_sql(alias: str) -> str:
+    """SQL: the runner row `alias`'s heartbeat, with the time the database itself was down
+    not counted against it. Without that, an outage longer than RUNNER_LEASE_TTL made every
+    runner dead at once, and the first to beat again took the others' running commands and
+    sent them a second time (bench/faults.py scenario 3, a 5 s outage with a 3 s TTL).
+
+    A runner's first heartbeat after the server (re)started keeps its last one before it
+    (`heartbeat_before_start`, migration 0090); the newest of those, among the runners that
+    have beaten since the start, is about when the server went down. A heartbeat not renewed
+    since the start is moved forward by the outage (from then to the start): a runner alive
+    when the server went down has a TTL from the restart to beat again, one already silent
+    before it stays as silent. Until a runner that lived through the restart has beaten
+    again, nothing is moved (each runner beats before it judges the others)."""
+    start = "pg_postmaster_start_time()"
+    went_down = ("(SELECT max(zmrl_b.heartbeat_before_start) FROM runners zmrl_b "
+                 f"WHERE zmrl_b.heartbeat_at >= {start} AND zmrl_b.heartbeat_before_start < {start})")
+    return (f"({alias}.heartbeat_at + CASE WHEN {alias}.heartbeat_at < {start} "
+            f"THEN coalesce({start} - {went_down}, interval '0') ELSE interval '0' END)")
 
 
 def runner_alive_sql(alias: str, ttl: str) -> str:
     """SQL true while the runner row `alias` is alive; `ttl` is the placeholder (or
-    expression) of RUNNER_LEASE_TTL in seconds. A row with no lifeline (an older runner,
-    RUNNER_LIFELINE=off) is judged by its heartbeat alone."""
-    return (f"({alias}.stopped_at IS NULL AND {alias}.heartbeat_at > now() - make_interval(secs => {ttl})"
+    expression) of RUNNER_LEASE_TTL in seconds (used once: positional placeholders work). A
+    row with no lifeline (an older runner, RUNNER_LIFELINE=off) is judged by its heartbeat
+    alone. A restart of PostgreSQL changes neither: its downtime does not age a heartbeat
+    (`heartbeat_sql`) and the locks it ended are not trusted (`lifeline_cut_sql`)."""
+    return (f"({alias}.stopped_at IS NULL AND {heartbeat_sql(alias)} > now() - make_interval(secs => {ttl})"
             f" AND NOT {lifeline_cut_sql(alias)})")
 
 
 def live_runners_sql(ttl: str) -> str:
     """A SELECT of the live runners (`id`, `max_sessions`, `queue_url`) by the rule of
-    `runner_alive_sql`, with `pg_locks` read once for all of them (an uncorrelated IN is
-    one hashed subplan), not once per runner row: placement reads it every tick."""
+    `runner_alive_sql` (same heartbeat, same lifeline rule, a restart of PostgreSQL
+    included), with `pg_locks` read once for all of them (an uncorrelated IN is one hashed
+    subplan), not once per runner row: placement reads it every tick.
+    tests/e2e/test_runner_lifeline.py checks that both give the same runners."""
     held = ("SELECT l.objid::bigint FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
             f" AND l.classid = {LIFELINE_NAMESPACE}::oid AND l.objsubid = 2"
             " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())")
     return ("SELECT r.id, r.max_sessions, r.queue_url FROM runners r WHERE r.stopped_at IS NULL"
-            f" AND r.heartbeat_at > now() - make_interval(secs => {ttl})"
-            f" AND (r.lifeline_key IS NULL OR r.lifeline_key::bigint IN ({held}))")
+            f" AND {heartbeat_sql('r')} > now() - make_interval(secs => {ttl})"
+            " AND (r.lifeline_key IS NULL OR r.lifeline_taken_at <= pg_postmaster_start_time()"
+            f" OR r.lifeline_key::bigint IN ({held}))")
 
 
 class RunnerRepository:
@@ -72,7 +102,9 @@ class RunnerRepository:
                     hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
                     version = EXCLUDED.version, driver = EXCLUDED.driver,
                     info = EXCLUDED.info, started_at = now(), heartbeat_at = now(),
-                    stopped_at = NULL, lifeline_key = NULL
+                    heartbeat_before_start = CASE WHEN runners.heartbeat_at < pg_postmaster_start_time()
+                        THEN runners.heartbeat_at ELSE runners.heartbeat_before_start END,
+                    stopped_at = NULL, lifeline_key = NULL, lifeline_taken_at = NULL
                 """,
                 (runner_id, hostname, pid, version, driver, Jsonb(info or {})),
             )
@@ -83,8 +115,9 @@ class RunnerRepository:
         (another process took our id)."""
         with self.db.connection() as conn:
             cur = conn.execute(
-                "UPDATE runners SET heartbeat_at = now(), rss_mb = %s, max_sessions = %s"
-                " WHERE id = %s AND stopped_at IS NULL",
+                "UPDATE runners SET heartbeat_at = now(), heartbeat_before_start = CASE WHEN heartbeat_at < "
+                "pg_postmaster_start_time() THEN heartbeat_at ELSE heartbeat_before_start END, "
+                "rss_mb = %s, max_sessions = %s WHERE id = %s AND stopped_at IS NULL",
                 (rss_mb, max_sessions, runner_id),
             )
             return cur.rowcount == 1
@@ -136,8 +169,8 @@ class RunnerRepository:
             locked = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok", (LIFELINE_NAMESPACE, key)).fetchone()
             if (locked["ok"] if isinstance(locked, dict) else locked[0]):
                 break  # else the sequence wrapped onto a key still held: take the next one
-        cur = conn.execute("UPDATE runners SET lifeline_key = %s WHERE id = %s AND stopped_at IS NULL",
-                           (key, runner_id))
+        cur = conn.execute("UPDATE runners SET lifeline_key = %s, lifeline_taken_at = now() "
+                           "WHERE id = %s AND stopped_at IS NULL", (key, runner_id))
         return key if cur.rowcount == 1 else None
 
     @staticmethod

@@ -99,6 +99,79 @@ def test_a_cut_lifeline_frees_the_slots_and_running_commands_at_once(db, two_run
     assert claimed is not None and claimed["runner_id"] == "lease-a" and claimed["attempts"] == 2
 
 
+def test_a_lifeline_lost_to_a_database_restart_makes_no_runner_dead(db, two_runners, make_session):
+    """A PostgreSQL restart ends every connection, so every runner's lock at once (issue 16,
+    bench/faults.py scenario 3). A lock taken before the server started is not trusted: the
+    heartbeat decides until the runner takes its lifeline again, so no slot or running
+    command moves because of the restart alone."""
+    a, b, lifelines = two_runners
+    commands, slots = CommandRepository(db), SlotRepository(db)
+    session_id = _session_held_by(make_session, b, "restart")
+    command_id = _running_command(db, session_id, "lease-b")
+    with db.connection() as conn:  # lease-b's lock was taken before the server (re)started
+        conn.execute("UPDATE runners SET lifeline_taken_at = pg_postmaster_start_time() - interval '1 second' "
+                     "WHERE id = 'lease-b'")
+    key = lifelines["lease-b"].key
+    lifelines["lease-b"].close()  # and the restart ended it
+    _wait_unlocked(db, key)
+
+    assert {r["id"] for r in RunnerRepository(db).live(TTL)} == {"lease-a", "lease-b"}
+    change = a.tick()  # placement reads the same rule (live_runners_sql): nothing of lease-b's moves
+    assert not (change.gained or change.lost) and slot_of(session_id) in b.owned
+    assert commands.claim(command_id, "lease-a", TTL) is None
+    assert [str(r["id"]) for r in slots.backlog({slot_of(session_id)}, live_ttl=TTL, older_than=0)] == []
+
+    assert lifelines["lease-b"].ensure() is True  # its next heartbeat: a lock taken since the start
+    key = lifelines["lease-b"].key
+    lifelines["lease-b"].close()  # now a cut lifeline means the process is gone, as before
+    _wait_unlocked(db, key)
+    assert {r["id"] for r in RunnerRepository(db).live(TTL)} == {"lease-a"}
+    assert slot_of(session_id) in a.tick().gained  # and placement agrees
+
+
+def test_an_outage_longer_than_the_ttl_makes_no_runner_dead(db, two_runners, make_session):
+    """The time PostgreSQL was down does not age a heartbeat (issue 16, bench/faults.py
+    scenario 3 with a 3 s TTL and a 5 s outage: the first runner to beat again took the
+    other's running send and made it a second time)."""
+    a, b, lifelines = two_runners
+    commands, runners = CommandRepository(db), RunnerRepository(db)
+    command_id = _running_command(db, _session_held_by(make_session, b, "outage"), "lease-b")
+    with db.connection() as conn:  # the server went down 20 s before it (re)started
+        conn.execute("UPDATE runners SET heartbeat_at = pg_postmaster_start_time() - interval '20 seconds' "
+                     "WHERE id = 'lease-a'")
+        conn.execute("UPDATE runners SET heartbeat_at = pg_postmaster_start_time() - interval '20.7 seconds' "
+                     "WHERE id = 'lease-b'")
+        conn.execute("INSERT INTO runners (id, hostname, pid, version, driver, heartbeat_at) VALUES "
+                     "('gone-long', 'h', 1, 'v', 'emulator', pg_postmaster_start_time() - interval '1 hour')")
+        up = float(conn.execute("SELECT extract(epoch FROM now() - pg_postmaster_start_time()) AS s").fetchone()["s"])
+    ttl = up + 5  # the server started less than a TTL ago; every heartbeat is older than one
+
+    assert runners.heartbeat("lease-a")  # lease-a beats first after the restart, then judges the others
+    assert {r["id"] for r in runners.live(ttl)} == {"lease-a", "lease-b"}  # not the one silent before
+    assert commands.claim(command_id, "lease-a", ttl) is None  # lease-b's running send stays its own
+    assert runners.heartbeat("lease-a")  # beating on: when the server went down stays known
+    assert {r["id"] for r in runners.live(ttl)} == {"lease-a", "lease-b"}
+    # a TTL after the restart, the one that did not beat again is dead, and its command moves
+    wait_for(lambda: float(_uptime(db)) > 2, timeout=5, message="server up for 2 s")
+    short = float(_uptime(db)) - 1
+    assert {r["id"] for r in runners.live(short)} == {"lease-a"}
+    assert commands.claim(command_id, "lease-a", short) is not None
+
+
+def _uptime(db) -> float:
+    with db.connection() as conn:
+        return conn.execute("SELECT extract(epoch FROM now() - pg_postmaster_start_time()) AS s").fetchone()["s"]
+
+
+def _wait_unlocked(db, key: int) -> None:
+    """The server lets a lock go once the closed connection's backend has ended (not at once)."""
+    def gone() -> bool:
+        with db.connection() as conn:
+            return conn.execute("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' "
+                                "AND objid = %s::oid AND objsubid = 2", (key,)).fetchone()["n"] == 0
+    wait_for(gone, timeout=10, message=f"lifeline lock {key} released")
+
+
 def test_a_frozen_holder_keeps_its_slots_until_its_heartbeat_is_older_than_the_ttl(db, two_runners):
     """Frozen: connection and lock still there, heartbeat silent. The lock is not trusted
     past the TTL: once the heartbeat is that old the slots move with the lock still held."""
