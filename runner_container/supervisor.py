@@ -80,6 +80,12 @@ class RunnerSupervisor:
         self.driver = parts.ports.driver
         self.poller = CommandPoller(self.container.sqs, self.queue, self._dispatch, ack=self.acker.ack,
                                     republish=self._publish_queue, metrics=self.metrics, log=self.log)
+        # Slots whose sessions were reconciled here: only their commands go straight to actors.
+        # A slot is in `placement.owned` from the tick's commit, but an actor that got a command
+        # before its reconcile would answer `not_connected` instead of (re)connecting and
+        # waiting for the login (bench/faults.py scenario 2 at full scale: 45 sends failed).
+        # Until then a command is left to the slot's backlog, run right after the reconcile.
+        self.ready: frozenset[int] = frozenset()
         self._last_tick_ok = 0.0
         self._stopping = False
         self.doorbell = CommandDoorbell(self.container.db, self._doorbell, self.log)
@@ -131,16 +137,19 @@ class RunnerSupervisor:
         if change.lost:
             self.log.warning("slots taken over by another runner", extra={"slots": len(change.lost)})
         leaving = change.lost | set(change.handing)
+        self.ready = self.ready & frozenset(self.placement.owned)
         if leaving:
             self._stop_slots(leaving)
         if change.handing:
             moved = self.placement.hand_over(sorted(change.handing))
             self.log.info("slots handed over", extra={"slots": moved})
-        if change.gained:
-            self.log.info("slots acquired", extra={"slots": len(change.gained), "runner_id": self.runner_id})
+        fresh = set(self.placement.owned) - self.ready  # gained now, or by a tick that failed half-way
+        if fresh:
+            self.log.info("slots acquired", extra={"slots": len(fresh), "runner_id": self.runner_id})
             # restore the sessions first, so that commands left from the gap find them (re)connecting
-            self._reconcile(change.gained)
-            self._run_backlog(change.gained, stale_after=None)
+            self._reconcile(fresh)
+            self.ready = self.ready | fresh
+            self._run_backlog(fresh, stale_after=None)
         self.metrics.slots.set(len(self.placement.owned))
 
     def _reconcile_all(self) -> None:
@@ -215,7 +224,7 @@ class RunnerSupervisor:
     def _dispatch(self, body: dict[str, Any], ack: Any) -> None:
         """A command message from this runner's queue: run it here, forward it, or drop it."""
         session_id = body["session_id"]
-        if slot_of(session_id) in self.placement.owned:
+        if slot_of(session_id) in self.ready:
             self.actor_for(session_id).post_command(body["command_id"], ack, body.get("type"))
             return
         try:
@@ -231,8 +240,9 @@ class RunnerSupervisor:
         return self.placement.repo.queue_url_for_session(session_id, self.settings.runner_lease_ttl)
 
     def _doorbell(self, command_id: str, session_id: str, type: str | None) -> None:
-        """A new command (runner_container/doorbell.py): to its actor if this runner holds its slot."""
-        if slot_of(session_id) in self.placement.owned:
+        """A new command (runner_container/doorbell.py): to its actor if this runner holds its
+        slot and has reconciled it (else the slot's backlog brings it)."""
+        if slot_of(session_id) in self.ready:
             self.actor_for(session_id).post_command(command_id, lambda: None, type)
 
     def _reap_dead_queues(self) -> None:
