@@ -76,7 +76,7 @@ class RunnerQueue:
         return holder
 
 
-def drain_and_delete(sqs: Any, queue_url: str, route: Route, me: str, log: Any = None, rounds: int = 50) -> bool:
+def drain_and_delete(sqs: Any, queue_url: str, route: Route, log: Any = None, rounds: int = 50) -> bool:
     """Forward what a gone runner's queue still holds to the holders now, then delete it.
     True once the queue is gone; False when `rounds` x 10 messages were not all (the rest
     waits for the next call)."""

@@ -249,7 +249,7 @@ class RunnerSupervisor:
         """Drain (forward) and delete the queues of runners gone for DEAD_QUEUE_AFTER."""
         for row in self.runners.dead_queues(DEAD_QUEUE_AFTER, limit=2):
             try:
-                if drain_and_delete(self.container.sqs, row["queue_url"], self._route, self.runner_id, self.log):
+                if drain_and_delete(self.container.sqs, row["queue_url"], self._route, self.log):
                     self.runners.mark_queue_deleted(row["id"])
             except Exception as exc:  # noqa: BLE001 - next reconcile tries again
                 self.log.warning("could not drain a gone runner's queue", extra={"reason": str(exc)[:200]})

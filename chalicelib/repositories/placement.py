@@ -53,15 +53,14 @@ class PlacementRepository:
         self.db = db
 
     # -- the tick -----------------------------------------------------------------------
-    def tick(self, runner_id: str, *, ttl: float, step: int, cap: int | None, balance: bool = True) -> TickView:
+    def tick(self, runner_id: str, *, ttl: float, step: int, cap: int | None) -> TickView:
         with self.db.connection() as conn, conn.transaction():
             view = TickView()
-            if balance:
-                plan = self._plan(conn, runner_id, ttl=ttl, step=step, cap=cap)
-                view.balanced = plan.locked
-                self._apply(conn, runner_id, plan, step=step)
-                for slot in plan.release:
-                    view.handing[slot] = None
+            plan = self._plan(conn, runner_id, ttl=ttl, step=step, cap=cap)
+            view.balanced = plan.locked
+            self._apply(conn, runner_id, plan)
+            for slot in plan.release:
+                view.handing[slot] = None
             for row in conn.execute("SELECT slot, sessions, next_runner_id FROM slot_placements WHERE runner_id = %s",
                                     (runner_id,)).fetchall():
                 if row["next_runner_id"] is not None:
@@ -169,7 +168,7 @@ class PlacementRepository:
             (runner_id,)).fetchall()]
 
     @staticmethod
-    def _apply(conn: psycopg.Connection, runner_id: str, plan: Plan, *, step: int) -> None:
+    def _apply(conn: psycopg.Connection, runner_id: str, plan: Plan) -> None:
         if plan.claim:  # still orphans: a slot another runner claimed meanwhile is left out
             conn.execute("UPDATE slot_placements SET runner_id = %s, next_runner_id = NULL, "
                          "generation = generation + 1, moved_at = now() "

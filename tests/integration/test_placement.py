@@ -153,7 +153,7 @@ def test_a_claim_leaves_out_a_slot_another_runner_claimed_meanwhile(db, clean_ru
     taken_by_a = set(fleet.placement.tick(a, ttl=TTL, step=STEP, cap=None).owned) & set(b_slots)
     assert taken_by_a
     with db.connection() as conn:  # c decided on every one of b's slots before a's claim: applied after it
-        fleet.placement._apply(conn, c, Plan(claim=b_slots, dead=[b]), step=STEP)
+        fleet.placement._apply(conn, c, Plan(claim=b_slots, dead=[b]))
         holders = {r["slot"]: r["runner_id"] for r in conn.execute(
             "SELECT slot, runner_id FROM slot_placements WHERE slot = ANY(%s)", (b_slots,))}
     assert {s for s, h in holders.items() if h == a} == taken_by_a  # a keeps what it claimed
