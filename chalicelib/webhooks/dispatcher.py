@@ -98,7 +98,6 @@ class WebhookDispatcher:
         self._events_url = events_queue_url
         self._dlq_url = dlq_url
         self.policy = policy
-        self.timeout = timeout
         self.logger = logger
         self._lock = threading.Lock()
         self.routes = SessionRoutes(repo, secret_box, self._lock, logger)
@@ -120,6 +119,17 @@ class WebhookDispatcher:
     @breaker.setter
     def breaker(self, config: breaker.BreakerConfig) -> None:
         self.builder.breaker = self.recorder.breaker = config
+
+    @property
+    def timeout(self) -> float:
+        """WEBHOOK_TIMEOUT: the POST's total deadline, and what the watchdog, the deferrals
+        and the 'delivering' row's next attempt are measured from. One value: the poster and
+        the recorder read it from here."""
+        return self.poster.timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        self.poster.timeout = self.recorder.timeout = seconds
 
     @property
     def session_concurrency(self) -> int:

@@ -18,6 +18,7 @@ fuzz every route. The stateful phase's cases go out as generated: its point is t
 """
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import os
@@ -38,6 +39,25 @@ SPARE_ROUTES = {("DELETE", "/sessions/{session_id}"), ("POST", "/sessions/{sessi
 DEEP = 5000
 
 _turn = itertools.count()
+
+
+def _serialise_ast_parse() -> None:
+    """CPython 3.11 up to 3.11.7 keeps the AST constructor's recursion depth in state shared by
+    every thread (python/cpython#106905), and `--workers 2` runs two generator threads: two
+    `ast.parse` calls at once (Hypothesis describing a strategy's lambda) end in "SystemError:
+    AST constructor recursion depth mismatch", which stopped a CI run of the coverage phase.
+    The API under test never parses Python; only the fuzzer's own process does, so one lock here
+    is the whole fix."""
+    parse, lock = ast.parse, threading.Lock()
+
+    def parse_one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return parse(*args, **kwargs)
+
+    ast.parse = parse_one_at_a_time
+
+
+_serialise_ast_parse()
 _kind_turn = itertools.count()  # its own counter, so every kind comes round whatever PLAIN_EVERY is
 _planted: dict[int, str] = {}
 _lock = threading.Lock()

@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from chalicelib.netguard.http import OutboundError, OutboundRefused, OutboundTimeout, OutboundUnresolvable
 from chalicelib.netguard.resolve import NetPolicy
 from chalicelib.webhooks import retry
+from chalicelib.webhooks.breaker import BreakerConfig
+from chalicelib.webhooks.dispatcher import WebhookDispatcher
 from chalicelib.webhooks.jobs import Job
 from chalicelib.webhooks.outcomes import BreakerTally, OutcomeRecorder, settle
 from chalicelib.webhooks.posting import Poster
@@ -84,3 +86,15 @@ def test_an_attempt_not_made_is_not_counted_in_the_row():
     assert deferred["next_attempt_at"] == datetime(2026, 1, 1, 0, 0, 10, tzinfo=timezone.utc)
     running = recorder._row(_job(attempt=3, round_attempt=2, status="delivering", handed_off=True), now)
     assert (running["attempt"], running["next_attempt_at"]) == (3, datetime(2026, 1, 1, 0, 0, 3, tzinfo=timezone.utc))
+
+
+def test_the_dispatcher_timeout_is_one_value_for_every_stage():
+    """WEBHOOK_TIMEOUT set on the dispatcher reaches the POST's deadline and the recorder's
+    next-attempt time: it used to change only the watchdog, so a POST still gave up at the
+    old 10 s (tests/integration/test_webhooks_delivery.py's hanging endpoint, on a slow CI)."""
+    dispatcher = WebhookDispatcher(
+        repo=object(), sqs=None, events_queue_url=lambda: "", dlq_url=lambda: "", secret_box=lambda: None,
+        policy=retry.RetryPolicy.from_settings((1.0,), 1), breaker_config=BreakerConfig(threshold=5, cooldown=30.0),
+        timeout=10.0, net_policy=NetPolicy(), db=object(), max_workers=1)
+    dispatcher.timeout = 120.0
+    assert (dispatcher.timeout, dispatcher.poster.timeout, dispatcher.recorder.timeout) == (120.0, 120.0, 120.0)
