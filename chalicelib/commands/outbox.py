@@ -14,11 +14,15 @@ Routes that must answer with a result (pair-phone, send with `wait`) `await_resu
 row: LISTEN on `zemeow_command_done` (a trigger NOTIFYs when a command finishes), with a
 re-read of the row as the source of truth, bounded by a timeout.
 
-A waiting `submit` hands the message to SQS beside the wait, not before it: the runner
-usually has the command from the insert's NOTIFY (its doorbell, migration 0081) before
-the SQS send returns, and a command that finished needs no message (the runner only
-acknowledges a late copy). One that did not finish in time is answered only once its
-send is over, so nothing accepted depends on a send still in flight.
+A waiting `submit` hands the message to SQS only when the runner has not taken the command
+within `DOORBELL_GRACE_SECONDS`: the insert's NOTIFY (the runner's doorbell, migration 0081)
+brings it there in a few milliseconds, and a command that a runner claimed or finished needs
+no message, because the table is what every recovery reads (the new holder of a slot runs
+its backlog, including what a dead runner left `running`; `sweep()` resends what stays
+queued). The message would only cost three SQS requests (send, receive, delete) that carry
+nothing. One that did not finish in time is answered only once its send is over, so
+nothing accepted depends on a send still in flight. A request without `wait` sends at once:
+nobody watches its row.
 """
 from __future__ import annotations
 
@@ -42,6 +46,9 @@ NOTIFY_CHANNEL = "zemeow_command_done"
 # Gateway's 29 s integration timeout, so a slow runner gets our 504 `runner_timeout`
 # naming the command, not the gateway's bare one.
 ROUTE_WAIT_SECONDS = 25.0
+# How long a waiting submit lets the doorbell work before it sends the SQS message as well:
+# far above the doorbell's claim time (a few ms; tens under load), far below the backlog scan's.
+DOORBELL_GRACE_SECONDS = 0.25
 SENDS_BESIDE = 32  # SQS sends a process keeps in flight beside the waits; past it a request sends itself
 
 
@@ -177,7 +184,12 @@ class CommandOutbox:
         """The finished command's view when it succeeded. A failure is `RunnerFailed` (502)
         with the runner's error code, a command still queued/running after `timeout` is
         `UpstreamTimeout` (504, code `runner_timeout`); both name the command id."""
-        row = self.await_result(command_id, timeout, fresh=fresh)
+        return self._success_view(self.await_result(command_id, timeout, fresh=fresh), command_id, timeout,
+                                  what=what, failure_code=failure_code)
+
+    @staticmethod
+    def _success_view(row: dict[str, Any] | None, command_id: str, timeout: float, *, what: str,
+                      failure_code: str) -> dict[str, Any]:
         if row is None:  # the session (and its commands) was deleted meanwhile
             raise NotFound(f"command '{command_id}' is gone (was its session deleted?)", code="command_not_found")
         view = command_view(row)
@@ -202,10 +214,18 @@ class CommandOutbox:
             return Outcome.accepted({"command_id": view["command_id"], "status": view["status"]})
         with self.db.connection() as conn:
             row, created = self.record(conn, session_id, type, payload, idempotency_key=idempotency_key)
-        sending = self._send_beside(row) if created else None
+        command_id, started = str(row["id"]), time.monotonic()
+        sending = None
+        if created:
+            early = self.await_result(command_id, min(timeout, DOORBELL_GRACE_SECONDS), fresh=True)
+            if early is None or early["status"] in TERMINAL:
+                return Outcome.finished(self._success_view(early, command_id, timeout, what=what,
+                                                           failure_code=failure_code))
+            if early["status"] == "queued":  # no runner took it by the doorbell: SQS carries it too
+                sending = self._send_beside(row)
         try:
-            return Outcome.finished(self.await_success(str(row["id"]), timeout, what=what,
-                                                       failure_code=failure_code, fresh=created))
+            return Outcome.finished(self.await_success(command_id, timeout - (time.monotonic() - started),
+                                                       what=what, failure_code=failure_code))
         except UpstreamTimeout:
             if sending is not None:  # still queued: its message should be with SQS before we answer
                 try:

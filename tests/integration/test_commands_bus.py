@@ -11,9 +11,11 @@ import pytest
 
 from chalicelib.aws_clients import make_client
 from chalicelib.commands import CommandOutbox
+from chalicelib.errors import UpstreamTimeout
+from chalicelib.placement import slot_of
 from devstack.processes import free_port
 from tests.conftest import session_headers
-from tests.support.runner_harness import start_runner, wait_for
+from tests.support.runner_harness import reset_placement, slot_owners, start_runner, wait_for
 
 
 @pytest.fixture
@@ -114,6 +116,55 @@ def test_idempotency_key_returns_the_same_command_and_sends_once(container, make
     assert first["id"] == second["id"] != other["id"]
     bodies = [json.loads(m["Body"])["command_id"] for m in _receive(container, sid, holder_queue)]
     assert bodies.count(str(first["id"])) == 1
+
+
+def test_a_waited_command_no_runner_takes_is_sent_to_sqs_after_the_grace(container, make_session, holder_queue, db):
+    """The holder's queue exists but nothing claims from the table: after DOORBELL_GRACE_SECONDS
+    the waiting submit sends the message (once), and answers 504 only once it is sent."""
+    sid = make_session(name="grace")["session_id"]
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeout) as timed_out:
+        container.commands.submit(sid, "ping", {}, wait=True, timeout=1.0)
+    assert 1.0 <= time.monotonic() - started < 5
+    command_id = timed_out.value.details["command_id"]
+    [message] = _receive(container, sid, holder_queue)
+    assert json.loads(message["Body"])["command_id"] == command_id
+    with db.connection() as conn:
+        row = conn.execute("SELECT status, enqueued_at FROM commands WHERE id = %s", (command_id,)).fetchone()
+    assert row["status"] == "queued" and row["enqueued_at"] is not None
+
+
+def test_a_waited_command_the_doorbell_brings_costs_no_sqs_message(container, make_session, stack, db,
+                                                                    clean_runners, monkeypatch):
+    """A runner claims the command from the insert's NOTIFY: the table carries it, so the
+    waiting submit sends nothing to SQS (three requests saved per command)."""
+    sid = make_session(name="doorbell only")["session_id"]
+    sqs, sent = container.commands.sqs, []
+
+    class RecordingSqs:
+        def __getattr__(self, name):
+            return getattr(sqs, name)
+
+        def send_message(self, **kwargs):
+            sent.append(kwargs)
+            return sqs.send_message(**kwargs)
+
+    monkeypatch.setattr(container.commands, "sqs", RecordingSqs())
+    reset_placement(db)
+    runner = start_runner(stack.env, "doorbell-runner")
+    try:
+        wait_for(lambda: slot_owners(db).get(slot_of(sid)) == "doorbell-runner", timeout=30,
+                 message="the runner holds the session's slot")
+        done = container.commands.submit(sid, "ping", {}, wait=True, timeout=20).body
+        assert done["status"] == "succeeded", done
+        container.commands.close()  # any send still on the pool is over
+        assert sent == []
+        with db.connection() as conn:
+            row = conn.execute("SELECT enqueued_at, runner_id FROM commands WHERE id = %s",
+                               (done["command_id"],)).fetchone()
+        assert row["runner_id"] == "doorbell-runner" and row["enqueued_at"] is None  # never sent to SQS
+    finally:
+        runner.stop()
 
 
 def test_await_result_wakes_on_notify_and_is_bounded(container, make_session, monkeypatch):
