@@ -170,7 +170,7 @@ def plan_ask_empty(me: RunnerLoad, runners: list[RunnerLoad], slot_goal: dict[st
                      if r.runner_id != me.runner_id), reverse=True)
     asks: list[tuple[str, int]] = []
     for excess, holder in donors:
-        if deficit <= 0 or excess <= 1:
+        if deficit <= 0 or excess <= 0:  # a holder one over gives to one two short: both end nearer
             break
         amount = min(excess, deficit)
         asks.append((holder, amount))
