@@ -202,7 +202,9 @@ class LocalStackEnvironment:
 
     def stop(self, *, delete_queues: bool = False, drop_database: bool = False) -> None:
         for child in reversed(self.children):
+            started = time.monotonic()
             child.stop()
+            self.log(f"    {child.name} stopped in {time.monotonic() - started:.1f}s")
         self.children.clear()
         if drop_database and self._admin_url:
             try:
@@ -222,8 +224,10 @@ class LocalStackEnvironment:
             self.localstack.stop()
             self.localstack = None
         if self.embedded is not None:
+            started = time.monotonic()
             self.embedded.cleanup()  # stops the server when no other process uses it
             self.embedded = None
+            self.log(f"    embedded PostgreSQL released in {time.monotonic() - started:.1f}s")
 
 
 def _create_database_if_missing(admin_url: str, name: str) -> None:

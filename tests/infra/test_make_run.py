@@ -2,13 +2,9 @@
 from __future__ import annotations
 
 import os
-import re
-import selectors
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
@@ -18,36 +14,7 @@ from devstack import PROJECT_ROOT
 from devstack.local_env import read_env_file
 from devstack.messaging_stack import delete_stack
 from devstack.processes import free_port, port_in_use
-
-
-def _read_until(process, pattern, timeout):
-    """Collect stdout until `pattern` appears; fail with the output if it does not.
-
-    Reads the pipe's file descriptor directly: a buffered readline() can swallow several
-    lines into Python's buffer, where select() no longer sees them."""
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    fd = process.stdout.fileno()
-    output = ""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if selector.select(timeout=0.2):
-            chunk = os.read(fd, 65536)
-            if not chunk:  # the launcher closed its stdout (exited)
-                break
-            output += chunk.decode(errors="replace")
-            if re.search(pattern, output):
-                return output
-        elif process.poll() is not None:
-            break
-    raise AssertionError(f"{pattern!r} not printed within {timeout}s:\n{output}")
-
-
-def _rest(process) -> str:
-    chunks = []
-    while chunk := os.read(process.stdout.fileno(), 65536):
-        chunks.append(chunk)
-    return b"".join(chunks).decode(errors="replace")
+from tests.support.launched import Launched
 
 
 @pytest.mark.slow
@@ -57,11 +24,9 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(stack, settings,
     env = {**stack.env, "SERVER_PORT": str(port), "DATA_DIR": str(tmp_path), "QUEUE_PREFIX": prefix}
     for name in ("DATABASE_URL", "ADMIN_API_KEY", "ENCRYPTION_KEY"):
         env.pop(name)  # the embedded server and generated keys, as on a fresh machine
-    process = subprocess.Popen([sys.executable, "-m", "devstack", "run"], cwd=str(PROJECT_ROOT),
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    launched = Launched(env)
     try:
-        output = _read_until(process, r"Ctrl-C stops everything", timeout=120)
+        output = launched.wait_for_output(r"Ctrl-C stops everything", timeout=120)
         assert f"http://127.0.0.1:{port}" in output
         local_env = read_env_file(tmp_path / "local.env")
         assert f"admin key:  {local_env['ADMIN_API_KEY']}" in output
@@ -71,12 +36,11 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(stack, settings,
         assert f"console:    http://127.0.0.1:{port}/console" in output  # issue 13: printed next to the key
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/console", timeout=10) as response:
             assert response.status == 200 and b"console/assets/main.js" in response.read()
-        os.killpg(process.pid, signal.SIGINT)
-        assert process.wait(timeout=60) == 0
-        assert "stopped" in _rest(process)
+        launched.interrupt()
+        assert launched.wait_stopped(timeout=60) == 0, launched.output[-3000:]
+        assert "stopped" in launched.output
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+        launched.kill()
         delete_stack(make_client("cloudformation", settings), f"{prefix}-messaging")
         delete_stack(make_client("cloudformation", settings), f"{prefix}-media")
         s3 = make_client("s3", settings)  # the stack retains its bucket (DeletionPolicy: Retain)

@@ -3,10 +3,6 @@ its queue prefix, messaging stack and media bucket are derived from its data dir
 stack deploy that loses a CreateStack race waits for the winner instead of failing."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +17,7 @@ from devstack.messaging_stack import MEDIA_TEMPLATE_PATH, delete_stack, deploy_m
 from devstack.processes import free_port, port_in_use
 from tests.support.runner_harness import http_json
 from tests.security.test_local_bindings import ADDRESS, assert_loopback_only
-from tests.infra.test_make_run import _read_until, _rest
+from tests.support.launched import Launched
 
 
 def test_each_data_dir_gets_its_own_stable_queue_prefix(tmp_path):
@@ -88,13 +84,11 @@ def test_a_second_make_run_with_its_own_data_dir_runs_beside_the_first(stack, se
     envs = [_make_run_env(stack.env, d) for d in dirs]
     prefixes = [queue_prefix_for(d) for d in dirs]
     assert prefixes[0] != prefixes[1]
-    processes = []
+    launched: list[Launched] = []
     try:
         for env in envs:  # both at once, as two terminals would
-            processes.append(subprocess.Popen([sys.executable, "-m", "devstack", "run"], cwd=str(PROJECT_ROOT),
-                                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                              start_new_session=True))
-        outputs = [_read_until(p, r"Ctrl-C stops everything", timeout=240) for p in processes]
+            launched.append(Launched(env))
+        outputs = [stack_run.wait_for_output(r"Ctrl-C stops everything", timeout=240) for stack_run in launched]
         for data_dir, env, prefix, output in zip(dirs, envs, prefixes, outputs):
             assert "zemeow is up" in output
             assert f"QUEUE_PREFIX={prefix}" in output
@@ -110,17 +104,16 @@ def test_a_second_make_run_with_its_own_data_dir_runs_beside_the_first(stack, se
             assert_loopback_only(int(envs[1]["SERVER_PORT"]), "make run's API")
             assert_loopback_only(int(envs[1]["METRICS_PORT"]), "make run's runner metrics")
             assert_loopback_only(int(envs[1]["EMULATOR_PORT"]), "make run's emulator")
-        for process in processes:
-            os.killpg(process.pid, signal.SIGINT)
-        for process in processes:
-            assert process.wait(timeout=60) == 0
-            assert "stopped" in _rest(process)
+        for stack_run in launched:
+            stack_run.interrupt()
+        for stack_run in launched:
+            assert stack_run.wait_stopped(timeout=60) == 0, stack_run.output[-3000:]
+            assert "stopped" in stack_run.output
         # neither started the shared LocalStack, so neither stopped it
         assert is_ready(stack.env["AWS_ENDPOINT_URL"])
     finally:
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
+        for stack_run in launched:
+            stack_run.kill()
         cfn, s3 = make_client("cloudformation", settings), make_client("s3", settings)
         for prefix in prefixes:
             delete_stack(cfn, f"{prefix}-messaging")
