@@ -5,16 +5,16 @@
     .venv/bin/python bench/runner_bench.py memory    [--driver emulator|neonize|both] [--counts 0,100,1000]
 
 roundtrip: commands go the API's way (`POST .../messages?wait=true`: CommandOutbox.submit
-  with wait: the row, whose insert rings the runner's doorbell, and the SQS FIFO queue of the runner holding the session
-  message) to one emulator runner, which executes them (send_message: the emulator's
-  outbox, a message.sent event) and writes the result; the caller awaits the row
-  (LISTEN/NOTIFY). One
-  session per client thread, so each session's commands are sequential as FIFO requires.
+  with wait: the row, whose insert rings the runner's doorbell; the SQS message to the
+  holder's queue only if no runner took it within DOORBELL_GRACE_SECONDS) to one emulator
+  runner, which executes them (send_message: the emulator's outbox, a message.sent event)
+  and writes the result; the caller awaits the row (LISTEN/NOTIFY). One session per client
+  thread, so each session's commands are sequential as FIFO requires.
   Baselines, same run: the floor any SQS round trip pays here, one at a time: a bare SQS
   FIFO send -> long-poll receive (the runner's poll settings) -> delete, then a pg_notify
   that wakes a LISTEN (ratio = roundtrip p50 / floor p50); and a first pass at N sessions
-  with the doorbell's trigger off in the bench's database, so commands reach the runner
-  by SQS alone, as before the doorbell.
+  with the doorbell's trigger off in the bench's database and no grace, so commands reach
+  the runner by SQS alone, sent at once, as before the doorbell.
 failover: two runners, N paired sessions; kill -9 the runner holding the first session; time until
   every session it held is authenticated again on the survivor (no QR). Run twice
   on the same stack: first with RUNNER_LIFELINE=off (the baseline: the survivor may steal
@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chalicelib.bootstrap import Container  # noqa: E402
+from chalicelib.commands import outbox  # noqa: E402
 from chalicelib.config import load_settings  # noqa: E402
 from chalicelib.placement import slot_of  # noqa: E402
 from chalicelib.schemas.sessions import CreateSessionRequest  # noqa: E402
@@ -202,6 +203,9 @@ def rss_mb(pid: int) -> float:
 
 
 # -- roundtrip --------------------------------------------------------------------------
+DOORBELL_GRACE = outbox.DOORBELL_GRACE_SECONDS
+
+
 def roundtrip(args) -> None:
     with Bench() as bench:
         bench.start_runner("bench-rt")
@@ -257,9 +261,11 @@ def roundtrip(args) -> None:
 
 def set_doorbell(bench: "Bench", on: bool) -> None:
     """The bench's own database only: with the insert trigger off, commands reach the
-    runner by SQS alone (the way before the doorbell), for a same-run baseline."""
+    runner by SQS alone (the way before the doorbell), for a same-run baseline; the waiting
+    submit then sends at once, as it did before the doorbell (no grace to wait out)."""
     with bench.container.db.connection() as conn:
         conn.execute(f"ALTER TABLE commands {'ENABLE' if on else 'DISABLE'} TRIGGER commands_notify_new")
+    outbox.DOORBELL_GRACE_SECONDS = DOORBELL_GRACE if on else 0.0
 
 
 class CpuMeter:
