@@ -25,6 +25,7 @@ from psycopg.rows import dict_row
 
 from bench.fault_load import Load
 from chalicelib.placement import SLOTS
+from chalicelib.repositories.placement import PlacementRepository
 from bench.fault_receiver import FaultReceiver
 from bench.fault_stack import FaultStack
 
@@ -215,8 +216,8 @@ def slot_owners(stack: FaultStack) -> dict[int, str | None]:
     """Placement: slot -> its holder when that runner is alive, else None."""
     live = set(stack.live_runners())
     with connect(stack) as conn:
-        rows = conn.execute("SELECT slot, runner_id FROM slot_placements").fetchall()
-    return {r["slot"]: (r["runner_id"] if r["runner_id"] in live else None) for r in rows}
+        holders = PlacementRepository.holders(conn)
+    return {slot: (runner if runner in live else None) for slot, runner in holders.items()}
 
 
 def wait_drained(stack: FaultStack, load: Load, receiver: FaultReceiver, since: float, timeout: float) -> Tally:

@@ -54,6 +54,7 @@ from chalicelib.bootstrap import Container  # noqa: E402
 from chalicelib.commands import outbox  # noqa: E402
 from chalicelib.config import load_settings  # noqa: E402
 from chalicelib.placement import slot_of  # noqa: E402
+from chalicelib.repositories.placement import PlacementRepository  # noqa: E402
 from chalicelib.schemas.sessions import CreateSessionRequest  # noqa: E402
 from devstack.processes import Child, free_port, start_child  # noqa: E402
 from devstack import offline_env  # noqa: E402
@@ -417,9 +418,7 @@ def failover_once(bench: Bench, ids: list[str], lifeline: str) -> tuple[float, f
 def bench_owners(bench: Bench) -> dict[int, str | None]:
     """Placement: slot -> its holder (None: none, or a stopped runner)."""
     with bench.container.db.connection() as conn:
-        rows = conn.execute("SELECT p.slot, CASE WHEN r.stopped_at IS NULL THEN p.runner_id END AS runner_id "
-                            "FROM slot_placements p LEFT JOIN runners r ON r.id = p.runner_id").fetchall()
-    return {r["slot"]: r["runner_id"] for r in rows}
+        return PlacementRepository.holders(conn)
 
 
 # -- memory -----------------------------------------------------------------------------

@@ -218,6 +218,14 @@ class PlacementRepository:
                 """, (ttl, session_id)).fetchone()
         return (row["id"], row["queue_url"]) if row else (None, None)
 
+    @staticmethod
+    def holders(conn: psycopg.Connection) -> dict[int, str | None]:
+        """Slot -> the runner holding it; None when no runner, or a stopped one, holds it
+        (tests, benches, operations: what placement says now, liveness aside)."""
+        rows = conn.execute("SELECT p.slot, CASE WHEN r.stopped_at IS NULL THEN p.runner_id END AS runner_id "
+                            "FROM slot_placements p LEFT JOIN runners r ON r.id = p.runner_id").fetchall()
+        return {r["slot"]: r["runner_id"] for r in rows}
+
     def snapshot(self) -> list[dict[str, Any]]:
         """Every runner holding slots, with its sessions and slots (operations, tests, the sim)."""
         with self.db.connection() as conn:

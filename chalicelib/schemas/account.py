@@ -1,14 +1,12 @@
 """Group administration, profile, privacy and blocklist (issue 17): requests and answers."""
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from typing import Annotated, Literal, Optional
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from chalicelib.schemas.base import Model, Strict
+from chalicelib.schemas.base import Model, Strict, check_base64
 from chalicelib.schemas.chats import GroupDetail, ParticipantResult, Participants, Person
 
 MAX_PICTURE_BYTES = 700 * 1024  # the runner's limit too (runner_container/wa_account.py); fits the API body
@@ -52,13 +50,7 @@ class PictureRequest(Strict):
     @field_validator("media_base64")
     @classmethod
     def _base64(cls, value: Optional[str]) -> Optional[str]:
-        if value is None:
-            return None
-        try:
-            base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("is not valid base64") from None
-        return value
+        return check_base64(value)
 
     @model_validator(mode="after")
     def _one_source(self) -> "PictureRequest":

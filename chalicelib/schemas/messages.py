@@ -1,14 +1,12 @@
 """`POST /sessions/{session_id}/messages`: one model per message type, chosen by `type`."""
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import ConfigDict, Field, RootModel, field_validator, model_validator
 
 from chalicelib.messaging.recipients import InvalidRecipient, normalise_recipient
-from chalicelib.schemas.base import Model
+from chalicelib.schemas.base import Model, check_base64
 from chalicelib.schemas.sessions import Strict, check_http_url
 
 MAX_TEXT = 65536
@@ -91,13 +89,7 @@ class MediaMessage(MessageBase):
     @field_validator("media_base64")
     @classmethod
     def _base64(cls, value: Optional[str]) -> Optional[str]:
-        if value is None:
-            return None
-        try:
-            base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("is not valid base64") from None
-        return value
+        return check_base64(value)
 
     @model_validator(mode="after")
     def _one_source(self):

@@ -14,6 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from chalicelib.repositories.placement import PlacementRepository
 from devstack import PROJECT_ROOT
 from devstack.processes import Child, free_port, start_child
 
@@ -108,9 +109,7 @@ def slot_owners(db) -> dict[int, str | None]:
     """Placement (migration 0082): slot -> the runner holding it; None when no runner, or a
     stopped one, holds it."""
     with db.connection() as conn:
-        rows = conn.execute("SELECT p.slot, CASE WHEN r.stopped_at IS NULL THEN p.runner_id END AS runner_id "
-                            "FROM slot_placements p LEFT JOIN runners r ON r.id = p.runner_id").fetchall()
-    return {r["slot"]: r["runner_id"] for r in rows}
+        return PlacementRepository.holders(conn)
 
 
 def holders(db) -> set[str | None]:
