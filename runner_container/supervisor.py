@@ -191,11 +191,7 @@ class RunnerSupervisor:
         self._stopping = True
         self.doorbell.stop()
         self.poller.stop(wait=True)
-        actors = self.actors.all()
-        for actor in actors:
-            actor.post("stop", True)
-        for actor in actors:
-            actor.done.wait(15)
+        self._stop_actors(self.actors.all(), graceful=True)
         self.ports.media.close()
         self.ports.events.close()
         self.acker.close()
@@ -212,11 +208,17 @@ class RunnerSupervisor:
 
     # -- slots --------------------------------------------------------------------------
     def _stop_slots(self, slots: set[int]) -> None:
-        """Stop the sessions of `slots`, all at once, and wait until their clients are closed."""
-        actors = [a for a in self.actors.all() if slot_of(a.session_id) in slots]
+        """Stop the sessions of `slots` (a handover) and wait until their clients are closed."""
+        self._stop_actors([a for a in self.actors.all() if slot_of(a.session_id) in slots], graceful=False)
+
+    @staticmethod
+    def _stop_actors(actors: list[Any], *, graceful: bool) -> None:
+        """Stop these sessions all at once, then wait for them, STOP_WAIT_SECONDS in all (the
+        shutdown used to wait up to 15 s for each in turn). `stopping` first: a write held
+        while the database is down gives up after its grace instead of holding the stop."""
         for actor in actors:
             actor.stopping.set()
-            actor.post("stop", False)
+            actor.post("stop", graceful)
         deadline = time.monotonic() + STOP_WAIT_SECONDS
         for actor in actors:
             actor.done.wait(max(0.0, deadline - time.monotonic()))
