@@ -33,13 +33,21 @@ def lifeline_held_sql(key: str, *, own: bool = False) -> str:
             f" AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()){holder})")
 
 
+def _lifelines_held_sql() -> str:
+    """A SELECT of the lifeline keys held in this database. Uncorrelated, so a query that
+    tests many runner rows against it reads `pg_locks` once (a hashed subplan), not once per row."""
+    return ("SELECT l.objid::bigint FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
+            f" AND l.classid = {LIFELINE_NAMESPACE}::oid AND l.objsubid = 2"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+
+
 def lifeline_cut_sql(alias: str) -> str:
     """SQL true when the runner row `alias` took a lifeline and its lock is gone: the
     process (or at least its connection) has ended. Only for a lock taken since the server
     started: a PostgreSQL restart ends every lock at once and says nothing of the runners
     (migration 0090); until a runner takes its lifeline again, its heartbeat decides."""
     return (f"({alias}.lifeline_key IS NOT NULL AND {alias}.lifeline_taken_at > pg_postmaster_start_time()"
-            f" AND NOT {lifeline_held_sql(f'{alias}.lifeline_key')})")
+            f" AND {alias}.lifeline_key::bigint NOT IN ({_lifelines_held_sql()}))")
 
 
 def heartbeat_sql(alias: str) -> str:
@@ -73,18 +81,10 @@ def runner_alive_sql(alias: str, ttl: str) -> str:
 
 
 def live_runners_sql(ttl: str) -> str:
-    """A SELECT of the live runners (`id`, `max_sessions`, `queue_url`) by the rule of
-    `runner_alive_sql` (same heartbeat, same lifeline rule, a restart of PostgreSQL
-    included), with `pg_locks` read once for all of them (an uncorrelated IN is one hashed
-    subplan), not once per runner row: placement reads it every tick.
-    tests/e2e/test_runner_lifeline.py checks that both give the same runners."""
-    held = ("SELECT l.objid::bigint FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
-            f" AND l.classid = {LIFELINE_NAMESPACE}::oid AND l.objsubid = 2"
-            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())")
-    return ("SELECT r.id, r.max_sessions, r.queue_url FROM runners r WHERE r.stopped_at IS NULL"
-            f" AND {heartbeat_sql('r')} > now() - make_interval(secs => {ttl})"
-            " AND (r.lifeline_key IS NULL OR r.lifeline_taken_at <= pg_postmaster_start_time()"
-            f" OR r.lifeline_key::bigint IN ({held}))")
+    """A SELECT of the live runners (`id`, `max_sessions`, `queue_url`): `runner_alive_sql`
+    over every row (placement reads it every tick; `pg_locks` is read once, see
+    `_lifelines_held_sql`)."""
+    return f"SELECT r.id, r.max_sessions, r.queue_url FROM runners r WHERE {runner_alive_sql('r', ttl)}"
 
 
 class RunnerRepository:
