@@ -66,6 +66,9 @@ def cmd_run(_args: argparse.Namespace) -> int:
         return 1
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # A shell runs a background job (`make run &` in a script, CI steps) with SIGINT ignored,
+    # and Python keeps an ignored SIGINT: Ctrl-C (or the group's SIGINT) would do nothing
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     stack = LocalStackEnvironment(env, log=_say)
     step = timed(_say)
     try:

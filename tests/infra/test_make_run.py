@@ -24,7 +24,7 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(stack, settings,
     env = {**stack.env, "SERVER_PORT": str(port), "DATA_DIR": str(tmp_path), "QUEUE_PREFIX": prefix}
     for name in ("DATABASE_URL", "ADMIN_API_KEY", "ENCRYPTION_KEY"):
         env.pop(name)  # the embedded server and generated keys, as on a fresh machine
-    launched = Launched(env)
+    launched = Launched(env, sigint_ignored=True)  # as from a script's `make run &`: Ctrl-C still stops it
     try:
         output = launched.wait_for_output(r"Ctrl-C stops everything", timeout=120)
         assert f"http://127.0.0.1:{port}" in output

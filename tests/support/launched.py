@@ -19,10 +19,13 @@ from devstack import PROJECT_ROOT
 
 
 class Launched:
-    def __init__(self, env: dict[str, str], *args: str):
+    def __init__(self, env: dict[str, str], *args: str, sigint_ignored: bool = False):
+        """`sigint_ignored`: start it the way a shell starts a background job (SIGINT ignored,
+        which a child inherits); Ctrl-C must stop it all the same."""
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
         self.process = subprocess.Popen([sys.executable, "-m", "devstack", "run", *args], cwd=str(PROJECT_ROOT),
                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=ignore)
         self._output: list[str] = []
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._drain, name="launched-stdout", daemon=True)
