@@ -90,7 +90,7 @@ def run_schemathesis(base: str, key: str, admin_key: str, session_id: str, who: 
     config.write_text(config_text(key, session_id, who, args))
     calls = work / f"{who}-calls.jsonl"
     report = work / f"{who}-report.json"
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(ROOT / "tests" / "fuzz_hooks.py"),
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(ROOT / "tests" / "support" / "fuzz_hooks.py"),
            "ZEMEOW_FUZZ_CALLS": str(calls), "ZEMEOW_FUZZ_LOG": str(work / f"{who}-planted.jsonl"),
            # deleting the target or rotating its key goes to a spare session (tests/support/fuzz_hooks.py)
            "ZEMEOW_FUZZ_API": base, "ZEMEOW_FUZZ_ADMIN_KEY": admin_key, "ZEMEOW_FUZZ_TARGET": session_id,
