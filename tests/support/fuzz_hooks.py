@@ -39,6 +39,10 @@ SPARE_ROUTES = {("DELETE", "/sessions/{session_id}"), ("POST", "/sessions/{sessi
 DEEP = 5000
 
 _turn = itertools.count()
+_kind_turn = itertools.count()  # its own counter, so every kind comes round whatever PLAIN_EVERY is
+_planted: dict[int, str] = {}
+_lock = threading.Lock()
+_MARK = "__zemeow_fuzz_mark__"
 
 
 def _serialise_ast_parse() -> None:
@@ -58,10 +62,6 @@ def _serialise_ast_parse() -> None:
 
 
 _serialise_ast_parse()
-_kind_turn = itertools.count()  # its own counter, so every kind comes round whatever PLAIN_EVERY is
-_planted: dict[int, str] = {}
-_lock = threading.Lock()
-_MARK = "__zemeow_fuzz_mark__"
 
 
 def _leaves(value: Any, path: tuple = ()) -> list[tuple]:

@@ -32,10 +32,6 @@ class Launched:
         self._reader.start()
 
     @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
     def output(self) -> str:
         with self._changed:
             return "".join(self._output)
