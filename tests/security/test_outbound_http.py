@@ -102,9 +102,12 @@ def _violations(path: Path) -> list[str]:
                           "requests.sessions.Session", "Session"):
                 found.append(f"{path}:{node.lineno}: {name}(...)")
         elif isinstance(node, ast.ImportFrom) and node.module in ("requests", "httpx", "urllib.request",
-                                                                   "http.client", "requests.sessions"):
+                                                                   "http.client", "requests.sessions", "urllib3",
+                                                                   "urllib3.poolmanager"):
             names = {a.name for a in node.names}
             bad = names & (REQUESTS_CALLS | {"urlopen", "HTTPConnection", "HTTPSConnection", "Client"})
+            if node.module in ("urllib3", "urllib3.poolmanager"):
+                bad = names & {"PoolManager", "ProxyManager", "request", "proxy_from_url"}
             if bad:
                 found.append(f"{path}:{node.lineno}: from {node.module} import {', '.join(sorted(bad))}")
     return found
@@ -125,5 +128,6 @@ def test_no_module_builds_its_own_http_client():
 def test_the_scan_would_see_a_violation(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("import requests\nfrom requests import Session\n"
-                      "s = requests.Session()\nrequests.get('http://x')\nrequests.request('GET', 'u')\n")
-    assert len(_violations(sample)) == 4
+                      "s = requests.Session()\nrequests.get('http://x')\nrequests.request('GET', 'u')\n"
+                      "from urllib3 import PoolManager\nurllib3.PoolManager()\n")
+    assert len(_violations(sample)) == 6
