@@ -37,6 +37,7 @@ from bench.fault_receiver import FaultReceiver  # noqa: E402
 from bench.fault_stack import RUNNER_IDS, FaultStack  # noqa: E402
 
 COMPRESSED_RETRY_SCHEDULE = "1s,5s,15s,30s,60s,120s,300s"
+DRAIN_AFTER_NO_RECOVERY = 60.0  # seconds: a scenario that did not recover prints its row soon after
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,11 @@ class Bench:
                                   expect_runners=len(self.stack.live_runners()), waiting=waiting)
         time.sleep(max(0.0, self.scale.tail - (time.time() - fault_end)))
         load.stop()
-        tally = wait_drained(self.stack, load, self.receiver, since, self.scale.recovery_timeout)
+        if recovery is None:  # say so at once; the drain then gets a short wait, not a second full one
+            self.log(f"    no full recovery within {self.scale.recovery_timeout:g}s; still waiting for: "
+                     f"{', '.join(waiting)}")
+        drain_timeout = self.scale.recovery_timeout if recovery is not None else DRAIN_AFTER_NO_RECOVERY
+        tally = wait_drained(self.stack, load, self.receiver, since, drain_timeout)
         row = tally.row(f"{number} {name}")
         row.recovery_s = recovery
         if recovery is None:
