@@ -33,7 +33,7 @@ from typing import Any, Iterator, Mapping
 
 import ssl
 
-from urllib3 import PoolManager
+from urllib3 import HTTPHeaderDict, PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (ConnectTimeoutError, DecodeError, LocationValueError, MaxRetryError,
@@ -211,7 +211,7 @@ class OutboundHttp:
         reading = False
         try:
             response = self._pools().urlopen(
-                method, url, body=data, headers={"User-Agent": self.user_agent, "Accept": "*/*", **(headers or {})},
+                method, url, body=data, headers=self._headers(headers),
                 retries=retries, redirect=follow_redirects, preload_content=False,
                 timeout=Timeout(connect=min(connect_timeout or timeout, timeout), read=timeout))
             reading = True
@@ -225,6 +225,11 @@ class OutboundHttp:
             raise _classify(exc, scope, timeout, what, reading=reading) from None
         finally:
             deadline.end(scope)
+
+    def _headers(self, given: Mapping[str, str] | None) -> HTTPHeaderDict:
+        headers = HTTPHeaderDict({"User-Agent": self.user_agent, "Accept": "*/*"})
+        headers.update(given or {})  # names match case-insensitively: a caller's User-Agent replaces ours
+        return headers
 
     @staticmethod
     def _read(response: BaseHTTPResponse, scope: deadline.Scope, max_bytes: int, overflow: str, drain: int,

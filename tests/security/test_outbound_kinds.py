@@ -174,7 +174,7 @@ def test_the_user_agent_is_ours_and_a_callers_header_wins(client):
     server = HttpServer({"/": record})
     try:
         client.request("GET", server.url("/"), timeout=5, headers={"X-Extra": "1"})
-        client.request("GET", server.url("/"), timeout=5, headers={"User-Agent": "custom"})
+        client.request("GET", server.url("/"), timeout=5, headers={"user-agent": "custom"})
         assert seen == [("zemeow-test", "1"), ("custom", None)]
     finally:
         server.close()
