@@ -294,7 +294,7 @@ def main() -> int:
     parser.add_argument("--bridges", type=int, default=4, help="bridge processes (= concurrent Lambda pollers)")
     parser.add_argument("--rate", type=float, default=300.0)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each latency round")
-    parser.add_argument("--rounds", type=int, default=2, help="latency rounds of each kind, clean and failing")
+    parser.add_argument("--rounds", type=int, default=3, help="latency rounds of each kind, clean and failing")
     args = parser.parse_args()
 
     stack = LocalStackEnvironment(bench_env(), database_name=f"zemeow_bench_{os.getpid()}", fresh_database=True,
@@ -378,7 +378,7 @@ def main() -> int:
 
         # 3 and 4. latency at a fixed rate, clean and with endpoint 1 of 10 always 500, in
         # interleaved rounds (after a short warm-up at that rate, not counted)
-        fixed_rate(sqs, events_url, sessions, uids, args.rate, 3.0, arrivals)
+        fixed_rate(sqs, events_url, sessions, uids, args.rate, 5.0, arrivals)
         others = sessions[1:]
         clean: list[dict[str, list[float]]] = []
         failing: list[dict[str, list[float]]] = []
