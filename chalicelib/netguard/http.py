@@ -4,9 +4,9 @@ and anything that makes an HTTP request on a caller's behalf later.
 `OutboundHttp(policy).request(...)` is the only way in (a test fails if a module of
 `chalicelib/` or `runner_container/` builds its own `requests.Session`, urllib3
 `PoolManager`, or calls `requests.get/post/...`). It is urllib3 directly, not requests:
-requests cost about 0.9 ms more CPU per POST on these machines (a webhook POST
-spent ~2.0 ms of client CPU through requests, ~1.1 ms through urllib3), and the webhook
-pipeline is CPU-bound. It guarantees, for every request:
+requests cost 0.5-0.7 ms more CPU per POST on these machines (1.14 ms of client CPU per
+keep-alive POST through requests, 0.40-0.65 ms through urllib3), and the bridges' CPU is
+the webhook pipeline's largest share. It guarantees, for every request:
 
 - the SSRF guard on every connection, redirect hops included: the host is looked up once
   (`NetPolicy.resolve`), every address checked, and the socket connects to a checked
