@@ -27,11 +27,10 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import ssl
 import threading
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
-
-import ssl
 
 from urllib3 import HTTPHeaderDict, PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -324,7 +323,10 @@ def _by_type(exc: BaseException, chain: list[BaseException], what: str) -> Outbo
         return OutboundError("connection_failed", "connection failed: the TLS handshake or certificate check failed")
     if isinstance(exc, MaxRetryError) and isinstance(exc.reason, ResponseError):
         return OutboundError("too_many_redirects", f"the {what} redirected too many times")
-    if any(isinstance(i, (LocationValueError, ValueError)) and not isinstance(i, OSError) for i in chain):
+    # a bad Location: urljoin's ValueError at the top, or urllib3's URL errors below it (not any
+    # ValueError in the chain: a broken chunk length carries one, and is a protocol error)
+    if (isinstance(exc, ValueError) and not isinstance(exc, OSError)) or any(
+            isinstance(i, LocationValueError) for i in chain):
         return OutboundRefused(f"the {what} redirected to a URL that is not a valid http(s) URL")
     if any(isinstance(i, DecodeError) for i in chain):
         return OutboundError("protocol_error", "the answer was cut off or is not valid HTTP")

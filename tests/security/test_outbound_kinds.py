@@ -110,6 +110,17 @@ def test_an_answer_cut_off_mid_body_is_a_protocol_error(client):
         server.close()
 
 
+def test_a_broken_chunk_length_is_a_protocol_error_not_a_refusal(client):
+    """A refusal is final (a webhook is not retried); a broken answer must stay retryable."""
+    server = RawServer(raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"))
+    try:
+        with pytest.raises(OutboundError) as info:
+            client.request("GET", f"http://127.0.0.1:{server.port}/", timeout=5)
+        assert info.value.kind == "protocol_error"
+    finally:
+        server.close()
+
+
 def test_garbage_instead_of_http_is_not_a_success(client):
     server = RawServer(raw(b"SSH-2.0-OpenSSH_9.6\r\n"))
     try:
