@@ -81,7 +81,17 @@ class EventPublisher:
 
     def send(self, envelopes: Iterable[dict[str, Any]]) -> int:
         """Send recorded envelopes; mark those SQS took. Never raises on a queue outage."""
-        envelopes = list(envelopes)
+        sent = self._hand_to_sqs(list(envelopes))
+        if sent:
+            try:
+                with self.db.connection() as conn:
+                    self.outbox.mark_sent(conn, sent)
+            except Exception:  # noqa: BLE001 - worst case a duplicate later; receivers dedupe
+                pass
+        return len(sent)
+
+    def _hand_to_sqs(self, envelopes: list[dict[str, Any]]) -> list[str]:
+        """The ids of the envelopes SQS took (batches of 10; a failed batch is skipped)."""
         sent: list[str] = []
         for start in range(0, len(envelopes), SQS_BATCH):
             chunk = envelopes[start:start + SQS_BATCH]
@@ -95,16 +105,15 @@ class EventPublisher:
             except Exception:  # noqa: BLE001 - the outbox keeps them; the sweeper resends
                 continue
             sent.extend(chunk[int(ok["Id"])]["id"] for ok in answer.get("Successful", []))
-        if sent:
-            try:
-                with self.db.connection() as conn:
-                    self.outbox.mark_sent(conn, sent)
-            except Exception:  # noqa: BLE001 - worst case a duplicate later; receivers dedupe
-                pass
-        return len(sent)
+        return sent
 
     def flush_pending(self, older_than_seconds: float = 5.0, limit: int = 500) -> int:
-        """Send outbox rows that were not sent (SQS was down); returns how many went out."""
+        """Send outbox rows that were not sent (SQS was down); returns how many went out.
+        The rows stay locked from the read to their `sent_at`, so of several runners sweeping
+        at once each row is sent by one."""
         with self.db.connection() as conn:
-            pending = self.outbox.unsent(conn, older_than_seconds, limit)
-        return self.send(pending) if pending else 0
+            with conn.transaction():
+                pending = self.outbox.claim_unsent(conn, older_than_seconds, limit)
+                sent = self._hand_to_sqs(pending) if pending else []
+                self.outbox.mark_sent(conn, sent)
+        return len(sent)
