@@ -143,6 +143,7 @@ class Load:
         self.abandoned: list[str] = []  # never answered within give_up_after
         self.inbound: dict[str, str] = {}  # text -> session id (the emulator took it)
         self.inbound_at: dict[str, float] = {}  # text -> when the emulator took it (epoch seconds)
+        self.inbound_runner: dict[str, str] = {}  # text -> the runner whose emulator took it
         self.inbound_missed = 0  # no runner held the session at that moment (not sent)
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix=f"load-{tag}")
@@ -228,6 +229,7 @@ class Load:
                 with self.lock:
                     self.inbound[text] = session.sid
                     self.inbound_at[text] = time.time()
+                    self.inbound_runner[text] = rid
                 return
             self.holders.pop(session.sid, None)
         with self.lock:

@@ -65,6 +65,7 @@ class FaultStack:
         }
         self.stack = LocalStackEnvironment(offline_env(env), database_name="zemeow_faults", log=log)
         self.runners: dict[str, Child] = {}
+        self.killed_at: dict[str, float] = {}  # runner id -> its last SIGKILL (epoch seconds)
         self.ports: dict[str, tuple[int, int]] = {rid: (free_port(), free_port()) for rid in RUNNER_IDS}
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -153,6 +154,7 @@ class FaultStack:
         return child
 
     def kill_runner(self, rid: str) -> None:
+        self.killed_at[rid] = time.time()
         self.runners.pop(rid).kill()
 
     def emulator_url(self, rid: str) -> str:

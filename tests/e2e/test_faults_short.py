@@ -15,6 +15,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from bench.fault_count import ACK_WINDOW
 from bench.fault_load import pair_sessions
 from bench.fault_receiver import FaultReceiver
 from bench.fault_stack import RUNNER_IDS, FaultStack
@@ -42,7 +43,11 @@ def bench(stack):
 
 
 def _assert_nothing_lost(row):
-    assert (row.cmd_lost, row.ev_lost, row.inbound_lost) == (0, 0, 0), row
+    # the one loss allowed is the documented SIGKILL window (bench/fault_count.py ACK_WINDOW):
+    # a received message handed to a runner in the second before its SIGKILL; at most what
+    # that second's inbound rate could bring
+    assert (row.cmd_lost, row.ev_lost, row.inbound_lost - row.inbound_at_kill) == (0, 0, 0), row
+    assert row.inbound_at_kill <= SHORT.inbound_rate * ACK_WINDOW + 1, row
     assert row.once + row.twice + row.cmd_failed == row.accepted
     assert row.delivered + row.dlq == row.events
     assert row.recovery_s is not None, f"no full recovery: {row}"
