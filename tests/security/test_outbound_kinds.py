@@ -31,6 +31,17 @@ def raw(answer: bytes, *, close: bool = True):
     return serve
 
 
+def failure(client, answer: bytes, method: str = "GET", **options) -> OutboundError:
+    """The error `client` raises against a raw server that answers `answer` and hangs up."""
+    server = RawServer(raw(answer))
+    try:
+        with pytest.raises(OutboundError) as info:
+            client.request(method, f"http://127.0.0.1:{server.port}/", timeout=5, **options)
+        return info.value
+    finally:
+        server.close()
+
+
 def test_a_redirect_loop_is_too_many_redirects(client):
     server = HttpServer({"/a": redirect_to("/b"), "/b": redirect_to("/a")})
     try:
@@ -90,65 +101,35 @@ def test_a_closed_port_is_a_failed_connection_named_by_its_errno(client):
 
 
 def test_a_peer_that_hangs_up_before_answering_is_a_failed_connection(client):
-    server = RawServer(raw(b""))
-    try:
-        with pytest.raises(OutboundError) as info:
-            client.request("POST", f"http://127.0.0.1:{server.port}/hook", data=b"{}", timeout=5)
-        assert info.value.kind == "connection_failed"
-    finally:
-        server.close()
+    assert failure(client, b"", "POST", data=b"{}").kind == "connection_failed"
 
 
 def test_an_answer_cut_off_mid_body_is_a_protocol_error(client):
-    server = RawServer(raw(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-part"))
-    try:
-        with pytest.raises(OutboundError) as info:
-            client.request("GET", f"http://127.0.0.1:{server.port}/", timeout=5)
-        assert (info.value.kind, info.value.message) == ("protocol_error",
-                                                         "the answer was cut off or is not valid HTTP")
-    finally:
-        server.close()
+    error = failure(client, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-part")
+    assert (error.kind, error.message) == ("protocol_error", "the answer was cut off or is not valid HTTP")
 
 
 def test_a_broken_chunk_length_is_a_protocol_error_not_a_refusal(client):
     """A refusal is final (a webhook is not retried); a broken answer must stay retryable."""
-    server = RawServer(raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"))
-    try:
-        with pytest.raises(OutboundError) as info:
-            client.request("GET", f"http://127.0.0.1:{server.port}/", timeout=5)
-        assert info.value.kind == "protocol_error"
-    finally:
-        server.close()
+    error = failure(client, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+    assert error.kind == "protocol_error"
 
 
 def test_garbage_instead_of_http_is_not_a_success(client):
-    server = RawServer(raw(b"SSH-2.0-OpenSSH_9.6\r\n"))
-    try:
-        with pytest.raises(OutboundError) as info:
-            client.request("GET", f"http://127.0.0.1:{server.port}/", timeout=5)
-        assert info.value.kind in ("protocol_error", "connection_failed")
-        assert "SSH" not in info.value.message  # never the peer's bytes
-    finally:
-        server.close()
+    error = failure(client, b"SSH-2.0-OpenSSH_9.6\r\n")
+    assert error.kind in ("protocol_error", "connection_failed")
+    assert "SSH" not in error.message  # never the peer's bytes
 
 
 def test_a_declared_body_over_the_limit_is_too_large_before_reading_it(client):
-    server = RawServer(raw(b"HTTP/1.1 200 OK\r\nContent-Length: 5000000\r\n\r\n" + b"x" * 1000))
-    try:
-        with pytest.raises(OutboundError) as info:
-            client.request("GET", f"http://127.0.0.1:{server.port}/", timeout=5, max_bytes=1000)
-        assert (info.value.kind, info.value.declared_size) == ("too_large", 5_000_000)
-    finally:
-        server.close()
+    error = failure(client, b"HTTP/1.1 200 OK\r\nContent-Length: 5000000\r\n\r\n" + b"x" * 1000, max_bytes=1000)
+    assert (error.kind, error.declared_size) == ("too_large", 5_000_000)
 
 
 def test_posts_to_one_endpoint_reuse_one_connection(client):
     """Keep-alive: the webhook pipeline's speed rests on it (a new TCP connection per POST
     would double its cost). Ten POSTs from one thread, one connection at the server."""
-    connections = []
-
     def serve(conn: socket.socket) -> None:
-        connections.append(conn)
         buffer = b""
         while True:
             data = conn.recv(65536)
